@@ -1,0 +1,34 @@
+/* libvmem allocator hook: every allocation the library makes goes through one of these. */
+#ifndef LIBVMEM_ALLOC_H
+#define LIBVMEM_ALLOC_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The library never calls malloc directly. Objects take a `const vmem_allocator *`
+ * at creation and keep the pointer (the allocator must outlive them).
+ *
+ * - alloc/free: metadata (handles, slot arrays); alignment at least 16 bytes.
+ * - alloc_page/free_page: one zero-filled, 4096-byte-aligned 4 KiB page
+ *   (paging-structure pages: EPT and shadow tables).
+ * Any function may return NULL; the library then fails the call with
+ * VMEM_E_NOMEM and leaves every structure as it was. */
+typedef struct vmem_allocator {
+	void *(*alloc)(void *ctx, size_t size);
+	void (*free)(void *ctx, void *ptr, size_t size);
+	void *(*alloc_page)(void *ctx);
+	void (*free_page)(void *ctx, void *page);
+	void *ctx;
+} vmem_allocator;
+
+/* The default allocator (jemalloc). Hosted builds only; NULL in a
+ * freestanding build. Passing NULL where an allocator is expected means this. */
+const vmem_allocator *vmem_allocator_default(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
