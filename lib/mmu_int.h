@@ -1,0 +1,35 @@
+/* libvmem MMU internals: the mode descriptor one walker is driven by (cf. KVM's paging_tmpl.h). */
+#ifndef VMEM_MMU_INT_H
+#define VMEM_MMU_INT_H
+
+#include <libvmem/paging.h>
+#include "vmem_int.h"
+
+/* Access index: the VMEM_ACC_* bits of walk.h (5 bits). */
+#define MMU_ACC_INDEXES 32
+
+/* pte_access: the combined permissions of a translation, as a 3-bit index. */
+#define PA_W 1u /* R/W = 1 at every level */
+#define PA_U 2u /* U/S = 1 at every level */
+#define PA_X 4u /* XD = 0 at every level */
+
+struct vmem_mmu {
+	/* Hot: read on every walk. */
+	uint8_t mode;           /* vmem_mode */
+	uint8_t top;            /* level the walk starts at (5, 4, 2 for 32-bit, 2 for PAE after the PDPTE) */
+	uint8_t va_bits;        /* 57, 48 (canonical check) or 32 */
+	uint8_t large_ok[6];    /* PS=1 ends the walk at this level */
+	uint32_t pkru;
+	uint64_t root;          /* gpa of the top table (not used in PAE) */
+	uint64_t rsvd[6][2];    /* [level][PS] bits that must be 0 in a present entry */
+	uint64_t frame[6][2];   /* [level][PS] address bits of the next table / the page */
+	uint8_t perm[MMU_ACC_INDEXES];   /* bit p set: pte_access p faults (SDM 4.6) */
+	uint8_t pkmask[MMU_ACC_INDEXES]; /* PKRU bits that apply: 1 = AD, 2 = WD (SDM 4.6.2) */
+	uint16_t pfec[MMU_ACC_INDEXES];  /* W/R, U/S, I/D bits of the error code (SDM 4.7) */
+	uint64_t pdpte_rsvd;    /* PAE PDPTE reserved bits (SDM 4.4.1) */
+	uint64_t pdpte[4];
+	/* Cold. */
+	vmem_regs regs;
+	const vmem_allocator *alloc;
+};
+#endif

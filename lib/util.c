@@ -1,0 +1,68 @@
+/* libvmem core utilities: memory primitives and allocator dispatch, with no libc. */
+#include "vmem_int.h"
+
+/* Plain byte loops: the freestanding core must not depend on libc's memset/memcpy. */
+void vmi_memset(void *dst, int c, size_t n)
+{
+	volatile unsigned char *d = dst; /* volatile: keep the compiler from calling memset */
+	while (n--)
+		*d++ = (unsigned char)c;
+}
+
+void vmi_memcpy(void *dst, const void *src, size_t n)
+{
+	volatile unsigned char *d = dst;
+	const unsigned char *s = src;
+	while (n--)
+		*d++ = *s++;
+}
+
+void vmi_memmove(void *dst, const void *src, size_t n)
+{
+	volatile unsigned char *d = dst;
+	const unsigned char *s = src;
+	if (d < s) {
+		while (n--)
+			*d++ = *s++;
+	} else {
+		while (n--)
+			d[n] = s[n];
+	}
+}
+
+const vmem_allocator *vmi_alloc_resolve(const vmem_allocator *a)
+{
+	return a ? a : vmem_allocator_default();
+}
+
+void *vmi_alloc(const vmem_allocator *a, size_t size)
+{
+	a = vmi_alloc_resolve(a);
+	if (!a || !a->alloc)
+		return NULL;
+	return a->alloc(a->ctx, size);
+}
+
+void *vmi_zalloc(const vmem_allocator *a, size_t size)
+{
+	void *p = vmi_alloc(a, size);
+	if (p)
+		vmi_memset(p, 0, size);
+	return p;
+}
+
+void vmi_free(const vmem_allocator *a, void *p, size_t size)
+{
+	if (!p)
+		return;
+	a = vmi_alloc_resolve(a);
+	a->free(a->ctx, p, size);
+}
+
+#ifdef VMEM_FREESTANDING
+/* No default allocator without libc: the driver passes its own. */
+const vmem_allocator *vmem_allocator_default(void)
+{
+	return NULL;
+}
+#endif

@@ -1,0 +1,33 @@
+/* libvmem internal helpers shared by the core sources: allocation, memory primitives, asserts. */
+#ifndef VMEM_INT_H
+#define VMEM_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <libvmem/alloc.h>
+#include <libvmem/error.h>
+
+#define vmi_likely(x) __builtin_expect(!!(x), 1)
+#define vmi_unlikely(x) __builtin_expect(!!(x), 0)
+
+/* Assumptions stated as asserts: on in debug builds, a trap (no libc needed). */
+#ifdef NDEBUG
+#define VMI_ASSERT(c) ((void)0)
+#else
+#define VMI_ASSERT(c) do { if (!(c)) __builtin_trap(); } while (0)
+#endif
+
+/* Bits hi..lo set (inclusive), as the SDM writes ranges. */
+#define VMI_BITS(hi, lo) ((~0ull >> (63 - (hi))) & ~((1ull << (lo)) - 1))
+
+void vmi_memset(void *dst, int c, size_t n);
+void vmi_memcpy(void *dst, const void *src, size_t n);
+void vmi_memmove(void *dst, const void *src, size_t n);
+
+/* Allocation through a hook; NULL hook means the default (hosted) allocator. */
+const vmem_allocator *vmi_alloc_resolve(const vmem_allocator *a);
+void *vmi_alloc(const vmem_allocator *a, size_t size);
+void *vmi_zalloc(const vmem_allocator *a, size_t size);
+void vmi_free(const vmem_allocator *a, void *p, size_t size);
+#endif

@@ -1,0 +1,156 @@
+/* libvmem guest page walk (SDM vol. 3A ch. 4): linear -> guest-physical, driven by the MMU's mode descriptor. */
+#include <libvmem/pte.h>
+#include <libvmem/walk.h>
+#include "gmem_int.h"
+#include "mmu_int.h"
+
+/* A concurrent writer that changes an entry between our read and our A/D
+ * compare-and-swap makes the walk start over; give up after this many. */
+#define WALK_MAX_RETRIES 16
+#define ACC_VALID (VMEM_ACC_WRITE | VMEM_ACC_FETCH | VMEM_ACC_USER | VMEM_ACC_IMPLICIT | VMEM_ACC_AC)
+
+/* PAE paging: the walk starts at a PDPTE register, which takes no accessed
+ * flag and no part in the R/W and U/S checks (SDM 4.4.1, 4.6). */
+static bool walk_pae_pdpte(const struct vmem_mmu *m, uint64_t la, unsigned acc, uint64_t *table,
+			   vmem_walk_result *res, vmem_walk_trace *tr)
+{
+	unsigned i = (unsigned)(la >> 30) & 3;
+	uint64_t pdpte = m->pdpte[i];
+	if (tr) {
+		tr->e[0].gpa = (m->regs.cr3 & 0xffffffe0ull) + 8 * i;
+		tr->e[0].value = pdpte;
+		tr->e[0].level = 3;
+		tr->n = 1;
+	}
+	if (!(pdpte & VMEM_PTE_P)) {
+		res->status = VMEM_WALK_PF;
+		res->error_code = m->pfec[acc];
+		res->level = 3;
+		res->entry = pdpte;
+		res->info = vmem_swap_is_entry(pdpte) ? VMEM_WINFO_SWAP : 0;
+		return false;
+	}
+	if (pdpte & m->pdpte_rsvd) {
+		/* Only reachable through vmem_mmu_set_pdptes (MOV CR3 would have #GP'd): report as KVM does. */
+		res->status = VMEM_WALK_PF;
+		res->error_code = m->pfec[acc] | VMEM_PFEC_P | VMEM_PFEC_RSVD;
+		res->level = 3;
+		res->entry = pdpte;
+		return false;
+	}
+	*table = pdpte & m->frame[3][0];
+	return true;
+}
+
+#define PTE_BITS 64
+#include "walk_tmpl.h"
+#undef PTE_BITS
+#define PTE_BITS 32
+#include "walk_tmpl.h"
+#undef PTE_BITS
+
+/* Check arguments and the address form; 0 = go on walking, 1 = res is final, <0 = error. */
+static int walk_prologue(const struct vmem_mmu *m, uint64_t la, unsigned acc, vmem_walk_result *res)
+{
+	if ((acc & ~ACC_VALID) || ((acc & VMEM_ACC_WRITE) && (acc & VMEM_ACC_FETCH)))
+		return VMEM_E_INVAL;
+	res->gpa = res->page_size = res->entry = 0;
+	res->error_code = 0;
+	res->status = VMEM_WALK_OK;
+	res->level = res->perms = res->info = 0;
+	if (m->va_bits == 32) {
+		if (la >> 32)
+			return VMEM_E_INVAL; /* linear addresses are 32 bits outside IA-32e mode */
+	} else {
+		/* Non-canonical: #GP (#SS for stack references), never a #PF (SDM 3.3.7.1). */
+		unsigned sh = 64u - m->va_bits;
+		if ((uint64_t)((int64_t)(la << sh) >> sh) != la) {
+			res->status = VMEM_WALK_GP;
+			return 1;
+		}
+	}
+	if (m->mode == VMEM_MODE_NONE) {
+		res->gpa = la;
+		res->page_size = VMEM_PAGE_4K;
+		res->perms = VMEM_PERM_W | VMEM_PERM_U | VMEM_PERM_X;
+		return 1;
+	}
+	return 0;
+}
+
+vmem_err vmem_walk(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc,
+		   unsigned flags, vmem_walk_result *res, vmem_walk_trace *tr)
+{
+	if (!m || !gm || !res)
+		return VMEM_E_INVAL;
+	if (tr)
+		tr->n = 0;
+	int rc = walk_prologue(m, la, acc, res);
+	if (rc)
+		return rc < 0 ? (vmem_err)rc : VMEM_OK;
+	if (m->mode == VMEM_MODE_32BIT)
+		return walk32(m, gm, la, acc, flags, res, tr);
+	return walk64(m, gm, la, acc, flags, res, tr);
+}
+
+/* Batched walks: up to BATCH_LANES walks advance a level at a time in turn,
+ * each lane's next entry prefetched, so that their cache misses overlap
+ * instead of queueing behind each other. 4- and 5-level paging only; other
+ * modes (and any lane that needs a retry) take the single-walk path. */
+#define BATCH_LANES 16
+
+vmem_err vmem_walk_batch(const vmem_mmu *m, vmem_gmem *gm, const uint64_t *la, size_t n,
+			 unsigned acc, unsigned flags, vmem_walk_result *res)
+{
+	if (!m || !gm || (!la && n) || (!res && n))
+		return VMEM_E_INVAL;
+	if (m->mode < VMEM_MODE_4LEVEL) {
+		for (size_t i = 0; i < n; i++) {
+			vmem_err e = vmem_walk(m, gm, la[i], acc, flags, &res[i], NULL);
+			if (e)
+				return e;
+		}
+		return VMEM_OK;
+	}
+	struct lane64 lanes[BATCH_LANES];
+	for (size_t base = 0; base < n; base += BATCH_LANES) {
+		unsigned k = n - base < BATCH_LANES ? (unsigned)(n - base) : BATCH_LANES;
+		unsigned live = 0, idx[BATCH_LANES];
+		for (unsigned j = 0; j < k; j++) {
+			vmem_walk_result *r = &res[base + j];
+			int rc = walk_prologue(m, la[base + j], acc, r);
+			if (rc < 0)
+				return (vmem_err)rc;
+			if (rc)
+				continue;
+			lane_init64(&lanes[j], m, la[base + j]);
+			if (!lane_locate64(&lanes[j], gm, r))
+				continue;
+			if (lanes[j].p)
+				__builtin_prefetch(lanes[j].p);
+			idx[live++] = j;
+		}
+		while (live) {
+			unsigned still = 0;
+			for (unsigned q = 0; q < live; q++) {
+				unsigned j = idx[q];
+				struct lane64 *l = &lanes[j];
+				vmem_walk_result *r = &res[base + j];
+				int rc = lane_consume64(l, m, acc, r, NULL);
+				if (rc > 0) {
+					if (!lane_locate64(l, gm, r))
+						continue;
+					if (l->p)
+						__builtin_prefetch(l->p);
+					idx[still++] = j;
+				} else if (rc == 0 && !lane_finish64(l, m, acc, flags, r)) {
+					vmem_err e = vmem_walk(m, gm, la[base + j], acc, flags, r, NULL);
+					if (e)
+						return e;
+				}
+			}
+			live = still;
+		}
+	}
+	return VMEM_OK;
+}
