@@ -1,0 +1,361 @@
+/* bench_walk: libvmem's page walker timed against the plain baseline walker, as ratios in one run. */
+#define _POSIX_C_SOURCE 200809L
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bench_env.h"
+#include "bench_rng.h"
+#include "faults.h"
+
+#define GIB (1ull << 30)
+#define LA_4L 0x00007f0000000000ull /* PML4 index 254 */
+#define LA_5L 0x00127f0000000000ull /* PML5 index 18, PML4 index 254 */
+
+enum space_id { SP_1G_4K, SP_1G_2M, SP_1G_4K_5L, SP_64G_4K, SP_COUNT };
+enum pattern { PAT_RANDOM, PAT_SEQ };
+enum mode { MODE_SINGLE, MODE_BATCH };
+
+static const struct space_def {
+	uint64_t span, page_size;
+	unsigned levels;
+} spaces[SP_COUNT] = {
+	[SP_1G_4K] = { GIB, 1ull << 12, 4 },
+	[SP_1G_2M] = { GIB, 1ull << 21, 4 },
+	[SP_1G_4K_5L] = { GIB, 1ull << 12, 5 },
+	[SP_64G_4K] = { 64 * GIB, 1ull << 12, 4 },
+};
+
+typedef struct bcase {
+	const char *name, *desc;
+	enum space_id space;
+	enum pattern pattern;
+	enum mode mode;
+	unsigned access, flags;
+} bcase;
+
+#define ACC_R (VMEM_ACC_USER | VMEM_ACC_READ)
+#define ACC_W (VMEM_ACC_USER | VMEM_ACC_WRITE)
+
+static const bcase cases[] = {
+	{ "random1g", "(a) random, 1 GiB 4K", SP_1G_4K, PAT_RANDOM, MODE_SINGLE, ACC_R, 0 },
+	{ "seq1g", "(b) sequential, 1 GiB 4K", SP_1G_4K, PAT_SEQ, MODE_SINGLE, ACC_R, 0 },
+	{ "random2m", "(c) random, 1 GiB 2M pages", SP_1G_2M, PAT_RANDOM, MODE_SINGLE, ACC_R, 0 },
+	{ "random5l", "(d) random, 1 GiB 4K, 5-level", SP_1G_4K_5L, PAT_RANDOM, MODE_SINGLE, ACC_R, 0 },
+	{ "random64g", "(e) random, 64 GiB 4K", SP_64G_4K, PAT_RANDOM, MODE_SINGLE, ACC_R, 0 },
+	{ "batch1g", "(f) batch, random 1 GiB 4K", SP_1G_4K, PAT_RANDOM, MODE_BATCH, ACC_R, 0 },
+	{ "batch64g", "(f) batch, random 64 GiB 4K", SP_64G_4K, PAT_RANDOM, MODE_BATCH, ACC_R, 0 },
+	{ "adset", "(g) write, A/D already set", SP_1G_4K, PAT_RANDOM, MODE_SINGLE, ACC_W, 0 },
+	{ "noad", "(g) write, VMEM_WALK_NO_AD", SP_1G_4K, PAT_RANDOM, MODE_SINGLE, ACC_W, VMEM_WALK_NO_AD },
+};
+#define N_CASES (sizeof(cases) / sizeof(cases[0]))
+
+static struct options {
+	const char *only_case; /* NULL: all */
+	const char *only_walker; /* NULL, "lib" or "base" */
+	size_t n;
+	unsigned reps, warmup;
+	size_t batch;
+	int smoke;
+} opt = { NULL, NULL, 0, 7, 1, 256, 0 };
+
+volatile uint64_t bench_sink;
+
+/* ---- timed loops: noinline so callgrind can toggle collection on them ---- */
+
+__attribute__((noinline)) uint64_t loop_lib(const bench_env *env, const uint64_t *la, size_t n,
+					    unsigned access, unsigned flags);
+__attribute__((noinline)) uint64_t loop_batch(const bench_env *env, const uint64_t *la, size_t n,
+					      unsigned access, unsigned flags, vmem_walk_result *res,
+					      size_t chunk);
+__attribute__((noinline)) uint64_t loop_base(const bench_env *env, const uint64_t *la, size_t n,
+					     unsigned access, unsigned flags);
+
+uint64_t loop_lib(const bench_env *env, const uint64_t *la, size_t n, unsigned access,
+		  unsigned flags)
+{
+	uint64_t sum = 0;
+	vmem_walk_result r;
+
+	for (size_t i = 0; i < n; i++) {
+		vmem_walk(env->mmu, env->gm, la[i], access, flags, &r, NULL);
+		sum += r.gpa ^ r.status;
+	}
+	return sum;
+}
+
+uint64_t loop_batch(const bench_env *env, const uint64_t *la, size_t n, unsigned access,
+		    unsigned flags, vmem_walk_result *res, size_t chunk)
+{
+	uint64_t sum = 0;
+
+	for (size_t i = 0; i < n; i += chunk) {
+		size_t m = n - i < chunk ? n - i : chunk;
+		vmem_walk_batch(env->mmu, env->gm, la + i, m, access, flags, res);
+		for (size_t j = 0; j < m; j++)
+			sum += res[j].gpa ^ res[j].status;
+	}
+	return sum;
+}
+
+uint64_t loop_base(const bench_env *env, const uint64_t *la, size_t n, unsigned access,
+		   unsigned flags)
+{
+	uint64_t sum = 0;
+	bl_result r;
+
+	for (size_t i = 0; i < n; i++) {
+		bl_walk(&env->mem, &env->cpu, la[i], access, flags, &r);
+		sum += r.gpa ^ r.status;
+	}
+	return sum;
+}
+
+/* ---- helpers ---- */
+
+static double now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double median(double *v, unsigned n)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static pt_space built[SP_COUNT];
+static bench_env envs[SP_COUNT];
+
+static const bench_env *get_env(enum space_id id)
+{
+	const struct space_def *d = &spaces[id];
+	pt_space *s = &built[id];
+	uint64_t la = d->levels == 5 ? LA_5L : LA_4L;
+	uint64_t flags = PT_P | PT_RW | PT_US | PT_A | PT_D;
+
+	if (s->buf)
+		return &envs[id];
+	if (pt_init(s, pt_pages_for(d->span, d->page_size, d->levels), d->levels)) {
+		fprintf(stderr, "bench: out of memory building tables\n");
+		exit(2);
+	}
+	pt_map(s, la, d->span, PT_DATA_GPA, d->page_size, flags, PT_P | PT_RW | PT_US | PT_A);
+	if (env_init(&envs[id], s, s->buf, true, true))
+		exit(2);
+	return &envs[id];
+}
+
+static void gen_addresses(const bcase *c, uint64_t *la, size_t n)
+{
+	const struct space_def *d = &spaces[c->space];
+	uint64_t base = d->levels == 5 ? LA_5L : LA_4L;
+	uint64_t rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)c->space;
+
+	for (size_t i = 0; i < n; i++) {
+		if (c->pattern == PAT_RANDOM)
+			la[i] = base + (rng_next(&rng) & (d->span - 1));
+		else
+			la[i] = base + ((i * 4096 + (i & 0xff8)) & (d->span - 1));
+	}
+}
+
+/* Every timed address: libvmem (single or batched) and the baseline agree. */
+static unsigned verify(const bcase *c, const bench_env *env, const uint64_t *la, size_t n,
+		       vmem_walk_result *res)
+{
+	unsigned bad = 0;
+
+	for (size_t i = 0; i < n && bad < 10; i += opt.batch) {
+		size_t m = n - i < opt.batch ? n - i : opt.batch;
+		vmem_err err;
+
+		if (c->mode == MODE_BATCH) {
+			err = vmem_walk_batch(env->mmu, env->gm, la + i, m, c->access, c->flags, res);
+		} else {
+			err = VMEM_OK;
+			for (size_t j = 0; j < m && !err; j++)
+				err = vmem_walk(env->mmu, env->gm, la[i + j], c->access, c->flags,
+						&res[j], NULL);
+		}
+		if (err) {
+			fprintf(stderr, "%s: walk failed: %s\n", c->name, vmem_strerror(err));
+			return bad + 1;
+		}
+		for (size_t j = 0; j < m; j++) {
+			bl_result br;
+			bl_walk(&env->mem, &env->cpu, la[i + j], c->access, c->flags, &br);
+			if (br.status != BL_OK) {
+				fprintf(stderr, "%s: baseline did not translate %#" PRIx64 "\n",
+					c->name, la[i + j]);
+				bad++;
+			}
+			if (!env_agree(la[i + j], c->access, c->flags, &res[j], &br))
+				bad++;
+		}
+	}
+	return bad;
+}
+
+typedef struct row {
+	const bcase *c;
+	double lib_ns, base_ns;
+} row;
+
+static double time_once(int lib, const bcase *c, const bench_env *env, const uint64_t *la,
+			size_t n, vmem_walk_result *res)
+{
+	double t0 = now_ns();
+
+	if (!lib)
+		bench_sink += loop_base(env, la, n, c->access, c->flags);
+	else if (c->mode == MODE_BATCH)
+		bench_sink += loop_batch(env, la, n, c->access, c->flags, res, opt.batch);
+	else
+		bench_sink += loop_lib(env, la, n, c->access, c->flags);
+	return (now_ns() - t0) / (double)n;
+}
+
+static int run_case(const bcase *c, row *out)
+{
+	size_t n = opt.n ? opt.n : (opt.smoke ? 4096 : 1u << 20);
+	uint64_t *la = malloc(n * sizeof(*la));
+	vmem_walk_result *res = malloc(opt.batch * sizeof(*res));
+	double *tl = calloc(opt.reps, sizeof(double)), *tb = calloc(opt.reps, sizeof(double));
+	const bench_env *env = get_env(c->space);
+	int do_lib = !opt.only_walker || !strcmp(opt.only_walker, "lib");
+	int do_base = !opt.only_walker || !strcmp(opt.only_walker, "base");
+
+	if (!la || !res || !tl || !tb) {
+		fprintf(stderr, "bench: out of memory\n");
+		exit(2);
+	}
+	gen_addresses(c, la, n);
+	unsigned bad = verify(c, env, la, n, res);
+	for (unsigned w = 0; w < opt.warmup; w++) {
+		if (do_lib)
+			time_once(1, c, env, la, n, res);
+		if (do_base)
+			time_once(0, c, env, la, n, res);
+	}
+	for (unsigned r = 0; r < opt.reps; r++) {
+		tl[r] = do_lib ? time_once(1, c, env, la, n, res) : 0;
+		tb[r] = do_base ? time_once(0, c, env, la, n, res) : 0;
+	}
+	out->c = c;
+	out->lib_ns = median(tl, opt.reps);
+	out->base_ns = median(tb, opt.reps);
+	free(tb);
+	free(tl);
+	free(res);
+	free(la);
+	return bad ? -1 : 0;
+}
+
+static void print_table(const row *rows, unsigned n)
+{
+	printf("| case | libvmem ns/walk | libvmem M walks/s | baseline ns/walk | baseline M walks/s "
+	       "| libvmem / baseline time |\n");
+	printf("|---|---:|---:|---:|---:|---:|\n");
+	for (unsigned i = 0; i < n; i++) {
+		const row *r = &rows[i];
+		printf("| %s `%s` | %.2f | %.1f | %.2f | %.1f | %.2f |\n", r->c->desc, r->c->name,
+		       r->lib_ns, r->lib_ns > 0 ? 1e3 / r->lib_ns : 0.0, r->base_ns,
+		       r->base_ns > 0 ? 1e3 / r->base_ns : 0.0,
+		       r->base_ns > 0 ? r->lib_ns / r->base_ns : 0.0);
+	}
+	/* A/D already set against side-effect-free, when both were run. */
+	const row *set = NULL, *noad = NULL;
+	for (unsigned i = 0; i < n; i++) {
+		if (!strcmp(rows[i].c->name, "adset"))
+			set = &rows[i];
+		if (!strcmp(rows[i].c->name, "noad"))
+			noad = &rows[i];
+	}
+	if (set && noad && noad->lib_ns > 0 && noad->base_ns > 0)
+		printf("\nA/D already set / VMEM_WALK_NO_AD: libvmem %.2fx, baseline %.2fx\n",
+		       set->lib_ns / noad->lib_ns, set->base_ns / noad->base_ns);
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: bench_walk [--case NAME] [--n N] [--reps R] [--warmup W] [--batch B]\n"
+		"                  [--only lib|base] [--smoke] [--list]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(a, "--smoke")) {
+			opt.smoke = 1;
+		} else if (!strcmp(a, "--list")) {
+			for (unsigned k = 0; k < N_CASES; k++)
+				printf("%s\t%s\n", cases[k].name, cases[k].desc);
+			return 0;
+		} else if (v && !strcmp(a, "--case")) {
+			opt.only_case = v, i++;
+		} else if (v && !strcmp(a, "--only")) {
+			opt.only_walker = v, i++;
+		} else if (v && !strcmp(a, "--n")) {
+			opt.n = strtoull(v, NULL, 0), i++;
+		} else if (v && !strcmp(a, "--reps")) {
+			opt.reps = (unsigned)strtoul(v, NULL, 0), i++;
+		} else if (v && !strcmp(a, "--warmup")) {
+			opt.warmup = (unsigned)strtoul(v, NULL, 0), i++;
+		} else if (v && !strcmp(a, "--batch")) {
+			opt.batch = strtoull(v, NULL, 0), i++;
+		} else {
+			usage();
+		}
+	}
+	if (opt.smoke && !opt.n)
+		opt.reps = 1, opt.warmup = 0;
+	if (!opt.reps || !opt.batch ||
+	    (opt.only_walker && strcmp(opt.only_walker, "lib") && strcmp(opt.only_walker, "base")))
+		usage();
+
+	row rows[N_CASES];
+	unsigned nrows = 0, failed = 0;
+	for (unsigned k = 0; k < N_CASES; k++) {
+		if (opt.only_case && strcmp(opt.only_case, cases[k].name))
+			continue;
+		if (run_case(&cases[k], &rows[nrows]))
+			failed++;
+		nrows++;
+	}
+	if (!nrows) {
+		fprintf(stderr, "bench: no case named %s (try --list)\n", opt.only_case);
+		return 2;
+	}
+	print_table(rows, nrows);
+	if (opt.smoke && !opt.only_case)
+		failed += faults_run(20000, 0x1234567ull);
+	for (unsigned s = 0; s < SP_COUNT; s++) {
+		if (built[s].buf) {
+			env_fini(&envs[s]);
+			pt_free(&built[s]);
+		}
+	}
+	if (failed) {
+		fprintf(stderr, "bench: libvmem and the baseline disagree\n");
+		return 1;
+	}
+	if (opt.smoke)
+		printf("\nsmoke: libvmem and the baseline agree on every answer\n");
+	return 0;
+}
