@@ -1,0 +1,322 @@
+/* ref_diff: run one access through libvmem's vmem_walk and through ref_walk on identical memory, and compare. */
+#include "ref_diff.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libvmem/gmem.h>
+#include <libvmem/paging.h>
+#include <libvmem/walk.h>
+
+#define PAGE 4096u
+
+bool diff_env_init(diff_env *env)
+{
+	memset(env, 0, sizeof(*env));
+	env->lib_mem = aligned_alloc(PAGE, (size_t)DIFF_MAX_PAGES * PAGE);
+	env->ref_mem = aligned_alloc(PAGE, (size_t)DIFF_MAX_PAGES * PAGE);
+	if (!env->lib_mem || !env->ref_mem) {
+		diff_env_fini(env);
+		return false;
+	}
+	diff_env_reset(env);
+	return true;
+}
+
+void diff_env_fini(diff_env *env)
+{
+	free(env->lib_mem);
+	free(env->ref_mem);
+	env->lib_mem = env->ref_mem = NULL;
+}
+
+void diff_env_reset(diff_env *env)
+{
+	memset(env->lib_mem, 0, (size_t)DIFF_MAX_PAGES * PAGE);
+	memset(env->ref_mem, 0, (size_t)DIFF_MAX_PAGES * PAGE);
+	env->npages = 0;
+}
+
+static int page_index(const diff_env *env, uint64_t gpa)
+{
+	for (unsigned i = 0; i < env->npages; i++)
+		if (env->gpa[i] == (gpa & ~(uint64_t)(PAGE - 1)))
+			return (int)i;
+	return -1;
+}
+
+int diff_env_add_page(diff_env *env, uint64_t gpa)
+{
+	if (env->npages >= DIFF_MAX_PAGES || (gpa & (PAGE - 1)) || page_index(env, gpa) >= 0)
+		return -1;
+	env->gpa[env->npages] = gpa;
+	return (int)env->npages++;
+}
+
+uint8_t *diff_env_ptr(diff_env *env, uint64_t gpa)
+{
+	int i = page_index(env, gpa);
+	return i < 0 ? NULL : env->ref_mem + (size_t)i * PAGE + (gpa & (PAGE - 1));
+}
+
+static void put_le(uint8_t *p, unsigned size, uint64_t v)
+{
+	for (unsigned b = 0; b < size; b++)
+		p[b] = (uint8_t)(v >> (8 * b));
+}
+
+static uint64_t get_le(const uint8_t *p, unsigned size)
+{
+	uint64_t v = 0;
+	for (unsigned b = 0; b < size; b++)
+		v |= (uint64_t)p[b] << (8 * b);
+	return v;
+}
+
+bool diff_env_store(diff_env *env, uint64_t gpa, unsigned size, uint64_t val)
+{
+	int i = page_index(env, gpa);
+	if (i < 0 || (gpa & (size - 1)))
+		return false;
+	size_t off = (size_t)i * PAGE + (gpa & (PAGE - 1));
+	put_le(env->ref_mem + off, size, val);
+	put_le(env->lib_mem + off, size, val);
+	return true;
+}
+
+/* The reference's view of memory: the ref copy, zero or nothing elsewhere. */
+static bool ref_read(void *ctx, uint64_t gpa, unsigned size, uint64_t *val)
+{
+	diff_env *env = ctx;
+	int i = page_index(env, gpa);
+	if (i < 0) {
+		*val = 0;
+		return env->miss_zero;
+	}
+	*val = get_le(env->ref_mem + (size_t)i * PAGE + (gpa & (PAGE - 1)), size);
+	return true;
+}
+
+static bool ref_write(void *ctx, uint64_t gpa, unsigned size, uint64_t val)
+{
+	diff_env *env = ctx;
+	int i = page_index(env, gpa);
+	if (i < 0)
+		return false;
+	put_le(env->ref_mem + (size_t)i * PAGE + (gpa & (PAGE - 1)), size, val);
+	return true;
+}
+
+/* A growing text buffer for failure reports. */
+struct sbuf {
+	char *p;
+	size_t len, used;
+};
+
+static void say(struct sbuf *s, const char *fmt, ...)
+{
+	if (!s->p || s->used + 1 >= s->len)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(s->p + s->used, s->len - s->used, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		s->used = s->used + (size_t)n < s->len ? s->used + (size_t)n : s->len - 1;
+}
+
+static const char *const status_names[] = { "ok", "page_fault", "gp", "bad_gpa", "inval" };
+
+static void describe_case(struct sbuf *s, const diff_env *env, const ref_cpu *c,
+			  const ref_access *a, unsigned flags)
+{
+	say(s, "  regs: cr0=%#" PRIx64 " cr3=%#" PRIx64 " cr4=%#" PRIx64 " efer=%#" PRIx64
+	    " pkru=%#x maxphyaddr=%u gbpages=%d\n", c->cr0, c->cr3, c->cr4, c->efer,
+	    c->pkru, c->maxphyaddr, c->gbpages);
+	if ((c->cr0 & REF_CR0_PG) && (c->cr4 & REF_CR4_PAE) && !(c->efer & REF_EFER_LMA))
+		say(s, "  pdptes: %#" PRIx64 " %#" PRIx64 " %#" PRIx64 " %#" PRIx64 "\n",
+		    c->pdpte[0], c->pdpte[1], c->pdpte[2], c->pdpte[3]);
+	say(s, "  access: la=%#" PRIx64 " %s cpl=%d implicit=%d ac=%d%s miss=%s\n", a->la,
+	    a->fetch ? "fetch" : a->write ? "write" : "read", a->cpl3 ? 3 : 0, a->implicit,
+	    a->ac, (flags & DIFF_NO_AD) ? " NO_AD" : "", env->miss_zero ? "zero" : "error");
+}
+
+static void describe_ref(struct sbuf *s, const ref_result *r)
+{
+	say(s, "  ref: %s gpa=%#" PRIx64 " size=%#" PRIx64 " ec=%#x level=%u entry=%#" PRIx64
+	    " perms=%#x\n", status_names[r->status], r->gpa, r->page_size, r->error_code,
+	    r->level, r->entry, r->perms);
+	for (unsigned i = 0; i < r->n; i++)
+		say(s, "    L%u entry @%#" PRIx64 " = %#" PRIx64 "\n", r->trace[i].level,
+		    r->trace[i].gpa, r->trace[i].value);
+}
+
+static void describe_lib(struct sbuf *s, vmem_err err, const vmem_walk_result *l)
+{
+	if (err) {
+		say(s, "  lib: error %d (%s)\n", err, vmem_strerror(err));
+		return;
+	}
+	say(s, "  lib: %s gpa=%#" PRIx64 " size=%#" PRIx64 " ec=%#x level=%u entry=%#" PRIx64
+	    " perms=%#x\n", l->status < 4 ? status_names[l->status] : "?", l->gpa, l->page_size,
+	    l->error_code, l->level, l->entry, l->perms);
+}
+
+static unsigned access_flags(const ref_access *a)
+{
+	return (a->write ? VMEM_ACC_WRITE : 0) | (a->fetch ? VMEM_ACC_FETCH : 0) |
+	       (a->cpl3 ? VMEM_ACC_USER : 0) | (a->implicit ? VMEM_ACC_IMPLICIT : 0) |
+	       (a->ac ? VMEM_ACC_AC : 0);
+}
+
+/* Compare; each mismatch is described in s. Returns the number of mismatches. */
+static unsigned compare(struct sbuf *s, const diff_env *env, unsigned flags, vmem_err err,
+			const vmem_walk_result *l, const vmem_walk_trace *tr, const ref_result *r)
+{
+	unsigned bad = 0;
+#define MISMATCH(...) do { bad++; say(s, "  mismatch: " __VA_ARGS__); } while (0)
+	if (r->status == REF_INVAL) {
+		if (err != VMEM_E_INVAL)
+			MISMATCH("ref says invalid request, lib returned %d\n", err);
+		return bad;
+	}
+	if (err != VMEM_OK) {
+		MISMATCH("lib returned error %d\n", err);
+		return bad;
+	}
+	if (l->status != (unsigned)r->status) {
+		MISMATCH("status\n");
+		return bad;
+	}
+	switch (r->status) {
+	case REF_OK:
+		if (l->gpa != r->gpa)
+			MISMATCH("gpa\n");
+		if (l->page_size != r->page_size)
+			MISMATCH("page_size\n");
+		if (l->level != r->level)
+			MISMATCH("level\n");
+		if (l->entry != r->entry)
+			MISMATCH("entry\n");
+		if (l->perms != r->perms)
+			MISMATCH("perms\n");
+		break;
+	case REF_PF:
+		if (l->error_code != r->error_code)
+			MISMATCH("error_code\n");
+		if (l->level != r->level)
+			MISMATCH("level\n");
+		if (l->entry != r->entry)
+			MISMATCH("entry\n");
+		if ((r->error_code & REF_PF_P) && !(r->error_code & REF_PF_RSVD) && l->perms != r->perms)
+			MISMATCH("perms\n");
+		break;
+	case REF_BAD_GPA:
+		if (l->gpa != r->gpa)
+			MISMATCH("gpa (entry address)\n");
+		break;
+	default:
+		break;
+	}
+	if (tr && !(flags & DIFF_NO_TRACE) && (r->status == REF_OK || r->status == REF_PF)) {
+		if (tr->n != r->n) {
+			MISMATCH("trace length lib %u ref %u\n", tr->n, r->n);
+		} else {
+			for (unsigned i = 0; i < r->n; i++)
+				if (tr->e[i].gpa != r->trace[i].gpa || tr->e[i].value != r->trace[i].value ||
+				    tr->e[i].level != r->trace[i].level)
+					MISMATCH("trace[%u]: lib L%u @%#" PRIx64 " = %#" PRIx64 "\n", i,
+						 tr->e[i].level, tr->e[i].gpa, tr->e[i].value);
+		}
+	}
+	for (unsigned p = 0; p < env->npages; p++) {
+		const uint8_t *lp = env->lib_mem + (size_t)p * PAGE, *rp = env->ref_mem + (size_t)p * PAGE;
+		if (!memcmp(lp, rp, PAGE))
+			continue;
+		for (unsigned off = 0; off < PAGE; off += 4)
+			if (memcmp(lp + off, rp + off, 4))
+				MISMATCH("memory after @%#" PRIx64 ": lib %#" PRIx64 " ref %#" PRIx64 "\n",
+					 env->gpa[p] + off, get_le(lp + off, 4), get_le(rp + off, 4));
+	}
+#undef MISMATCH
+	return bad;
+}
+
+bool diff_run(diff_env *env, const ref_cpu *cpu, const ref_access *acc, unsigned flags,
+	      char *why, size_t why_len, ref_result *ref_out)
+{
+	struct sbuf s = { why, why_len, 0 };
+	if (why && why_len)
+		why[0] = 0;
+
+	/* The library side: guest memory over the lib copy, an MMU from the registers. */
+	vmem_gmem *gm = NULL;
+	vmem_mmu *mmu = NULL;
+	bool ok = false;
+	vmem_regs regs;
+	vmem_regs_init(&regs);
+	regs.cr0 = cpu->cr0;
+	regs.cr3 = cpu->cr3;
+	regs.cr4 = cpu->cr4;
+	regs.efer = cpu->efer;
+	regs.pkru = cpu->pkru;
+	regs.maxphyaddr = cpu->maxphyaddr;
+	regs.gbpages = cpu->gbpages;
+
+	if (vmem_gmem_new(NULL, &gm)) {
+		say(&s, "  setup: vmem_gmem_new failed\n");
+		goto out;
+	}
+	vmem_gmem_set_miss(gm, env->miss_zero ? VMEM_GMEM_MISS_ZERO : VMEM_GMEM_MISS_ERROR);
+	for (unsigned p = 0; p < env->npages; p++) {
+		vmem_err e = vmem_gmem_add_ram(gm, env->gpa[p], PAGE, env->lib_mem + (size_t)p * PAGE, 0);
+		if (e) {
+			say(&s, "  setup: vmem_gmem_add_ram(%#" PRIx64 ") = %d\n", env->gpa[p], e);
+			goto out;
+		}
+	}
+	vmem_err e = vmem_mmu_new(NULL, &regs, &mmu);
+	if (e) {
+		say(&s, "  setup: vmem_mmu_new = %d (%s)\n", e, vmem_strerror(e));
+		describe_case(&s, env, cpu, acc, flags);
+		goto out;
+	}
+	if (vmem_regs_mode(&regs) == VMEM_MODE_PAE)
+		vmem_mmu_set_pdptes(mmu, cpu->pdpte);
+
+	vmem_walk_result lres;
+	vmem_walk_trace ltr;
+	memset(&lres, 0, sizeof(lres));
+	memset(&ltr, 0, sizeof(ltr));
+	vmem_err lerr = vmem_walk(mmu, gm, acc->la, access_flags(acc),
+				  (flags & DIFF_NO_AD) ? VMEM_WALK_NO_AD : 0, &lres, &ltr);
+
+	ref_mem rm = { ref_read, ref_write, env };
+	ref_result rres;
+	ref_walk(cpu, &rm, acc, !(flags & DIFF_NO_AD), &rres);
+	if (ref_out)
+		*ref_out = rres;
+
+	struct sbuf detail = { NULL, 0, 0 };
+	char tmp[4096];
+	detail.p = tmp;
+	detail.len = sizeof(tmp);
+	tmp[0] = 0;
+	if (compare(&detail, env, flags, lerr, &lres, &ltr, &rres) == 0) {
+		ok = true;
+		goto out;
+	}
+	say(&s, "DISAGREEMENT (%s)\n",
+	    vmem_mode_name(vmem_regs_mode(&regs)));
+	describe_case(&s, env, cpu, acc, flags);
+	describe_ref(&s, &rres);
+	describe_lib(&s, lerr, &lres);
+	say(&s, "%s", tmp);
+out:
+	vmem_mmu_free(mmu);
+	vmem_gmem_free(gm);
+	return ok;
+}
