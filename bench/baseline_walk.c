@@ -26,13 +26,19 @@ static unsigned fault(bl_result *res, unsigned access, const bl_cpu *cpu,
 unsigned bl_walk(const bl_mem *mem, const bl_cpu *cpu, uint64_t la,
 		 unsigned access, unsigned flags, bl_result *res)
 {
-	uint64_t *where[5];
-	uint64_t rsvd_phys = ADDR_MASK & ~((1ull << cpu->maxphyaddr) - 1);
+	const uint8_t *base = mem->base;
+	const uint64_t size = mem->size;
+	const bool nxe = cpu->nxe, gbpages = cpu->gbpages;
+	/* Reserved in every present entry: bits 51:MAXPHYADDR, and XD without NXE. */
+	uint64_t rsvd_all = ADDR_MASK & ~((1ull << cpu->maxphyaddr) - 1);
+	if (!nxe)
+		rsvd_all |= 1ull << 63;
 	uint64_t table = cpu->cr3 & ADDR_MASK;
 	unsigned level = cpu->levels;
-	bool w = true, u = true, x = true;
+	uint64_t *where[5];
 	unsigned n = 0;
-	uint64_t e = 0, page_size = 0;
+	bool w = true, u = true, x = true;
+	uint64_t e;
 
 	res->gpa = 0;
 	res->page_size = 0;
@@ -42,42 +48,35 @@ unsigned bl_walk(const bl_mem *mem, const bl_cpu *cpu, uint64_t la,
 	res->perms = 0;
 
 	/* Canonical: bits 63 down to the top translated bit are all equal. */
-	unsigned top = cpu->levels == 5 ? 56 : 47;
-	int64_t sext = (int64_t)(la << (63 - top)) >> (63 - top);
-	if ((uint64_t)sext != la) {
+	unsigned top = level == 5 ? 56 : 47;
+	if ((uint64_t)((int64_t)(la << (63 - top)) >> (63 - top)) != la) {
 		res->status = BL_GP;
 		return BL_GP;
 	}
 
 	for (;;) {
-		unsigned shift = 12 + 9 * (level - 1);
-		uint64_t index = (la >> shift) & 511;
-		uint64_t egpa = table + index * 8;
-
-		if (egpa + 8 > mem->size) {
+		uint64_t egpa = table + ((la >> (12 + 9 * (level - 1))) & 511) * 8;
+		if (egpa + 8 > size) {
 			res->gpa = egpa;
 			res->status = BL_BAD_GPA;
 			return BL_BAD_GPA;
 		}
-		where[n] = (uint64_t *)(mem->base + egpa);
-		n++;
-		e = *(uint64_t *)(mem->base + egpa);
+		where[n++] = (uint64_t *)(base + egpa);
+		e = *(const uint64_t *)(base + egpa);
 
 		if (!(e & 1))
 			return fault(res, access, cpu, false, false);
 
-		uint64_t rsvd = rsvd_phys;
-		if (!cpu->nxe)
-			rsvd |= 1ull << 63;
 		bool ps = (e & 0x80) != 0;
-		if (level >= 4 && ps)
-			rsvd |= 0x80;
-		if (level == 3 && ps && !cpu->gbpages)
-			rsvd |= 0x80;
-		if (level == 3 && ps)
-			rsvd |= 0x3fffe000ull; /* bits 29:13 */
-		if (level == 2 && ps)
-			rsvd |= 0x1fe000ull;   /* bits 20:13 */
+		uint64_t rsvd = rsvd_all;
+		if (ps) {
+			if (level >= 4 || (level == 3 && !gbpages))
+				rsvd |= 0x80;          /* no large page here */
+			else if (level == 3)
+				rsvd |= 0x3fffe000ull; /* 1G page: bits 29:13 */
+			else if (level == 2)
+				rsvd |= 0x1fe000ull;   /* 2M page: bits 20:13 */
+		}
 		if (e & rsvd)
 			return fault(res, access, cpu, true, true);
 
@@ -85,20 +84,15 @@ unsigned bl_walk(const bl_mem *mem, const bl_cpu *cpu, uint64_t la,
 			w = false;
 		if (!(e & 4))
 			u = false;
-		if (cpu->nxe && (e & (1ull << 63)))
+		if (nxe && (e & (1ull << 63)))
 			x = false;
 
-		if (level == 1) {
-			page_size = 1ull << 12;
-			break;
-		}
-		if (ps && level <= 3) {
-			page_size = 1ull << shift;
-			break;
-		}
+		if (level == 1 || ps)
+			break; /* the leaf (PS at level 4/5 faulted above; at level 1 it is PAT) */
 		table = e & ADDR_MASK;
 		level--;
 	}
+	uint64_t page_size = 1ull << (12 + 9 * (level - 1));
 
 	/* Permissions (no SMEP, SMAP or protection keys in this model). */
 	bool user = (access & BL_ACC_USER) != 0;

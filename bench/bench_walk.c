@@ -8,13 +8,14 @@
 
 #include "bench_env.h"
 #include "bench_rng.h"
+#include "calib.h"
 #include "faults.h"
 
 #define GIB (1ull << 30)
 #define LA_4L 0x00007f0000000000ull /* PML4 index 254 */
 #define LA_5L 0x00127f0000000000ull /* PML5 index 18, PML4 index 254 */
 
-enum space_id { SP_1G_4K, SP_1G_2M, SP_1G_4K_5L, SP_64G_4K, SP_COUNT };
+enum space_id { SP_64M_4K, SP_1G_4K, SP_1G_2M, SP_1G_4K_5L, SP_64G_4K, SP_COUNT };
 enum pattern { PAT_RANDOM, PAT_SEQ };
 enum mode { MODE_SINGLE, MODE_BATCH };
 
@@ -22,6 +23,7 @@ static const struct space_def {
 	uint64_t span, page_size;
 	unsigned levels;
 } spaces[SP_COUNT] = {
+	[SP_64M_4K] = { 64ull << 20, 1ull << 12, 4 },
 	[SP_1G_4K] = { GIB, 1ull << 12, 4 },
 	[SP_1G_2M] = { GIB, 1ull << 21, 4 },
 	[SP_1G_4K_5L] = { GIB, 1ull << 12, 5 },
@@ -40,6 +42,7 @@ typedef struct bcase {
 #define ACC_W (VMEM_ACC_USER | VMEM_ACC_WRITE)
 
 static const bcase cases[] = {
+	{ "hot64m", "(a') random, 64 MiB 4K (tables in L2)", SP_64M_4K, PAT_RANDOM, MODE_SINGLE, ACC_R, 0 },
 	{ "random1g", "(a) random, 1 GiB 4K", SP_1G_4K, PAT_RANDOM, MODE_SINGLE, ACC_R, 0 },
 	{ "seq1g", "(b) sequential, 1 GiB 4K", SP_1G_4K, PAT_SEQ, MODE_SINGLE, ACC_R, 0 },
 	{ "random2m", "(c) random, 1 GiB 2M pages", SP_1G_2M, PAT_RANDOM, MODE_SINGLE, ACC_R, 0 },
@@ -59,7 +62,7 @@ static struct options {
 	unsigned reps, warmup;
 	size_t batch;
 	int smoke;
-} opt = { NULL, NULL, 0, 7, 1, 256, 0 };
+} opt = { NULL, NULL, 0, 15, 1, 256, 0 };
 
 volatile uint64_t bench_sink;
 
@@ -211,7 +214,8 @@ static unsigned verify(const bcase *c, const bench_env *env, const uint64_t *la,
 
 typedef struct row {
 	const bcase *c;
-	double lib_ns, base_ns;
+	double lib_ns, base_ns; /* medians over the passes */
+	double ratio;           /* median over the pairs of lib / base */
 } row;
 
 static double time_once(int lib, const bcase *c, const bench_env *env, const uint64_t *la,
@@ -230,15 +234,16 @@ static double time_once(int lib, const bcase *c, const bench_env *env, const uin
 
 static int run_case(const bcase *c, row *out)
 {
-	size_t n = opt.n ? opt.n : (opt.smoke ? 4096 : 1u << 20);
+	size_t n = opt.n ? opt.n : (opt.smoke ? 4096 : 1u << 18);
 	uint64_t *la = malloc(n * sizeof(*la));
 	vmem_walk_result *res = malloc(opt.batch * sizeof(*res));
 	double *tl = calloc(opt.reps, sizeof(double)), *tb = calloc(opt.reps, sizeof(double));
+	double *tr = calloc(opt.reps, sizeof(double));
 	const bench_env *env = get_env(c->space);
 	int do_lib = !opt.only_walker || !strcmp(opt.only_walker, "lib");
 	int do_base = !opt.only_walker || !strcmp(opt.only_walker, "base");
 
-	if (!la || !res || !tl || !tb) {
+	if (!la || !res || !tl || !tb || !tr) {
 		fprintf(stderr, "bench: out of memory\n");
 		exit(2);
 	}
@@ -250,13 +255,23 @@ static int run_case(const bcase *c, row *out)
 		if (do_base)
 			time_once(0, c, env, la, n, res);
 	}
+	/* Pairs of passes, alternating which walker goes first, so slow drifts
+	 * of the machine (other tenants, clocks) cancel in each pair's ratio. */
 	for (unsigned r = 0; r < opt.reps; r++) {
-		tl[r] = do_lib ? time_once(1, c, env, la, n, res) : 0;
-		tb[r] = do_base ? time_once(0, c, env, la, n, res) : 0;
+		if (r & 1) {
+			tb[r] = do_base ? time_once(0, c, env, la, n, res) : 0;
+			tl[r] = do_lib ? time_once(1, c, env, la, n, res) : 0;
+		} else {
+			tl[r] = do_lib ? time_once(1, c, env, la, n, res) : 0;
+			tb[r] = do_base ? time_once(0, c, env, la, n, res) : 0;
+		}
+		tr[r] = tb[r] > 0 ? tl[r] / tb[r] : 0;
 	}
 	out->c = c;
+	out->ratio = median(tr, opt.reps);
 	out->lib_ns = median(tl, opt.reps);
 	out->base_ns = median(tb, opt.reps);
+	free(tr);
 	free(tb);
 	free(tl);
 	free(res);
@@ -267,14 +282,14 @@ static int run_case(const bcase *c, row *out)
 static void print_table(const row *rows, unsigned n)
 {
 	printf("| case | libvmem ns/walk | libvmem M walks/s | baseline ns/walk | baseline M walks/s "
-	       "| libvmem / baseline time |\n");
+	       "| libvmem / baseline time (median of pairs) |\n");
 	printf("|---|---:|---:|---:|---:|---:|\n");
 	for (unsigned i = 0; i < n; i++) {
 		const row *r = &rows[i];
 		printf("| %s `%s` | %.2f | %.1f | %.2f | %.1f | %.2f |\n", r->c->desc, r->c->name,
 		       r->lib_ns, r->lib_ns > 0 ? 1e3 / r->lib_ns : 0.0, r->base_ns,
 		       r->base_ns > 0 ? 1e3 / r->base_ns : 0.0,
-		       r->base_ns > 0 ? r->lib_ns / r->base_ns : 0.0);
+		       r->ratio);
 	}
 	/* A/D already set against side-effect-free, when both were run. */
 	const row *set = NULL, *noad = NULL;
@@ -293,7 +308,7 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: bench_walk [--case NAME] [--n N] [--reps R] [--warmup W] [--batch B]\n"
-		"                  [--only lib|base] [--smoke] [--list]\n");
+		"                  [--only lib|base] [--smoke] [--list] [--calib]\n");
 	exit(2);
 }
 
@@ -303,6 +318,9 @@ int main(int argc, char **argv)
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--smoke")) {
 			opt.smoke = 1;
+		} else if (!strcmp(a, "--calib")) {
+			calib_print();
+			return 0;
 		} else if (!strcmp(a, "--list")) {
 			for (unsigned k = 0; k < N_CASES; k++)
 				printf("%s\t%s\n", cases[k].name, cases[k].desc);
