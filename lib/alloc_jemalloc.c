@@ -33,7 +33,7 @@ static void je_free_page(void *ctx, void *page)
 }
 
 static const vmem_allocator je_allocator = {
-	je_alloc, je_free, je_alloc_page, je_free_page, NULL,
+	je_alloc, je_free, je_alloc_page, je_free_page, NULL, NULL,
 };
 
 const vmem_allocator *vmem_allocator_default(void)

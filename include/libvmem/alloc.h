@@ -3,6 +3,7 @@
 #define LIBVMEM_ALLOC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -22,6 +23,11 @@ typedef struct vmem_allocator {
 	void *(*alloc_page)(void *ctx);
 	void (*free_page)(void *ctx, void *page);
 	void *ctx;
+	/* Optional: the host-physical address of a page from alloc_page, as
+	 * hardware will see it in an EPT or shadow entry (a kernel's virt_to_phys).
+	 * NULL: the page's virtual address is taken as its physical address (the
+	 * hosted model, where host-physical memory is modelled by a vmem_gmem). */
+	uint64_t (*page_phys)(void *ctx, const void *page);
 } vmem_allocator;
 
 /* The default allocator (jemalloc). Hosted builds only; NULL in a

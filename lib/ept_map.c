@@ -1,0 +1,493 @@
+/* libvmem EPT tables a VMM keeps: range map/unmap/protect with large leaves, split, collapse, all-or-nothing. */
+#include <libvmem/ept_map.h>
+#include "vmem_int.h"
+
+#define EPT_ADDR_MASK VMI_BITS(51, 12)
+#define EPT_ENTRIES 512u
+/* Attribute bits a leaf carries besides its address, A and D. */
+#define EPT_LEAF_ATTR (VMEM_EPT_PERM_MASK | VMEM_EPT_MT_MASK | VMEM_EPT_IPAT | VMEM_EPT_PS | VMEM_EPT_SVE)
+
+struct ept_node {
+	uint64_t *pt;              /* the table page hardware reads */
+	uint64_t phys;             /* its host-physical address */
+	struct ept_node **child;   /* next-level nodes (NULL for a level-1 table) */
+	uint32_t present;          /* entries with any of R/W/X/XU set */
+	unsigned level;
+	struct ept_node *next;     /* pool / zombie list link */
+};
+
+struct vmem_ept {
+	const vmem_allocator *alloc;
+	vmem_ept_config cfg;
+	struct ept_node *root;
+	uint64_t nonleaf;          /* rights in a non-leaf entry: everything (leaves decide) */
+	struct { uint64_t lo, hi; } *grant;
+	unsigned ngrant, gcap;
+	struct ept_node *zombies;  /* released tables awaiting the caller's INVEPT */
+	vmem_ept_stats st;
+};
+
+/* One operation on a range; also the dry run that counts the tables it needs. */
+enum ept_op { OP_MAP, OP_UNMAP, OP_PROTECT };
+struct ept_ctx {
+	enum ept_op op;
+	uint64_t gpa0, hpa0, perm, attr;
+	bool dry;
+	unsigned need[6];          /* dry run: tables needed per level */
+	struct ept_node *pool[6];  /* real run: preallocated tables per level */
+	vmem_ept_flush fl;
+};
+
+static inline uint64_t level_size(unsigned level) { return 1ull << (12 + 9 * (level - 1)); }
+static inline bool present(uint64_t e) { return e & VMEM_EPT_PERM_MASK; }
+static inline void store_entry(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+
+static uint64_t page_phys(const vmem_ept *ept, const void *page)
+{
+	if (ept->alloc->page_phys)
+		return ept->alloc->page_phys(ept->alloc->ctx, page);
+	return (uint64_t)(uintptr_t)page;
+}
+
+static void node_destroy(const vmem_ept *ept, struct ept_node *n)
+{
+	if (!n)
+		return;
+	if (n->child)
+		vmi_free(ept->alloc, n->child, EPT_ENTRIES * sizeof(*n->child));
+	if (n->pt)
+		ept->alloc->free_page(ept->alloc->ctx, n->pt);
+	vmi_free(ept->alloc, n, sizeof(*n));
+}
+
+static struct ept_node *node_create(const vmem_ept *ept, unsigned level)
+{
+	struct ept_node *n = vmi_zalloc(ept->alloc, sizeof(*n));
+	if (!n)
+		return NULL;
+	n->level = level;
+	n->pt = ept->alloc->alloc_page(ept->alloc->ctx);
+	if (n->pt && level > 1)
+		n->child = vmi_zalloc(ept->alloc, EPT_ENTRIES * sizeof(*n->child));
+	if (!n->pt || (level > 1 && !n->child)) {
+		node_destroy(ept, n);
+		return NULL;
+	}
+	vmi_memset(n->pt, 0, 4096);
+	n->phys = page_phys(ept, n->pt);
+	return n;
+}
+
+/* Release a subtree to the zombie list: its pages stay untouched until the
+ * caller's INVEPT (a processor may still be walking them, SDM 29.4.3.1). */
+static void zombify(vmem_ept *ept, struct ept_node *n, struct ept_ctx *c)
+{
+	if (n->child)
+		for (unsigned i = 0; i < EPT_ENTRIES; i++)
+			if (n->child[i])
+				zombify(ept, n->child[i], c);
+	n->next = ept->zombies;
+	ept->zombies = n;
+	ept->st.table_pages--;
+	c->fl.flags |= VMEM_EPT_FLUSH_INVEPT | VMEM_EPT_FLUSH_TABLES_FREED;
+}
+
+static void count_leaf(vmem_ept *ept, unsigned level, int delta)
+{
+	uint64_t *ctr = level == 1 ? &ept->st.leaves_4k : level == 2 ? &ept->st.leaves_2m : &ept->st.leaves_1g;
+	*ctr += (uint64_t)(int64_t)delta;
+}
+
+static bool leaf_allowed(const vmem_ept *ept, unsigned level)
+{
+	return level == 1 || level == 2 || (level == 3 && ept->cfg.gbpages);
+}
+
+static struct ept_node *pool_take(struct ept_ctx *c, unsigned level)
+{
+	struct ept_node *n = c->pool[level];
+	VMI_ASSERT(n); /* the dry run counted every table this run creates */
+	c->pool[level] = n->next;
+	n->next = NULL;
+	return n;
+}
+
+static void note_change(struct ept_ctx *c, uint64_t lo, uint64_t hi)
+{
+	if (c->fl.start == c->fl.end) {
+		c->fl.start = lo;
+		c->fl.end = hi;
+	}
+	c->fl.start = lo < c->fl.start ? lo : c->fl.start;
+	c->fl.end = hi > c->fl.end ? hi : c->fl.end;
+	c->fl.flags |= VMEM_EPT_FLUSH_INVEPT;
+}
+
+/* A table replacing a large leaf: 512 leaves one level down, the same translations. */
+static void split_fill(struct ept_node *t, uint64_t leaf)
+{
+	uint64_t step = level_size(t->level);
+	uint64_t base = leaf & EPT_ADDR_MASK & ~(level_size(t->level + 1) - 1);
+	uint64_t attr = (leaf & ~EPT_ADDR_MASK) & ~(t->level == 1 ? VMEM_EPT_PS : 0);
+	for (unsigned i = 0; i < EPT_ENTRIES; i++)
+		t->pt[i] = (base + i * step) | attr;
+	t->present = EPT_ENTRIES;
+}
+
+/* If table n (under parent entry idx) is 512 leaves that one large leaf can
+ * express, replace it by that leaf (SDM 29.3.2: 2M/1G leaves). */
+static void try_collapse(vmem_ept *ept, struct ept_node *parent, unsigned idx, struct ept_ctx *c)
+{
+	struct ept_node *n = parent->child[idx];
+	if (!n || n->present != EPT_ENTRIES || !leaf_allowed(ept, parent->level))
+		return;
+	uint64_t step = level_size(n->level), e0 = n->pt[0];
+	uint64_t base = e0 & EPT_ADDR_MASK & ~(step - 1);
+	if (base & (level_size(parent->level) - 1))
+		return;
+	uint64_t attr = e0 & EPT_LEAF_ATTR & ~VMEM_EPT_PS, ad = 0;
+	for (unsigned i = 0; i < EPT_ENTRIES; i++) {
+		uint64_t e = n->pt[i];
+		if (n->child && n->child[i])
+			return; /* an entry that is a table: nothing to merge at this level */
+		if ((e & EPT_LEAF_ATTR & ~VMEM_EPT_PS) != attr || (e & EPT_ADDR_MASK & ~(step - 1)) != base + i * step)
+			return;
+		ad |= e & (VMEM_EPT_A | VMEM_EPT_D);
+	}
+	store_entry(&parent->pt[idx], base | attr | VMEM_EPT_PS | ad);
+	parent->child[idx] = NULL;
+	count_leaf(ept, n->level, -(int)EPT_ENTRIES);
+	count_leaf(ept, parent->level, 1);
+	zombify(ept, n, c);
+}
+
+/* Apply c->op to [lo, hi) inside table n (level L), whose region starts at base. */
+static void range_op(vmem_ept *ept, struct ept_node *n, unsigned L, uint64_t base,
+		     uint64_t lo, uint64_t hi, struct ept_ctx *c)
+{
+	uint64_t esz = level_size(L);
+	unsigned first = (unsigned)((lo - base) / esz), last = (unsigned)((hi - 1 - base) / esz);
+	for (unsigned i = first; i <= last; i++) {
+		uint64_t ebase = base + i * esz, elo = lo > ebase ? lo : ebase;
+		uint64_t ehi = hi < ebase + esz ? hi : ebase + esz;
+		bool full = elo == ebase && ehi == ebase + esz;
+		uint64_t e = n ? n->pt[i] : 0;
+		struct ept_node *ch = n && n->child ? n->child[i] : NULL;
+		bool is_leaf = present(e) && !ch;
+		/* Dry run below a table not yet made: for map it starts empty; for
+		 * unmap/protect it can only be the split of a large leaf (all present). */
+		bool vpresent = n ? present(e) : c->op != OP_MAP;
+		bool vleaf = n ? is_leaf : c->op != OP_MAP;
+
+		if (c->op == OP_MAP) {
+			uint64_t hpa = c->hpa0 + (ebase - c->gpa0);
+			if (full && leaf_allowed(ept, L) && !(hpa & (esz - 1))) {
+				if (c->dry)
+					continue;
+				uint64_t ne = hpa | c->attr | (L > 1 ? VMEM_EPT_PS : 0);
+				if (ch)
+					zombify(ept, ch, c), n->child[i] = NULL;
+				if (present(e)) {
+					if (ch || (e & ~(VMEM_EPT_A | VMEM_EPT_D)) != ne)
+						note_change(c, ebase, ebase + esz);
+					if (!ch)
+						count_leaf(ept, L, -1);
+				} else {
+					n->present++;
+				}
+				store_entry(&n->pt[i], ne);
+				count_leaf(ept, L, 1);
+				continue;
+			}
+		} else {
+			if (!vpresent)
+				continue;               /* holes stay holes */
+			if (full && (vleaf || c->op == OP_UNMAP)) {
+				if (c->dry)
+					continue;
+				if (c->op == OP_UNMAP) {
+					if (ch)
+						zombify(ept, ch, c), n->child[i] = NULL;
+					else
+						count_leaf(ept, L, -1);
+					store_entry(&n->pt[i], 0);
+					n->present--;
+				} else {
+					uint64_t ne = (e & ~VMEM_EPT_PERM_MASK) | c->perm;
+					if (ne != e)
+						store_entry(&n->pt[i], ne);
+					/* Fewer rights must be flushed; more rights need not (a stale
+					 * translation then only causes a spurious EPT violation). */
+					if ((e & VMEM_EPT_PERM_MASK) & ~c->perm)
+						note_change(c, ebase, ebase + esz);
+				}
+				if (c->op == OP_UNMAP)
+					note_change(c, ebase, ebase + esz);
+				continue;
+			}
+		}
+		/* Go one level down: into the existing table, a split of a large leaf, or a new table. */
+		VMI_ASSERT(L > 1);
+		if (c->dry) {
+			if (!ch)
+				c->need[L - 1]++;
+			range_op(ept, ch, L - 1, ebase, elo, ehi, c);
+			continue;
+		}
+		if (!ch) {
+			ch = pool_take(c, L - 1);
+			if (is_leaf) {
+				split_fill(ch, e);
+				count_leaf(ept, L, -1);
+				count_leaf(ept, L - 1, (int)EPT_ENTRIES);
+				/* Same translations at a new page size: flush (SDM 29.4.3.1 / 4.10.4.2). */
+				note_change(c, ebase, ebase + esz);
+			} else {
+				n->present++;
+			}
+			ept->st.table_pages++;
+			n->child[i] = ch;
+			store_entry(&n->pt[i], ch->phys | ept->nonleaf);
+		}
+		range_op(ept, ch, L - 1, ebase, elo, ehi, c);
+		if (ch->present == 0) {
+			store_entry(&n->pt[i], 0);
+			n->child[i] = NULL;
+			n->present--;
+			zombify(ept, ch, c);
+		} else {
+			try_collapse(ept, n, i, c);
+		}
+	}
+}
+
+static void pool_release(vmem_ept *ept, struct ept_ctx *c)
+{
+	for (unsigned l = 0; l < 6; l++)
+		while (c->pool[l]) {
+			struct ept_node *n = c->pool[l];
+			c->pool[l] = n->next;
+			node_destroy(ept, n);
+		}
+}
+
+/* Dry run, preallocate exactly what it counted, then apply: nothing can fail midway. */
+static vmem_err run_op(vmem_ept *ept, struct ept_ctx *c, uint64_t gpa, uint64_t size, vmem_ept_flush *flush)
+{
+	unsigned top = ept->cfg.levels;
+	if (!size || ((gpa | size) & 0xfff) || gpa + size < gpa)
+		return VMEM_E_INVAL;
+	if (gpa + size > (1ull << (12 + 9 * top)))
+		return VMEM_E_RANGE; /* beyond what this EPT translates */
+	c->dry = true;
+	range_op(ept, ept->root, top, 0, gpa, gpa + size, c);
+	for (unsigned l = 1; l < top; l++)
+		for (unsigned k = 0; k < c->need[l]; k++) {
+			struct ept_node *n = node_create(ept, l);
+			if (!n) {
+				pool_release(ept, c);
+				return VMEM_E_NOMEM;
+			}
+			n->next = c->pool[l];
+			c->pool[l] = n;
+		}
+	c->dry = false;
+	range_op(ept, ept->root, top, 0, gpa, gpa + size, c);
+	pool_release(ept, c); /* collapses may leave some unused */
+	if (flush)
+		*flush = c->fl;
+	return VMEM_OK;
+}
+
+static bool granted(const vmem_ept *ept, uint64_t hpa, uint64_t size)
+{
+	for (unsigned i = 0; i < ept->ngrant; i++)
+		if (hpa >= ept->grant[i].lo && hpa + size <= ept->grant[i].hi)
+			return true;
+	return false;
+}
+
+vmem_err vmem_ept_map(vmem_ept *ept, uint64_t gpa, uint64_t hpa, uint64_t size,
+		      uint64_t perm, unsigned mt, bool ipat, vmem_ept_flush *flush)
+{
+	if (!ept || (perm & ~VMEM_EPT_PERM_MASK) || !(perm & VMEM_EPT_PERM_MASK))
+		return VMEM_E_INVAL;
+	if ((perm & VMEM_EPT_W) && !(perm & VMEM_EPT_R))
+		return VMEM_E_INVAL;          /* write without read is a misconfiguration (SDM 29.3.3.1) */
+	if (!(perm & VMEM_EPT_R) && !ept->cfg.exec_only)
+		return VMEM_E_INVAL;          /* execute-only needs IA32_VMX_EPT_VPID_CAP bit 0 */
+	if ((perm & VMEM_EPT_XU) && !ept->cfg.mbec)
+		return VMEM_E_INVAL;
+	if (mt == 2 || mt == 3 || mt > 6 || (hpa & 0xfff))
+		return VMEM_E_INVAL;          /* reserved memory types */
+	if (hpa + size < hpa || !granted(ept, hpa, size))
+		return VMEM_E_RANGE;
+	struct ept_ctx c = { .op = OP_MAP, .gpa0 = gpa, .hpa0 = hpa, .perm = perm };
+	c.attr = perm | ((uint64_t)mt << VMEM_EPT_MT_SHIFT) | (ipat ? VMEM_EPT_IPAT : 0);
+	return run_op(ept, &c, gpa, size, flush);
+}
+
+vmem_err vmem_ept_unmap(vmem_ept *ept, uint64_t gpa, uint64_t size, vmem_ept_flush *flush)
+{
+	if (!ept)
+		return VMEM_E_INVAL;
+	struct ept_ctx c = { .op = OP_UNMAP };
+	return run_op(ept, &c, gpa, size, flush);
+}
+
+vmem_err vmem_ept_protect(vmem_ept *ept, uint64_t gpa, uint64_t size, uint64_t perm, vmem_ept_flush *flush)
+{
+	if (!ept || (perm & ~VMEM_EPT_PERM_MASK) || !(perm & VMEM_EPT_PERM_MASK) ||
+	    ((perm & VMEM_EPT_W) && !(perm & VMEM_EPT_R)) ||
+	    (!(perm & VMEM_EPT_R) && !ept->cfg.exec_only) || ((perm & VMEM_EPT_XU) && !ept->cfg.mbec))
+		return VMEM_E_INVAL;
+	struct ept_ctx c = { .op = OP_PROTECT, .perm = perm };
+	return run_op(ept, &c, gpa, size, flush);
+}
+
+vmem_err vmem_ept_new(const vmem_allocator *alloc, const vmem_ept_config *cfg, vmem_ept **out)
+{
+	if (!cfg || !out || (cfg->levels != 4 && cfg->levels != 5) ||
+	    (cfg->eptp_mt != VMEM_MT_UC && cfg->eptp_mt != VMEM_MT_WB))
+		return VMEM_E_INVAL;
+	alloc = vmi_alloc_resolve(alloc);
+	if (!alloc || !alloc->alloc_page)
+		return VMEM_E_INVAL;
+	vmem_ept *ept = vmi_zalloc(alloc, sizeof(*ept));
+	if (!ept)
+		return VMEM_E_NOMEM;
+	ept->alloc = alloc;
+	ept->cfg = *cfg;
+	ept->nonleaf = VMEM_EPT_R | VMEM_EPT_W | VMEM_EPT_X | (cfg->mbec ? VMEM_EPT_XU : 0);
+	ept->root = node_create(ept, cfg->levels);
+	if (!ept->root) {
+		vmi_free(alloc, ept, sizeof(*ept));
+		return VMEM_E_NOMEM;
+	}
+	ept->st.table_pages = 1;
+	*out = ept;
+	return VMEM_OK;
+}
+
+static void subtree_free(vmem_ept *ept, struct ept_node *n)
+{
+	if (n->child)
+		for (unsigned i = 0; i < EPT_ENTRIES; i++)
+			if (n->child[i])
+				subtree_free(ept, n->child[i]);
+	node_destroy(ept, n);
+}
+
+/* The caller has done the INVEPT a flush result asked for: release zombies. */
+void vmem_ept_flush_done(vmem_ept *ept)
+{
+	while (ept && ept->zombies) {
+		struct ept_node *n = ept->zombies;
+		ept->zombies = n->next;
+		/* Children were zombified individually: free this node alone. */
+		if (n->child)
+			vmi_memset(n->child, 0, EPT_ENTRIES * sizeof(*n->child));
+		node_destroy(ept, n);
+	}
+}
+
+void vmem_ept_free(vmem_ept *ept)
+{
+	if (!ept)
+		return;
+	vmem_ept_flush_done(ept);
+	subtree_free(ept, ept->root);
+	vmi_free(ept->alloc, ept->grant, ept->gcap * sizeof(*ept->grant));
+	vmi_free(ept->alloc, ept, sizeof(*ept));
+}
+
+uint64_t vmem_ept_eptp(const vmem_ept *ept)
+{
+	/* Bits 2:0 memory type, 5:3 walk length - 1, 6 A/D enable, N-1:12 root (SDM 25.6.11). */
+	return ept->root->phys | ept->cfg.eptp_mt | ((uint64_t)(ept->cfg.levels - 1) << 3) |
+	       (ept->cfg.ad ? 1ull << 6 : 0);
+}
+
+vmem_err vmem_ept_grant(vmem_ept *ept, uint64_t hpa, uint64_t size)
+{
+	if (!ept || !size || ((hpa | size) & 0xfff) || hpa + size < hpa)
+		return VMEM_E_INVAL;
+	uint64_t lo = hpa, hi = hpa + size;
+	/* Merge with every grant it touches, then insert the union. */
+	unsigned keep = 0;
+	for (unsigned i = 0; i < ept->ngrant; i++) {
+		if (ept->grant[i].hi >= lo && ept->grant[i].lo <= hi) {
+			lo = ept->grant[i].lo < lo ? ept->grant[i].lo : lo;
+			hi = ept->grant[i].hi > hi ? ept->grant[i].hi : hi;
+		} else {
+			keep++;
+		}
+	}
+	if (keep + 1 > ept->gcap) {
+		unsigned ncap = ept->gcap ? ept->gcap * 2 : 8;
+		void *ng = vmi_alloc(ept->alloc, ncap * sizeof(*ept->grant));
+		if (!ng)
+			return VMEM_E_NOMEM;
+		if (ept->ngrant)
+			vmi_memcpy(ng, ept->grant, ept->ngrant * sizeof(*ept->grant));
+		vmi_free(ept->alloc, ept->grant, ept->gcap * sizeof(*ept->grant));
+		ept->grant = ng;
+		ept->gcap = ncap;
+	}
+	unsigned w = 0;
+	for (unsigned i = 0; i < ept->ngrant; i++)
+		if (!(ept->grant[i].hi >= lo && ept->grant[i].lo <= hi))
+			ept->grant[w++] = ept->grant[i];
+	ept->grant[w].lo = lo;
+	ept->grant[w].hi = hi;
+	ept->ngrant = w + 1;
+	return VMEM_OK;
+}
+
+vmem_err vmem_ept_lookup(const vmem_ept *ept, uint64_t gpa, uint64_t *leaf, unsigned *level)
+{
+	if (!ept)
+		return VMEM_E_INVAL;
+	if (gpa >> (12 + 9 * ept->cfg.levels))
+		return VMEM_E_RANGE;
+	const struct ept_node *n = ept->root;
+	for (unsigned L = ept->cfg.levels; L >= 1; L--) {
+		unsigned i = (unsigned)(gpa >> (12 + 9 * (L - 1))) & 511;
+		uint64_t e = n->pt[i];
+		if (!present(e))
+			return VMEM_E_NOENT;
+		if (!n->child || !n->child[i]) {
+			if (leaf)
+				*leaf = e;
+			if (level)
+				*level = L;
+			return VMEM_OK;
+		}
+		n = n->child[i];
+	}
+	return VMEM_E_NOENT;
+}
+
+void vmem_ept_get_stats(const vmem_ept *ept, vmem_ept_stats *st)
+{
+	if (ept && st)
+		*st = ept->st;
+}
+
+static int foreach_node(const struct ept_node *n, int (*fn)(void *, void *, uint64_t), void *arg)
+{
+	int rc = fn(arg, n->pt, n->phys);
+	if (rc || !n->child)
+		return rc;
+	for (unsigned i = 0; i < EPT_ENTRIES; i++)
+		if (n->child[i] && (rc = foreach_node(n->child[i], fn, arg)))
+			return rc;
+	return 0;
+}
+
+int vmem_ept_foreach_table(const vmem_ept *ept, int (*fn)(void *arg, void *page, uint64_t phys), void *arg)
+{
+	if (!ept || !fn)
+		return 0;
+	return foreach_node(ept->root, fn, arg);
+}

@@ -1,0 +1,252 @@
+/* EPT tables a VMM keeps: map/unmap/protect, large leaves, split, collapse, refusals, failure injection. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <libvmem/ept_map.h>
+
+#define G (1ull << 30)
+#define M2 (1ull << 21)
+#define K4 4096ull
+#define RWX (VMEM_EPT_R | VMEM_EPT_W | VMEM_EPT_X)
+
+/* An allocator that fails at call number fail_at (0: never) and counts live objects. */
+struct failalloc {
+	vmem_allocator a;
+	long calls, fail_at, live;
+};
+static void *fa_alloc(void *ctx, size_t n)
+{
+	struct failalloc *f = ctx;
+	if (++f->calls == f->fail_at)
+		return NULL;
+	f->live++;
+	return malloc(n);
+}
+static void fa_free(void *ctx, void *p, size_t n)
+{
+	(void)n;
+	((struct failalloc *)ctx)->live--;
+	free(p);
+}
+static void *fa_page(void *ctx)
+{
+	struct failalloc *f = ctx;
+	if (++f->calls == f->fail_at)
+		return NULL;
+	f->live++;
+	void *p = aligned_alloc(4096, 4096);
+	memset(p, 0xa5, 4096); /* the library must zero what it needs */
+	return p;
+}
+static void fa_free_page(void *ctx, void *p)
+{
+	((struct failalloc *)ctx)->live--;
+	free(p);
+}
+static void fa_init(struct failalloc *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->a.alloc = fa_alloc, f->a.free = fa_free, f->a.alloc_page = fa_page;
+	f->a.free_page = fa_free_page, f->a.ctx = f;
+}
+
+/* An independent reader of the raw tables: pages are identity-"physical" here. */
+static int raw_lookup(uint64_t eptp, unsigned levels, uint64_t gpa, uint64_t *hpa, uint64_t *leaf)
+{
+	uint64_t table = eptp & ~0xfffull;
+	for (unsigned L = levels; L >= 1; L--) {
+		unsigned shift = 12 + 9 * (L - 1);
+		uint64_t e = ((uint64_t *)(uintptr_t)table)[(gpa >> shift) & 511];
+		if (!(e & 7))
+			return 0;
+		if (L == 1 || (e & VMEM_EPT_PS)) {
+			*hpa = (e & 0x000ffffffffff000ull & ~((1ull << shift) - 1)) | (gpa & ((1ull << shift) - 1));
+			*leaf = e;
+			return (int)L;
+		}
+		table = e & 0x000ffffffffff000ull;
+	}
+	return 0;
+}
+
+static vmem_ept *mk(const vmem_allocator *a, bool gb)
+{
+	vmem_ept_config cfg = { .levels = 4, .ad = true, .gbpages = gb, .eptp_mt = VMEM_MT_WB };
+	vmem_ept *e = NULL;
+	assert_int_equal(vmem_ept_new(a, &cfg, &e), VMEM_OK);
+	assert_int_equal(vmem_ept_grant(e, 0, 64 * G), VMEM_OK);
+	return e;
+}
+
+static void test_eptp_and_single_4k(void **s)
+{
+	(void)s;
+	vmem_ept *e = mk(NULL, true);
+	uint64_t eptp = vmem_ept_eptp(e);
+	assert_int_equal(eptp & 0xfff, 6 | (3 << 3) | (1 << 6)); /* WB, 4-level, A/D */
+	vmem_ept_flush fl;
+	assert_int_equal(vmem_ept_map(e, 0x5000, 0x9000, K4, VMEM_EPT_R, VMEM_MT_WB, false, &fl), VMEM_OK);
+	assert_int_equal(fl.flags, 0); /* a new mapping needs no flush */
+	uint64_t hpa, leaf;
+	assert_int_equal(raw_lookup(eptp, 4, 0x5abc, &hpa, &leaf), 1);
+	assert_int_equal(hpa, 0x9abc);
+	assert_int_equal(leaf, 0x9000 | 1 | (6 << 3));
+	vmem_ept_stats st;
+	vmem_ept_get_stats(e, &st);
+	assert_int_equal(st.table_pages, 4);
+	assert_int_equal(st.leaves_4k, 1);
+	assert_int_equal(raw_lookup(eptp, 4, 0x6000, &hpa, &leaf), 0);
+	vmem_ept_free(e);
+}
+
+static void test_large_leaves_and_range(void **s)
+{
+	(void)s;
+	vmem_ept *e = mk(NULL, true);
+	uint64_t eptp = vmem_ept_eptp(e), hpa, leaf;
+	/* [1G - 8K, 3G + 2M + 4K): 2 head 4K leaves, one 1G... by hand: */
+	uint64_t gpa = G - 2 * K4, size = 2 * G + M2 + 3 * K4;
+	assert_int_equal(vmem_ept_map(e, gpa, gpa + 4 * G, size, RWX, VMEM_MT_WB, false, NULL), VMEM_OK);
+	vmem_ept_stats st;
+	vmem_ept_get_stats(e, &st);
+	assert_int_equal(st.leaves_1g, 2);    /* [1G, 3G) */
+	assert_int_equal(st.leaves_2m, 1);    /* [3G, 3G + 2M) */
+	assert_int_equal(st.leaves_4k, 2 + 1);/* [1G - 8K, 1G) and [3G + 2M, 3G + 2M + 4K) */
+	assert_int_equal(raw_lookup(eptp, 4, G + 5, &hpa, &leaf), 3);
+	assert_int_equal(hpa, 5 * G + 5);
+	assert_int_equal(raw_lookup(eptp, 4, 3 * G + 0x1234, &hpa, &leaf), 2);
+	assert_int_equal(hpa, 7 * G + 0x1234);
+	assert_int_equal(raw_lookup(eptp, 4, G - 1, &hpa, &leaf), 1);
+	assert_int_equal(hpa, 5 * G - 1);
+	assert_int_equal(raw_lookup(eptp, 4, 3 * G + M2 + K4, &hpa, &leaf), 0);
+	/* Co-misaligned addresses get 4K leaves only. */
+	assert_int_equal(vmem_ept_map(e, 8 * G, 8 * G + K4, M2, RWX, VMEM_MT_WB, false, NULL), VMEM_OK);
+	vmem_ept_get_stats(e, &st);
+	assert_int_equal(st.leaves_4k, 3 + 512);
+	vmem_ept_free(e);
+	/* Without 1G pages: 2M leaves. */
+	e = mk(NULL, false);
+	assert_int_equal(vmem_ept_map(e, G, G, G, RWX, VMEM_MT_WB, false, NULL), VMEM_OK);
+	vmem_ept_get_stats(e, &st);
+	assert_int_equal(st.leaves_1g, 0);
+	assert_int_equal(st.leaves_2m, 512);
+	vmem_ept_free(e);
+}
+
+static void test_split_and_collapse(void **s)
+{
+	(void)s;
+	vmem_ept *e = mk(NULL, true);
+	uint64_t eptp = vmem_ept_eptp(e), hpa, leaf;
+	vmem_ept_flush fl;
+	assert_int_equal(vmem_ept_map(e, 4 * M2, 10 * M2, M2, RWX, VMEM_MT_WB, false, NULL), VMEM_OK);
+	/* Write-protect one 4K page inside: split, and the change must be flushed. */
+	assert_int_equal(vmem_ept_protect(e, 4 * M2 + 7 * K4, K4, VMEM_EPT_R | VMEM_EPT_X, &fl), VMEM_OK);
+	assert_true(fl.flags & VMEM_EPT_FLUSH_INVEPT);
+	assert_true(fl.start <= 4 * M2 + 7 * K4 && fl.end >= 4 * M2 + 8 * K4);
+	vmem_ept_stats st;
+	vmem_ept_get_stats(e, &st);
+	assert_int_equal(st.leaves_2m, 0);
+	assert_int_equal(st.leaves_4k, 512);
+	assert_int_equal(raw_lookup(eptp, 4, 4 * M2 + 7 * K4 + 1, &hpa, &leaf), 1);
+	assert_int_equal(hpa, 10 * M2 + 7 * K4 + 1);
+	assert_int_equal(leaf & 7, VMEM_EPT_R | VMEM_EPT_X);
+	assert_int_equal(raw_lookup(eptp, 4, 4 * M2 + 8 * K4, &hpa, &leaf), 1);
+	assert_int_equal(leaf & 7, RWX);
+	assert_int_equal(hpa, 10 * M2 + 8 * K4);
+	/* Give the right back: uniform again, collapses to one 2M leaf; the PT is released. */
+	assert_int_equal(vmem_ept_protect(e, 4 * M2 + 7 * K4, K4, RWX, &fl), VMEM_OK);
+	assert_true(fl.flags & VMEM_EPT_FLUSH_TABLES_FREED);
+	vmem_ept_get_stats(e, &st);
+	assert_int_equal(st.leaves_2m, 1);
+	assert_int_equal(st.leaves_4k, 0);
+	assert_int_equal(raw_lookup(eptp, 4, 4 * M2 + 0x1234, &hpa, &leaf), 2);
+	assert_int_equal(hpa, 10 * M2 + 0x1234);
+	vmem_ept_flush_done(e);
+	/* Unmap everything: tables below the root go away. */
+	assert_int_equal(vmem_ept_unmap(e, 0, 4 * G, &fl), VMEM_OK);
+	assert_true(fl.flags & VMEM_EPT_FLUSH_INVEPT);
+	vmem_ept_get_stats(e, &st);
+	assert_int_equal(st.table_pages, 1);
+	assert_int_equal(raw_lookup(eptp, 4, 4 * M2, &hpa, &leaf), 0);
+	vmem_ept_free(e);
+}
+
+static void test_refusals(void **s)
+{
+	(void)s;
+	vmem_ept *e = mk(NULL, true);
+	/* Host memory the guest was not given. */
+	assert_int_equal(vmem_ept_map(e, 0, 64 * G, K4, RWX, VMEM_MT_WB, false, NULL), VMEM_E_RANGE);
+	assert_int_equal(vmem_ept_map(e, 0, 64 * G - K4, 2 * K4, RWX, VMEM_MT_WB, false, NULL), VMEM_E_RANGE);
+	/* Beyond a 4-level EPT's reach (48 bits). */
+	assert_int_equal(vmem_ept_map(e, 1ull << 48, 0, K4, RWX, VMEM_MT_WB, false, NULL), VMEM_E_RANGE);
+	/* Write without read; execute-only without the capability; reserved memory types. */
+	assert_int_equal(vmem_ept_map(e, 0, 0, K4, VMEM_EPT_W, VMEM_MT_WB, false, NULL), VMEM_E_INVAL);
+	assert_int_equal(vmem_ept_map(e, 0, 0, K4, VMEM_EPT_X, VMEM_MT_WB, false, NULL), VMEM_E_INVAL);
+	assert_int_equal(vmem_ept_map(e, 0, 0, K4, RWX, 2, false, NULL), VMEM_E_INVAL);
+	assert_int_equal(vmem_ept_map(e, 0, 0, K4, RWX, 7, false, NULL), VMEM_E_INVAL);
+	assert_int_equal(vmem_ept_map(e, 0x800, 0, K4, RWX, VMEM_MT_WB, false, NULL), VMEM_E_INVAL);
+	vmem_ept_stats st;
+	vmem_ept_get_stats(e, &st);
+	assert_int_equal(st.table_pages, 1);
+	assert_int_equal(st.leaves_4k, 0);
+	vmem_ept_free(e);
+}
+
+/* Fail every allocation of a range map in turn: tables as before, nothing leaked. */
+static void test_failure_injection(void **s)
+{
+	(void)s;
+	struct failalloc fa;
+	fa_init(&fa);
+	vmem_ept *e = mk(&fa.a, true);
+	/* A prior mapping with a 2M leaf that the big map will have to split. */
+	assert_int_equal(vmem_ept_map(e, 6 * M2, 6 * M2, M2, VMEM_EPT_R, VMEM_MT_WB, false, NULL), VMEM_OK);
+	long base_live = fa.live;
+	vmem_ept_stats before;
+	vmem_ept_get_stats(e, &before);
+	uint64_t eptp = vmem_ept_eptp(e), hpa, leaf;
+	long total = 0;
+	for (long k = 1;; k++) {
+		fa.calls = 0;
+		fa.fail_at = k;
+		vmem_err rc = vmem_ept_map(e, 5 * M2 + 3 * K4, G + 5 * M2 + 3 * K4, 2 * M2 + 5 * K4, RWX, VMEM_MT_WB, false, NULL);
+		if (rc == VMEM_OK) {
+			total = k;
+			break;
+		}
+		assert_int_equal(rc, VMEM_E_NOMEM);
+		assert_int_equal(fa.live, base_live);
+		vmem_ept_stats st;
+		vmem_ept_get_stats(e, &st);
+		assert_memory_equal(&st, &before, sizeof(st));
+		assert_int_equal(raw_lookup(eptp, 4, 6 * M2 + 0x10, &hpa, &leaf), 2);
+		assert_int_equal(hpa, 6 * M2 + 0x10);
+		assert_int_equal(raw_lookup(eptp, 4, 5 * M2 + 3 * K4, &hpa, &leaf), 0);
+	}
+	assert_true(total > 2);
+	assert_int_equal(raw_lookup(eptp, 4, 6 * M2 + 0x10, &hpa, &leaf), 2); /* fully covered and co-aligned: a 2M leaf replaces the old one */
+	assert_int_equal(hpa, G + 6 * M2 + 0x10);
+	assert_int_equal(raw_lookup(eptp, 4, 5 * M2 + 3 * K4, &hpa, &leaf), 1);
+	assert_int_equal(hpa, G + 5 * M2 + 3 * K4);
+	fa.fail_at = 0;
+	vmem_ept_free(e);
+	assert_int_equal(fa.live, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_eptp_and_single_4k),
+		cmocka_unit_test(test_large_leaves_and_range),
+		cmocka_unit_test(test_split_and_collapse),
+		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_failure_injection),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
