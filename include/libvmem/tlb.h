@@ -1,0 +1,75 @@
+/* libvmem software TLB: a per-vCPU translation cache tagged by VPID, PCID and EPTP, with the SDM's invalidation semantics. */
+#ifndef LIBVMEM_TLB_H
+#define LIBVMEM_TLB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <libvmem/alloc.h>
+#include <libvmem/error.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* What a cached translation is tagged with (SDM vol. 3C 29.4.1): the VPID,
+ * the PCID (ignored for a global translation), and the EPTP's EP4TA (bits
+ * 51:12; 0 when EPT is off). */
+typedef struct vmem_tlb_tag {
+	uint16_t vpid;
+	uint16_t pcid;
+	uint64_t eptp;
+} vmem_tlb_tag;
+
+/* One cached translation (a "combined mapping" when EPT is on). */
+typedef struct vmem_tlb_xlat {
+	uint64_t pa;        /* physical address of the looked-up linear address */
+	uint64_t page_size; /* 4K, 2M (or 4M) or 1G */
+	uint8_t perms;      /* VMEM_PERM_W / U / X of the translation */
+	uint8_t dirty;      /* the leaf's D flag was set: a write needs no walk */
+	uint8_t global;     /* G = 1 with CR4.PGE = 1: survives PCID/CR3 flushes */
+	uint8_t pkey;
+} vmem_tlb_xlat;
+
+typedef struct vmem_tlb vmem_tlb;
+
+/* A TLB of 2^entries_log2 4K entries (and a quarter as many for large pages); 4..20. */
+vmem_err vmem_tlb_new(const vmem_allocator *alloc, unsigned entries_log2, vmem_tlb **out);
+void vmem_tlb_free(vmem_tlb *tlb);
+
+/* Look up la under tag. true and *out filled on a hit. */
+bool vmem_tlb_lookup(const vmem_tlb *tlb, const vmem_tlb_tag *tag, uint64_t la, vmem_tlb_xlat *out);
+/* Cache a completed translation of la (pa is la's own physical address; the
+ * page frame is derived from page_size). May evict anything: a TLB may drop
+ * any entry at any time (SDM 4.10.2). VMEM_E_INVAL for a bad page size. */
+vmem_err vmem_tlb_insert(vmem_tlb *tlb, const vmem_tlb_tag *tag, uint64_t la, const vmem_tlb_xlat *x);
+
+/* Invalidation, as the instructions and events define it (SDM vol. 3A 4.10.4,
+ * vol. 3C 29.4.3). vpid is the current VPID (0 outside VMX non-root). */
+/* INVLPG: the page holding la, current VPID and PCID, and global translations of it. */
+void vmem_tlb_invlpg(vmem_tlb *tlb, uint16_t vpid, uint16_t pcid, uint64_t la);
+/* INVPCID types. */
+#define VMEM_INVPCID_ADDR 0       /* (pcid, la), except global translations */
+#define VMEM_INVPCID_SINGLE 1     /* every non-global translation of pcid */
+#define VMEM_INVPCID_ALL_GLOBAL 2 /* everything, globals included */
+#define VMEM_INVPCID_ALL 3        /* everything but global translations */
+vmem_err vmem_tlb_invpcid(vmem_tlb *tlb, uint16_t vpid, unsigned type, uint16_t pcid, uint64_t la);
+/* MOV to CR3: with CR4.PCIDE = 0 flushes non-global translations of PCID 0;
+ * with PCIDE = 1 those of the new PCID (cr3[11:0]), unless cr3 bit 63 is set. */
+void vmem_tlb_mov_cr3(vmem_tlb *tlb, uint16_t vpid, uint64_t cr3, bool pcide);
+/* A change of CR0.PG, CR4.PGE, CR4.PCIDE... : every translation of the VPID, globals included. */
+void vmem_tlb_flush_vpid(vmem_tlb *tlb, uint16_t vpid);
+/* INVVPID types (SDM vol. 3C 31.3, INVVPID). */
+#define VMEM_INVVPID_ADDR 0              /* (vpid, la): every PCID, globals included */
+#define VMEM_INVVPID_SINGLE 1            /* every translation of vpid */
+#define VMEM_INVVPID_ALL 2               /* every VPID except 0 */
+#define VMEM_INVVPID_SINGLE_KEEP_GLOBAL 3 /* vpid, except global translations */
+vmem_err vmem_tlb_invvpid(vmem_tlb *tlb, unsigned type, uint16_t vpid, uint64_t la);
+/* INVEPT types: single context (mappings whose EP4TA is eptp's) or all. */
+#define VMEM_INVEPT_SINGLE 1
+#define VMEM_INVEPT_ALL 2
+vmem_err vmem_tlb_invept(vmem_tlb *tlb, unsigned type, uint64_t eptp);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

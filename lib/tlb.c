@@ -1,0 +1,215 @@
+/* libvmem software TLB: direct-mapped arrays per page size, tags compared whole, invalidation by SDM rule. */
+#include <libvmem/tlb.h>
+#include "vmem_int.h"
+
+#define EP4TA_MASK VMI_BITS(51, 12)
+
+/* Size classes: 4K, 2M (also 32-bit paging's 4M, cached as the 2M class? no: own shift), 1G. */
+enum { SZ_4K, SZ_2M, SZ_4M, SZ_1G, SZ_N };
+static const unsigned sz_shift[SZ_N] = { 12, 21, 22, 30 };
+
+struct tlb_ent {
+	uint64_t vpn;        /* la >> shift, plus 1 so that 0 means empty */
+	uint64_t ep4ta;
+	uint32_t ctx;        /* vpid << 16 | pcid */
+	uint8_t global;
+	uint8_t perms, dirty, pkey;
+	uint64_t pfn;        /* physical frame of the page */
+};
+
+struct vmem_tlb {
+	const vmem_allocator *alloc;
+	unsigned bits[SZ_N];
+	struct tlb_ent *e[SZ_N];
+};
+
+static inline size_t slot(const vmem_tlb *t, int s, uint64_t vpn)
+{
+	/* Fibonacci hashing of the page number. */
+	return (size_t)((vpn * 0x9e3779b97f4a7c15ull) >> (64 - t->bits[s]));
+}
+
+vmem_err vmem_tlb_new(const vmem_allocator *alloc, unsigned entries_log2, vmem_tlb **out)
+{
+	if (!out || entries_log2 < 4 || entries_log2 > 20)
+		return VMEM_E_INVAL;
+	alloc = vmi_alloc_resolve(alloc);
+	if (!alloc)
+		return VMEM_E_INVAL;
+	vmem_tlb *t = vmi_zalloc(alloc, sizeof(*t));
+	if (!t)
+		return VMEM_E_NOMEM;
+	t->alloc = alloc;
+	for (int s = 0; s < SZ_N; s++) {
+		t->bits[s] = s == SZ_4K ? entries_log2 : entries_log2 - 2;
+		t->e[s] = vmi_zalloc(alloc, sizeof(struct tlb_ent) << t->bits[s]);
+		if (!t->e[s]) {
+			vmem_tlb_free(t);
+			return VMEM_E_NOMEM;
+		}
+	}
+	*out = t;
+	return VMEM_OK;
+}
+
+void vmem_tlb_free(vmem_tlb *t)
+{
+	if (!t)
+		return;
+	for (int s = 0; s < SZ_N; s++)
+		vmi_free(t->alloc, t->e[s], sizeof(struct tlb_ent) << t->bits[s]);
+	vmi_free(t->alloc, t, sizeof(*t));
+}
+
+static inline bool hit(const struct tlb_ent *e, uint64_t vpn1, uint64_t ep4ta, uint32_t ctx)
+{
+	/* A global translation matches any PCID of its VPID (SDM 4.10.2.4). */
+	return e->vpn == vpn1 && e->ep4ta == ep4ta &&
+	       (e->ctx == ctx || (e->global && (e->ctx >> 16) == (ctx >> 16)));
+}
+
+bool vmem_tlb_lookup(const vmem_tlb *t, const vmem_tlb_tag *tag, uint64_t la, vmem_tlb_xlat *out)
+{
+	uint64_t ep4ta = tag->eptp & EP4TA_MASK;
+	uint32_t ctx = (uint32_t)tag->vpid << 16 | tag->pcid;
+	for (int s = 0; s < SZ_N; s++) {
+		uint64_t vpn1 = (la >> sz_shift[s]) + 1;
+		const struct tlb_ent *e = &t->e[s][slot(t, s, vpn1)];
+		if (vmi_likely(hit(e, vpn1, ep4ta, ctx))) {
+			uint64_t mask = (1ull << sz_shift[s]) - 1;
+			out->pa = (e->pfn << sz_shift[s]) | (la & mask);
+			out->page_size = mask + 1;
+			out->perms = e->perms;
+			out->dirty = e->dirty;
+			out->global = e->global;
+			out->pkey = e->pkey;
+			return true;
+		}
+	}
+	return false;
+}
+
+static int size_class(uint64_t page_size)
+{
+	for (int s = 0; s < SZ_N; s++)
+		if (page_size == 1ull << sz_shift[s])
+			return s;
+	return -1;
+}
+
+vmem_err vmem_tlb_insert(vmem_tlb *t, const vmem_tlb_tag *tag, uint64_t la, const vmem_tlb_xlat *x)
+{
+	int s = x ? size_class(x->page_size) : -1;
+	if (!t || !tag || s < 0)
+		return VMEM_E_INVAL;
+	uint64_t vpn1 = (la >> sz_shift[s]) + 1;
+	struct tlb_ent *e = &t->e[s][slot(t, s, vpn1)];
+	e->vpn = vpn1;
+	e->ep4ta = tag->eptp & EP4TA_MASK;
+	e->ctx = (uint32_t)tag->vpid << 16 | tag->pcid;
+	e->global = x->global ? 1 : 0;
+	e->perms = x->perms;
+	e->dirty = x->dirty ? 1 : 0;
+	e->pkey = x->pkey;
+	e->pfn = x->pa >> sz_shift[s];
+	return VMEM_OK;
+}
+
+/* Drop every entry the predicate selects (the whole-TLB invalidations). */
+enum match { M_VPID, M_VPID_NONGLOBAL, M_PCID_NONGLOBAL, M_ALL_BUT_VPID0, M_EP4TA, M_ALL };
+static void flush_where(vmem_tlb *t, enum match m, uint16_t vpid, uint16_t pcid, uint64_t ep4ta)
+{
+	for (int s = 0; s < SZ_N; s++) {
+		size_t n = (size_t)1 << t->bits[s];
+		for (size_t i = 0; i < n; i++) {
+			struct tlb_ent *e = &t->e[s][i];
+			if (!e->vpn)
+				continue;
+			uint16_t ev = (uint16_t)(e->ctx >> 16), ep = (uint16_t)e->ctx;
+			bool drop = false;
+			switch (m) {
+			case M_VPID: drop = ev == vpid; break;
+			case M_VPID_NONGLOBAL: drop = ev == vpid && !e->global; break;
+			case M_PCID_NONGLOBAL: drop = ev == vpid && ep == pcid && !e->global; break;
+			case M_ALL_BUT_VPID0: drop = ev != 0; break;
+			case M_EP4TA: drop = e->ep4ta == ep4ta; break;
+			case M_ALL: drop = true; break;
+			}
+			if (drop)
+				e->vpn = 0;
+		}
+	}
+}
+
+/* Drop the entries that can translate la (one slot per size class), if selected. */
+static void flush_addr(vmem_tlb *t, uint64_t la, uint16_t vpid, int pcid, bool globals)
+{
+	for (int s = 0; s < SZ_N; s++) {
+		uint64_t vpn1 = (la >> sz_shift[s]) + 1;
+		struct tlb_ent *e = &t->e[s][slot(t, s, vpn1)];
+		if (e->vpn != vpn1 || (e->ctx >> 16) != vpid)
+			continue;
+		if (e->global ? globals : (pcid < 0 || (uint16_t)e->ctx == (uint16_t)pcid))
+			e->vpn = 0;
+	}
+}
+
+void vmem_tlb_invlpg(vmem_tlb *t, uint16_t vpid, uint16_t pcid, uint64_t la)
+{
+	/* SDM 4.10.4.1: the current PCID's translations of the page, and global ones. */
+	flush_addr(t, la, vpid, pcid, true);
+}
+
+vmem_err vmem_tlb_invpcid(vmem_tlb *t, uint16_t vpid, unsigned type, uint16_t pcid, uint64_t la)
+{
+	if (!t || pcid > 0xfff)
+		return VMEM_E_INVAL;
+	switch (type) {
+	case VMEM_INVPCID_ADDR: flush_addr(t, la, vpid, pcid, false); break;
+	case VMEM_INVPCID_SINGLE: flush_where(t, M_PCID_NONGLOBAL, vpid, pcid, 0); break;
+	case VMEM_INVPCID_ALL_GLOBAL: flush_where(t, M_VPID, vpid, 0, 0); break;
+	case VMEM_INVPCID_ALL: flush_where(t, M_VPID_NONGLOBAL, vpid, 0, 0); break;
+	default: return VMEM_E_INVAL;
+	}
+	return VMEM_OK;
+}
+
+void vmem_tlb_mov_cr3(vmem_tlb *t, uint16_t vpid, uint64_t cr3, bool pcide)
+{
+	/* SDM 4.10.4.1: bit 63 set with PCIDE = 1 means no flush. */
+	if (pcide && (cr3 >> 63))
+		return;
+	flush_where(t, M_PCID_NONGLOBAL, vpid, pcide ? (uint16_t)(cr3 & 0xfff) : 0, 0);
+}
+
+void vmem_tlb_flush_vpid(vmem_tlb *t, uint16_t vpid)
+{
+	flush_where(t, M_VPID, vpid, 0, 0);
+}
+
+vmem_err vmem_tlb_invvpid(vmem_tlb *t, unsigned type, uint16_t vpid, uint64_t la)
+{
+	if (!t)
+		return VMEM_E_INVAL;
+	switch (type) {
+	case VMEM_INVVPID_ADDR: flush_addr(t, la, vpid, -1, true); break;
+	case VMEM_INVVPID_SINGLE: flush_where(t, M_VPID, vpid, 0, 0); break;
+	case VMEM_INVVPID_ALL: flush_where(t, M_ALL_BUT_VPID0, 0, 0, 0); break;
+	case VMEM_INVVPID_SINGLE_KEEP_GLOBAL: flush_where(t, M_VPID_NONGLOBAL, vpid, 0, 0); break;
+	default: return VMEM_E_INVAL;
+	}
+	return VMEM_OK;
+}
+
+vmem_err vmem_tlb_invept(vmem_tlb *t, unsigned type, uint64_t eptp)
+{
+	if (!t)
+		return VMEM_E_INVAL;
+	if (type == VMEM_INVEPT_SINGLE)
+		flush_where(t, M_EP4TA, 0, 0, eptp & EP4TA_MASK);
+	else if (type == VMEM_INVEPT_ALL)
+		flush_where(t, M_ALL, 0, 0, 0);
+	else
+		return VMEM_E_INVAL;
+	return VMEM_OK;
+}
