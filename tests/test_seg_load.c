@@ -25,6 +25,7 @@
 #define D_CONF_XR3   0x00CFFE000000FFFFull /* type E, DPL3 */
 #define D_CODE64     0x00AF9A000000FFFFull /* L=1 D=0 */
 #define D_CODE_LD    0x00EF9A000000FFFFull /* L=1 D=1: reserved in IA-32e mode */
+#define D_CODE64_SMALL 0x00209A0000000FFFull /* L=1 D=0 G=0, limit 0xFFF */
 #define D_CODE16     0x00009A0100000FFFull /* base 0x10000, limit 0xFFF, G=0, D=0 */
 #define D_SYS_LDT    0x0000820000000FFFull /* S=0 type 2 (LDT) */
 #define D_SYS_TSS    0x0000890000000067ull /* S=0 type 9 (TSS) */
@@ -271,6 +272,8 @@ static const struct cs_row cs_rows[] = {
 	{ "ip one past the limit: #GP(0)", P, 0, 0x0030, D_CODE16, 0x1000, GP, 0, 0 },
 	{ "64-bit target: canonical ip, no limit", C, 0, 0x0030, D_CODE64, 0x00007FFFFFFFFFFFull, OK, 0, 0x0030 },
 	{ "64-bit target: non-canonical ip #GP(0)", L, 0, 0x0030, D_CODE64, 0x0000800000000000ull, GP, 0, 0 },
+	{ "L=1 in legacy mode: the limit still applies", P, 0, 0x0030, D_CODE64_SMALL, 0x1000, GP, 0, 0 },
+	{ "L=1 in IA-32e mode: no limit check on ip", C, 0, 0x0030, D_CODE64_SMALL, 0x1000, OK, 0, 0x0030 },
 	{ "64-bit target: upper-half canonical ip", L, 0, 0x0030, D_CODE64, 0xFFFF800000000000ull, OK, 0, 0x0030 },
 };
 
