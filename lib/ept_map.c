@@ -38,6 +38,14 @@ struct ept_ctx {
 	vmem_ept_flush fl;
 };
 
+/* Zero a context with vmi_memset: an initializer would let clang emit a
+ * call to memset, which the freestanding core does not have. */
+static void ctx_init(struct ept_ctx *c, enum ept_op op)
+{
+	vmi_memset(c, 0, sizeof(*c));
+	c->op = op;
+}
+
 static inline uint64_t level_size(unsigned level) { return 1ull << (12 + 9 * (level - 1)); }
 static inline bool present(uint64_t e) { return e & VMEM_EPT_PERM_MASK; }
 static inline void store_entry(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
@@ -322,7 +330,11 @@ vmem_err vmem_ept_map(vmem_ept *ept, uint64_t gpa, uint64_t hpa, uint64_t size,
 		return VMEM_E_INVAL;          /* reserved memory types */
 	if (hpa + size < hpa || !granted(ept, hpa, size))
 		return VMEM_E_RANGE;
-	struct ept_ctx c = { .op = OP_MAP, .gpa0 = gpa, .hpa0 = hpa, .perm = perm };
+	struct ept_ctx c;
+	ctx_init(&c, OP_MAP);
+	c.gpa0 = gpa;
+	c.hpa0 = hpa;
+	c.perm = perm;
 	c.attr = perm | ((uint64_t)mt << VMEM_EPT_MT_SHIFT) | (ipat ? VMEM_EPT_IPAT : 0);
 	return run_op(ept, &c, gpa, size, flush);
 }
@@ -331,7 +343,8 @@ vmem_err vmem_ept_unmap(vmem_ept *ept, uint64_t gpa, uint64_t size, vmem_ept_flu
 {
 	if (!ept)
 		return VMEM_E_INVAL;
-	struct ept_ctx c = { .op = OP_UNMAP };
+	struct ept_ctx c;
+	ctx_init(&c, OP_UNMAP);
 	return run_op(ept, &c, gpa, size, flush);
 }
 
@@ -341,7 +354,9 @@ vmem_err vmem_ept_protect(vmem_ept *ept, uint64_t gpa, uint64_t size, uint64_t p
 	    ((perm & VMEM_EPT_W) && !(perm & VMEM_EPT_R)) ||
 	    (!(perm & VMEM_EPT_R) && !ept->cfg.exec_only) || ((perm & VMEM_EPT_XU) && !ept->cfg.mbec))
 		return VMEM_E_INVAL;
-	struct ept_ctx c = { .op = OP_PROTECT, .perm = perm };
+	struct ept_ctx c;
+	ctx_init(&c, OP_PROTECT);
+	c.perm = perm;
 	return run_op(ept, &c, gpa, size, flush);
 }
 
