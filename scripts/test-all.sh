@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Build libvmem twice and run every test that is not long: gcc (-Werror, memcheck included), then clang with ASan+UBSan.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+JOBS=${JOBS:-2}
+GCC_DIR=${GCC_DIR:-build-ci-gcc}
+CLANG_DIR=${CLANG_DIR:-build-ci-clang}
+# Labels left out of the default run; run them with e.g. `ctest -L matrix-full`.
+LONG='^(long|matrix-full|bench-long|fuzz-long)$'
+
+if [ "${1:-}" != "--no-deps" ]; then
+  bash "$ROOT/scripts/deps.sh"
+fi
+
+start=$(date +%s)
+status=0
+summary=()
+
+step() { echo; echo "==== $* ($(($(date +%s) - start)) s)"; }
+
+step "gcc: configure and build (VMEM_WERROR=ON)"
+gcc_ok=1
+CC=gcc cmake -S . -B "$GCC_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVMEM_WERROR=ON || gcc_ok=0
+[ $gcc_ok = 1 ] && { cmake --build "$GCC_DIR" -j"$JOBS" || gcc_ok=0; }
+if [ $gcc_ok = 1 ]; then
+  step "gcc: ctest (all labels but long ones, memcheck included)"
+  if (cd "$GCC_DIR" && ctest -j"$JOBS" -LE "$LONG" --output-on-failure); then
+    summary+=("gcc: passed")
+  else
+    summary+=("gcc: TESTS FAILED"); status=1
+  fi
+else
+  summary+=("gcc: BUILD FAILED"); status=1
+fi
+
+step "clang: configure and build (VMEM_WERROR=ON, VMEM_SANITIZE=ON)"
+clang_ok=1
+CC=clang cmake -S . -B "$CLANG_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVMEM_WERROR=ON \
+  -DVMEM_SANITIZE=ON -DVMEM_BENCH=OFF || clang_ok=0
+[ $clang_ok = 1 ] && { cmake --build "$CLANG_DIR" -j"$JOBS" || clang_ok=0; }
+if [ $clang_ok = 1 ]; then
+  step "clang: ctest -L unit under ASan+UBSan"
+  if (cd "$CLANG_DIR" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      ctest -j"$JOBS" -L '^unit$' --output-on-failure); then
+    summary+=("clang+sanitizers: passed")
+  else
+    summary+=("clang+sanitizers: TESTS FAILED"); status=1
+  fi
+else
+  summary+=("clang+sanitizers: BUILD FAILED"); status=1
+fi
+
+echo
+echo "==== test-all: ${summary[*]} ($(($(date +%s) - start)) s)"
+exit $status
