@@ -36,22 +36,23 @@ typedef struct bcase {
 	enum pattern pattern;
 	enum mode mode;
 	unsigned access, flags;
+	bool ad_pair; /* also time VMEM_WALK_NO_AD in the same repetitions */
 } bcase;
 
 #define ACC_R (VMEM_ACC_USER | VMEM_ACC_READ)
 #define ACC_W (VMEM_ACC_USER | VMEM_ACC_WRITE)
 
 static const bcase cases[] = {
-	{ "hot64m", "(a') random, 64 MiB 4K (tables in L2)", SP_64M_4K, PAT_RANDOM, MODE_SINGLE, ACC_R, 0 },
-	{ "random1g", "(a) random, 1 GiB 4K", SP_1G_4K, PAT_RANDOM, MODE_SINGLE, ACC_R, 0 },
-	{ "seq1g", "(b) sequential, 1 GiB 4K", SP_1G_4K, PAT_SEQ, MODE_SINGLE, ACC_R, 0 },
-	{ "random2m", "(c) random, 1 GiB 2M pages", SP_1G_2M, PAT_RANDOM, MODE_SINGLE, ACC_R, 0 },
-	{ "random5l", "(d) random, 1 GiB 4K, 5-level", SP_1G_4K_5L, PAT_RANDOM, MODE_SINGLE, ACC_R, 0 },
-	{ "random64g", "(e) random, 64 GiB 4K", SP_64G_4K, PAT_RANDOM, MODE_SINGLE, ACC_R, 0 },
-	{ "batch1g", "(f) batch, random 1 GiB 4K", SP_1G_4K, PAT_RANDOM, MODE_BATCH, ACC_R, 0 },
-	{ "batch64g", "(f) batch, random 64 GiB 4K", SP_64G_4K, PAT_RANDOM, MODE_BATCH, ACC_R, 0 },
-	{ "adset", "(g) write, A/D already set", SP_1G_4K, PAT_RANDOM, MODE_SINGLE, ACC_W, 0 },
-	{ "noad", "(g) write, VMEM_WALK_NO_AD", SP_1G_4K, PAT_RANDOM, MODE_SINGLE, ACC_W, VMEM_WALK_NO_AD },
+	{ "hot64m", "(a') random, 64 MiB 4K (tables in L2)", SP_64M_4K, PAT_RANDOM, MODE_SINGLE, ACC_R, 0, false },
+	{ "random1g", "(a) random, 1 GiB 4K", SP_1G_4K, PAT_RANDOM, MODE_SINGLE, ACC_R, 0, false },
+	{ "seq1g", "(b) sequential, 1 GiB 4K", SP_1G_4K, PAT_SEQ, MODE_SINGLE, ACC_R, 0, false },
+	{ "random2m", "(c) random, 1 GiB 2M pages", SP_1G_2M, PAT_RANDOM, MODE_SINGLE, ACC_R, 0, false },
+	{ "random5l", "(d) random, 1 GiB 4K, 5-level", SP_1G_4K_5L, PAT_RANDOM, MODE_SINGLE, ACC_R, 0, false },
+	{ "random64g", "(e) random, 64 GiB 4K", SP_64G_4K, PAT_RANDOM, MODE_SINGLE, ACC_R, 0, false },
+	{ "batch1g", "(f) batch, random 1 GiB 4K", SP_1G_4K, PAT_RANDOM, MODE_BATCH, ACC_R, 0, false },
+	{ "batch64g", "(f) batch, random 64 GiB 4K", SP_64G_4K, PAT_RANDOM, MODE_BATCH, ACC_R, 0, false },
+	{ "adset", "(g) write, A/D already set, 64 MiB", SP_64M_4K, PAT_RANDOM, MODE_SINGLE, ACC_W, 0, true },
+	{ "noad", "(g) write, VMEM_WALK_NO_AD, 64 MiB", SP_64M_4K, PAT_RANDOM, MODE_SINGLE, ACC_W, VMEM_WALK_NO_AD, false },
 };
 #define N_CASES (sizeof(cases) / sizeof(cases[0]))
 
@@ -216,64 +217,82 @@ typedef struct row {
 	const bcase *c;
 	double lib_ns, base_ns; /* medians over the passes */
 	double ratio;           /* median over the pairs of lib / base */
+	double ad_lib, ad_base; /* adset only: median of (as is) / (NO_AD) per rep */
 } row;
 
-static double time_once(int lib, const bcase *c, const bench_env *env, const uint64_t *la,
-			size_t n, vmem_walk_result *res)
+static double time_once(int lib, const bcase *c, unsigned flags, const bench_env *env,
+			const uint64_t *la, size_t n, vmem_walk_result *res)
 {
 	double t0 = now_ns();
 
 	if (!lib)
-		bench_sink += loop_base(env, la, n, c->access, c->flags);
+		bench_sink += loop_base(env, la, n, c->access, flags);
 	else if (c->mode == MODE_BATCH)
-		bench_sink += loop_batch(env, la, n, c->access, c->flags, res, opt.batch);
+		bench_sink += loop_batch(env, la, n, c->access, flags, res, opt.batch);
 	else
-		bench_sink += loop_lib(env, la, n, c->access, c->flags);
+		bench_sink += loop_lib(env, la, n, c->access, flags);
 	return (now_ns() - t0) / (double)n;
 }
+
+/* The passes of one repetition: libvmem and the baseline with the case's
+ * flags, and for the A/D case both again with VMEM_WALK_NO_AD. */
+enum { P_LIB, P_BASE, P_LIB_NOAD, P_BASE_NOAD, P_MAX };
 
 static int run_case(const bcase *c, row *out)
 {
 	size_t n = opt.n ? opt.n : (opt.smoke ? 4096 : 1u << 18);
 	uint64_t *la = malloc(n * sizeof(*la));
 	vmem_walk_result *res = malloc(opt.batch * sizeof(*res));
-	double *tl = calloc(opt.reps, sizeof(double)), *tb = calloc(opt.reps, sizeof(double));
-	double *tr = calloc(opt.reps, sizeof(double));
+	double *t[P_MAX], *tr = calloc(opt.reps, sizeof(double));
+	double *ad_l = calloc(opt.reps, sizeof(double)), *ad_b = calloc(opt.reps, sizeof(double));
 	const bench_env *env = get_env(c->space);
-	int do_lib = !opt.only_walker || !strcmp(opt.only_walker, "lib");
-	int do_base = !opt.only_walker || !strcmp(opt.only_walker, "base");
+	int on[P_MAX];
+	bool fail = !la || !res || !tr || !ad_l || !ad_b;
 
-	if (!la || !res || !tl || !tb || !tr) {
+	on[P_LIB] = !opt.only_walker || !strcmp(opt.only_walker, "lib");
+	on[P_BASE] = !opt.only_walker || !strcmp(opt.only_walker, "base");
+	on[P_LIB_NOAD] = c->ad_pair && on[P_LIB];
+	on[P_BASE_NOAD] = c->ad_pair && on[P_BASE];
+	for (unsigned p = 0; p < P_MAX; p++) {
+		t[p] = calloc(opt.reps, sizeof(double));
+		fail |= !t[p];
+	}
+	if (fail) {
 		fprintf(stderr, "bench: out of memory\n");
 		exit(2);
 	}
 	gen_addresses(c, la, n);
 	unsigned bad = verify(c, env, la, n, res);
 	for (unsigned w = 0; w < opt.warmup; w++) {
-		if (do_lib)
-			time_once(1, c, env, la, n, res);
-		if (do_base)
-			time_once(0, c, env, la, n, res);
+		for (unsigned p = 0; p < P_MAX; p++)
+			if (on[p])
+				time_once(p % 2 == 0, c, p >= 2 ? VMEM_WALK_NO_AD : c->flags, env, la, n, res);
 	}
-	/* Pairs of passes, alternating which walker goes first, so slow drifts
-	 * of the machine (other tenants, clocks) cancel in each pair's ratio. */
+	/* Each repetition runs every pass once, starting at a different one, so
+	 * slow drifts of the machine (other tenants, clocks) cancel in the
+	 * per-repetition ratios, whose median is reported. */
 	for (unsigned r = 0; r < opt.reps; r++) {
-		if (r & 1) {
-			tb[r] = do_base ? time_once(0, c, env, la, n, res) : 0;
-			tl[r] = do_lib ? time_once(1, c, env, la, n, res) : 0;
-		} else {
-			tl[r] = do_lib ? time_once(1, c, env, la, n, res) : 0;
-			tb[r] = do_base ? time_once(0, c, env, la, n, res) : 0;
+		for (unsigned k = 0; k < P_MAX; k++) {
+			unsigned p = (r + k) % P_MAX;
+			if (on[p])
+				t[p][r] = time_once(p % 2 == 0, c, p >= 2 ? VMEM_WALK_NO_AD : c->flags,
+						    env, la, n, res);
 		}
-		tr[r] = tb[r] > 0 ? tl[r] / tb[r] : 0;
+		tr[r] = t[P_BASE][r] > 0 ? t[P_LIB][r] / t[P_BASE][r] : 0;
+		ad_l[r] = t[P_LIB_NOAD][r] > 0 ? t[P_LIB][r] / t[P_LIB_NOAD][r] : 0;
+		ad_b[r] = t[P_BASE_NOAD][r] > 0 ? t[P_BASE][r] / t[P_BASE_NOAD][r] : 0;
 	}
 	out->c = c;
 	out->ratio = median(tr, opt.reps);
-	out->lib_ns = median(tl, opt.reps);
-	out->base_ns = median(tb, opt.reps);
+	out->ad_lib = median(ad_l, opt.reps);
+	out->ad_base = median(ad_b, opt.reps);
+	out->lib_ns = median(t[P_LIB], opt.reps);
+	out->base_ns = median(t[P_BASE], opt.reps);
+	for (unsigned p = 0; p < P_MAX; p++)
+		free(t[p]);
+	free(ad_b);
+	free(ad_l);
 	free(tr);
-	free(tb);
-	free(tl);
 	free(res);
 	free(la);
 	return bad ? -1 : 0;
@@ -291,17 +310,12 @@ static void print_table(const row *rows, unsigned n)
 		       r->base_ns > 0 ? 1e3 / r->base_ns : 0.0,
 		       r->ratio);
 	}
-	/* A/D already set against side-effect-free, when both were run. */
-	const row *set = NULL, *noad = NULL;
+	/* A/D already set against side-effect-free, timed in the same repetitions. */
 	for (unsigned i = 0; i < n; i++) {
-		if (!strcmp(rows[i].c->name, "adset"))
-			set = &rows[i];
-		if (!strcmp(rows[i].c->name, "noad"))
-			noad = &rows[i];
+		if (rows[i].ad_lib > 0)
+			printf("\nA/D already set / VMEM_WALK_NO_AD (median of paired passes): "
+			       "libvmem %.2fx, baseline %.2fx\n", rows[i].ad_lib, rows[i].ad_base);
 	}
-	if (set && noad && noad->lib_ns > 0 && noad->base_ns > 0)
-		printf("\nA/D already set / VMEM_WALK_NO_AD: libvmem %.2fx, baseline %.2fx\n",
-		       set->lib_ns / noad->lib_ns, set->base_ns / noad->base_ns);
 }
 
 static void usage(void)
