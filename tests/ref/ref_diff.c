@@ -26,8 +26,15 @@ bool diff_env_init(diff_env *env)
 	return true;
 }
 
+static void drop_gmem(diff_env *env)
+{
+	vmem_gmem_free(env->gm);
+	env->gm = NULL;
+}
+
 void diff_env_fini(diff_env *env)
 {
+	drop_gmem(env);
 	free(env->lib_mem);
 	free(env->ref_mem);
 	env->lib_mem = env->ref_mem = NULL;
@@ -38,6 +45,7 @@ void diff_env_reset(diff_env *env)
 	memset(env->lib_mem, 0, (size_t)DIFF_MAX_PAGES * PAGE);
 	memset(env->ref_mem, 0, (size_t)DIFF_MAX_PAGES * PAGE);
 	env->npages = 0;
+	drop_gmem(env);
 }
 
 static int page_index(const diff_env *env, uint64_t gpa)
@@ -53,6 +61,7 @@ int diff_env_add_page(diff_env *env, uint64_t gpa)
 	if (env->npages >= DIFF_MAX_PAGES || (gpa & (PAGE - 1)) || page_index(env, gpa) >= 0)
 		return -1;
 	env->gpa[env->npages] = gpa;
+	drop_gmem(env);
 	return (int)env->npages++;
 }
 
@@ -139,9 +148,10 @@ static void describe_case(struct sbuf *s, const diff_env *env, const ref_cpu *c,
 	if ((c->cr0 & REF_CR0_PG) && (c->cr4 & REF_CR4_PAE) && !(c->efer & REF_EFER_LMA))
 		say(s, "  pdptes: %#" PRIx64 " %#" PRIx64 " %#" PRIx64 " %#" PRIx64 "\n",
 		    c->pdpte[0], c->pdpte[1], c->pdpte[2], c->pdpte[3]);
-	say(s, "  access: la=%#" PRIx64 " %s cpl=%d implicit=%d ac=%d%s miss=%s\n", a->la,
+	say(s, "  access: la=%#" PRIx64 " %s cpl=%d implicit=%d ac=%d%s%s miss=%s\n", a->la,
 	    a->fetch ? "fetch" : a->write ? "write" : "read", a->cpl3 ? 3 : 0, a->implicit,
-	    a->ac, (flags & DIFF_NO_AD) ? " NO_AD" : "", env->miss_zero ? "zero" : "error");
+	    a->ac, (flags & DIFF_NO_AD) ? " NO_AD" : "", (flags & DIFF_BATCH) ? " BATCH" : "",
+	    env->miss_zero ? "zero" : "error");
 }
 
 static void describe_ref(struct sbuf *s, const ref_result *r)
@@ -225,11 +235,19 @@ static unsigned compare(struct sbuf *s, const diff_env *env, unsigned flags, vme
 		if (tr->n != r->n) {
 			MISMATCH("trace length lib %u ref %u\n", tr->n, r->n);
 		} else {
-			for (unsigned i = 0; i < r->n; i++)
-				if (tr->e[i].gpa != r->trace[i].gpa || tr->e[i].value != r->trace[i].value ||
-				    tr->e[i].level != r->trace[i].level)
+			for (unsigned i = 0; i < r->n; i++) {
+				/* An entry the walk uses twice (recursive tables) may be re-read after this
+				 * walk set its A/D flags (the library restarts on its own CAS): compare
+				 * such an entry's value without A and D. The header does not pin this down. */
+				uint64_t ignore = 0;
+				for (unsigned j = 0; j < r->n; j++)
+					if (j != i && r->trace[j].gpa == r->trace[i].gpa)
+						ignore = 0x60;
+				if (tr->e[i].gpa != r->trace[i].gpa || tr->e[i].level != r->trace[i].level ||
+				    ((tr->e[i].value ^ r->trace[i].value) & ~ignore))
 					MISMATCH("trace[%u]: lib L%u @%#" PRIx64 " = %#" PRIx64 "\n", i,
 						 tr->e[i].level, tr->e[i].gpa, tr->e[i].value);
+			}
 		}
 	}
 	for (unsigned p = 0; p < env->npages; p++) {
@@ -266,18 +284,27 @@ bool diff_run(diff_env *env, const ref_cpu *cpu, const ref_access *acc, unsigned
 	regs.maxphyaddr = cpu->maxphyaddr;
 	regs.gbpages = cpu->gbpages;
 
-	if (vmem_gmem_new(NULL, &gm)) {
-		say(&s, "  setup: vmem_gmem_new failed\n");
-		goto out;
-	}
-	vmem_gmem_set_miss(gm, env->miss_zero ? VMEM_GMEM_MISS_ZERO : VMEM_GMEM_MISS_ERROR);
-	for (unsigned p = 0; p < env->npages; p++) {
-		vmem_err e = vmem_gmem_add_ram(gm, env->gpa[p], PAGE, env->lib_mem + (size_t)p * PAGE, 0);
-		if (e) {
-			say(&s, "  setup: vmem_gmem_add_ram(%#" PRIx64 ") = %d\n", env->gpa[p], e);
+	if (!env->gm || env->gm_pages != env->npages || env->gm_miss_zero != env->miss_zero) {
+		drop_gmem(env);
+		if (vmem_gmem_new(NULL, &gm)) {
+			say(&s, "  setup: vmem_gmem_new failed\n");
 			goto out;
 		}
+		vmem_gmem_set_miss(gm, env->miss_zero ? VMEM_GMEM_MISS_ZERO : VMEM_GMEM_MISS_ERROR);
+		for (unsigned p = 0; p < env->npages; p++) {
+			vmem_err e = vmem_gmem_add_ram(gm, env->gpa[p], PAGE, env->lib_mem + (size_t)p * PAGE, 0);
+			if (e) {
+				say(&s, "  setup: vmem_gmem_add_ram(%#" PRIx64 ") = %d\n", env->gpa[p], e);
+				vmem_gmem_free(gm);
+				gm = NULL;
+				goto out;
+			}
+		}
+		env->gm = gm;
+		env->gm_pages = env->npages;
+		env->gm_miss_zero = env->miss_zero;
 	}
+	gm = env->gm;
 	vmem_err e = vmem_mmu_new(NULL, &regs, &mmu);
 	if (e) {
 		say(&s, "  setup: vmem_mmu_new = %d (%s)\n", e, vmem_strerror(e));
@@ -291,8 +318,14 @@ bool diff_run(diff_env *env, const ref_cpu *cpu, const ref_access *acc, unsigned
 	vmem_walk_trace ltr;
 	memset(&lres, 0, sizeof(lres));
 	memset(&ltr, 0, sizeof(ltr));
-	vmem_err lerr = vmem_walk(mmu, gm, acc->la, access_flags(acc),
-				  (flags & DIFF_NO_AD) ? VMEM_WALK_NO_AD : 0, &lres, &ltr);
+	unsigned wflags = (flags & DIFF_NO_AD) ? VMEM_WALK_NO_AD : 0;
+	vmem_err lerr;
+	if (flags & DIFF_BATCH) {
+		lerr = vmem_walk_batch(mmu, gm, &acc->la, 1, access_flags(acc), wflags, &lres);
+		flags |= DIFF_NO_TRACE;
+	} else {
+		lerr = vmem_walk(mmu, gm, acc->la, access_flags(acc), wflags, &lres, &ltr);
+	}
 
 	ref_mem rm = { ref_read, ref_write, env };
 	ref_result rres;
@@ -317,6 +350,5 @@ bool diff_run(diff_env *env, const ref_cpu *cpu, const ref_access *acc, unsigned
 	say(&s, "%s", tmp);
 out:
 	vmem_mmu_free(mmu);
-	vmem_gmem_free(gm);
 	return ok;
 }

@@ -18,6 +18,9 @@ typedef struct diff_env {
 	uint8_t *lib_mem;  /* npages * 4096, page-aligned */
 	uint8_t *ref_mem;
 	bool miss_zero;
+	struct vmem_gmem *gm; /* the library's view, rebuilt when the page set changes */
+	unsigned gm_pages;    /* npages when gm was built */
+	bool gm_miss_zero;
 } diff_env;
 
 /* Allocate room for DIFF_MAX_PAGES pages; npages starts at 0. */
@@ -35,6 +38,7 @@ bool diff_env_store(diff_env *env, uint64_t gpa, unsigned size, uint64_t val);
 /* What one comparison covers. */
 #define DIFF_NO_AD     (1u << 0) /* walk with VMEM_WALK_NO_AD (and ref with set_ad = false) */
 #define DIFF_NO_TRACE  (1u << 1) /* do not compare the trace */
+#define DIFF_BATCH     (1u << 2) /* library side through vmem_walk_batch (n = 1; no trace) */
 
 /* Walk acc on both sides, then restore nothing: memory keeps its A/D
  * updates on both copies. Returns true when everything compared agrees;
