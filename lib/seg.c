@@ -44,17 +44,18 @@ vmem_err vmem_seg_desc_decode(uint64_t d, vmem_seg_cache *out)
 	if (!out)
 		return VMEM_E_INVAL;
 	uint32_t raw = (uint32_t)(d & D_LIMIT_LO) | (uint32_t)((d & D_LIMIT_HI) >> 32);
-	vmem_seg_cache c = {
-		.base = ((d & D_BASE_LO) >> 16) | ((d & D_BASE_HI) >> 32),
-		.type = (uint8_t)((d >> D_TYPE_SH) & 0xF),
-		.dpl = (uint8_t)((d >> D_DPL_SH) & 3),
-		.s = (d & D_S) != 0,
-		.p = (d & D_P) != 0,
-		.avl = (d & D_AVL) != 0,
-		.l = (d & D_L) != 0,
-		.db = (d & D_DB) != 0,
-		.g = (d & D_G) != 0,
-	};
+	vmem_seg_cache c;
+	c.base = ((d & D_BASE_LO) >> 16) | ((d & D_BASE_HI) >> 32);
+	c.selector = 0;
+	c.type = (uint8_t)((d >> D_TYPE_SH) & 0xF);
+	c.dpl = (uint8_t)((d >> D_DPL_SH) & 3);
+	c.s = (d & D_S) != 0;
+	c.p = (d & D_P) != 0;
+	c.avl = (d & D_AVL) != 0;
+	c.l = (d & D_L) != 0;
+	c.db = (d & D_DB) != 0;
+	c.g = (d & D_G) != 0;
+	c.unusable = false;
 	/* SDM 3.4.5: G = 1 scales the limit by 4 KiB, the low 12 bits all ones. */
 	c.limit = c.g ? (raw << 12) | 0xFFFu : raw;
 	*out = c;
@@ -142,17 +143,26 @@ vmem_err vmem_seg_ar_set(vmem_seg_cache *c, uint32_t ar)
 	return VMEM_OK;
 }
 
+/* Set every field of *c; no aggregate initializers in this file, which clang
+ * at -O0 turns into memset calls the freestanding core does not have. */
+static void cache_set(vmem_seg_cache *c, uint64_t base, uint32_t limit, uint16_t sel,
+		      unsigned type, unsigned dpl, bool s, bool p, bool unusable)
+{
+	c->base = base;
+	c->limit = limit;
+	c->selector = sel;
+	c->type = (uint8_t)type;
+	c->dpl = (uint8_t)dpl;
+	c->s = s;
+	c->p = p;
+	c->avl = c->l = c->db = c->g = false;
+	c->unusable = unusable;
+}
+
 void vmem_seg_init_real(vmem_seg_cache *c, vmem_sreg sreg, uint16_t selector)
 {
-	vmem_seg_cache r = {
-		.base = (uint64_t)selector << 4,
-		.limit = 0xFFFF,
-		.selector = selector,
-		.type = (uint8_t)(sreg == VMEM_SREG_CS ? 0xB : 0x3),
-		.s = true,
-		.p = true,
-	};
-	*c = r;
+	cache_set(c, (uint64_t)selector << 4, 0xFFFF, selector,
+		  sreg == VMEM_SREG_CS ? 0xB : 0x3, 0, true, true, false);
 }
 
 /* ---- Shared helpers. ---- */
@@ -180,14 +190,20 @@ static bool is_ia32e(const vmem_seg_env *env)
 
 static void set_ok(vmem_seg_result *res, uint64_t linear, uint64_t desc)
 {
-	vmem_seg_result r = { .linear = linear, .desc = desc, .status = VMEM_SEG_OK };
-	*res = r;
+	res->linear = linear;
+	res->desc = desc;
+	res->error_code = 0;
+	res->status = VMEM_SEG_OK;
+	res->vector = 0;
 }
 
 static void set_fault(vmem_seg_result *res, unsigned vector, uint16_t code)
 {
-	vmem_seg_result r = { .error_code = code, .status = VMEM_SEG_FAULT, .vector = (uint8_t)vector };
-	*res = r;
+	res->linear = 0;
+	res->desc = 0;
+	res->error_code = code;
+	res->status = VMEM_SEG_FAULT;
+	res->vector = (uint8_t)vector;
 }
 
 /* Selector error code: index and TI kept, RPL replaced by EXT (SDM 6.13). */
@@ -263,8 +279,7 @@ vmem_err vmem_seg_load(const vmem_seg_env *env, vmem_sreg sreg, uint16_t sel,
 			set_fault(res, VMEM_SEG_VEC_GP, 0);
 			return VMEM_OK;
 		}
-		vmem_seg_cache n = { .selector = sel, .unusable = true, .dpl = ss ? (uint8_t)cpl : 0 };
-		*cache = n;
+		cache_set(cache, 0, 0, sel, 0, ss ? cpl : 0, false, false, true);
 		set_ok(res, 0, 0);
 		return VMEM_OK;
 	}
