@@ -152,7 +152,8 @@ vmem_err vmem_seg_locate(const vmem_seg_env *env, uint16_t selector, vmem_seg_re
  * Virtual-8086 mode: base = selector << 4, limit 0xFFFF, read/write data, DPL 3.
  * Protected, compat and 64-bit mode, in order:
  *  - null selector: DS/ES/FS/GS become unusable (base 0, limit 0); SS:
- *    #GP(0), except in 64-bit mode at CPL < 3 with RPL = CPL (SS unusable);
+ *    #GP(0), except in 64-bit mode at CPL < 3 with RPL = CPL (SS unusable,
+ *    DPL = CPL);
  *  - index beyond the GDT/LDT limit, or TI = 1 with no LDT: #GP(sel);
  *  - DS..: not data or readable code, or (data or non-conforming code) with
  *    DPL < max(CPL, RPL): #GP(sel); SS: not writable data, RPL != CPL or
@@ -190,7 +191,8 @@ vmem_err vmem_seg_load_cs(const vmem_seg_env *env, uint16_t selector, uint64_t d
  * Real and virtual-8086 mode: linear = (base + offset) mod 2^32; every byte
  * within the limit (expand-up) else #GP(0) (#SS(0) for SS). No type checks.
  * Protected and compat mode: unusable -> #GP(0); a write to a code segment or
- * to read-only data, or a read of execute-only code -> #GP(0); every byte
+ * to read-only data, or a read of execute-only code -> #GP(0) (a fetch has
+ * no type check: CS was checked when loaded); every byte
  * within the limit: expand-up [0, limit], expand-down [limit + 1, 0xFFFF]
  * with B = 0 or [limit + 1, 0xFFFFFFFF] with B = 1, else #GP(0);
  * linear = (base + offset) mod 2^32. Every fault through SS is #SS(0).
