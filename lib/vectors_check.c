@@ -4,27 +4,11 @@
 #include <string.h>
 #include "vectors_int.h"
 
-static vmem_err redo_ept(const vmem_vector *v, vv_outcome *o)
-{
-	(void)v;
-	o->status = VMEM_VCHECK_UNSUPPORTED;
-	snprintf(o->why, sizeof(o->why), "kind ept: not supported yet");
-	return VMEM_OK;
-}
-
-static vmem_err redo_nested(const vmem_vector *v, vv_outcome *o)
-{
-	(void)v;
-	o->status = VMEM_VCHECK_UNSUPPORTED;
-	snprintf(o->why, sizeof(o->why), "kind nested: not supported yet");
-	return VMEM_OK;
-}
-
-/* The engine for each kind; the EPT engine replaces the two stubs above. */
+/* The engine for each kind. */
 static const vv_redo_fn redo_by_kind[3] = {
 	[VMEM_VKIND_WALK] = vv_redo_walk,
-	[VMEM_VKIND_EPT] = redo_ept,
-	[VMEM_VKIND_NESTED] = redo_nested,
+	[VMEM_VKIND_EPT] = vv_redo_ept,
+	[VMEM_VKIND_NESTED] = vv_redo_nested,
 };
 
 vmem_err vv_redo(const vmem_vector *v, vv_outcome *o)

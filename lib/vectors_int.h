@@ -27,6 +27,8 @@ typedef struct vv_outcome {
  * Returns VMEM_OK (o->status says whether there is an answer) or VMEM_E_NOMEM. */
 typedef vmem_err (*vv_redo_fn)(const vmem_vector *v, vv_outcome *o);
 vmem_err vv_redo_walk(const vmem_vector *v, vv_outcome *o);
+vmem_err vv_redo_ept(const vmem_vector *v, vv_outcome *o);    /* lib/vectors_ept.c */
+vmem_err vv_redo_nested(const vmem_vector *v, vv_outcome *o); /* lib/vectors_ept.c */
 vmem_err vv_redo(const vmem_vector *v, vv_outcome *o);
 
 /* Test memory built from a word list: one 4 KiB page per distinct page. */

@@ -1,6 +1,7 @@
 /* libvmem guest page walk (SDM vol. 3A ch. 4): linear -> guest-physical, driven by the MMU's mode descriptor. */
 #include <libvmem/pte.h>
 #include <libvmem/walk.h>
+#include "ept_int.h"
 #include "gmem_int.h"
 #include "mmu_int.h"
 
@@ -48,6 +49,16 @@ static bool walk_pae_pdpte(const struct vmem_mmu *m, uint64_t la, unsigned acc, 
 #define PTE_BITS 32
 #include "walk_tmpl.h"
 #undef PTE_BITS
+/* The nested instances (lib/nested.c): the same walk, each entry reached through EPT. */
+#undef WALK_NESTED
+#define WALK_NESTED 1
+#define PTE_BITS 64
+#include "walk_tmpl.h"
+#undef PTE_BITS
+#define PTE_BITS 32
+#include "walk_tmpl.h"
+#undef PTE_BITS
+#undef WALK_NESTED
 
 /* Check arguments and the address form; 0 = go on walking, 1 = res is final, <0 = error. */
 static int walk_prologue(const struct vmem_mmu *m, uint64_t la, unsigned acc, vmem_walk_result *res)
@@ -91,6 +102,19 @@ vmem_err vmem_walk(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc,
 	if (m->mode == VMEM_MODE_32BIT)
 		return walk32(m, gm, la, acc, flags, res, tr);
 	return walk64(m, gm, la, acc, flags, res, tr);
+}
+
+vmem_err vmi_walk_nested(const struct vmem_mmu *m, struct nx_walk *nx, uint64_t la,
+			 unsigned acc, unsigned flags, vmem_walk_result *res, vmem_walk_trace *tr)
+{
+	if (tr)
+		tr->n = 0;
+	int rc = walk_prologue(m, la, acc, res);
+	if (rc)
+		return rc < 0 ? (vmem_err)rc : VMEM_OK;
+	if (m->mode == VMEM_MODE_32BIT)
+		return walk32_nested(m, nx->host, la, acc, flags, res, tr, nx);
+	return walk64_nested(m, nx->host, la, acc, flags, res, tr, nx);
 }
 
 /* Batched walks: up to BATCH_LANES walks advance a level at a time in turn,

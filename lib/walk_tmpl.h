@@ -1,12 +1,25 @@
 /* libvmem page walk template: one walk, instantiated for 4-byte (32-bit paging) and 8-byte entries. */
-/* Included by walk.c with PTE_BITS defined to 32 or 64 (the paging_tmpl.h pattern). */
+/* Included by walk.c with PTE_BITS defined to 32 or 64 (the paging_tmpl.h pattern), and
+ * WALK_NESTED 1 for the nested instances, whose entry reads and A/D writes go through EPT. */
+#ifndef WALK_NESTED
+#define WALK_NESTED 0
+#endif
+#if WALK_NESTED
+#define FN_SFX(n, b) n##b##_nested
+#define NX_PARAM , struct nx_walk *nx
+#define NX_ARG , nx
+#else
+#define FN_SFX(n, b) n##b
+#define NX_PARAM
+#define NX_ARG
+#endif
 #if PTE_BITS == 64
 #define pte_t uint64_t
-#define FN(n) n##64
+#define FN(n) FN_SFX(n, 64)
 #define IDX_BITS 9
 #elif PTE_BITS == 32
 #define pte_t uint32_t
-#define FN(n) n##32
+#define FN(n) FN_SFX(n, 32)
 #define IDX_BITS 10
 #else
 #error "PTE_BITS must be 32 or 64"
@@ -27,6 +40,11 @@ struct FN(lane) {
 	bool wr;                 /* the entry's memory may take A/D writes */
 	pte_t *ep[5];            /* entries used, for A/D (NULL: not writable) */
 	pte_t ev[5];             /* their values as read */
+#if WALK_NESTED
+	struct nx_walk *nx;
+	uint64_t eg[5];          /* guest-physical addresses of the entries used */
+	uint8_t eperm[5];        /* EPT permissions of their translations */
+#endif
 };
 
 /* Find the entry for lane->level. false: it is outside guest memory (res filled). */
@@ -35,10 +53,22 @@ static inline bool FN(lane_locate)(struct FN(lane) *l, const vmem_gmem *gm, vmem
 	unsigned shift = 12 + IDX_BITS * (l->level - 1);
 	vmem_err err = VMEM_OK;
 	l->egpa = l->table + ((uint64_t)((l->la >> shift) & IDX_MASK) * sizeof(pte_t));
-	l->p = gm_entry(gm, l->egpa, sizeof(pte_t), &l->hint, &l->wr, &l->mval, &err);
+#if WALK_NESTED
+	/* Every guest paging-structure access is itself an EPT translation (SDM 29.3.3.2). */
+	uint64_t addr;
+	if (!vmi_nx_entry(l->nx, l->egpa, &addr, &l->eperm[l->n])) {
+		res->status = WALK_ST_EPT;
+		res->gpa = l->egpa;
+		res->level = (uint8_t)l->level;
+		return false;
+	}
+#else
+	uint64_t addr = l->egpa;
+#endif
+	l->p = gm_entry(gm, addr, sizeof(pte_t), &l->hint, &l->wr, &l->mval, &err);
 	if (vmi_unlikely(err)) {
 		res->status = VMEM_WALK_BAD_GPA;
-		res->gpa = l->egpa;
+		res->gpa = addr;
 		res->level = (uint8_t)l->level;
 		return false;
 	}
@@ -60,6 +90,9 @@ static inline int FN(lane_consume)(struct FN(lane) *l, const struct vmem_mmu *m,
 	l->pte = pte;
 	l->ep[l->n] = l->wr ? (pte_t *)(uintptr_t)l->p : NULL;
 	l->ev[l->n] = pte;
+#if WALK_NESTED
+	l->eg[l->n] = l->egpa;
+#endif
 	l->n++;
 	if (vmi_unlikely(!(pte & VMEM_PTE_P))) {
 		res->status = VMEM_WALK_PF;
@@ -135,6 +168,14 @@ static inline int FN(lane_finish)(struct FN(lane) *l, const struct vmem_mmu *m, 
 			pte_t want = l->ev[i] | (pte_t)VMEM_PTE_A;
 			if (i == l->n - 1 && (acc & VMEM_ACC_WRITE))
 				want |= (pte_t)VMEM_PTE_D;
+#if WALK_NESTED
+			/* The flag write is a data write to guest memory: EPT may refuse it. */
+			if (want != l->ev[i] && !vmi_nx_ad_write(l->nx, l->eg[i], l->eperm[i])) {
+				res->status = WALK_ST_EPT;
+				res->gpa = l->eg[i];
+				return 1;
+			}
+#endif
 			if (want == l->ev[i] || !l->ep[i])
 				continue;
 			pte_t expect = l->ev[i];
@@ -150,8 +191,11 @@ static inline int FN(lane_finish)(struct FN(lane) *l, const struct vmem_mmu *m, 
 	return 1;
 }
 
-static inline void FN(lane_init)(struct FN(lane) *l, const struct vmem_mmu *m, uint64_t la)
+static inline void FN(lane_init)(struct FN(lane) *l, const struct vmem_mmu *m, uint64_t la NX_PARAM)
 {
+#if WALK_NESTED
+	l->nx = nx;
+#endif
 	l->la = la;
 	l->table = m->root;
 	l->level = m->top;
@@ -163,11 +207,11 @@ static inline void FN(lane_init)(struct FN(lane) *l, const struct vmem_mmu *m, u
 
 /* One complete walk. */
 static vmem_err FN(walk)(const struct vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc,
-			 unsigned flags, vmem_walk_result *res, vmem_walk_trace *tr)
+			 unsigned flags, vmem_walk_result *res, vmem_walk_trace *tr NX_PARAM)
 {
 	struct FN(lane) l;
 	for (unsigned attempt = 0; attempt < WALK_MAX_RETRIES; attempt++) {
-		FN(lane_init)(&l, m, la);
+		FN(lane_init)(&l, m, la NX_ARG);
 		if (tr)
 			tr->n = 0;
 #if PTE_BITS == 64
@@ -188,5 +232,8 @@ static vmem_err FN(walk)(const struct vmem_mmu *m, vmem_gmem *gm, uint64_t la, u
 
 #undef pte_t
 #undef FN
+#undef FN_SFX
+#undef NX_PARAM
+#undef NX_ARG
 #undef IDX_BITS
 #undef IDX_MASK

@@ -1,0 +1,74 @@
+/* libvmem EPT internals: the EPT context's precomputed masks and tables, and the nested walk's entry hooks. */
+#ifndef VMEM_EPT_INT_H
+#define VMEM_EPT_INT_H
+
+#include <libvmem/ept.h>
+#include <libvmem/nested.h>
+#include <libvmem/walk.h>
+#include "vmem_int.h"
+
+/* Access index of the fault table: vmem_ept_atype, plus a fetch from a
+ * user-mode linear address (which MBEC checks against XU). */
+#define EPT_AIDX_FETCH_USER 5
+#define EPT_AIDX_N 6
+
+/* Permission index of an entry or of an AND of entries: bits 2:0 are R/W/X,
+ * bit 3 is bit 10 (XU). */
+#define EPT_PIDX(e) ((unsigned)(((e) & 7) | (((e) >> 7) & 8)))
+
+/* EPT memory types 2, 3 and 7 are reserved in a leaf (SDM 29.3.3.1). */
+#define EPT_BAD_MEMTYPES ((1u << 2) | (1u << 3) | (1u << 7))
+
+struct vmem_ept_mmu {
+	/* Hot: read on every walk. */
+	uint8_t top;            /* 4 or 5 */
+	uint8_t ad;             /* EPTP bit 6 */
+	uint8_t adv;            /* report advanced information (bits 9-11) */
+	uint8_t permmask;       /* 0x7, or 0xf with MBEC (XU counts) */
+	uint8_t large_ok[6];    /* PS = 1 ends the walk at this level */
+	uint8_t qacc[5];        /* qualification bits 2:0 per vmem_ept_atype */
+	uint16_t absent;        /* bit i: permission index i is a not-present entry */
+	uint16_t badrwx;        /* bit i: permission index i is a misconfiguration */
+	uint16_t fault[EPT_AIDX_N]; /* bit p: permissions p (AND over levels) refuse the access */
+	uint64_t root;
+	uint64_t gpa_rsvd;      /* gpa bits the page-walk length does not translate */
+	uint64_t rsvd[6][2];    /* [level][PS] bits that must be 0 in a present entry */
+	uint64_t frame[6][2];   /* [level][PS] address bits of the next table / the page */
+	/* Cold. */
+	uint64_t eptp;
+	vmem_ept_caps caps;
+	const vmem_allocator *alloc;
+};
+
+/* Internal walk status (vmem_walk_result.status) of a nested guest walk
+ * stopped by EPT: the EPT outcome is in the nx_walk. */
+#define WALK_ST_EPT 0x80
+
+/* The state a nested (two-dimensional) walk threads through the guest
+ * walker: each guest paging-structure access is an EPT translation. */
+struct nx_walk {
+	const struct vmem_ept_mmu *ept;
+	vmem_gmem *host;
+	uint64_t la;
+	unsigned ept_flags;        /* VMEM_EPT_NO_AD when the walk has no side effects */
+	vmem_ept_result exit;      /* the EPT outcome that stopped the guest walk */
+	vmem_err err;              /* an EPT walk refused (VMEM_E_INVAL, VMEM_E_RETRY) */
+	vmem_nested_trace *trace;  /* or NULL */
+};
+
+/* Nested hooks of the guest walker (lib/nested.c). The guest entry at egpa
+ * is about to be read: translate it (*hpa, and the EPT permissions in
+ * *perms). false: an EPT exit, in nx->exit. */
+bool vmi_nx_entry(struct nx_walk *nx, uint64_t egpa, uint64_t *hpa, uint8_t *perms);
+/* The guest's A/D flags are about to be written in the entry at egpa,
+ * whose translation had EPT permissions perms. false: an EPT exit. */
+bool vmi_nx_ad_write(struct nx_walk *nx, uint64_t egpa, uint8_t perms);
+
+struct vmem_mmu;
+/* The guest walk of vmem_walk with every entry reached through EPT (lib/walk.c):
+ * res->status WALK_ST_EPT when EPT stopped it. */
+vmem_err vmi_walk_nested(const struct vmem_mmu *m, struct nx_walk *nx, uint64_t la,
+			 unsigned acc, unsigned flags, vmem_walk_result *res,
+			 vmem_walk_trace *tr);
+
+#endif
