@@ -251,8 +251,8 @@ static int run_case(const bcase *c, row *out)
 
 	on[P_LIB] = !opt.only_walker || !strcmp(opt.only_walker, "lib");
 	on[P_BASE] = !opt.only_walker || !strcmp(opt.only_walker, "base");
-	on[P_LIB_NOAD] = c->ad_pair && on[P_LIB];
-	on[P_BASE_NOAD] = c->ad_pair && on[P_BASE];
+	on[P_LIB_NOAD] = c->ad_pair && !opt.only_walker;
+	on[P_BASE_NOAD] = c->ad_pair && !opt.only_walker;
 	for (unsigned p = 0; p < P_MAX; p++) {
 		t[p] = calloc(opt.reps, sizeof(double));
 		fail |= !t[p];

@@ -9,7 +9,7 @@ set -eu
 
 BENCH=${1:-build-bench/bench/bench_walk}
 N=${N:-100000}
-CASES=${CASES:-"random1g seq1g random2m random5l batch1g adset noad"}
+CASES=${CASES:-"hot64m random1g seq1g random2m random5l random64g batch1g batch64g adset noad"}
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
