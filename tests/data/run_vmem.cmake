@@ -1,0 +1,28 @@
+# ctest driver for the vmem CLI (cmake -P): optionally run `vmem vectors gen` into GEN_OUT,
+# then run vmem with ARGS; check the exit status (EXPECT_RC: a number, nonzero or any) and that the
+# output matches every regex in MATCH (a ;-list).
+string(REPLACE "@@" ";" ARGS "${ARGS}")
+string(REPLACE "@@" ";" MATCH "${MATCH}")
+string(REPLACE "@@" ";" GEN_ARGS "${GEN_ARGS}")
+if(GEN_ARGS)
+  execute_process(COMMAND ${VMEM} vectors gen ${GEN_ARGS} OUTPUT_FILE ${GEN_OUT}
+    RESULT_VARIABLE grc ERROR_VARIABLE gerr)
+  if(NOT grc EQUAL 0)
+    message(FATAL_ERROR "vmem vectors gen ${GEN_ARGS} failed (${grc}): ${gerr}")
+  endif()
+endif()
+execute_process(COMMAND ${VMEM} ${ARGS} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+message("${out}${err}")
+if(EXPECT_RC STREQUAL "any")
+elseif(EXPECT_RC STREQUAL "nonzero")
+  if(rc EQUAL 0)
+    message(FATAL_ERROR "expected a non-zero exit status, got 0")
+  endif()
+elseif(NOT rc EQUAL EXPECT_RC)
+  message(FATAL_ERROR "expected exit status ${EXPECT_RC}, got ${rc}")
+endif()
+foreach(re ${MATCH})
+  if(NOT "${out}${err}" MATCHES "${re}")
+    message(FATAL_ERROR "output does not match '${re}'")
+  endif()
+endforeach()
