@@ -78,16 +78,42 @@ static void put_entry(unsigned char *page, unsigned idx, uint64_t v)
 	memcpy(page + 8 * idx, &v, 8);
 }
 
+/* True if the entry at (page pg, idx) is taken: on the path or the harness's. */
+static bool taken(const kvm_case *c, int pg, unsigned idx)
+{
+	uint64_t g = c->page_gpa[pg] + 8ull * idx;
+	if (pg == 0 && idx == KVM_HARNESS_SLOT)
+		return true;
+	for (unsigned i = 0; i < c->npath; i++)
+		if (c->path[i].gpa == g)
+			return true;
+	return false;
+}
+
 /* Random junk in a few entries the walk must not read. */
 static void add_noise(kvm_case *c, kvm_rng *r, int pg, unsigned keep)
 {
 	unsigned n = (unsigned)rnd(r, 8);
 	for (unsigned k = 0; k < n; k++) {
 		unsigned idx = (unsigned)rnd(r, 512);
-		if (idx == keep || (pg == 0 && idx == KVM_HARNESS_SLOT))
+		if (idx == keep || taken(c, pg, idx))
 			continue;
 		put_entry(c->page[pg], idx, kvm_rng_next(r));
 	}
+}
+
+/* The next-level table: now and then an existing table page (so that one
+ * page serves at two levels, as with recursive mappings), else a new one.
+ * cur is the entry being built, not yet on the path. */
+static int next_table(kvm_case *c, kvm_rng *r, unsigned char *buf, uint64_t cur,
+		      unsigned next_idx)
+{
+	if (chance(r, 8)) {
+		int cand = (int)rnd(r, c->npages);
+		if (!taken(c, cand, next_idx) && c->page_gpa[cand] + 8ull * next_idx != cur)
+			return cand;
+	}
+	return new_table(c, r, buf);
 }
 
 /* Flags of a present entry without reserved bits (address not included). */
@@ -230,7 +256,7 @@ void kvm_case_gen(kvm_case *c, kvm_rng *r, unsigned char *buf)
 			c->page_size = 0x1000;
 			c->data_page = d;
 		}
-		int next = leaf ? -1 : new_table(c, r, buf);
+		int next = leaf ? -1 : next_table(c, r, buf, egpa, la_index(c->la, level - 1));
 		if (next >= 0)
 			e |= c->page_gpa[next];
 		put_entry(c->page[pg], idx, e);
