@@ -315,8 +315,11 @@ int main(int argc, char **argv)
 		perror(o.emit);
 		return 2;
 	}
-	if (rep)
+	if (rep) {
+		fprintf(rep, "KVM oracle, seed 0x%" PRIx64 ", %lu cases: %lu passed, %lu failed "
+			"(%lu harness failures)\n", o.seed, o.count, passed, failed, harness);
 		fclose(rep);
+	}
 
 	print_stats(&st);
 	if (shown > SHOW_MAX)
