@@ -179,7 +179,7 @@ static void build_path(struct guest *g, diff_env *env, uint64_t la)
 			if (chance(20))
 				pde |= 0x80;                       /* PS without CR4.PSE (or mix) */
 			pde = (pde & 0xfff) | table_page(g, env, true);
-			if (!(c->cr4 & REF_CR4_PSE) == 0)
+			if (c->cr4 & REF_CR4_PSE)   /* PS here would make a 4M page */
 				pde &= ~0x80ull;
 		}
 		diff_env_store(env, pd + ((la >> 22) & 0x3ff) * 4, 4, pde);
