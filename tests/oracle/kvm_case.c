@@ -168,6 +168,21 @@ static unsigned la_index(uint64_t la, unsigned level)
 	return (unsigned)(la >> (12 + 9 * (level - 1))) & 511;
 }
 
+static uint64_t la_with_index(uint64_t la, unsigned level, unsigned idx)
+{
+	unsigned sh = 12 + 9 * (level - 1);
+	return (la & ~(511ull << sh)) | ((uint64_t)idx << sh);
+}
+
+static void push_path(kvm_case *c, uint64_t gpa, uint64_t v, unsigned level, enum kvm_ent_kind k)
+{
+	c->path[c->npath].gpa = gpa;
+	c->path[c->npath].value = v;
+	c->path[c->npath].level = level;
+	c->path[c->npath].kind = k;
+	c->npath++;
+}
+
 void kvm_case_gen(kvm_case *c, kvm_rng *r, unsigned char *buf)
 {
 	memset(c, 0, sizeof(*c));
@@ -193,8 +208,22 @@ void kvm_case_gen(kvm_case *c, kvm_rng *r, unsigned char *buf)
 	c->cr3 = c->page_gpa[pg] | (chance(r, 20) ? PWT : 0) | (chance(r, 20) ? PCD : 0);
 	put_entry(c->page[pg], KVM_HARNESS_SLOT, KVM_HARNESS_PML4E);
 
+	bool again = false; /* the entry above points to its own page at this level's index */
 	for (unsigned level = 4; level >= 1; level--) {
 		unsigned idx = la_index(c->la, level);
+		if (again) {
+			/* A self-map: the walk reads the same entry again, one level
+			 * down, and its page is again the next table. The next index
+			 * must name another entry. */
+			push_path(c, c->path[c->npath - 1].gpa, c->path[c->npath - 1].value,
+				  level, ENT_GOOD);
+			again = false;
+			unsigned nidx = la_index(c->la, level - 1);
+			while (taken(c, pg, nidx))
+				nidx = (unsigned)rnd(r, 512);
+			c->la = la_with_index(c->la, level - 1, nidx);
+			continue;
+		}
 		enum kvm_ent_kind kind = pick_kind(r, level, nxe);
 		bool leaf = level == 1 || (level == 2 && chance(r, 35));
 		uint64_t e;
@@ -232,11 +261,7 @@ void kvm_case_gen(kvm_case *c, kvm_rng *r, unsigned char *buf)
 		uint64_t egpa = c->page_gpa[pg] + 8ull * idx;
 		if (kind != ENT_GOOD) {
 			put_entry(c->page[pg], idx, e);
-			c->path[c->npath].gpa = egpa;
-			c->path[c->npath].value = e;
-			c->path[c->npath].level = level;
-			c->path[c->npath].kind = kind;
-			c->npath++;
+			push_path(c, egpa, e, level, kind);
 			break;
 		}
 		if (leaf && level == 2) {
@@ -256,15 +281,20 @@ void kvm_case_gen(kvm_case *c, kvm_rng *r, unsigned char *buf)
 			c->page_size = 0x1000;
 			c->data_page = d;
 		}
-		int next = leaf ? -1 : next_table(c, r, buf, egpa, la_index(c->la, level - 1));
+		int next = -1;
+		if (!leaf && level >= 3 && chance(r, 5)) {
+			/* Self-map (recursive) entry: it points to its own page, and
+			 * the address's next index selects it again. */
+			next = pg;
+			again = true;
+			c->la = la_with_index(c->la, level - 1, idx);
+		} else if (!leaf) {
+			next = next_table(c, r, buf, egpa, la_index(c->la, level - 1));
+		}
 		if (next >= 0)
 			e |= c->page_gpa[next];
 		put_entry(c->page[pg], idx, e);
-		c->path[c->npath].gpa = egpa;
-		c->path[c->npath].value = e;
-		c->path[c->npath].level = level;
-		c->path[c->npath].kind = kind;
-		c->npath++;
+		push_path(c, egpa, e, level, kind);
 		if (leaf) {
 			c->mapped = true;
 			break;

@@ -1,6 +1,8 @@
 /* kvm_emit.c: write a KVM-answered case as a format-v1 "walk" test vector. */
 #include "kvm_emit.h"
 
+#include <stdbool.h>
+
 static unsigned long long u(uint64_t v)
 {
 	return (unsigned long long)v;
@@ -15,9 +17,14 @@ void kvm_emit_vector(FILE *f, const char *id, const kvm_case *c, const kvm_answe
 	fprintf(f, "\"access\":{\"addr\":\"0x%llx\",\"type\":\"%s\",\"cpl\":%u},",
 		u(c->la), kvm_acc_name(c->type), c->cpl);
 	fputs("\"mem\":[", f);
-	for (unsigned i = 0; i < c->npath; i++)
-		fprintf(f, "%s[\"0x%llx\",\"0x%llx\"]", i ? "," : "",
-			u(c->path[i].gpa), u(c->path[i].value));
+	for (unsigned i = 0; i < c->npath; i++) {
+		bool dup = false; /* a self-map entry is read twice, listed once */
+		for (unsigned j = 0; j < i; j++)
+			dup |= c->path[j].gpa == c->path[i].gpa;
+		if (!dup)
+			fprintf(f, "%s[\"0x%llx\",\"0x%llx\"]", i ? "," : "",
+				u(c->path[i].gpa), u(c->path[i].value));
+	}
 	fputs("],\"expect\":{", f);
 	if (a->ok)
 		fprintf(f, "\"result\":\"ok\",\"gpa\":\"0x%llx\",\"page_size\":%llu,",
