@@ -115,6 +115,43 @@ static void run_case(struct stats *st, diff_env *env, enum mode mode, uint64_t p
 	}
 }
 
+/* Register (envb) x access (accb) combinations, filtered as access.c does. */
+struct ea_list {
+	unsigned n;
+	struct {
+		uint8_t envb, accb;
+	} e[128 * 24];
+};
+static struct ea_list legal_ea[2]; /* [0]: IA-32e paging, [1]: PAE (no protection keys) */
+
+static void build_legal_ea(void)
+{
+	for (int pae = 0; pae < 2; pae++) {
+		struct ea_list *l = &legal_ea[pae];
+		l->n = 0;
+		for (unsigned envb = 0; envb < 128; envb++) {
+			bool pke = envb & 16, ad = envb & 32, wd = envb & 64, smap = envb & 8;
+			if (!pke && (ad || wd))
+				continue;           /* PKRU only matters with CR4.PKE */
+			if (pae && pke)
+				continue;           /* no protection keys in PAE paging */
+			for (unsigned accb = 0; accb < 24; accb++) {
+				bool implicit = accb & 2, ac = accb & 4;
+				bool fetch = (accb >> 3) == 2;
+				if (fetch && implicit)
+					continue;       /* implicit accesses are data accesses */
+				if (ac && (!smap || fetch))
+					continue;       /* EFLAGS.AC only matters to SMAP data accesses */
+				if (implicit && !(accb & 1) && !smap)
+					continue;       /* implicit at CPL 0 differs from explicit only under SMAP */
+				l->e[l->n].envb = (uint8_t)envb;
+				l->e[l->n].accb = (uint8_t)accb;
+				l->n++;
+			}
+		}
+	}
+}
+
 /* Enumerate the legal combinations; run those selected by stride/offset. */
 static void matrix(struct stats *st, diff_env *env)
 {
@@ -133,35 +170,19 @@ static void matrix(struct stats *st, diff_env *env)
 				continue;                   /* no PTE: its bits are not used */
 			if (pder && pter)
 				continue;                   /* one reserved bit at a time */
-			bool leaf_is_pde = pde_ps;
 			uint64_t key = mode == M_PAE ? 0 : 1ull << 59;  /* protection key 1 in the leaf */
 			uint64_t pde = flags_to_bits(pdef, 7) | rsvd_bit[pder] |
 				       (pde_ps ? FRAME_2M | key : PT_GPA);
 			uint64_t pte = flags_to_bits(ptef, 6) | rsvd_bit[pter] | FRAME_4K | key;
 			if (!pde_p)
 				pde = 0;
-			(void)leaf_is_pde;
-			for (unsigned envb = 0; envb < 128; envb++) {
-				bool pke = envb & 16, ad = envb & 32, wd = envb & 64, smap = envb & 8;
-				if (!pke && (ad || wd))
-					continue;           /* PKRU only matters with CR4.PKE */
-				if (mode == M_PAE && pke)
-					continue;           /* no protection keys in PAE paging */
-				for (unsigned accb = 0; accb < 24; accb++) {
-					bool implicit = accb & 2, ac = accb & 4;
-					bool fetch = (accb >> 3) == 2;
-					if (fetch && implicit)
-						continue;       /* implicit accesses are data accesses */
-					if (ac && (!smap || fetch))
-						continue;       /* EFLAGS.AC only matters to SMAP data accesses */
-					if (implicit && !(accb & 1) && !smap)
-						continue;       /* implicit at CPL 0 differs from explicit only under SMAP */
-					unsigned long long seq = st->seq++;
-					if (seq % st->stride != st->offset)
-						continue;
-					run_case(st, env, (enum mode)mode, pde, pte, envb, accb);
-				}
-			}
+			/* The register x access combinations legal for this mode, run by stride. */
+			const struct ea_list *l = &legal_ea[mode == M_PAE];
+			unsigned long long base = st->seq;
+			unsigned long long first = (st->offset + st->stride - base % st->stride) % st->stride;
+			for (unsigned long long i = first; i < l->n; i += st->stride)
+				run_case(st, env, (enum mode)mode, pde, pte, l->e[i].envb, l->e[i].accb);
+			st->seq += l->n;
 		}
 	}
 }
@@ -202,6 +223,7 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < 5; i++)
 		diff_env_add_page(&env, pages[i]);
 
+	build_legal_ea();
 	matrix(&st, &env);
 	diff_env_fini(&env);
 	if (st.log)
