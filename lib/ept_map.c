@@ -1,6 +1,7 @@
 /* libvmem EPT tables a VMM keeps: range map/unmap/protect with large leaves, split, collapse, all-or-nothing. */
 #include <libvmem/ept_map.h>
 #include "vmem_int.h"
+#include "ept_map_int.h"
 
 #define EPT_ADDR_MASK VMI_BITS(51, 12)
 #define EPT_ENTRIES 512u
@@ -25,10 +26,11 @@ struct vmem_ept {
 	unsigned ngrant, gcap;
 	struct ept_node *zombies;  /* released tables awaiting the caller's INVEPT */
 	vmem_ept_stats st;
+	unsigned collapse_holds;   /* dirty logging keeps 4K granularity: no collapse */
 };
 
 /* One operation on a range; also the dry run that counts the tables it needs. */
-enum ept_op { OP_MAP, OP_UNMAP, OP_PROTECT };
+enum ept_op { OP_MAP, OP_UNMAP, OP_PROTECT, OP_SPLIT };
 struct ept_ctx {
 	enum ept_op op;
 	uint64_t gpa0, hpa0, perm, attr;
@@ -147,6 +149,8 @@ static void split_fill(struct ept_node *t, uint64_t leaf)
 static void try_collapse(vmem_ept *ept, struct ept_node *parent, unsigned idx, struct ept_ctx *c)
 {
 	struct ept_node *n = parent->child[idx];
+	if (ept->collapse_holds)
+		return;
 	if (!n || n->present != EPT_ENTRIES || !leaf_allowed(ept, parent->level))
 		return;
 	uint64_t step = level_size(n->level), e0 = n->pt[0];
@@ -210,7 +214,9 @@ static void range_op(vmem_ept *ept, struct ept_node *n, unsigned L, uint64_t bas
 		} else {
 			if (!vpresent)
 				continue;               /* holes stay holes */
-			if (full && (vleaf || c->op == OP_UNMAP)) {
+			if (c->op == OP_SPLIT && (L == 1 || !vleaf))
+				goto descend;           /* 4K leaves are done; tables are walked */
+			if (c->op != OP_SPLIT && full && (vleaf || c->op == OP_UNMAP)) {
 				if (c->dry)
 					continue;
 				if (c->op == OP_UNMAP) {
@@ -234,8 +240,10 @@ static void range_op(vmem_ept *ept, struct ept_node *n, unsigned L, uint64_t bas
 				continue;
 			}
 		}
+descend:
+		if (L == 1)
+			continue;
 		/* Go one level down: into the existing table, a split of a large leaf, or a new table. */
-		VMI_ASSERT(L > 1);
 		if (c->dry) {
 			if (!ch)
 				c->need[L - 1]++;
@@ -358,6 +366,55 @@ vmem_err vmem_ept_protect(vmem_ept *ept, uint64_t gpa, uint64_t size, uint64_t p
 	ctx_init(&c, OP_PROTECT);
 	c.perm = perm;
 	return run_op(ept, &c, gpa, size, flush);
+}
+
+vmem_err vmem_ept_split(vmem_ept *ept, uint64_t gpa, uint64_t size, vmem_ept_flush *flush)
+{
+	if (!ept)
+		return VMEM_E_INVAL;
+	struct ept_ctx c;
+	ctx_init(&c, OP_SPLIT);
+	ept->collapse_holds++; /* the split tables are uniform by construction */
+	vmem_err e = run_op(ept, &c, gpa, size, flush);
+	ept->collapse_holds--;
+	return e;
+}
+
+void vmi_ept_hold_collapse(vmem_ept *ept, bool hold)
+{
+	if (hold)
+		ept->collapse_holds++;
+	else if (ept->collapse_holds)
+		ept->collapse_holds--;
+}
+
+static int leaves_in(struct ept_node *n, unsigned L, uint64_t base, uint64_t lo, uint64_t hi,
+		     int (*fn)(void *arg, uint64_t *entry, uint64_t gpa, unsigned level), void *arg)
+{
+	uint64_t esz = level_size(L);
+	unsigned first = (unsigned)((lo - base) / esz), last = (unsigned)((hi - 1 - base) / esz);
+	for (unsigned i = first; i <= last; i++) {
+		uint64_t ebase = base + i * esz;
+		int rc;
+		if (!present(n->pt[i]))
+			continue;
+		if (n->child && n->child[i])
+			rc = leaves_in(n->child[i], L - 1, ebase, lo > ebase ? lo : ebase,
+				       hi < ebase + esz ? hi : ebase + esz, fn, arg);
+		else
+			rc = fn(arg, &n->pt[i], ebase, L);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int vmi_ept_foreach_leaf(vmem_ept *ept, uint64_t gpa, uint64_t size,
+			 int (*fn)(void *arg, uint64_t *entry, uint64_t gpa, unsigned level), void *arg)
+{
+	if (!size || gpa + size > (1ull << (12 + 9 * ept->cfg.levels)))
+		return 0;
+	return leaves_in(ept->root, ept->cfg.levels, 0, gpa, gpa + size, fn, arg);
 }
 
 vmem_err vmem_ept_new(const vmem_allocator *alloc, const vmem_ept_config *cfg, vmem_ept **out)

@@ -94,6 +94,10 @@ vmem_err vmem_ept_protect(vmem_ept *ept, uint64_t gpa, uint64_t size, uint64_t p
  * asked for: the released table pages go back to the allocator now. */
 void vmem_ept_flush_done(vmem_ept *ept);
 
+/* Split every large leaf in [gpa, gpa+size) into 4K leaves (the same
+ * translations). All or nothing, as map. */
+vmem_err vmem_ept_split(vmem_ept *ept, uint64_t gpa, uint64_t size, vmem_ept_flush *flush);
+
 /* Software look-up of one GPA (no A/D, no permission check): the leaf entry
  * and its level (1 = 4K, 2 = 2M, 3 = 1G). VMEM_E_NOENT if not mapped. */
 vmem_err vmem_ept_lookup(const vmem_ept *ept, uint64_t gpa, uint64_t *leaf, unsigned *level);

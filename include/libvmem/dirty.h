@@ -1,0 +1,79 @@
+/* libvmem dirty-page logging for a guest range: write-protection, EPT dirty-flag harvesting, or the page-modification log. */
+#ifndef LIBVMEM_DIRTY_H
+#define LIBVMEM_DIRTY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <libvmem/alloc.h>
+#include <libvmem/ept_map.h>
+#include <libvmem/error.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The three ways a VMM learns which guest pages were written (as KVM offers them). */
+typedef enum vmem_dirty_mode {
+	VMEM_DIRTY_OFF = 0,
+	/* Write-protect the range; the first write to each page is an EPT
+	 * violation the VMM hands to vmem_dirty_wp_fault, which logs the page and
+	 * makes it writable again. 4K granularity: a large leaf is split on its
+	 * first write. */
+	VMEM_DIRTY_WP = 1,
+	/* Let the processor set EPT dirty flags (EPTP bit 6) and harvest them by
+	 * atomic clear-and-collect. Large leaves are split when logging starts. */
+	VMEM_DIRTY_EPT_D = 2,
+	/* The page-modification log (SDM vol. 3C 29.3.6): the processor appends
+	 * the GPA of every page whose EPT dirty flag it sets; 512 entries, then a
+	 * "log full" VM exit. Needs EPT A/D. */
+	VMEM_DIRTY_PML = 3
+} vmem_dirty_mode;
+
+/* The PML as the VMCS holds it: a 4 KiB page of 512 GPAs and the PML index,
+ * which starts at 511 and counts down; an index outside 0..511 when an entry
+ * is due is the "page-modification log full" event (exit reason 62). */
+typedef struct vmem_pml {
+	uint64_t *log;   /* 512 entries */
+	uint16_t index;
+} vmem_pml;
+
+/* What the processor does when it sets an EPT dirty flag that was clear:
+ * false means "log full" (a VM exit before the access); true: logged. */
+bool vmem_pml_log(vmem_pml *pml, uint64_t gpa);
+
+typedef struct vmem_dirty vmem_dirty;
+
+/* Track [gpa, gpa+size) (4 KiB aligned) of ept. Logging starts off. */
+vmem_err vmem_dirty_new(const vmem_allocator *alloc, vmem_ept *ept, uint64_t gpa,
+			uint64_t size, vmem_dirty **out);
+/* Stops logging (restoring write access in WP mode) and frees the log. */
+void vmem_dirty_free(vmem_dirty *d);
+
+/* Switch the mode at run time (OFF ends logging). Pages dirtied so far stay
+ * in the bitmap. Switching needs table changes: *flush says what to
+ * invalidate. All or nothing (VMEM_E_NOMEM leaves the mode as it was).
+ * PML mode needs a pml with a log page; EPT_D and PML need EPT A/D. */
+vmem_err vmem_dirty_set_mode(vmem_dirty *d, vmem_dirty_mode mode, vmem_pml *pml,
+			     vmem_ept_flush *flush);
+vmem_dirty_mode vmem_dirty_get_mode(const vmem_dirty *d);
+
+/* WP mode: an EPT violation for a write at gpa. *handled is true when it was
+ * this log's write protection (the page is now logged and writable: retry
+ * the access); false when the fault is someone else's. */
+vmem_err vmem_dirty_wp_fault(vmem_dirty *d, uint64_t gpa, bool *handled, vmem_ept_flush *flush);
+
+/* PML mode: the log-full exit (or any time): move the logged GPAs into the
+ * bitmap and reset the index to 511. */
+void vmem_dirty_pml_drain(vmem_dirty *d);
+
+/* Get and clear: copy the dirty bitmap (bit i = page gpa + i*4K; size/4K bits,
+ * in 64-bit words) into out and re-arm logging for those pages. A write that
+ * races with the harvest is reported by this harvest or the next, never lost,
+ * provided the caller performs the INVEPT *flush asks for before it reads the
+ * pages' contents (the TLB may cache a dirty translation). */
+vmem_err vmem_dirty_harvest(vmem_dirty *d, uint64_t *out, vmem_ept_flush *flush);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,329 @@
+/* libvmem dirty-page logging: write-protection faults, EPT dirty-flag harvest, or PML drain, into one bitmap. */
+#include <libvmem/dirty.h>
+#include "ept_map_int.h"
+#include "vmem_int.h"
+
+struct vmem_dirty {
+	const vmem_allocator *alloc;
+	vmem_ept *ept;
+	uint64_t gpa, size, words;
+	uint64_t *bitmap;   /* logged, not yet harvested */
+	uint64_t *armed;    /* WP mode: W removed by us from a writable page */
+	vmem_dirty_mode mode;
+	vmem_pml *pml;
+	bool ad;            /* the EPT has A/D enabled */
+	int lock;           /* WP mode: a fault's open and a harvest's re-arm of a page are atomic */
+};
+
+static void lock(vmem_dirty *d)
+{
+	while (__atomic_exchange_n(&d->lock, 1, __ATOMIC_ACQUIRE))
+		while (__atomic_load_n(&d->lock, __ATOMIC_RELAXED))
+			__builtin_ia32_pause();
+}
+
+static void unlock(vmem_dirty *d)
+{
+	__atomic_store_n(&d->lock, 0, __ATOMIC_RELEASE);
+}
+
+#define PAGE_IDX(d, g) (((g) - (d)->gpa) >> 12)
+
+static inline void bit_set(uint64_t *bm, uint64_t i)
+{
+	__atomic_fetch_or(&bm[i / 64], 1ull << (i % 64), __ATOMIC_SEQ_CST);
+}
+static inline void bit_clear(uint64_t *bm, uint64_t i)
+{
+	__atomic_fetch_and(&bm[i / 64], ~(1ull << (i % 64)), __ATOMIC_SEQ_CST);
+}
+static inline bool bit_test(const uint64_t *bm, uint64_t i)
+{
+	return (__atomic_load_n(&bm[i / 64], __ATOMIC_SEQ_CST) >> (i % 64)) & 1;
+}
+
+bool vmem_pml_log(vmem_pml *pml, uint64_t gpa)
+{
+	/* SDM 29.3.6: an index outside 0..511 is "log full"; else write, then decrement. */
+	if (pml->index > 511)
+		return false;
+	pml->log[pml->index] = gpa & ~0xfffull;
+	pml->index--;
+	return true;
+}
+
+vmem_err vmem_dirty_new(const vmem_allocator *alloc, vmem_ept *ept, uint64_t gpa, uint64_t size, vmem_dirty **out)
+{
+	if (!ept || !out || !size || ((gpa | size) & 0xfff) || gpa + size < gpa)
+		return VMEM_E_INVAL;
+	alloc = vmi_alloc_resolve(alloc);
+	if (!alloc)
+		return VMEM_E_INVAL;
+	uint64_t pages = size >> 12, words = (pages + 63) / 64;
+	vmem_dirty *d = vmi_zalloc(alloc, sizeof(*d));
+	if (!d)
+		return VMEM_E_NOMEM;
+	d->alloc = alloc;
+	d->bitmap = vmi_zalloc(alloc, words * 8);
+	d->armed = vmi_zalloc(alloc, words * 8);
+	if (!d->bitmap || !d->armed) {
+		vmi_free(alloc, d->bitmap, words * 8);
+		vmi_free(alloc, d->armed, words * 8);
+		vmi_free(alloc, d, sizeof(*d));
+		return VMEM_E_NOMEM;
+	}
+	d->ept = ept;
+	d->gpa = gpa;
+	d->size = size;
+	d->words = words;
+	d->ad = (vmem_ept_eptp(ept) >> 6) & 1;
+	*out = d;
+	return VMEM_OK;
+}
+
+struct leaf_arg {
+	vmem_dirty *d;
+	uint64_t *out;      /* harvest: bits to report */
+	bool changed;
+};
+
+/* Pages of the leaf that lie in the tracked range: [first, last] page indexes. */
+static void leaf_pages(const vmem_dirty *d, uint64_t gpa, unsigned level, uint64_t *first, uint64_t *last)
+{
+	uint64_t lo = gpa, hi = gpa + (1ull << (12 + 9 * (level - 1)));
+	lo = lo < d->gpa ? d->gpa : lo;
+	hi = hi > d->gpa + d->size ? d->gpa + d->size : hi;
+	*first = PAGE_IDX(d, lo);
+	*last = PAGE_IDX(d, hi) - 1;
+}
+
+static int arm_leaf(void *arg, uint64_t *e, uint64_t gpa, unsigned level)
+{
+	struct leaf_arg *a = arg;
+	uint64_t old = __atomic_fetch_and(e, ~VMEM_EPT_W, __ATOMIC_SEQ_CST);
+	if (old & VMEM_EPT_W) {
+		uint64_t f, l;
+		leaf_pages(a->d, gpa, level, &f, &l);
+		for (uint64_t i = f; i <= l; i++)
+			bit_set(a->d->armed, i);
+		a->changed = true;
+	}
+	return 0;
+}
+
+static int disarm_leaf(void *arg, uint64_t *e, uint64_t gpa, unsigned level)
+{
+	struct leaf_arg *a = arg;
+	uint64_t f, l;
+	leaf_pages(a->d, gpa, level, &f, &l);
+	if (bit_test(a->d->armed, f)) {
+		__atomic_fetch_or(e, VMEM_EPT_W, __ATOMIC_SEQ_CST);
+		for (uint64_t i = f; i <= l; i++)
+			bit_clear(a->d->armed, i);
+	}
+	return 0;
+}
+
+/* Clear D on a 4K leaf; report it if it was set (atomic: a racing D write is
+ * either seen now or left for the next harvest). */
+static int harvest_d_leaf(void *arg, uint64_t *e, uint64_t gpa, unsigned level)
+{
+	struct leaf_arg *a = arg;
+	VMI_ASSERT(level == 1); /* EPT_D/PML modes split large leaves when they start */
+	(void)level;
+	uint64_t old = __atomic_fetch_and(e, ~VMEM_EPT_D, __ATOMIC_SEQ_CST);
+	if (old & VMEM_EPT_D) {
+		uint64_t i = PAGE_IDX(a->d, gpa);
+		if (a->out)
+			a->out[i / 64] |= 1ull << (i % 64);
+		a->changed = true;
+	}
+	return 0;
+}
+
+static void note_flush(const vmem_dirty *d, vmem_ept_flush *fl)
+{
+	fl->flags |= VMEM_EPT_FLUSH_INVEPT;
+	fl->start = d->gpa;
+	fl->end = d->gpa + d->size;
+}
+
+vmem_err vmem_dirty_set_mode(vmem_dirty *d, vmem_dirty_mode mode, vmem_pml *pml, vmem_ept_flush *flush)
+{
+	vmem_ept_flush fl = { 0, 0, 0 };
+	if (!d || (unsigned)mode > VMEM_DIRTY_PML || (mode == VMEM_DIRTY_PML && (!pml || !pml->log)))
+		return VMEM_E_INVAL;
+	if ((mode == VMEM_DIRTY_EPT_D || mode == VMEM_DIRTY_PML) && !d->ad)
+		return VMEM_E_INVAL; /* dirty flags need EPTP bit 6 */
+	bool needs_split = mode == VMEM_DIRTY_EPT_D || mode == VMEM_DIRTY_PML;
+	if (needs_split) {
+		/* The only step that can fail: first, so that failure changes nothing. */
+		vmem_ept_flush sf;
+		vmem_err e = vmem_ept_split(d->ept, d->gpa, d->size, &sf);
+		if (e)
+			return e;
+		fl.flags |= sf.flags;
+	}
+	struct leaf_arg a = { d, NULL, false };
+	lock(d);
+	/* Leave the old mode. */
+	if (d->mode == VMEM_DIRTY_WP)
+		vmi_ept_foreach_leaf(d->ept, d->gpa, d->size, disarm_leaf, &a);
+	if (d->mode == VMEM_DIRTY_PML)
+		vmem_dirty_pml_drain(d);
+	if (d->mode != VMEM_DIRTY_OFF)
+		vmi_ept_hold_collapse(d->ept, false);
+	/* Enter the new one. */
+	d->mode = mode;
+	d->pml = mode == VMEM_DIRTY_PML ? pml : NULL;
+	if (mode != VMEM_DIRTY_OFF)
+		vmi_ept_hold_collapse(d->ept, true); /* keep 4K granularity while logging */
+	if (mode == VMEM_DIRTY_WP) {
+		vmi_ept_foreach_leaf(d->ept, d->gpa, d->size, arm_leaf, &a);
+	} else if (needs_split) {
+		/* Writes before logging started are not reported: clear D. */
+		vmi_ept_foreach_leaf(d->ept, d->gpa, d->size, harvest_d_leaf, &a);
+		if (pml)
+			pml->index = 511;
+	}
+	unlock(d);
+	if (a.changed)
+		note_flush(d, &fl);
+	if (flush)
+		*flush = fl;
+	return VMEM_OK;
+}
+
+vmem_dirty_mode vmem_dirty_get_mode(const vmem_dirty *d)
+{
+	return d ? d->mode : VMEM_DIRTY_OFF;
+}
+
+void vmem_dirty_free(vmem_dirty *d)
+{
+	if (!d)
+		return;
+	if (d->mode != VMEM_DIRTY_OFF)
+		vmem_dirty_set_mode(d, VMEM_DIRTY_OFF, NULL, NULL);
+	vmi_free(d->alloc, d->bitmap, d->words * 8);
+	vmi_free(d->alloc, d->armed, d->words * 8);
+	vmi_free(d->alloc, d, sizeof(*d));
+}
+
+static int make_writable(void *arg, uint64_t *e, uint64_t gpa, unsigned level)
+{
+	(void)arg, (void)gpa, (void)level;
+	__atomic_fetch_or(e, VMEM_EPT_W, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+vmem_err vmem_dirty_wp_fault(vmem_dirty *d, uint64_t gpa, bool *handled, vmem_ept_flush *flush)
+{
+	if (!d || !handled)
+		return VMEM_E_INVAL;
+	*handled = false;
+	if (flush)
+		flush->flags = 0, flush->start = flush->end = 0;
+	if (d->mode != VMEM_DIRTY_WP || gpa < d->gpa || gpa - d->gpa >= d->size)
+		return VMEM_OK;
+	uint64_t page = gpa & ~0xfffull, i = PAGE_IDX(d, page), leaf;
+	unsigned level;
+	lock(d);
+	vmem_err e = VMEM_OK;
+	if (vmem_ept_lookup(d->ept, page, &leaf, &level))
+		goto out;
+	if (!bit_test(d->armed, i)) {
+		/* Already made writable by another vCPU (its stale translation faulted): retry. */
+		*handled = (leaf & VMEM_EPT_W) != 0;
+		goto out;
+	}
+	if (level > 1) {
+		/* First write under a large leaf: split it so that only this 4K page opens. */
+		uint64_t sz = 1ull << (12 + 9 * (level - 1));
+		e = vmem_ept_split(d->ept, page & ~(sz - 1), sz, flush);
+		if (e)
+			goto out;
+	}
+	bit_clear(d->armed, i);
+	vmi_ept_foreach_leaf(d->ept, page, 4096, make_writable, NULL);
+	bit_set(d->bitmap, i);
+	*handled = true; /* more rights need no flush: a stale entry only faults again */
+out:
+	unlock(d);
+	return e;
+}
+
+void vmem_dirty_pml_drain(vmem_dirty *d)
+{
+	if (!d || !d->pml)
+		return;
+	vmem_pml *p = d->pml;
+	/* Valid entries are index+1 .. 511 (all 512 after the index wrapped). */
+	unsigned first = p->index > 511 ? 0 : p->index + 1u;
+	for (unsigned k = first; k < 512; k++) {
+		uint64_t g = p->log[k] & ~0xfffull;
+		if (g >= d->gpa && g - d->gpa < d->size)
+			bit_set(d->bitmap, PAGE_IDX(d, g));
+	}
+	p->index = 511;
+}
+
+static int rearm_page(void *arg, uint64_t *e, uint64_t gpa, unsigned level)
+{
+	struct leaf_arg *a = arg;
+	(void)gpa, (void)level;
+	uint64_t old = __atomic_fetch_and(e, ~VMEM_EPT_W, __ATOMIC_SEQ_CST);
+	if (old & VMEM_EPT_W)
+		a->changed = true;
+	return 0;
+}
+
+static int clear_d_page(void *arg, uint64_t *e, uint64_t gpa, unsigned level)
+{
+	struct leaf_arg *a = arg;
+	(void)gpa, (void)level;
+	if (__atomic_fetch_and(e, ~VMEM_EPT_D, __ATOMIC_SEQ_CST) & VMEM_EPT_D)
+		a->changed = true;
+	return 0;
+}
+
+vmem_err vmem_dirty_harvest(vmem_dirty *d, uint64_t *out, vmem_ept_flush *flush)
+{
+	if (!d || !out)
+		return VMEM_E_INVAL;
+	vmem_ept_flush fl = { 0, 0, 0 };
+	struct leaf_arg a = { d, out, false };
+	for (uint64_t w = 0; w < d->words; w++)
+		out[w] = 0;
+	if (d->mode == VMEM_DIRTY_EPT_D) {
+		vmi_ept_foreach_leaf(d->ept, d->gpa, d->size, harvest_d_leaf, &a);
+	} else if (d->mode == VMEM_DIRTY_PML) {
+		vmem_dirty_pml_drain(d);
+	}
+	/* Take what faults or the PML logged; re-arm those pages. */
+	if (d->mode == VMEM_DIRTY_WP)
+		lock(d);
+	for (uint64_t w = 0; w < d->words; w++) {
+		uint64_t bits = __atomic_exchange_n(&d->bitmap[w], 0, __ATOMIC_SEQ_CST);
+		out[w] |= bits;
+		while (bits) {
+			uint64_t i = w * 64 + (uint64_t)__builtin_ctzll(bits);
+			bits &= bits - 1;
+			uint64_t g = d->gpa + (i << 12);
+			if (d->mode == VMEM_DIRTY_WP) {
+				bit_set(d->armed, i);
+				vmi_ept_foreach_leaf(d->ept, g, 4096, rearm_page, &a);
+			} else if (d->mode == VMEM_DIRTY_PML) {
+				/* Clear D so that the next write logs again. */
+				vmi_ept_foreach_leaf(d->ept, g, 4096, clear_d_page, &a);
+			}
+		}
+	}
+	if (d->mode == VMEM_DIRTY_WP)
+		unlock(d);
+	if (a.changed)
+		note_flush(d, &fl);
+	if (flush)
+		*flush = fl;
+	return VMEM_OK;
+}

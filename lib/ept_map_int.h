@@ -1,0 +1,13 @@
+/* libvmem EPT table internals shared with dirty tracking: leaf iteration and collapse holds. */
+#ifndef VMEM_EPT_MAP_INT_H
+#define VMEM_EPT_MAP_INT_H
+
+#include <libvmem/ept_map.h>
+
+/* Call fn on every present leaf entry overlapping [gpa, gpa+size), in order;
+ * stop at the first non-zero return and return it. */
+int vmi_ept_foreach_leaf(vmem_ept *ept, uint64_t gpa, uint64_t size,
+			 int (*fn)(void *arg, uint64_t *entry, uint64_t gpa, unsigned level), void *arg);
+/* While held, uniform tables are not collapsed into large leaves. */
+void vmi_ept_hold_collapse(vmem_ept *ept, bool hold);
+#endif

@@ -1,0 +1,265 @@
+/* Dirty logging: write-protect faults, EPT dirty-flag harvest, PML with log-full, and no write lost to a racing harvest. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include <cmocka.h>
+#include <libvmem/dirty.h>
+#include <libvmem/ept_map.h>
+
+#define M2 (1ull << 21)
+#define RW (VMEM_EPT_R | VMEM_EPT_W)
+#define NPAGES 1024 /* the tracked range: 4 MiB */
+
+/* The processor's view: find the leaf entry by reading the raw tables (pages are identity-physical here). */
+static uint64_t *leaf_of(vmem_ept *e, uint64_t gpa, unsigned *level)
+{
+	uint64_t t = vmem_ept_eptp(e) & ~0xfffull;
+	for (unsigned L = 4; L >= 1; L--) {
+		uint64_t *p = &((uint64_t *)(uintptr_t)t)[(gpa >> (12 + 9 * (L - 1))) & 511];
+		if (!(*p & 7))
+			return NULL;
+		if (L == 1 || (*p & VMEM_EPT_PS)) {
+			*level = L;
+			return p;
+		}
+		t = *p & 0x000ffffffffff000ull;
+	}
+	return NULL;
+}
+
+static vmem_ept *mk(bool ad)
+{
+	vmem_ept_config cfg = { .levels = 4, .ad = ad, .gbpages = true, .eptp_mt = VMEM_MT_WB };
+	vmem_ept *e;
+	assert_int_equal(vmem_ept_new(NULL, &cfg, &e), VMEM_OK);
+	assert_int_equal(vmem_ept_grant(e, 0, 1ull << 30), VMEM_OK);
+	assert_int_equal(vmem_ept_map(e, 0, 0, 2 * M2, RW, VMEM_MT_WB, false, NULL), VMEM_OK);
+	return e;
+}
+
+static bool bit(const uint64_t *bm, unsigned i) { return (bm[i / 64] >> (i % 64)) & 1; }
+
+static void test_wp_mode(void **s)
+{
+	(void)s;
+	vmem_ept *e = mk(false);
+	/* One read-only 4K page at 0x3ff000 inside the second 2M. */
+	assert_int_equal(vmem_ept_protect(e, 0x3ff000, 4096, VMEM_EPT_R, NULL), VMEM_OK);
+	vmem_dirty *d;
+	vmem_ept_flush fl;
+	uint64_t bm[NPAGES / 64];
+	unsigned lvl;
+	assert_int_equal(vmem_dirty_new(NULL, e, 0, 2 * M2, &d), VMEM_OK);
+	assert_int_equal(vmem_dirty_set_mode(d, VMEM_DIRTY_WP, NULL, &fl), VMEM_OK);
+	assert_true(fl.flags & VMEM_EPT_FLUSH_INVEPT); /* rights were taken away */
+	uint64_t *l = leaf_of(e, 0x1000, &lvl);
+	assert_int_equal(lvl, 2);                      /* still a 2M leaf... */
+	assert_false(*l & VMEM_EPT_W);                 /* ...write-protected */
+	bool handled;
+	assert_int_equal(vmem_dirty_wp_fault(d, 0x1234, &handled, &fl), VMEM_OK);
+	assert_true(handled);
+	l = leaf_of(e, 0x1000, &lvl);
+	assert_int_equal(lvl, 1);                      /* split on first write */
+	assert_true(*l & VMEM_EPT_W);
+	assert_false(*leaf_of(e, 0x2000, &lvl) & VMEM_EPT_W);
+	/* The read-only page was never writable: a genuine fault. */
+	assert_int_equal(vmem_dirty_wp_fault(d, 0x3ff008, &handled, &fl), VMEM_OK);
+	assert_false(handled);
+	/* A second fault on the opened page (a stale translation): handled, nothing more. */
+	assert_int_equal(vmem_dirty_wp_fault(d, 0x1008, &handled, &fl), VMEM_OK);
+	assert_true(handled);
+	assert_int_equal(vmem_dirty_harvest(d, bm, &fl), VMEM_OK);
+	for (unsigned i = 0; i < NPAGES; i++)
+		assert_int_equal(bit(bm, i), i == 1);
+	assert_true(fl.flags & VMEM_EPT_FLUSH_INVEPT);
+	assert_false(*leaf_of(e, 0x1000, &lvl) & VMEM_EPT_W); /* re-armed */
+	assert_int_equal(vmem_dirty_harvest(d, bm, &fl), VMEM_OK);
+	for (unsigned i = 0; i < NPAGES / 64; i++)
+		assert_int_equal(bm[i], 0);
+	/* Off: write access back where it was, not where it never was. */
+	assert_int_equal(vmem_dirty_set_mode(d, VMEM_DIRTY_OFF, NULL, &fl), VMEM_OK);
+	assert_true(*leaf_of(e, 0x1000, &lvl) & VMEM_EPT_W);
+	assert_true(*leaf_of(e, 0x200000, &lvl) & VMEM_EPT_W);
+	assert_false(*leaf_of(e, 0x3ff000, &lvl) & VMEM_EPT_W);
+	vmem_dirty_free(d);
+	vmem_ept_free(e);
+}
+
+static void test_ept_d_mode(void **s)
+{
+	(void)s;
+	vmem_ept *e = mk(true);
+	vmem_dirty *d;
+	vmem_ept_flush fl;
+	uint64_t bm[NPAGES / 64];
+	unsigned lvl;
+	assert_int_equal(vmem_dirty_new(NULL, e, 0, 2 * M2, &d), VMEM_OK);
+	/* Dirty before logging starts: not reported. */
+	*leaf_of(e, 0x5000, &lvl) |= VMEM_EPT_D;
+	assert_int_equal(vmem_dirty_set_mode(d, VMEM_DIRTY_EPT_D, NULL, &fl), VMEM_OK);
+	assert_int_equal(leaf_of(e, 0x5000, &lvl) != NULL, 1);
+	assert_int_equal(lvl, 1);                      /* split when logging starts */
+	__atomic_fetch_or(leaf_of(e, 0x3000, &lvl), VMEM_EPT_D, __ATOMIC_SEQ_CST);
+	__atomic_fetch_or(leaf_of(e, 0x2bc000, &lvl), VMEM_EPT_D, __ATOMIC_SEQ_CST);
+	assert_int_equal(vmem_dirty_harvest(d, bm, &fl), VMEM_OK);
+	for (unsigned i = 0; i < NPAGES; i++)
+		assert_int_equal(bit(bm, i), i == 3 || i == 0x2bc);
+	assert_true(fl.flags & VMEM_EPT_FLUSH_INVEPT);  /* cached dirty translations must go */
+	assert_false(*leaf_of(e, 0x3000, &lvl) & VMEM_EPT_D);
+	assert_int_equal(vmem_dirty_harvest(d, bm, &fl), VMEM_OK);
+	assert_int_equal(bm[0] | bm[11], 0);
+	/* Without EPT A/D the mode is refused and nothing changes. */
+	vmem_ept *e2 = mk(false);
+	vmem_dirty *d2;
+	assert_int_equal(vmem_dirty_new(NULL, e2, 0, 2 * M2, &d2), VMEM_OK);
+	assert_int_equal(vmem_dirty_set_mode(d2, VMEM_DIRTY_EPT_D, NULL, &fl), VMEM_E_INVAL);
+	assert_int_equal(vmem_dirty_get_mode(d2), VMEM_DIRTY_OFF);
+	vmem_dirty_free(d2);
+	vmem_ept_free(e2);
+	vmem_dirty_free(d);
+	vmem_ept_free(e);
+}
+
+/* The processor's write with PML: set D if clear, and log it; false = log full (exit first). */
+static bool hw_write_pml(vmem_ept *e, vmem_pml *pml, uint64_t gpa)
+{
+	unsigned lvl;
+	uint64_t *l = leaf_of(e, gpa, &lvl), old = *l;
+	if (old & VMEM_EPT_D)
+		return true;
+	if (pml->index > 511)
+		return false; /* SDM 29.3.6: the log-full exit comes before the access */
+	*l = old | VMEM_EPT_D;
+	assert_true(vmem_pml_log(pml, gpa));
+	return true;
+}
+
+static void test_pml_mode(void **s)
+{
+	(void)s;
+	vmem_ept *e = mk(true);
+	vmem_dirty *d;
+	vmem_ept_flush fl;
+	uint64_t bm[NPAGES / 64], log[512];
+	vmem_pml pml = { log, 0 };
+	assert_int_equal(vmem_dirty_new(NULL, e, 0, 2 * M2, &d), VMEM_OK);
+	assert_int_equal(vmem_dirty_set_mode(d, VMEM_DIRTY_PML, &pml, &fl), VMEM_OK);
+	assert_int_equal(pml.index, 511);
+	unsigned fulls = 0;
+	for (unsigned p = 0; p < 600; p++) {
+		uint64_t g = (uint64_t)(p * 7 % NPAGES) << 12; /* 600 distinct pages */
+		while (!hw_write_pml(e, &pml, g)) {
+			fulls++;
+			vmem_dirty_pml_drain(d);
+			assert_int_equal(pml.index, 511);
+		}
+	}
+	assert_int_equal(fulls, 1); /* the 513th new dirty page finds the log full */
+	/* Writing an already dirty page logs nothing. */
+	uint16_t idx = pml.index;
+	assert_true(hw_write_pml(e, &pml, 0));
+	assert_int_equal(pml.index, idx);
+	assert_int_equal(vmem_dirty_harvest(d, bm, &fl), VMEM_OK);
+	unsigned n = 0;
+	for (unsigned i = 0; i < NPAGES; i++)
+		n += bit(bm, i);
+	assert_int_equal(n, 600);
+	for (unsigned p = 0; p < 600; p++)
+		assert_true(bit(bm, p * 7 % NPAGES));
+	/* D cleared: the next write logs again. */
+	assert_true(hw_write_pml(e, &pml, 7 << 12));
+	assert_int_equal(pml.index, 510);
+	vmem_dirty_free(d);
+	vmem_ept_free(e);
+}
+
+/* Race: a writer (the processor, or the VMM's WP fault path) against a harvester. */
+struct race {
+	vmem_ept *e;
+	vmem_dirty *d;
+	vmem_dirty_mode mode;
+	uint8_t written[NPAGES];
+	int stop, bad;
+	unsigned harvests;
+};
+
+static void *writer(void *arg)
+{
+	struct race *r = arg;
+	uint64_t x = 88172645463325252ull;
+	/* Write until the harvester has run many times over (bounded). */
+	for (int k = 0; k < 20000000 && __atomic_load_n(&r->harvests, __ATOMIC_SEQ_CST) < 300; k++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		unsigned p = (unsigned)(x % NPAGES), lvl;
+		uint64_t *l = leaf_of(r->e, (uint64_t)p << 12, &lvl);
+		if (r->mode == VMEM_DIRTY_EPT_D) {
+			__atomic_fetch_or(l, VMEM_EPT_D, __ATOMIC_SEQ_CST); /* the processor's D update (SDM 29.3.5) */
+		} else {
+			while (!(__atomic_load_n(l, __ATOMIC_SEQ_CST) & VMEM_EPT_W)) {
+				bool handled;
+				if (vmem_dirty_wp_fault(r->d, (uint64_t)p << 12, &handled, NULL) || !handled) {
+					__atomic_store_n(&r->bad, 1, __ATOMIC_SEQ_CST);
+					return NULL;
+				}
+				l = leaf_of(r->e, (uint64_t)p << 12, &lvl);
+			}
+		}
+		r->written[p] = 1; /* the write completed */
+	}
+	__atomic_store_n(&r->stop, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static void race(vmem_dirty_mode mode)
+{
+	struct race *r = calloc(1, sizeof(*r));
+	r->e = mk(true);
+	r->mode = mode;
+	assert_int_equal(vmem_dirty_new(NULL, r->e, 0, 2 * M2, &r->d), VMEM_OK);
+	/* Split first so that the writer's leaf pointers stay valid. */
+	assert_int_equal(vmem_ept_split(r->e, 0, 2 * M2, NULL), VMEM_OK);
+	assert_int_equal(vmem_dirty_set_mode(r->d, mode, NULL, NULL), VMEM_OK);
+	uint8_t seen[NPAGES] = { 0 };
+	uint64_t bm[NPAGES / 64];
+	pthread_t t;
+	pthread_create(&t, NULL, writer, r);
+	unsigned harvests = 0;
+	while (!__atomic_load_n(&r->stop, __ATOMIC_SEQ_CST) && !__atomic_load_n(&r->bad, __ATOMIC_SEQ_CST)) {
+		assert_int_equal(vmem_dirty_harvest(r->d, bm, NULL), VMEM_OK);
+		for (unsigned i = 0; i < NPAGES; i++)
+			seen[i] |= bit(bm, i);
+		harvests++;
+		__atomic_store_n(&r->harvests, harvests, __ATOMIC_SEQ_CST);
+	}
+	pthread_join(t, NULL);
+	assert_int_equal(r->bad, 0);
+	assert_int_equal(vmem_dirty_harvest(r->d, bm, NULL), VMEM_OK);
+	for (unsigned i = 0; i < NPAGES; i++) {
+		seen[i] |= bit(bm, i);
+		if (r->written[i] && !seen[i])
+			fail_msg("page %u written but never harvested (%u harvests)", i, harvests);
+	}
+	assert_true(harvests > 1);
+	vmem_dirty_free(r->d);
+	vmem_ept_free(r->e);
+	free(r);
+}
+
+static void test_race_ept_d(void **s) { (void)s; race(VMEM_DIRTY_EPT_D); }
+static void test_race_wp(void **s) { (void)s; race(VMEM_DIRTY_WP); }
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_wp_mode),
+		cmocka_unit_test(test_ept_d_mode),
+		cmocka_unit_test(test_pml_mode),
+		cmocka_unit_test(test_race_ept_d),
+		cmocka_unit_test(test_race_wp),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
