@@ -168,7 +168,8 @@ static unsigned mmio_piece(uint64_t gpa, size_t left, uint64_t region_left)
 /* Walk [gpa, gpa+len) region by region. op: 0 check-read, 1 check-write, 2 read, 3 write. */
 static vmem_err gm_copy(const vmem_gmem *gm, uint64_t gpa, unsigned char *buf, size_t len, int op)
 {
-	if (!gm || (!buf && op >= 2) || gpa + len < gpa)
+	/* The range may end exactly at 2^64 (a slot may), but not run past it. */
+	if (!gm || (!buf && op >= 2) || (len && gpa + (len - 1) < gpa))
 		return VMEM_E_INVAL;
 	bool is_write = op & 1;
 	while (len) {
@@ -176,17 +177,20 @@ static vmem_err gm_copy(const vmem_gmem *gm, uint64_t gpa, unsigned char *buf, s
 		if (i < 0) {
 			if (is_write || gm->miss != VMEM_GMEM_MISS_ZERO)
 				return VMEM_E_RANGE;
-			/* Zero until the next region (or the end). */
-			uint64_t next = ~0ull;
+			/* Zero until the next region (or the end of the space). `room` is
+			 * the number of bytes from gpa to there, minus one, so that the
+			 * end at 2^64 is representable. */
+			uint64_t room = ~0ull - gpa;
 			for (unsigned k = 0; k < gm->n; k++)
 				if (gm->r[k].gpa > gpa) {
-					next = gm->r[k].gpa;
+					room = gm->r[k].gpa - gpa - 1;
 					break;
 				}
-			size_t chunk = (next - gpa) < len ? (size_t)(next - gpa) : len;
+			size_t chunk = room < len - 1 ? (size_t)room + 1 : len;
 			if (op == 2)
 				vmi_memset(buf, 0, chunk);
-			buf += chunk, gpa += chunk, len -= chunk;
+			buf = buf ? buf + chunk : buf; /* NULL in the check passes: no arithmetic on it */
+			gpa += chunk, len -= chunk;
 			continue;
 		}
 		const struct gm_region *r = &gm->r[i];

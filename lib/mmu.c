@@ -167,6 +167,8 @@ static vmem_err regs_check(const vmem_regs *r)
 	bool lma = r->efer & VMEM_EFER_LMA;
 	if (lma && (!(r->efer & VMEM_EFER_LME) || !(r->cr4 & VMEM_CR4_PAE) || !(r->cr0 & VMEM_CR0_PG)))
 		return VMEM_E_INVAL;                       /* LMA = LME & PG, which needs PAE */
+	if (!lma && (r->efer & VMEM_EFER_LME) && (r->cr0 & VMEM_CR0_PG))
+		return VMEM_E_INVAL;                       /* LME & PG without LMA cannot exist */
 	if ((r->cr4 & VMEM_CR4_PCIDE) && !lma)
 		return VMEM_E_INVAL;                       /* PCIDE only in IA-32e mode */
 	if (lma && (r->cr3 & VMI_BITS(62, r->maxphyaddr)))
