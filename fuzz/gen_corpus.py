@@ -6,11 +6,12 @@ import struct
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "walk")
 WP, PSE, SMEP, SMAP, PKE, NXE, GB, PGE = (1 << i for i in range(8))
 READ, WRITE, FETCH = 0, 1, 2
-CPL3, IMPL, AC, NO_AD, BATCH = 4, 8, 16, 32, 64
+CPL3, IMPL, AC, NO_AD, BATCH, LOAD = 4, 8, 16, 32, 64, 128
+SET_REGS = 64
 
 
 def seed(name, mode, flags, maxphy, acc, la, cr3=0, pkru=0, pdptes=(0, 0, 0, 0), words=(), miss_error=False):
-    h = bytes([mode | (0x80 if miss_error else 0), flags, maxphy - 32, acc])
+    h = bytes([mode | (0x80 if miss_error else 0), flags, maxphy - 32, acc])  # mode may carry SET_REGS
     h += struct.pack("<IQQ4Q", pkru, la, cr3, *pdptes)
     body = b"".join(struct.pack("<HQ", gpa // 8, val) for gpa, val in words)
     with open(os.path.join(OUT, name), "wb") as f:
@@ -37,6 +38,8 @@ def main():
     seed("pae-2m-write", 2, WP, 36, WRITE, 0x00201000, pdptes=(0x1001, 0, 0, 0),
          words=[(0x0, 0x1001), (0x1008, 0x00400083)])
     seed("pae-pdpte-rsvd", 2, 0, 36, READ, 0x00201000, pdptes=(0x1003, 0, 0, 0), words=pae)
+    seed("pae-load-pdptes", 2 | SET_REGS, NXE, 36, WRITE | LOAD, 0x00201000, cr3=0x20, words=pae + [(0x20, 0x1001)])
+    seed("pae-load-gp", 2, 0, 36, READ | LOAD, 0x00201000, words=[(0x0, 0x1007)] + pae[1:])
     seed("pae-xd-rsvd", 2, 0, 36, READ, 0x00201000, pdptes=(0x1001, 0, 0, 0), words=pae)
     # 4-level: la 0x8040201000 -> PML4E[1] -> 0x1000, PDPTE[1] -> 0x2000, PDE[1] -> 0x3000, PTE[1] -> 0xabc000
     l4 = [(0x8, 0x1007), (0x1008, 0x2007), (0x2008, 0x3007), (0x3008, 0x800000000abc0007 | (1 << 59))]
@@ -47,6 +50,7 @@ def main():
     seed("4l-4k-smap-implicit", 3, SMAP | NXE, 48, READ | IMPL | CPL3 | AC, la4, words=l4)
     seed("4l-4k-smap-ac", 3, SMAP | NXE, 48, WRITE | AC, la4, words=l4)
     seed("4l-4k-noad", 3, NXE, 48, WRITE | NO_AD, la4, words=l4)
+    seed("4l-4k-set-regs", 3 | SET_REGS, NXE | PKE, 48, WRITE | CPL3, la4, pkru=0x4, words=l4)
     seed("4l-4k-batch", 3, NXE, 48, WRITE | BATCH, la4, words=l4)
     seed("4l-4k-maxphy39", 3, NXE, 39, READ, la4, words=l4[:3] + [(0x3008, 0x0000008000abc007)])
     seed("4l-1g", 3, GB | WP, 48, WRITE | CPL3, la4, words=[(0x8, 0x1007), (0x1008, 0x40000087)])

@@ -338,7 +338,8 @@ int main(int argc, char **argv)
 			if (k && chance(30))
 				l = la ^ (rnd() & 0x3fffff);
 			random_access(&a, l);
-			unsigned flags = (chance(10) ? DIFF_NO_AD : 0) | (chance(25) ? DIFF_BATCH : 0);
+			unsigned flags = (chance(10) ? DIFF_NO_AD : 0) | (chance(25) ? DIFF_BATCH : 0) |
+					 (chance(50) ? DIFF_LOAD_PDPTES : 0) | (chance(20) ? DIFF_SET_REGS : 0);
 			ref_result r;
 			if (diff_run(&env, &g.cpu, &a, flags, why, sizeof(why), &r)) {
 				pass++;

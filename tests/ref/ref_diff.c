@@ -307,14 +307,60 @@ bool diff_run(diff_env *env, const ref_cpu *cpu, const ref_access *acc, unsigned
 		env->gm_miss_zero = env->miss_zero;
 	}
 	gm = env->gm;
-	vmem_err e = vmem_mmu_new(NULL, &regs, &mmu);
+	vmem_err e;
+	if (flags & DIFF_SET_REGS) {
+		/* Start from a different mode (4-level, everything on), then switch. */
+		vmem_regs prev;
+		vmem_regs_init(&prev);
+		prev.cr0 = 0x80010011ull;
+		prev.cr4 = VMEM_CR4_PAE | VMEM_CR4_SMEP | VMEM_CR4_SMAP | VMEM_CR4_PKE | VMEM_CR4_PSE;
+		prev.efer = VMEM_EFER_LME | VMEM_EFER_LMA | VMEM_EFER_NXE;
+		prev.cr3 = 0x1000;
+		prev.pkru = 0x55555554u;
+		prev.maxphyaddr = 52 + 32 - cpu->maxphyaddr;
+		prev.gbpages = !cpu->gbpages;
+		e = vmem_mmu_new(NULL, &prev, &mmu);
+		if (!e)
+			e = vmem_mmu_set_regs(mmu, &regs);
+	} else {
+		e = vmem_mmu_new(NULL, &regs, &mmu);
+	}
 	if (e) {
-		say(&s, "  setup: vmem_mmu_new = %d (%s)\n", e, vmem_strerror(e));
+		say(&s, "  setup: vmem_mmu_new/set_regs = %d (%s)\n", e, vmem_strerror(e));
 		describe_case(&s, env, cpu, acc, flags);
 		goto out;
 	}
-	if (vmem_regs_mode(&regs) == VMEM_MODE_PAE)
+	ref_mem rm = { ref_read, ref_write, env };
+	ref_cpu rcpu = *cpu;
+	bool pae = vmem_regs_mode(&regs) == VMEM_MODE_PAE;
+	if (pae && (flags & DIFF_LOAD_PDPTES)) {
+		static const uint64_t sentinel[4] = { 0x1111000, 0x2222000, 0x3333000, 0x4444000 };
+		uint64_t got[4];
+		vmem_mmu_set_pdptes(mmu, sentinel);
+		ref_status rs = ref_pae_load_pdptes(cpu, &rm, rcpu.pdpte);
+		vmem_err le = vmem_mmu_load_pdptes(mmu, gm);
+		vmem_err want = rs == REF_OK ? VMEM_OK : rs == REF_GP ? VMEM_E_INVAL : VMEM_E_RANGE;
+		vmem_mmu_get_pdptes(mmu, got);
+		bool same = le == want && !memcmp(got, rs == REF_OK ? rcpu.pdpte : sentinel, sizeof(got));
+		if (!same) {
+			say(&s, "DISAGREEMENT (PAE PDPTE load)\n");
+			describe_case(&s, env, cpu, acc, flags);
+			say(&s, "  ref: load %s; lib: %d, registers %#" PRIx64 " %#" PRIx64 " %#" PRIx64
+			    " %#" PRIx64 "\n", rs == REF_OK ? "ok" : rs == REF_GP ? "#GP" : "unbacked", le,
+			    got[0], got[1], got[2], got[3]);
+			goto out;
+		}
+		if (rs != REF_OK) {
+			if (ref_out) {
+				memset(ref_out, 0, sizeof(*ref_out));
+				ref_out->status = rs;
+			}
+			ok = true;       /* the MOV to CR3 faulted on both sides: no walk */
+			goto out;
+		}
+	} else if (pae) {
 		vmem_mmu_set_pdptes(mmu, cpu->pdpte);
+	}
 
 	vmem_walk_result lres;
 	vmem_walk_trace ltr;
@@ -329,9 +375,8 @@ bool diff_run(diff_env *env, const ref_cpu *cpu, const ref_access *acc, unsigned
 		lerr = vmem_walk(mmu, gm, acc->la, access_flags(acc), wflags, &lres, &ltr);
 	}
 
-	ref_mem rm = { ref_read, ref_write, env };
 	ref_result rres;
-	ref_walk(cpu, &rm, acc, !(flags & DIFF_NO_AD), &rres);
+	ref_walk(&rcpu, &rm, acc, !(flags & DIFF_NO_AD), &rres);
 	if (ref_out)
 		*ref_out = rres;
 
@@ -346,7 +391,7 @@ bool diff_run(diff_env *env, const ref_cpu *cpu, const ref_access *acc, unsigned
 	}
 	say(&s, "DISAGREEMENT (%s)\n",
 	    vmem_mode_name(vmem_regs_mode(&regs)));
-	describe_case(&s, env, cpu, acc, flags);
+	describe_case(&s, env, &rcpu, acc, flags);
 	describe_ref(&s, &rres);
 	describe_lib(&s, lerr, &lres);
 	say(&s, "%s", tmp);

@@ -209,6 +209,25 @@ static void walk_32bit(struct walk *w, bool set_ad)
 	finish(w, pte, pte_gpa, 1, (pte & bits(31, 12)) | (la & 0xfff), 1ull << 12, set_ad);
 }
 
+/* Table 4-8: reserved bits of a PAE PDPTE. */
+static uint64_t pae_pdpte_rsvd(const ref_cpu *c)
+{
+	return bits(63, (int)c->maxphyaddr) | bits(8, 5) | bits(2, 1);
+}
+
+ref_status ref_pae_load_pdptes(const ref_cpu *cpu, const ref_mem *mem, uint64_t pdpte[4])
+{
+	uint64_t v[4];
+	for (unsigned i = 0; i < 4; i++) {
+		if (!mem->read(mem->ctx, (cpu->cr3 & bits(31, 5)) + 8 * i, 8, &v[i]))
+			return REF_BAD_GPA;
+		if ((v[i] & P_BIT) && (v[i] & pae_pdpte_rsvd(cpu)))
+			return REF_GP;                                  /* 4.4.1: MOV to CR3 #GP */
+	}
+	memcpy(pdpte, v, sizeof(v));
+	return REF_OK;
+}
+
 /* 4.4: PAE paging. */
 static void walk_pae(struct walk *w, bool set_ad)
 {
@@ -227,7 +246,7 @@ static void walk_pae(struct walk *w, bool set_ad)
 	w->out->n = 1;
 	if (!(pdpte & P_BIT))
 		{ page_fault(w, 0, pdpte, 3); return; }
-	if (pdpte & (bits(63, m) | bits(8, 5) | bits(2, 1)))      /* Table 4-8: PDPTE reserved bits */
+	if (pdpte & pae_pdpte_rsvd(c))                             /* Table 4-8: PDPTE reserved bits */
 		{ page_fault(w, REF_PF_P | REF_PF_RSVD, pdpte, 3); return; }
 	/* 4.4.1: the PDPTEs take no part in access rights and get no accessed flag. */
 

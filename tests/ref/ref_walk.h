@@ -86,4 +86,9 @@ typedef struct ref_result {
 void ref_walk(const ref_cpu *cpu, const ref_mem *mem, const ref_access *acc,
 	      bool set_ad, ref_result *out);
 
+/* PAE paging, MOV to CR3 (4.4.1): load the four PDPTEs from CR3[31:5] into
+ * pdpte[]. Returns REF_OK, REF_GP (a present PDPTE has a reserved bit set:
+ * the MOV faults and nothing is loaded) or REF_BAD_GPA (not in memory). */
+ref_status ref_pae_load_pdptes(const ref_cpu *cpu, const ref_mem *mem, uint64_t pdpte[4]);
+
 #endif
