@@ -83,19 +83,22 @@ static struct ept_node *node_create(const vmem_ept *ept, unsigned level)
 		node_destroy(ept, n);
 		return NULL;
 	}
-	vmi_memset(n->pt, 0, 4096);
-	n->phys = page_phys(ept, n->pt);
+	n->phys = page_phys(ept, n->pt); /* alloc_page returns a zeroed page (alloc.h) */
 	return n;
 }
 
 /* Release a subtree to the zombie list: its pages stay untouched until the
  * caller's INVEPT (a processor may still be walking them, SDM 29.4.3.1). */
+static void count_leaf(vmem_ept *ept, unsigned level, int delta);
+
 static void zombify(vmem_ept *ept, struct ept_node *n, struct ept_ctx *c)
 {
-	if (n->child)
-		for (unsigned i = 0; i < EPT_ENTRIES; i++)
-			if (n->child[i])
-				zombify(ept, n->child[i], c);
+	for (unsigned i = 0; i < EPT_ENTRIES; i++) {
+		if (n->child && n->child[i])
+			zombify(ept, n->child[i], c);
+		else if (present(n->pt[i]))
+			count_leaf(ept, n->level, -1); /* the leaves go with the table */
+	}
 	n->next = ept->zombies;
 	ept->zombies = n;
 	ept->st.table_pages--;
@@ -168,15 +171,42 @@ static void try_collapse(vmem_ept *ept, struct ept_node *parent, unsigned idx, s
 	}
 	store_entry(&parent->pt[idx], base | attr | VMEM_EPT_PS | ad);
 	parent->child[idx] = NULL;
-	count_leaf(ept, n->level, -(int)EPT_ENTRIES);
 	count_leaf(ept, parent->level, 1);
-	zombify(ept, n, c);
+	zombify(ept, n, c); /* also uncounts its 512 leaves */
+}
+
+/* Map a run of 4K leaves in one page table: the hot loop of a large 4K map. */
+static void map_4k_run(vmem_ept *ept, struct ept_node *n, uint64_t base, uint64_t lo, uint64_t hi,
+		       struct ept_ctx *c)
+{
+	unsigned first = (unsigned)((lo - base) >> 12), last = (unsigned)((hi - 1 - base) >> 12);
+	uint64_t ne = (c->hpa0 + (lo - c->gpa0)) | c->attr;
+	unsigned added = 0;
+	bool changed = false;
+	for (unsigned i = first; i <= last; i++, ne += 4096) {
+		uint64_t e = n->pt[i];
+		if (present(e))
+			changed |= (e & ~(VMEM_EPT_A | VMEM_EPT_D)) != ne;
+		else
+			added++;
+		store_entry(&n->pt[i], ne);
+	}
+	n->present += added;
+	ept->st.leaves_4k += added;
+	if (changed)
+		note_change(c, lo, hi);
 }
 
 /* Apply c->op to [lo, hi) inside table n (level L), whose region starts at base. */
 static void range_op(vmem_ept *ept, struct ept_node *n, unsigned L, uint64_t base,
 		     uint64_t lo, uint64_t hi, struct ept_ctx *c)
 {
+	if (c->dry && L == 1)
+		return; /* a 4K-leaf table never needs a table below it */
+	if (c->op == OP_MAP && L == 1) {
+		map_4k_run(ept, n, base, lo, hi, c);
+		return;
+	}
 	uint64_t esz = level_size(L);
 	unsigned first = (unsigned)((lo - base) / esz), last = (unsigned)((hi - 1 - base) / esz);
 	for (unsigned i = first; i <= last; i++) {
