@@ -172,6 +172,8 @@ static vmem_err gm_copy(const vmem_gmem *gm, uint64_t gpa, unsigned char *buf, s
 	if (!gm || (!buf && op >= 2) || (len && gpa + (len - 1) < gpa))
 		return VMEM_E_INVAL;
 	bool is_write = op & 1;
+	unsigned regions = 0;
+	bool mmio = false;
 	while (len) {
 		int i = gm_find(gm, gpa);
 		if (i < 0) {
@@ -196,6 +198,13 @@ static vmem_err gm_copy(const vmem_gmem *gm, uint64_t gpa, unsigned char *buf, s
 		const struct gm_region *r = &gm->r[i];
 		uint64_t rleft = r->size - (gpa - r->gpa);
 		size_t chunk = rleft < len ? (size_t)rleft : len;
+		regions++;
+		mmio |= r->kind == VMEM_REGION_MMIO;
+		/* A device write cannot be undone: a write that reaches MMIO must
+		 * stay inside that one region, or a failing callback would leave the
+		 * rest half-written. */
+		if (op == 1 && mmio && regions > 1)
+			return VMEM_E_INVAL;
 		if (r->kind == VMEM_REGION_RAM) {
 			if (is_write && (r->flags & VMEM_SLOT_READONLY))
 				return VMEM_E_RANGE;

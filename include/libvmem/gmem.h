@@ -71,8 +71,11 @@ vmem_err vmem_gmem_lookup(const vmem_gmem *gm, uint64_t gpa, vmem_region_info *i
 void *vmem_gmem_hva(const vmem_gmem *gm, uint64_t gpa, uint64_t len);
 
 /* Copy guest memory; the range may span several regions (MMIO is accessed
- * in naturally aligned pieces of up to 8 bytes). On error nothing is written
- * to the guest (writes check the whole range first). */
+ * in naturally aligned pieces of up to 8 bytes). Writes check the whole range
+ * first, so an unbacked or read-only part fails the write with nothing
+ * written; a write that reaches MMIO must lie within that one MMIO region
+ * (VMEM_E_INVAL otherwise), since a device's side effects cannot be undone:
+ * a callback failing midway stops the write where it failed. */
 vmem_err vmem_gmem_read(const vmem_gmem *gm, uint64_t gpa, void *buf, size_t len);
 vmem_err vmem_gmem_write(vmem_gmem *gm, uint64_t gpa, const void *buf, size_t len);
 /* Naturally aligned 4- and 8-byte accesses (the width of a paging entry).

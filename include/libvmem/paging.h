@@ -57,7 +57,8 @@ const char *vmem_mode_name(vmem_mode m);
 typedef struct vmem_mmu vmem_mmu;
 
 /* Create from registers. VMEM_E_INVAL for a combination hardware refuses
- * (CR0.PG without PE, LMA without PAE or LME, CR4.PCIDE outside IA-32e mode,
+ * (CR0.PG without PE, LMA without PAE or LME, LME with PG but not LMA,
+ * CR4.PCIDE outside IA-32e mode, CR3 reserved bits in IA-32e mode,
  * MAXPHYADDR outside 32..52); VMEM_E_UNSUPPORTED for CR4.PKS. */
 vmem_err vmem_mmu_new(const vmem_allocator *alloc, const vmem_regs *r, vmem_mmu **out);
 void vmem_mmu_free(vmem_mmu *mmu);
