@@ -12,7 +12,7 @@
 
 /* PAE paging: the walk starts at a PDPTE register, which takes no accessed
  * flag and no part in the R/W and U/S checks (SDM 4.4.1, 4.6). */
-static bool walk_pae_pdpte(const struct vmem_mmu *m, uint64_t la, unsigned acc, uint64_t *table,
+static inline bool walk_pae_pdpte(const struct vmem_mmu *m, uint64_t la, unsigned acc, uint64_t *table,
 			   vmem_walk_result *res, vmem_walk_trace *tr)
 {
 	unsigned i = (unsigned)(la >> 30) & 3;
