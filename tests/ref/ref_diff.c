@@ -182,6 +182,16 @@ static unsigned access_flags(const ref_access *a)
 	       (a->ac ? VMEM_ACC_AC : 0);
 }
 
+/* True when the walk read one entry twice (recursive tables). */
+static bool recursive(const ref_result *r)
+{
+	for (unsigned i = 0; i < r->n; i++)
+		for (unsigned j = i + 1; j < r->n; j++)
+			if (r->trace[j].gpa == r->trace[i].gpa)
+				return true;
+	return false;
+}
+
 /* Compare; each mismatch is described in s. Returns the number of mismatches. */
 static unsigned compare(struct sbuf *s, const diff_env *env, unsigned flags, vmem_err err,
 			const vmem_walk_result *l, const vmem_walk_trace *tr, const ref_result *r)
@@ -213,6 +223,10 @@ static unsigned compare(struct sbuf *s, const diff_env *env, unsigned flags, vme
 			MISMATCH("entry\n");
 		if (l->perms != r->perms)
 			MISMATCH("perms\n");
+		if (!(flags & DIFF_NO_AD) && !recursive(r) &&
+		    !(l->info & VMEM_WINFO_AD_SET) != !r->ad_written)
+			MISMATCH("info AD_SET %d, ref wrote A/D %d\n", !!(l->info & VMEM_WINFO_AD_SET),
+				 r->ad_written);
 		break;
 	case REF_PF:
 		if (l->error_code != r->error_code)
@@ -239,11 +253,7 @@ static unsigned compare(struct sbuf *s, const diff_env *env, unsigned flags, vme
 			 * compare-and-swap fails against its own earlier update and the walk
 			 * restarts, re-reading entries it has already flagged: compare values
 			 * without A and D then. The header does not pin this case down. */
-			uint64_t ignore = 0;
-			for (unsigned i = 0; i < r->n; i++)
-				for (unsigned j = i + 1; j < r->n; j++)
-					if (r->trace[j].gpa == r->trace[i].gpa)
-						ignore = 0x60;
+			uint64_t ignore = recursive(r) ? 0x60 : 0;
 			for (unsigned i = 0; i < r->n; i++) {
 				if (tr->e[i].gpa != r->trace[i].gpa || tr->e[i].level != r->trace[i].level ||
 				    ((tr->e[i].value ^ r->trace[i].value) & ~ignore))

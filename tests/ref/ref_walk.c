@@ -89,8 +89,8 @@ static void set_flags(struct walk *w, uint64_t gpa, uint64_t flags)
 	uint64_t cur;
 	if (!w->mem->read(w->mem->ctx, gpa, w->entry_size, &cur))
 		return;
-	if ((cur & flags) != flags)
-		w->mem->write(w->mem->ctx, gpa, w->entry_size, cur | flags);
+	if ((cur & flags) != flags && w->mem->write(w->mem->ctx, gpa, w->entry_size, cur | flags))
+		w->out->ad_written = true;
 }
 
 /* 4.6 access rights and 4.6.2 protection keys, once the translation is complete.

@@ -74,6 +74,7 @@ typedef struct ref_result {
 	uint32_t error_code; /* PF */
 	unsigned level;      /* OK: leaf level; PF: level of the entry that faulted */
 	unsigned perms;      /* OK and protection PF: REF_PERM_* */
+	bool ad_written;     /* OK: this walk changed an accessed or dirty flag */
 	unsigned n;          /* entries read, top level first */
 	struct {
 		uint64_t gpa, value;
