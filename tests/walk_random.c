@@ -293,6 +293,8 @@ static void random_access(ref_access *a, uint64_t la)
 	unsigned t = (unsigned)below(3);
 	a->write = t == 1;
 	a->fetch = t == 2;
+	if (chance(1))
+		a->write = a->fetch = true;                /* not an access: refused, nothing changes */
 	a->cpl3 = chance(50);
 	a->implicit = !a->fetch && chance(12);
 	a->ac = chance(30);

@@ -192,12 +192,29 @@ static bool recursive(const ref_result *r)
 	return false;
 }
 
+#define MISMATCH(...) do { bad++; say(s, "  mismatch: " __VA_ARGS__); } while (0)
+
+/* Every byte of both memory copies, whatever the outcome (a refused request changes nothing). */
+static unsigned compare_memory(struct sbuf *s, const diff_env *env)
+{
+	unsigned bad = 0;
+	for (unsigned p = 0; p < env->npages; p++) {
+		const uint8_t *lp = env->lib_mem + (size_t)p * PAGE, *rp = env->ref_mem + (size_t)p * PAGE;
+		if (!memcmp(lp, rp, PAGE))
+			continue;
+		for (unsigned off = 0; off < PAGE; off += 4)
+			if (memcmp(lp + off, rp + off, 4))
+				MISMATCH("memory after @%#" PRIx64 ": lib %#" PRIx64 " ref %#" PRIx64 "\n",
+					 env->gpa[p] + off, get_le(lp + off, 4), get_le(rp + off, 4));
+	}
+	return bad;
+}
+
 /* Compare; each mismatch is described in s. Returns the number of mismatches. */
 static unsigned compare(struct sbuf *s, const diff_env *env, unsigned flags, vmem_err err,
 			const vmem_walk_result *l, const vmem_walk_trace *tr, const ref_result *r)
 {
-	unsigned bad = 0;
-#define MISMATCH(...) do { bad++; say(s, "  mismatch: " __VA_ARGS__); } while (0)
+	unsigned bad = compare_memory(s, env);
 	if (r->status == REF_INVAL) {
 		if (err != VMEM_E_INVAL)
 			MISMATCH("ref says invalid request, lib returned %d\n", err);
@@ -262,18 +279,10 @@ static unsigned compare(struct sbuf *s, const diff_env *env, unsigned flags, vme
 			}
 		}
 	}
-	for (unsigned p = 0; p < env->npages; p++) {
-		const uint8_t *lp = env->lib_mem + (size_t)p * PAGE, *rp = env->ref_mem + (size_t)p * PAGE;
-		if (!memcmp(lp, rp, PAGE))
-			continue;
-		for (unsigned off = 0; off < PAGE; off += 4)
-			if (memcmp(lp + off, rp + off, 4))
-				MISMATCH("memory after @%#" PRIx64 ": lib %#" PRIx64 " ref %#" PRIx64 "\n",
-					 env->gpa[p] + off, get_le(lp + off, 4), get_le(rp + off, 4));
-	}
-#undef MISMATCH
 	return bad;
 }
+
+#undef MISMATCH
 
 bool diff_run(diff_env *env, const ref_cpu *cpu, const ref_access *acc, unsigned flags,
 	      char *why, size_t why_len, ref_result *ref_out)
