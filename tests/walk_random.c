@@ -178,7 +178,7 @@ static void build_path(struct guest *g, diff_env *env, uint64_t la)
 		} else {
 			if (chance(20))
 				pde |= 0x80;                       /* PS without CR4.PSE (or mix) */
-			pde = (pde & 0xfff) | table_page(g, env, true);
+			pde = (pde & 0xfff) | (chance(5) ? rnd() & 0xfffff000ull : table_page(g, env, true));
 			if (c->cr4 & REF_CR4_PSE)   /* PS here would make a 4M page */
 				pde &= ~0x80ull;
 		}
@@ -186,6 +186,8 @@ static void build_path(struct guest *g, diff_env *env, uint64_t la)
 		if (pde & 0x80 && (c->cr4 & REF_CR4_PSE))
 			return;
 		uint64_t pt = pde & 0xfffff000ull;
+		if (!diff_env_ptr(env, pt))
+			return;
 		uint64_t pte = (random_flags(g, false) & 0xfff) | (rnd() & 0xfffff000ull);
 		diff_env_store(env, pt + ((la >> 12) & 0x3ff) * 4, 4, pte);
 		return;
@@ -322,7 +324,8 @@ int main(int argc, char **argv)
 	if (!diff_env_init(&env))
 		return 2;
 	unsigned long long pass = 0, fail = 0;
-	unsigned long long by_status[5] = { 0 };
+	unsigned long long by_status[5][5] = { { 0 } }; /* [mode][status] */
+	unsigned long long by_size[5] = { 0 };           /* OK: 4K, 2M, 4M, 1G, other */
 	char why[8192];
 	for (unsigned long long n = 0; n < count; n++) {
 		struct guest g;
@@ -345,7 +348,10 @@ int main(int argc, char **argv)
 			ref_result r;
 			if (diff_run(&env, &g.cpu, &a, flags, why, sizeof(why), &r)) {
 				pass++;
-				by_status[r.status]++;
+				by_status[g.mode][r.status]++;
+				if (r.status == REF_OK)
+					by_size[r.page_size == 1u << 12 ? 0 : r.page_size == 1u << 21 ? 1 :
+						r.page_size == 1u << 22 ? 2 : r.page_size == 1u << 30 ? 3 : 4]++;
 			} else {
 				fail++;
 				if (fail <= 20 || verbose)
@@ -354,8 +360,12 @@ int main(int argc, char **argv)
 		}
 	}
 	diff_env_fini(&env);
-	printf("outcomes: ok %llu, page_fault %llu, gp %llu, bad_gpa %llu, inval %llu\n",
-	       by_status[0], by_status[1], by_status[2], by_status[3], by_status[4]);
+	static const char *const names[] = { "none", "32-bit", "PAE", "4-level", "5-level" };
+	for (unsigned m = 0; m < 5; m++)
+		printf("%-8s ok %llu, page_fault %llu, gp %llu, bad_gpa %llu, inval %llu\n", names[m],
+		       by_status[m][0], by_status[m][1], by_status[m][2], by_status[m][3], by_status[m][4]);
+	printf("ok by page size: 4K %llu, 2M %llu, 4M %llu, 1G %llu, other %llu\n",
+	       by_size[0], by_size[1], by_size[2], by_size[3], by_size[4]);
 	printf("%llu passed, %llu failed\n", pass, fail);
 	return fail || pass == 0 ? 1 : 0;
 }
