@@ -177,7 +177,7 @@ static void build_path(struct guest *g, diff_env *env, uint64_t la)
 				pde &= ~0x3fe000ull;
 		} else {
 			if (chance(20))
-				pde |= 0x80;                       /* PS without CR4.PSE (or mix) */
+				pde |= 0x80;                       /* PS: ignored without CR4.PSE */
 			pde = (pde & 0xfff) | (chance(5) ? rnd() & 0xfffff000ull : table_page(g, env, true));
 			if (c->cr4 & REF_CR4_PSE)   /* PS here would make a 4M page */
 				pde &= ~0x80ull;
