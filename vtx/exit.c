@@ -1,0 +1,1 @@
+/* exit.c */ typedef int vtx_placeholder_exit;

@@ -1,0 +1,1 @@
+/* oracle_ept.c */ typedef int vtx_placeholder_oracle_ept;
