@@ -28,8 +28,12 @@ static const uint64_t flag_bit[] = { 1ull << 0, 1ull << 1, 1ull << 2, 1ull << 5,
 /* Reserved-bit choices: none, bit 51, bit 36, bit 13 (large PDE only). */
 static const uint64_t rsvd_bit[] = { 0, 1ull << 51, 1ull << 36, 1ull << 13 };
 
-enum mode { M_4LEVEL, M_5LEVEL, M_PAE, M_COUNT };
-static const char *const mode_name[] = { "4-level", "5-level", "PAE" };
+enum mode { M_4LEVEL, M_5LEVEL, M_PAE, M_32, M_32PSE, M_COUNT };
+static const char *const mode_name[] = { "4-level", "5-level", "PAE", "32-bit", "32-bit PSE" };
+#define IS32(m) ((m) == M_32 || (m) == M_32PSE)
+/* 32-bit paging: reserved-bit choices of a 4-MByte PDE (MAXPHYADDR 36: bits 21, 20:17). */
+static const uint64_t rsvd_bit32[] = { 0, 1ull << 21, 1ull << 17, 1ull << 20 };
+#define FRAME_4M 0x12c02000ull  /* bit 13 = PA bit 32 (PSE-36) */
 
 static uint64_t flags_to_bits(unsigned f, unsigned n)
 {
@@ -58,9 +62,9 @@ static void run_case(struct stats *st, diff_env *env, enum mode mode, uint64_t p
 	memset(&acc, 0, sizeof(acc));
 
 	cpu.cr0 = 0x80000011ull | (wp ? REF_CR0_WP : 0);             /* PG | ET | PE */
-	cpu.cr4 = REF_CR4_PAE | (smep ? REF_CR4_SMEP : 0) | (smap ? REF_CR4_SMAP : 0) |
+	cpu.cr4 = (IS32(mode) ? 0 : REF_CR4_PAE) | (mode == M_32PSE ? REF_CR4_PSE : 0) | (smep ? REF_CR4_SMEP : 0) | (smap ? REF_CR4_SMAP : 0) |
 		  (pke ? REF_CR4_PKE : 0) | (mode == M_5LEVEL ? REF_CR4_LA57 : 0);
-	cpu.efer = (mode == M_PAE ? 0 : 0x500ull) | (nxe ? REF_EFER_NXE : 0); /* LME | LMA */
+	cpu.efer = (mode == M_PAE || IS32(mode) ? 0 : 0x500ull) | (nxe ? REF_EFER_NXE : 0); /* LME | LMA */
 	/* Key 1 is the page's; every other key denies everything, so a wrong key index shows. */
 	cpu.pkru = 0xfffffff3u | (ad ? 1u << 2 : 0) | (wd ? 1u << 3 : 0);
 	cpu.maxphyaddr = MAXPHY;
@@ -71,7 +75,10 @@ static void run_case(struct stats *st, diff_env *env, enum mode mode, uint64_t p
 	uint64_t la;
 	diff_env_store(env, PML5_GPA + 8 * 0x0b, 8, PML4_GPA | up);
 	diff_env_store(env, PML4_GPA + 8 * 0xa5, 8, PDPT_GPA | up);
-	if (mode == M_PAE) {
+	if (IS32(mode)) {
+		cpu.cr3 = PD_GPA;
+		la = (0x1d7ull << 22) | (0x155ull << 12) | 0x678;
+	} else if (mode == M_PAE) {
 		/* PAE: PDPTE register 2 (no R/W, U/S: those bits are reserved in a PDPTE). */
 		diff_env_store(env, PDPT_GPA + 8 * 2, 8, PD_GPA | 1);
 		cpu.cr3 = PDPT_GPA;
@@ -84,8 +91,13 @@ static void run_case(struct stats *st, diff_env *env, enum mode mode, uint64_t p
 		if (mode == M_5LEVEL)
 			la |= 0x0bull << 48;
 	}
-	diff_env_store(env, PD_GPA + 8 * 0xd7, 8, pde);
-	diff_env_store(env, PT_GPA + 8 * 0x155, 8, pte);
+	if (IS32(mode)) {
+		diff_env_store(env, PD_GPA + 4 * 0x1d7, 4, pde);
+		diff_env_store(env, PT_GPA + 4 * 0x155, 4, pte);
+	} else {
+		diff_env_store(env, PD_GPA + 8 * 0xd7, 8, pde);
+		diff_env_store(env, PT_GPA + 8 * 0x155, 8, pte);
+	}
 
 	acc.la = la;
 	acc.cpl3 = accbits & 1;
@@ -159,21 +171,35 @@ static void matrix(struct stats *st, diff_env *env)
 	for (unsigned pdef = 0; pdef < 128; pdef++)
 	for (unsigned pder = 0; pder < 4; pder++) {
 		bool pde_p = pdef & (1u << F_P), pde_ps = pdef & (1u << F_PS);
+		bool is32 = IS32(mode);
+		bool pde_large = pde_ps && mode != M_32;    /* PS is ignored without CR4.PSE */
 		if (!pde_p && (pdef != 0 || pder != 0))
 			continue;                       /* not present: nothing else matters */
-		if (pder == 3 && !pde_ps)
+		if (is32 && (pdef & (1u << F_NX)))
+			continue;                       /* no XD bit in 32-bit entries */
+		if (pder == 3 && !pde_large && !is32)
 			continue;                       /* bit 13 is reserved only in a large PDE */
+		if (is32 && pder && !pde_large)
+			continue;                       /* 32-bit: reserved bits only in a 4-MByte PDE */
 		for (unsigned ptef = 0; ptef < 64; ptef++)
 		for (unsigned pter = 0; pter < 3; pter++) {
-			bool has_pte = pde_p && !pde_ps;
+			bool has_pte = pde_p && !pde_large;
 			if (!has_pte && (ptef || pter))
 				continue;                   /* no PTE: its bits are not used */
 			if (pder && pter)
 				continue;                   /* one reserved bit at a time */
-			uint64_t key = mode == M_PAE ? 0 : 1ull << 59;  /* protection key 1 in the leaf */
-			uint64_t pde = flags_to_bits(pdef, 7) | rsvd_bit[pder] |
-				       (pde_ps ? FRAME_2M | key : PT_GPA);
-			uint64_t pte = flags_to_bits(ptef, 6) | rsvd_bit[pter] | FRAME_4K | key;
+			if (is32 && ((ptef & (1u << F_NX)) || pter))
+				continue;                   /* 32-bit PTE: no XD, no reserved bits */
+			uint64_t key = (mode == M_PAE || is32) ? 0 : 1ull << 59;  /* protection key 1 in the leaf */
+			uint64_t pde, pte;
+			if (is32) {
+				pde = flags_to_bits(pdef, 7) | rsvd_bit32[pder] | (pde_large ? FRAME_4M : PT_GPA);
+				pte = flags_to_bits(ptef, 6) | FRAME_4K;
+			} else {
+				pde = flags_to_bits(pdef, 7) | rsvd_bit[pder] |
+				      (pde_large ? FRAME_2M | key : PT_GPA);
+				pte = flags_to_bits(ptef, 6) | rsvd_bit[pter] | FRAME_4K | key;
+			}
 			if (!pde_p)
 				pde = 0;
 			/* The register x access combinations legal for this mode, run by stride. */
