@@ -1,0 +1,56 @@
+/* vtx.h: the thin VT-x driver: VMX bring-up, one guest's VMCS, running it, and the exit dispatcher. */
+#ifndef VTX_VTX_H
+#define VTX_VTX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "vmcs.h"
+
+/* What the processor offers, read once at bring-up. */
+struct vtx_caps {
+	uint64_t basic, ept_cap;
+	uint64_t cr0_fixed0, cr0_fixed1, cr4_fixed0, cr4_fixed1;
+	uint32_t pin, proc, proc2, exit, entry; /* the controls, adjusted to the capability MSRs */
+	unsigned maxphyaddr;
+	bool gbpages, smep, smap, nx;
+	uint64_t vmxon_pa, vmcs_pa;
+};
+
+/* Guest-physical layout of the control region (GPA 0..2M, backed at GUEST_C_HPA). */
+#define GUEST_CODE_GPA 0x1000ull	/* guest_code is copied here; guest-linear = GPA */
+#define GUEST_CR3A_GPA 0x2000ull	/* PML4 at 0x2000, PDPT 0x3000, PD 0x4000, PT 0x5000 */
+#define GUEST_C_SIZE   0x200000ull
+
+/* The guest's starting point and paging registers. */
+struct vtx_guest {
+	uint64_t cr0, cr3, cr4, efer; /* as wanted; vtx_vmcs_setup applies the fixed bits */
+	uint64_t rip;
+	uint64_t eptp;
+};
+
+/* One VM exit, as the VMCS reports it. */
+struct vtx_exit {
+	uint32_t reason;      /* basic exit reason, bits 15:0 */
+	bool entry_failed;    /* bit 31: VM-entry failure */
+	uint64_t qual, gpa, gla, rip;
+	uint32_t intr_info, intr_err, instr_len;
+};
+
+void vtx_vmx_init(struct vtx_caps *c);
+/* Guest linear address of a stub in guest_x86_64.S. */
+uint64_t vtx_guest_rip(const void *stub);
+/* (Re)write guest code and the code's own page tables into the control region. */
+void vtx_guest_c_init(void);
+/* VMCLEAR, VMPTRLD and write every field for guest g. */
+void vtx_vmcs_setup(const struct vtx_caps *c, const struct vtx_guest *g);
+/* Enter the guest and dispatch exits until one the caller must see
+ * (HLT, EPT violation/misconfiguration, exception, anything unexpected). */
+void vtx_run(struct vtx_gprs *g, struct vtx_exit *e);
+
+/* exit.c */
+void vtx_exit_read(struct vtx_exit *e);
+/* Returns true when the exit was handled and the guest may resume. */
+bool vtx_exit_dispatch(const struct vtx_exit *e, struct vtx_gprs *g);
+const char *vtx_exit_name(uint32_t reason);
+
+#endif
