@@ -20,6 +20,7 @@ struct vmem_gmem {
 	struct gm_region *r;    /* sorted by gpa, non-overlapping */
 	unsigned n, cap;
 	vmem_gmem_miss miss;
+	unsigned hint;          /* region the last walk's tables were in (relaxed; a guess) */
 };
 
 /* Index of the region holding gpa, or -1. Binary search. */

@@ -154,6 +154,15 @@ static void mmu_build(struct vmem_mmu *m, const vmem_regs *r, vmem_mode mode)
 		m->pkmask[acc] = (uint8_t)(pke && !fetch ?
 			1u | (write && (user || (r->cr0 & VMEM_CR0_WP)) ? 2u : 0u) : 0u);
 	}
+	for (int l = 1; l <= 5; l++) {
+		bool ps_rsvd = l > 1 && (m->rsvd[l][1] & VMEM_PTE_PS);
+		m->fchk[l] = m->rsvd[l][0] | (ps_rsvd ? VMEM_PTE_PS : 0) | VMEM_PTE_P;
+		m->flarge[l] = m->rsvd[l][1] & ~VMEM_PTE_PS;
+	}
+	m->acc_ok = 0;
+	for (unsigned acc = 0; acc < MMU_ACC_INDEXES; acc++)
+		if ((acc & (VMEM_ACC_WRITE | VMEM_ACC_FETCH)) != (VMEM_ACC_WRITE | VMEM_ACC_FETCH))
+			m->acc_ok |= 1u << acc;
 	m->pkru = r->pkru;
 	m->regs = *r;
 }

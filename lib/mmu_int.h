@@ -26,6 +26,9 @@ struct vmem_mmu {
 	uint8_t perm[MMU_ACC_INDEXES];   /* bit p set: pte_access p faults (SDM 4.6) */
 	uint8_t pkmask[MMU_ACC_INDEXES]; /* PKRU bits that apply: 1 = AD, 2 = WD (SDM 4.6.2) */
 	uint16_t pfec[MMU_ACC_INDEXES];  /* W/R, U/S, I/D bits of the error code (SDM 4.7) */
+	uint64_t fchk[6];       /* fast path: P | reserved bits of a non-leaf or 4K entry (PS where reserved) */
+	uint64_t flarge[6];     /* fast path: further reserved bits once PS makes the entry a leaf */
+	uint32_t acc_ok;        /* bit acc set: a valid access-flag combination */
 	uint64_t pdpte_rsvd;    /* PAE PDPTE reserved bits (SDM 4.4.1) */
 	uint64_t pdpte[4];
 	/* Cold. */

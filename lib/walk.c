@@ -89,8 +89,90 @@ static int walk_prologue(const struct vmem_mmu *m, uint64_t la, unsigned acc, vm
 	return 0;
 }
 
-vmem_err vmem_walk(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc,
-		   unsigned flags, vmem_walk_result *res, vmem_walk_trace *tr)
+/* The common case of IA-32e paging, unrolled for a fixed number of levels:
+ * every table in one RAM region, no fault, no A/D flag left to set (or
+ * VMEM_WALK_NO_AD). Anything else returns false and takes the full walk,
+ * which then produces the exact fault, trace or A/D update. */
+static inline __attribute__((always_inline)) bool
+walk_fast(const struct vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc, unsigned flags,
+	  vmem_walk_result *res, const int top)
+{
+	unsigned h = __atomic_load_n(&gm->hint, __ATOMIC_RELAXED);
+	if (vmi_unlikely(h >= gm->n))
+		return false;
+	const struct gm_region *r = &gm->r[h];
+	const uint8_t *host = r->host;
+	uint64_t base = r->gpa, size = r->size, table = m->root, all = ~0ull, any = 0, pte = 0;
+	if (vmi_unlikely(!host))
+		return false;
+	int level;
+	unsigned ps = 0;
+#pragma GCC unroll 5
+	for (level = top; level >= 1; level--) {
+		unsigned shift = 12 + 9 * (unsigned)(level - 1);
+		uint64_t off = table + (((la >> shift) & 511) << 3) - base;
+		if (vmi_unlikely(off >= size))
+			return false;
+		pte = *(const volatile uint64_t *)(host + off);
+		all &= pte;
+		any |= pte;
+		/* Not present or a reserved bit: leave the exact fault to the full walk. */
+		if (vmi_unlikely((pte & m->fchk[level]) != VMEM_PTE_P))
+			return false;
+		if (level == 1)
+			break;
+		/* PS is in fchk where it is reserved, so a set PS here makes a leaf. */
+		if (level <= 3 && (pte & VMEM_PTE_PS)) {
+			if (vmi_unlikely(pte & m->flarge[level]))
+				return false;
+			ps = 1;
+			break;
+		}
+		table = pte & m->frame[level][0];
+	}
+	unsigned pa = (unsigned)((all >> 1) & 3) | ((any >> 63) ? 0 : PA_X);
+	if (vmi_unlikely((m->perm[acc] >> pa) & 1))
+		return false;
+	if (vmi_unlikely(m->pkmask[acc] && (pa & PA_U) &&
+			 ((m->pkru >> (2 * ((pte >> VMEM_PTE_PKEY_SHIFT) & 15))) & m->pkmask[acc])))
+		return false;
+	/* A/D already set everywhere (D on the leaf for a write): nothing to write. */
+	if (!(flags & VMEM_WALK_NO_AD) &&
+	    vmi_unlikely(!(all & VMEM_PTE_A) || ((acc & VMEM_ACC_WRITE) && !(pte & VMEM_PTE_D))))
+		return false;
+	unsigned shift = 12 + 9 * (unsigned)(level - 1);
+	res->gpa = (pte & m->frame[level][ps]) | (la & ((1ull << shift) - 1));
+	res->page_size = 1ull << shift;
+	res->entry = pte;
+	res->error_code = 0;
+	res->status = VMEM_WALK_OK;
+	res->level = (uint8_t)level;
+	res->perms = (uint8_t)pa;
+	res->info = 0;
+	return true;
+}
+
+/* The full walk, remembering which region held the tables for the next fast path. */
+static vmem_err walk_full(const struct vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc,
+			  unsigned flags, vmem_walk_result *res, vmem_walk_trace *tr)
+{
+	if (m->mode == VMEM_MODE_32BIT)
+		return walk32(m, gm, la, acc, flags, res, tr);
+	vmem_err e = walk64(m, gm, la, acc, flags, res, tr);
+	if (m->mode >= VMEM_MODE_4LEVEL && gm->n) {
+		int i = gm_find(gm, m->root);
+		if (i >= 0)
+			__atomic_store_n(&gm->hint, (unsigned)i, __ATOMIC_RELAXED);
+	}
+	return e;
+}
+
+/* Everything but the fast path: argument errors, #GP, paging off, 32-bit and
+ * PAE paging, faults, A/D updates, traces. Out of line, so that the fast
+ * path's prologue stays small. */
+static __attribute__((noinline)) vmem_err
+walk_slow(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc, unsigned flags,
+	  vmem_walk_result *res, vmem_walk_trace *tr)
 {
 	if (!m || !gm || !res)
 		return VMEM_E_INVAL;
@@ -99,9 +181,22 @@ vmem_err vmem_walk(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc,
 	int rc = walk_prologue(m, la, acc, res);
 	if (rc)
 		return rc < 0 ? (vmem_err)rc : VMEM_OK;
-	if (m->mode == VMEM_MODE_32BIT)
-		return walk32(m, gm, la, acc, flags, res, tr);
-	return walk64(m, gm, la, acc, flags, res, tr);
+	return walk_full(m, gm, la, acc, flags, res, tr);
+}
+
+vmem_err vmem_walk(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc,
+		   unsigned flags, vmem_walk_result *res, vmem_walk_trace *tr)
+{
+	if (vmi_likely(m && gm && res && !tr && m->mode >= VMEM_MODE_4LEVEL && acc < MMU_ACC_INDEXES &&
+		       ((m->acc_ok >> acc) & 1))) {
+		/* Canonical (SDM 3.3.7.1): otherwise #GP, which the slow path reports. */
+		unsigned sh = 64u - m->va_bits;
+		if ((uint64_t)((int64_t)(la << sh) >> sh) == la &&
+		    (m->top == 4 ? walk_fast(m, gm, la, acc, flags, res, 4)
+				 : walk_fast(m, gm, la, acc, flags, res, 5)))
+			return VMEM_OK;
+	}
+	return walk_slow(m, gm, la, acc, flags, res, tr);
 }
 
 vmem_err vmi_walk_nested(const struct vmem_mmu *m, struct nx_walk *nx, uint64_t la,
