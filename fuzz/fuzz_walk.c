@@ -11,7 +11,8 @@
  *   0      bits 5:0 mode (value % 5: none, 32-bit, PAE, 4-level, 5-level); bit 6: MMU reached through
  *          vmem_mmu_set_regs; bit 7: unbacked memory is an error, not zero
  *   1      bit 0 CR0.WP, 1 CR4.PSE, 2 CR4.SMEP, 3 CR4.SMAP, 4 CR4.PKE, 5 EFER.NXE, 6 gbpages, 7 CR4.PGE
- *   2      MAXPHYADDR = 32 + value % 21
+ *   2      bits 5:0 MAXPHYADDR = 32 + value % 21; bit 6: walk without a trace (the library's
+ *          fast path); bit 7: one RAM slot per page instead of one for all 16 KiB
  *   3      bits 1:0 access (0 read, 1 write, 2 fetch, 3 read), 2 CPL 3, 3 implicit, 4 EFLAGS.AC,
  *          5 VMEM_WALK_NO_AD, 6 through vmem_walk_batch, 7 PAE: PDPTEs loaded from memory (MOV CR3)
  *   4..7   PKRU
@@ -52,6 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (unsigned p = 0; p < RAM_PAGES; p++)
 		diff_env_add_page(&env, (uint64_t)p << 12);
 	env.miss_zero = !(h[0] & 0x80);
+	env.coalesce = !(h[2] & 0x80);
 	for (size_t off = HDR; off + 10 <= size; off += 10) {
 		uint64_t slot = le(data + off, 2) % (RAM_PAGES * 512);
 		diff_env_store(&env, slot * 8, 8, le(data + off + 2, 8));
@@ -59,7 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	unsigned mode = (h[0] & 0x3f) % 5;
 	unsigned f = h[1];
-	unsigned m = 32 + h[2] % 21;
+	unsigned m = 32 + (h[2] & 0x3f) % 21;
 	ref_cpu cpu;
 	memset(&cpu, 0, sizeof(cpu));
 	cpu.maxphyaddr = m;
@@ -89,7 +91,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	acc.implicit = !acc.fetch && (h[3] & 8);
 	acc.ac = h[3] & 16;
 	unsigned flags = ((h[3] & 32) ? DIFF_NO_AD : 0) | ((h[3] & 64) ? DIFF_BATCH : 0) |
-			 ((h[3] & 128) ? DIFF_LOAD_PDPTES : 0) | ((h[0] & 64) ? DIFF_SET_REGS : 0);
+			 ((h[3] & 128) ? DIFF_LOAD_PDPTES : 0) | ((h[0] & 64) ? DIFF_SET_REGS : 0) |
+			 ((h[2] & 64) ? DIFF_NO_TRACE : 0);
 
 	static char why[8192];
 	ref_result r;

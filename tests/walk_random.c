@@ -50,6 +50,8 @@ struct guest {
 	unsigned maxphy;
 	uint64_t pool[POOL_PAGES]; /* table pages, all in the diff_env */
 	unsigned npool;
+	uint64_t dense_base;       /* dense layout: tables come from POOL_PAGES pages from here */
+	bool dense;
 };
 
 /* A random page address the tables can point at: below 4 GiB for 32-bit
@@ -64,6 +66,8 @@ static uint64_t random_page(const struct guest *g, bool low)
 
 static uint64_t table_page(struct guest *g, diff_env *env, bool low)
 {
+	if (g->dense)                                  /* one contiguous block, added in order */
+		return g->dense_base + (below(POOL_PAGES) << 12);
 	/* Reuse a page now and then: shared and recursive tables. */
 	if (g->npool && chance(10)) {
 		uint64_t p = g->pool[below(g->npool)];
@@ -334,6 +338,13 @@ int main(int argc, char **argv)
 		random_regs(&g);
 		diff_env_reset(&env);
 		env.miss_zero = chance(85);
+		env.coalesce = chance(60);
+		g.dense = chance(40);
+		if (g.dense) {
+			g.dense_base = random_page(&g, true) & ~0xffffull;
+			for (unsigned p = 0; p < POOL_PAGES; p++)
+				diff_env_add_page(&env, g.dense_base + ((uint64_t)p << 12));
+		}
 		uint64_t la = random_la(&g);
 		build_path(&g, &env, la);
 		for (unsigned k = 0; k < ACCESSES_PER_CASE; k++) {
@@ -344,6 +355,7 @@ int main(int argc, char **argv)
 				l = la ^ (rnd() & 0x3fffff);
 			random_access(&a, l);
 			unsigned flags = (chance(10) ? DIFF_NO_AD : 0) | (chance(25) ? DIFF_BATCH : 0) |
+					 (chance(45) ? DIFF_NO_TRACE : 0) |
 					 (chance(50) ? DIFF_LOAD_PDPTES : 0) | (chance(20) ? DIFF_SET_REGS : 0);
 			ref_result r;
 			if (diff_run(&env, &g.cpu, &a, flags, why, sizeof(why), &r)) {

@@ -148,10 +148,14 @@ static void describe_case(struct sbuf *s, const diff_env *env, const ref_cpu *c,
 	if ((c->cr0 & REF_CR0_PG) && (c->cr4 & REF_CR4_PAE) && !(c->efer & REF_EFER_LMA))
 		say(s, "  pdptes: %#" PRIx64 " %#" PRIx64 " %#" PRIx64 " %#" PRIx64 "\n",
 		    c->pdpte[0], c->pdpte[1], c->pdpte[2], c->pdpte[3]);
-	say(s, "  access: la=%#" PRIx64 " %s cpl=%d implicit=%d ac=%d%s%s miss=%s\n", a->la,
+	say(s, "  access: la=%#" PRIx64 " %s cpl=%d implicit=%d ac=%d%s%s%s%s%s miss=%s%s\n", a->la,
 	    a->fetch ? "fetch" : a->write ? "write" : "read", a->cpl3 ? 3 : 0, a->implicit,
 	    a->ac, (flags & DIFF_NO_AD) ? " NO_AD" : "", (flags & DIFF_BATCH) ? " BATCH" : "",
-	    env->miss_zero ? "zero" : "error");
+	    (flags & DIFF_NO_TRACE) ? " NO_TRACE" : "", (flags & DIFF_LOAD_PDPTES) ? " LOAD_PDPTES" : "",
+	    (flags & DIFF_SET_REGS) ? " SET_REGS" : "", env->miss_zero ? "zero" : "error",
+	    env->coalesce ? " one-slot-per-run" : " one-slot-per-page");
+	for (unsigned p = 0; p < env->npages; p++)
+		say(s, "  page %#" PRIx64 "\n", env->gpa[p]);
 }
 
 static void describe_ref(struct sbuf *s, const ref_result *r)
@@ -305,15 +309,21 @@ bool diff_run(diff_env *env, const ref_cpu *cpu, const ref_access *acc, unsigned
 	regs.maxphyaddr = cpu->maxphyaddr;
 	regs.gbpages = cpu->gbpages;
 
-	if (!env->gm || env->gm_pages != env->npages || env->gm_miss_zero != env->miss_zero) {
+	if (!env->gm || env->gm_pages != env->npages || env->gm_miss_zero != env->miss_zero ||
+	    env->gm_coalesce != env->coalesce) {
 		drop_gmem(env);
 		if (vmem_gmem_new(NULL, &gm)) {
 			say(&s, "  setup: vmem_gmem_new failed\n");
 			goto out;
 		}
 		vmem_gmem_set_miss(gm, env->miss_zero ? VMEM_GMEM_MISS_ZERO : VMEM_GMEM_MISS_ERROR);
-		for (unsigned p = 0; p < env->npages; p++) {
-			vmem_err e = vmem_gmem_add_ram(gm, env->gpa[p], PAGE, env->lib_mem + (size_t)p * PAGE, 0);
+		for (unsigned p = 0, run; p < env->npages; p += run) {
+			run = 1;
+			while (env->coalesce && p + run < env->npages &&
+			       env->gpa[p + run] == env->gpa[p] + (uint64_t)run * PAGE)
+				run++;
+			vmem_err e = vmem_gmem_add_ram(gm, env->gpa[p], (uint64_t)run * PAGE,
+						       env->lib_mem + (size_t)p * PAGE, 0);
 			if (e) {
 				say(&s, "  setup: vmem_gmem_add_ram(%#" PRIx64 ") = %d\n", env->gpa[p], e);
 				vmem_gmem_free(gm);
@@ -324,6 +334,7 @@ bool diff_run(diff_env *env, const ref_cpu *cpu, const ref_access *acc, unsigned
 		env->gm = gm;
 		env->gm_pages = env->npages;
 		env->gm_miss_zero = env->miss_zero;
+		env->gm_coalesce = env->coalesce;
 	}
 	gm = env->gm;
 	vmem_err e;
@@ -391,7 +402,8 @@ bool diff_run(diff_env *env, const ref_cpu *cpu, const ref_access *acc, unsigned
 		lerr = vmem_walk_batch(mmu, gm, &acc->la, 1, access_flags(acc), wflags, &lres);
 		flags |= DIFF_NO_TRACE;
 	} else {
-		lerr = vmem_walk(mmu, gm, acc->la, access_flags(acc), wflags, &lres, &ltr);
+		lerr = vmem_walk(mmu, gm, acc->la, access_flags(acc), wflags, &lres,
+				 (flags & DIFF_NO_TRACE) ? NULL : &ltr);
 	}
 
 	ref_result rres;

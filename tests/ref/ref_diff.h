@@ -18,9 +18,10 @@ typedef struct diff_env {
 	uint8_t *lib_mem;  /* npages * 4096, page-aligned */
 	uint8_t *ref_mem;
 	bool miss_zero;
+	bool coalesce;        /* pages adjacent in gpa and in order form one RAM slot (else one slot each) */
 	struct vmem_gmem *gm; /* the library's view, rebuilt when the page set changes */
 	unsigned gm_pages;    /* npages when gm was built */
-	bool gm_miss_zero;
+	bool gm_miss_zero, gm_coalesce;
 } diff_env;
 
 /* Allocate room for DIFF_MAX_PAGES pages; npages starts at 0. */
@@ -37,7 +38,7 @@ bool diff_env_store(diff_env *env, uint64_t gpa, unsigned size, uint64_t val);
 
 /* What one comparison covers. */
 #define DIFF_NO_AD     (1u << 0) /* walk with VMEM_WALK_NO_AD (and ref with set_ad = false) */
-#define DIFF_NO_TRACE  (1u << 1) /* do not compare the trace */
+#define DIFF_NO_TRACE  (1u << 1) /* walk without a trace (the library's fast path needs that) */
 #define DIFF_BATCH     (1u << 2) /* library side through vmem_walk_batch (n = 1; no trace) */
 #define DIFF_LOAD_PDPTES (1u << 3) /* PAE: PDPTEs loaded from memory at CR3 (vmem_mmu_load_pdptes /
 				      * ref_pae_load_pdptes) instead of cpu->pdpte; a #GP on both sides agrees */
