@@ -214,16 +214,50 @@ vmem_err vmi_walk_nested(const struct vmem_mmu *m, struct nx_walk *nx, uint64_t 
 
 /* Batched walks: up to BATCH_LANES walks advance a level at a time in turn,
  * each lane's next entry prefetched, so that their cache misses overlap
- * instead of queueing behind each other. 4- and 5-level paging only; other
- * modes (and any lane that needs a retry) take the single-walk path. */
+ * instead of queueing behind each other. The lanes take the fast path's
+ * conditions (IA-32e paging, tables in one RAM region, no fault, no A/D to
+ * write); a lane that leaves them is finished by the full single walk. */
 #define BATCH_LANES 16
+
+struct blane {
+	uint64_t la, off, all, any, pte;
+	int level;
+	unsigned idx;
+};
+
+/* Finish a lane whose walk reached its leaf; false: leave it to the full walk. */
+static inline bool blane_finish(const struct vmem_mmu *m, const struct blane *l, unsigned acc,
+				unsigned flags, unsigned ps, vmem_walk_result *res)
+{
+	uint64_t pte = l->pte, all = l->all;
+	unsigned pa = (unsigned)((all >> 1) & 3) | ((l->any >> 63) ? 0 : PA_X);
+	if (((m->perm[acc] >> pa) & 1) ||
+	    (m->pkmask[acc] && (pa & PA_U) &&
+	     ((m->pkru >> (2 * ((pte >> VMEM_PTE_PKEY_SHIFT) & 15))) & m->pkmask[acc])))
+		return false;
+	if (!(flags & VMEM_WALK_NO_AD) &&
+	    (!(all & VMEM_PTE_A) || ((acc & VMEM_ACC_WRITE) && !(pte & VMEM_PTE_D))))
+		return false;
+	unsigned shift = 12 + 9 * (unsigned)(l->level - 1);
+	res->gpa = (pte & m->frame[l->level][ps]) | (l->la & ((1ull << shift) - 1));
+	res->page_size = 1ull << shift;
+	res->entry = pte;
+	res->error_code = 0;
+	res->status = VMEM_WALK_OK;
+	res->level = (uint8_t)l->level;
+	res->perms = (uint8_t)pa;
+	res->info = 0;
+	return true;
+}
 
 vmem_err vmem_walk_batch(const vmem_mmu *m, vmem_gmem *gm, const uint64_t *la, size_t n,
 			 unsigned acc, unsigned flags, vmem_walk_result *res)
 {
 	if (!m || !gm || (!la && n) || (!res && n))
 		return VMEM_E_INVAL;
-	if (m->mode < VMEM_MODE_4LEVEL) {
+	unsigned h = __atomic_load_n(&gm->hint, __ATOMIC_RELAXED);
+	if (m->mode < VMEM_MODE_4LEVEL || acc >= MMU_ACC_INDEXES || !((m->acc_ok >> acc) & 1) ||
+	    h >= gm->n || !gm->r[h].host) {
 		for (size_t i = 0; i < n; i++) {
 			vmem_err e = vmem_walk(m, gm, la[i], acc, flags, &res[i], NULL);
 			if (e)
@@ -231,39 +265,57 @@ vmem_err vmem_walk_batch(const vmem_mmu *m, vmem_gmem *gm, const uint64_t *la, s
 		}
 		return VMEM_OK;
 	}
-	struct lane64 lanes[BATCH_LANES];
-	for (size_t base = 0; base < n; base += BATCH_LANES) {
-		unsigned k = n - base < BATCH_LANES ? (unsigned)(n - base) : BATCH_LANES;
-		unsigned live = 0, idx[BATCH_LANES];
+	const uint8_t *host = gm->r[h].host;
+	uint64_t base = gm->r[h].gpa, size = gm->r[h].size;
+	unsigned sh = 64u - m->va_bits;
+	struct blane lanes[BATCH_LANES];
+	for (size_t first = 0; first < n; first += BATCH_LANES) {
+		unsigned k = n - first < BATCH_LANES ? (unsigned)(n - first) : BATCH_LANES;
+		unsigned live = 0;
 		for (unsigned j = 0; j < k; j++) {
-			vmem_walk_result *r = &res[base + j];
-			int rc = walk_prologue(m, la[base + j], acc, r);
-			if (rc < 0)
-				return (vmem_err)rc;
-			if (rc)
+			uint64_t a = la[first + j];
+			struct blane *l = &lanes[live];
+			l->la = a;
+			l->idx = j;
+			l->level = m->top;
+			l->all = ~0ull;
+			l->any = 0;
+			l->off = m->root + (((a >> (12 + 9 * (m->top - 1))) & 511) << 3) - base;
+			if ((uint64_t)((int64_t)(a << sh) >> sh) != a || l->off >= size) {
+				vmem_err e = vmem_walk(m, gm, a, acc, flags, &res[first + j], NULL);
+				if (e)
+					return e;
 				continue;
-			lane_init64(&lanes[j], m, la[base + j]);
-			if (!lane_locate64(&lanes[j], gm, r))
-				continue;
-			if (lanes[j].p)
-				__builtin_prefetch(lanes[j].p);
-			idx[live++] = j;
+			}
+			__builtin_prefetch(host + l->off);
+			live++;
 		}
 		while (live) {
 			unsigned still = 0;
 			for (unsigned q = 0; q < live; q++) {
-				unsigned j = idx[q];
-				struct lane64 *l = &lanes[j];
-				vmem_walk_result *r = &res[base + j];
-				int rc = lane_consume64(l, m, acc, r, NULL);
-				if (rc > 0) {
-					if (!lane_locate64(l, gm, r))
+				struct blane l = lanes[q];
+				vmem_walk_result *r = &res[first + l.idx];
+				uint64_t pte = *(const volatile uint64_t *)(host + l.off);
+				l.all &= pte;
+				l.any |= pte;
+				l.pte = pte;
+				bool slow = (pte & m->fchk[l.level]) != VMEM_PTE_P;
+				if (!slow && (l.level == 1 || (l.level <= 3 && (pte & VMEM_PTE_PS)))) {
+					unsigned ps = l.level > 1;
+					slow = (ps && (pte & m->flarge[l.level])) || !blane_finish(m, &l, acc, flags, ps, r);
+				} else if (!slow) {
+					l.level--;
+					l.off = (pte & m->frame[l.level + 1][0]) +
+						(((l.la >> (12 + 9 * (l.level - 1))) & 511) << 3) - base;
+					if (l.off < size) {
+						__builtin_prefetch(host + l.off);
+						lanes[still++] = l;
 						continue;
-					if (l->p)
-						__builtin_prefetch(l->p);
-					idx[still++] = j;
-				} else if (rc == 0 && !lane_finish64(l, m, acc, flags, r)) {
-					vmem_err e = vmem_walk(m, gm, la[base + j], acc, flags, r, NULL);
+					}
+					slow = true;
+				}
+				if (slow) {
+					vmem_err e = vmem_walk(m, gm, l.la, acc, flags, r, NULL);
 					if (e)
 						return e;
 				}
