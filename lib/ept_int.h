@@ -34,6 +34,7 @@ struct vmem_ept_mmu {
 	uint64_t gpa_rsvd;      /* gpa bits the page-walk length does not translate */
 	uint64_t rsvd[6][2];    /* [level][PS] bits that must be 0 in a present entry */
 	uint64_t frame[6][2];   /* [level][PS] address bits of the next table / the page */
+	vmem_pml *pml;          /* PML on: log each dirty flag set */
 	/* Cold. */
 	uint64_t eptp;
 	vmem_ept_caps caps;

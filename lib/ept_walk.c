@@ -283,6 +283,15 @@ static bool ept_walk_once(const struct vmem_ept_mmu *e, vmem_gmem *host, uint64_
 		 * translation completed, each by compare-and-swap. */
 		bool write = acc->type == VMEM_EPT_WRITE || acc->type == VMEM_EPT_PAGING ||
 			     acc->type == VMEM_EPT_PAGING_AD;
+		if (e->pml && write && !(ev[n - 1] & VMEM_EPT_D)) {
+			/* SDM 29.3.6: a dirty flag about to be set is logged first; with the
+			 * index outside 0..511 the log is full: exit, no flag, no access. */
+			if (e->pml->index > 511) {
+				res->status = VMEM_EPT_PML_FULL;
+				res->gpa = gpa;
+				return true;
+			}
+		}
 		for (unsigned i = 0; i < n; i++) {
 			uint64_t want = ev[i] | VMEM_EPT_A;
 			if (i == n - 1 && write)
@@ -294,6 +303,8 @@ static bool ept_walk_once(const struct vmem_ept_mmu *e, vmem_gmem *host, uint64_
 							 __ATOMIC_RELAXED))
 				return false;
 			res->info |= VMEM_EPT_INFO_AD_SET;
+			if (i == n - 1 && e->pml && (want & ~ev[i] & VMEM_EPT_D))
+				vmem_pml_log(e->pml, gpa);
 			if (i == n - 1)
 				pte = want;
 		}
@@ -313,4 +324,10 @@ vmem_err vmem_ept_walk(const vmem_ept_mmu *e, vmem_gmem *host, uint64_t gpa,
 		if (ept_walk_once(e, host, gpa, acc, flags, res, tr))
 			return VMEM_OK;
 	return VMEM_E_RETRY;
+}
+
+void vmem_ept_mmu_set_pml(vmem_ept_mmu *e, vmem_pml *pml)
+{
+	if (e)
+		e->pml = pml;
 }

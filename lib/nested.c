@@ -78,6 +78,10 @@ static void from_ept(vmem_nested_result *res, const vmem_ept_result *r, bool fin
 		res->status = VMEM_NESTED_EPT_MISCONFIG;
 		res->gpa = r->gpa;
 		break;
+	case VMEM_EPT_PML_FULL:
+		res->status = VMEM_NESTED_PML_FULL;
+		res->gpa = r->gpa;
+		break;
 	default:
 		res->status = VMEM_NESTED_BAD_HPA;
 		res->hpa = r->hpa;

@@ -8,7 +8,9 @@
 #include <pthread.h>
 #include <cmocka.h>
 #include <libvmem/dirty.h>
+#include <libvmem/ept.h>
 #include <libvmem/ept_map.h>
+#include <libvmem/gmem.h>
 
 #define M2 (1ull << 21)
 #define RW (VMEM_EPT_R | VMEM_EPT_W)
@@ -177,6 +179,64 @@ static void test_pml_mode(void **s)
 	vmem_ept_free(e);
 }
 
+
+/* The EPT walk itself logs to the PML (SDM 29.3.6): tables registered as host memory. */
+static int reg_table(void *arg, void *page, uint64_t phys)
+{
+	return vmem_gmem_add_ram((vmem_gmem *)arg, phys, 4096, page, 0);
+}
+
+static void test_pml_through_ept_walk(void **s)
+{
+	(void)s;
+	vmem_ept *e = mk(true);
+	vmem_dirty *d;
+	uint64_t bm[NPAGES / 64], log[512];
+	vmem_pml pml = { log, 0 };
+	assert_int_equal(vmem_dirty_new(NULL, e, 0, 2 * M2, &d), VMEM_OK);
+	assert_int_equal(vmem_dirty_set_mode(d, VMEM_DIRTY_PML, &pml, NULL), VMEM_OK);
+	vmem_gmem *host;
+	assert_int_equal(vmem_gmem_new(NULL, &host), VMEM_OK);
+	assert_int_equal(vmem_ept_foreach_table(e, reg_table, host), 0);
+	vmem_ept_mmu *em;
+	assert_int_equal(vmem_ept_mmu_new(NULL, vmem_ept_eptp(e), NULL, &em), VMEM_OK);
+	vmem_ept_mmu_set_pml(em, &pml);
+	vmem_ept_access wr = { 0 }, rd = { 0 };
+	wr.type = VMEM_EPT_WRITE;
+	rd.type = VMEM_EPT_READ;
+	vmem_ept_result r;
+	/* A read sets A only: nothing logged. */
+	assert_int_equal(vmem_ept_walk(em, host, 0x5000, &rd, 0, &r, NULL), VMEM_OK);
+	assert_int_equal(r.status, VMEM_EPT_OK);
+	assert_int_equal(pml.index, 511);
+	unsigned full = 0;
+	for (unsigned p = 0; p < 600; p++) {
+		assert_int_equal(vmem_ept_walk(em, host, (uint64_t)p << 12 | 0x10, &wr, 0, &r, NULL), VMEM_OK);
+		if (r.status == VMEM_EPT_PML_FULL) {
+			unsigned lvl;
+			full++;
+			assert_int_equal(p, 512);                            /* the 513th new dirty page */
+			assert_false(*leaf_of(e, (uint64_t)p << 12, &lvl) & VMEM_EPT_D); /* no flag set */
+			vmem_dirty_pml_drain(d);
+			assert_int_equal(vmem_ept_walk(em, host, (uint64_t)p << 12, &wr, 0, &r, NULL), VMEM_OK);
+		}
+		assert_int_equal(r.status, VMEM_EPT_OK);
+	}
+	assert_int_equal(full, 1);
+	assert_int_equal(log[511], 0x200000);          /* first logged after the drain: page 512, page-aligned */
+	/* Writing a page already dirty logs nothing. */
+	uint16_t idx = pml.index;
+	assert_int_equal(vmem_ept_walk(em, host, 0x3000, &wr, 0, &r, NULL), VMEM_OK);
+	assert_int_equal(pml.index, idx);
+	assert_int_equal(vmem_dirty_harvest(d, bm, NULL), VMEM_OK);
+	for (unsigned i = 0; i < NPAGES; i++)
+		assert_int_equal(bit(bm, i), i < 600);
+	vmem_ept_mmu_free(em);
+	vmem_gmem_free(host);
+	vmem_dirty_free(d);
+	vmem_ept_free(e);
+}
+
 /* Race: a writer (the processor, or the VMM's WP fault path) against a harvester. */
 struct race {
 	vmem_ept *e;
@@ -258,6 +318,7 @@ int main(void)
 		cmocka_unit_test(test_wp_mode),
 		cmocka_unit_test(test_ept_d_mode),
 		cmocka_unit_test(test_pml_mode),
+		cmocka_unit_test(test_pml_through_ept_walk),
 		cmocka_unit_test(test_race_ept_d),
 		cmocka_unit_test(test_race_wp),
 	};

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <libvmem/alloc.h>
+#include <libvmem/dirty.h>
 #include <libvmem/ept_map.h>
 #include <libvmem/error.h>
 #include <libvmem/gmem.h>
@@ -52,6 +53,11 @@ vmem_err vmem_ept_mmu_set_eptp(vmem_ept_mmu *ept, uint64_t eptp);
 uint64_t vmem_ept_mmu_eptp(const vmem_ept_mmu *ept);
 /* 4 or 5. */
 unsigned vmem_ept_mmu_levels(const vmem_ept_mmu *ept);
+/* The "enable PML" VM-execution control with its log (SDM vol. 3C 29.3.6):
+ * every EPT dirty flag a walk sets from 0 to 1 first appends the access's
+ * page-aligned GPA to pml (see dirty.h); a full log stops the access with
+ * VMEM_EPT_PML_FULL. NULL turns PML off. Needs EPTP bit 6 to matter. */
+void vmem_ept_mmu_set_pml(vmem_ept_mmu *ept, vmem_pml *pml);
 
 /* What kind of access. */
 typedef enum vmem_ept_atype {
@@ -89,7 +95,9 @@ typedef enum vmem_ept_status {
 	VMEM_EPT_OK = 0,
 	VMEM_EPT_VIOLATION = 1, /* exit_qual, gpa (and linear when qualification bit 7 is set) */
 	VMEM_EPT_MISCONFIG = 2, /* gpa */
-	VMEM_EPT_BAD_HPA = 3    /* an EPT entry lies outside host memory: hpa says where */
+	VMEM_EPT_BAD_HPA = 3,   /* an EPT entry lies outside host memory: hpa says where */
+	VMEM_EPT_PML_FULL = 4   /* page-modification log full (exit reason 62): the access and its
+				 * dirty flag did not happen; gpa says which access */
 } vmem_ept_status;
 
 /* Effective rights, as an index: entry bits 2:0 (R, W, X) as bits 0-2,
