@@ -102,7 +102,8 @@ walk_fast(const struct vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc, un
 		return false;
 	const struct gm_region *r = &gm->r[h];
 	const uint8_t *host = r->host;
-	uint64_t base = r->gpa, size = r->size, table = m->root, all = ~0ull, any = 0, pte = 0;
+	/* all: every entry ANDed, with XD inverted so that bit 63 ends as "executable". */
+	uint64_t base = r->gpa, size = r->size, table = m->root, all = ~0ull, pte = 0;
 	if (vmi_unlikely(!host))
 		return false;
 	int level;
@@ -114,8 +115,7 @@ walk_fast(const struct vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc, un
 		if (vmi_unlikely(off >= size))
 			return false;
 		pte = *(const volatile uint64_t *)(host + off);
-		all &= pte;
-		any |= pte;
+		all &= pte ^ VMEM_PTE_XD;
 		/* Not present or a reserved bit: leave the exact fault to the full walk. */
 		if (vmi_unlikely((pte & m->fchk[level]) != VMEM_PTE_P))
 			return false;
@@ -130,7 +130,7 @@ walk_fast(const struct vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc, un
 		}
 		table = pte & m->frame[level][0];
 	}
-	unsigned pa = (unsigned)((all >> 1) & 3) | ((any >> 63) ? 0 : PA_X);
+	unsigned pa = (unsigned)((all >> 1) & 3) | (unsigned)((all >> 63) << 2);
 	if (vmi_unlikely((m->perm[acc] >> pa) & 1))
 		return false;
 	if (vmi_unlikely(m->pkmask[acc] && (pa & PA_U) &&
@@ -219,18 +219,11 @@ vmem_err vmi_walk_nested(const struct vmem_mmu *m, struct nx_walk *nx, uint64_t 
  * write); a lane that leaves them is finished by the full single walk. */
 #define BATCH_LANES 16
 
-struct blane {
-	uint64_t la, off, all, any, pte;
-	int level;
-	unsigned idx;
-};
-
-/* Finish a lane whose walk reached its leaf; false: leave it to the full walk. */
-static inline bool blane_finish(const struct vmem_mmu *m, const struct blane *l, unsigned acc,
-				unsigned flags, unsigned ps, vmem_walk_result *res)
+/* Finish a walk that reached its leaf; false: leave it to the full walk. */
+static inline bool batch_finish(const struct vmem_mmu *m, uint64_t la, uint64_t pte, uint64_t all,
+				int level, unsigned acc, unsigned flags, vmem_walk_result *res)
 {
-	uint64_t pte = l->pte, all = l->all;
-	unsigned pa = (unsigned)((all >> 1) & 3) | ((l->any >> 63) ? 0 : PA_X);
+	unsigned pa = (unsigned)((all >> 1) & 3) | (unsigned)((all >> 63) << 2);
 	if (((m->perm[acc] >> pa) & 1) ||
 	    (m->pkmask[acc] && (pa & PA_U) &&
 	     ((m->pkru >> (2 * ((pte >> VMEM_PTE_PKEY_SHIFT) & 15))) & m->pkmask[acc])))
@@ -238,16 +231,74 @@ static inline bool blane_finish(const struct vmem_mmu *m, const struct blane *l,
 	if (!(flags & VMEM_WALK_NO_AD) &&
 	    (!(all & VMEM_PTE_A) || ((acc & VMEM_ACC_WRITE) && !(pte & VMEM_PTE_D))))
 		return false;
-	unsigned shift = 12 + 9 * (unsigned)(l->level - 1);
-	res->gpa = (pte & m->frame[l->level][ps]) | (l->la & ((1ull << shift) - 1));
+	unsigned shift = 12 + 9 * (unsigned)(level - 1);
+	res->gpa = (pte & m->frame[level][level > 1]) | (la & ((1ull << shift) - 1));
 	res->page_size = 1ull << shift;
 	res->entry = pte;
 	res->error_code = 0;
 	res->status = VMEM_WALK_OK;
-	res->level = (uint8_t)l->level;
+	res->level = (uint8_t)level;
 	res->perms = (uint8_t)pa;
 	res->info = 0;
 	return true;
+}
+
+/* One group of up to BATCH_LANES walks, all advancing one level per round
+ * (so every shift is a constant); lanes stay in place, a list of live
+ * indexes shrinks. Returns a bitmask of lanes left to the full walk. */
+static inline __attribute__((always_inline)) uint32_t
+batch_group(const struct vmem_mmu *m, const uint8_t *host, uint64_t base, uint64_t size,
+	    const uint64_t *la, unsigned k, unsigned acc, unsigned flags, vmem_walk_result *res,
+	    const int top)
+{
+	uint64_t off[BATCH_LANES], all[BATCH_LANES]; /* all: ANDed entries, XD inverted */
+	uint8_t live[BATCH_LANES];
+	unsigned nlive = 0;
+	uint32_t slow = 0;
+	unsigned sh = 64u - m->va_bits;
+	for (unsigned j = 0; j < k; j++) {
+		uint64_t a = la[j];
+		off[j] = m->root + (((a >> (12 + 9 * (top - 1))) & 511) << 3) - base;
+		all[j] = ~0ull;
+		if ((uint64_t)((int64_t)(a << sh) >> sh) != a || off[j] >= size) {
+			slow |= 1u << j;
+			continue;
+		}
+		__builtin_prefetch(host + off[j]);
+		live[nlive++] = (uint8_t)j;
+	}
+#pragma GCC unroll 5
+	for (int level = top; level >= 1; level--) {
+		unsigned still = 0;
+		for (unsigned q = 0; q < nlive; q++) {
+			unsigned j = live[q];
+			uint64_t pte = *(const volatile uint64_t *)(host + off[j]);
+			all[j] &= pte ^ VMEM_PTE_XD;
+			if ((pte & m->fchk[level]) != VMEM_PTE_P) {
+				slow |= 1u << j;
+				continue;
+			}
+			if (level == 1 || (level <= 3 && (pte & VMEM_PTE_PS))) {
+				if ((level > 1 && (pte & m->flarge[level])) ||
+				    !batch_finish(m, la[j], pte, all[j], level, acc, flags, &res[j]))
+					slow |= 1u << j;
+				continue;
+			}
+			if (level > 1) {
+				uint64_t o = (pte & m->frame[level][0]) +
+					     (((la[j] >> (12 + 9 * (level - 2))) & 511) << 3) - base;
+				if (o >= size) {
+					slow |= 1u << j;
+					continue;
+				}
+				off[j] = o;
+				__builtin_prefetch(host + o);
+				live[still++] = (uint8_t)j;
+			}
+		}
+		nlive = still;
+	}
+	return slow;
 }
 
 vmem_err vmem_walk_batch(const vmem_mmu *m, vmem_gmem *gm, const uint64_t *la, size_t n,
@@ -256,71 +307,23 @@ vmem_err vmem_walk_batch(const vmem_mmu *m, vmem_gmem *gm, const uint64_t *la, s
 	if (!m || !gm || (!la && n) || (!res && n))
 		return VMEM_E_INVAL;
 	unsigned h = __atomic_load_n(&gm->hint, __ATOMIC_RELAXED);
-	if (m->mode < VMEM_MODE_4LEVEL || acc >= MMU_ACC_INDEXES || !((m->acc_ok >> acc) & 1) ||
-	    h >= gm->n || !gm->r[h].host) {
-		for (size_t i = 0; i < n; i++) {
-			vmem_err e = vmem_walk(m, gm, la[i], acc, flags, &res[i], NULL);
-			if (e)
-				return e;
-		}
-		return VMEM_OK;
-	}
-	const uint8_t *host = gm->r[h].host;
-	uint64_t base = gm->r[h].gpa, size = gm->r[h].size;
-	unsigned sh = 64u - m->va_bits;
-	struct blane lanes[BATCH_LANES];
+	bool fast = m->mode >= VMEM_MODE_4LEVEL && acc < MMU_ACC_INDEXES && ((m->acc_ok >> acc) & 1) &&
+		    h < gm->n && gm->r[h].host;
 	for (size_t first = 0; first < n; first += BATCH_LANES) {
 		unsigned k = n - first < BATCH_LANES ? (unsigned)(n - first) : BATCH_LANES;
-		unsigned live = 0;
-		for (unsigned j = 0; j < k; j++) {
-			uint64_t a = la[first + j];
-			struct blane *l = &lanes[live];
-			l->la = a;
-			l->idx = j;
-			l->level = m->top;
-			l->all = ~0ull;
-			l->any = 0;
-			l->off = m->root + (((a >> (12 + 9 * (m->top - 1))) & 511) << 3) - base;
-			if ((uint64_t)((int64_t)(a << sh) >> sh) != a || l->off >= size) {
-				vmem_err e = vmem_walk(m, gm, a, acc, flags, &res[first + j], NULL);
-				if (e)
-					return e;
-				continue;
-			}
-			__builtin_prefetch(host + l->off);
-			live++;
+		uint32_t slow = (1u << k) - 1;
+		if (fast) {
+			const struct gm_region *r = &gm->r[h];
+			slow = m->top == 4
+				? batch_group(m, r->host, r->gpa, r->size, la + first, k, acc, flags, res + first, 4)
+				: batch_group(m, r->host, r->gpa, r->size, la + first, k, acc, flags, res + first, 5);
 		}
-		while (live) {
-			unsigned still = 0;
-			for (unsigned q = 0; q < live; q++) {
-				struct blane l = lanes[q];
-				vmem_walk_result *r = &res[first + l.idx];
-				uint64_t pte = *(const volatile uint64_t *)(host + l.off);
-				l.all &= pte;
-				l.any |= pte;
-				l.pte = pte;
-				bool slow = (pte & m->fchk[l.level]) != VMEM_PTE_P;
-				if (!slow && (l.level == 1 || (l.level <= 3 && (pte & VMEM_PTE_PS)))) {
-					unsigned ps = l.level > 1;
-					slow = (ps && (pte & m->flarge[l.level])) || !blane_finish(m, &l, acc, flags, ps, r);
-				} else if (!slow) {
-					l.level--;
-					l.off = (pte & m->frame[l.level + 1][0]) +
-						(((l.la >> (12 + 9 * (l.level - 1))) & 511) << 3) - base;
-					if (l.off < size) {
-						__builtin_prefetch(host + l.off);
-						lanes[still++] = l;
-						continue;
-					}
-					slow = true;
-				}
-				if (slow) {
-					vmem_err e = vmem_walk(m, gm, l.la, acc, flags, r, NULL);
-					if (e)
-						return e;
-				}
-			}
-			live = still;
+		while (slow) {
+			unsigned j = (unsigned)__builtin_ctz(slow);
+			slow &= slow - 1;
+			vmem_err e = vmem_walk(m, gm, la[first + j], acc, flags, &res[first + j], NULL);
+			if (e)
+				return e;
 		}
 	}
 	return VMEM_OK;
