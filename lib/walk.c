@@ -89,6 +89,35 @@ static int walk_prologue(const struct vmem_mmu *m, uint64_t la, unsigned acc, vm
 	return 0;
 }
 
+/* The end of a fast walk that reached its leaf: rights (SDM 4.6), keys, and
+ * whether an A/D flag would have to be written. all is every entry ANDed
+ * with XD inverted (bit 63: executable). false: leave it to the full walk. */
+static inline __attribute__((always_inline)) bool
+fast_leaf(const struct vmem_mmu *m, uint64_t la, uint64_t pte, uint64_t all, int level,
+	  unsigned acc, unsigned flags, vmem_walk_result *res)
+{
+	unsigned pa = (unsigned)((all >> 1) & 3) | (unsigned)((all >> 63) << 2);
+	if (vmi_unlikely((m->perm[acc] >> pa) & 1))
+		return false;
+	if (vmi_unlikely(m->pkmask[acc] && (pa & PA_U) &&
+			 ((m->pkru >> (2 * ((pte >> VMEM_PTE_PKEY_SHIFT) & 15))) & m->pkmask[acc])))
+		return false;
+	/* A/D already set everywhere (D on the leaf for a write): nothing to write. */
+	if (!(flags & VMEM_WALK_NO_AD) &&
+	    vmi_unlikely(!(all & VMEM_PTE_A) || ((acc & VMEM_ACC_WRITE) && !(pte & VMEM_PTE_D))))
+		return false;
+	unsigned shift = 12 + 9 * (unsigned)(level - 1);
+	res->gpa = (pte & m->frame[level][level > 1]) | (la & ((1ull << shift) - 1));
+	res->page_size = 1ull << shift;
+	res->entry = pte;
+	res->error_code = 0;
+	res->status = VMEM_WALK_OK;
+	res->level = (uint8_t)level;
+	res->perms = (uint8_t)pa;
+	res->info = 0;
+	return true;
+}
+
 /* The common case of IA-32e paging, unrolled for a fixed number of levels:
  * every table in one RAM region, no fault, no A/D flag left to set (or
  * VMEM_WALK_NO_AD). Anything else returns false and takes the full walk,
@@ -107,7 +136,6 @@ walk_fast(const struct vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc, un
 	if (vmi_unlikely(!host))
 		return false;
 	int level;
-	unsigned ps = 0;
 #pragma GCC unroll 5
 	for (level = top; level >= 1; level--) {
 		unsigned shift = 12 + 9 * (unsigned)(level - 1);
@@ -125,31 +153,11 @@ walk_fast(const struct vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc, un
 		if (level <= 3 && (pte & VMEM_PTE_PS)) {
 			if (vmi_unlikely(pte & m->flarge[level]))
 				return false;
-			ps = 1;
 			break;
 		}
 		table = pte & m->frame[level][0];
 	}
-	unsigned pa = (unsigned)((all >> 1) & 3) | (unsigned)((all >> 63) << 2);
-	if (vmi_unlikely((m->perm[acc] >> pa) & 1))
-		return false;
-	if (vmi_unlikely(m->pkmask[acc] && (pa & PA_U) &&
-			 ((m->pkru >> (2 * ((pte >> VMEM_PTE_PKEY_SHIFT) & 15))) & m->pkmask[acc])))
-		return false;
-	/* A/D already set everywhere (D on the leaf for a write): nothing to write. */
-	if (!(flags & VMEM_WALK_NO_AD) &&
-	    vmi_unlikely(!(all & VMEM_PTE_A) || ((acc & VMEM_ACC_WRITE) && !(pte & VMEM_PTE_D))))
-		return false;
-	unsigned shift = 12 + 9 * (unsigned)(level - 1);
-	res->gpa = (pte & m->frame[level][ps]) | (la & ((1ull << shift) - 1));
-	res->page_size = 1ull << shift;
-	res->entry = pte;
-	res->error_code = 0;
-	res->status = VMEM_WALK_OK;
-	res->level = (uint8_t)level;
-	res->perms = (uint8_t)pa;
-	res->info = 0;
-	return true;
+	return fast_leaf(m, la, pte, all, level, acc, flags, res);
 }
 
 /* The full walk, remembering which region held the tables for the next fast path. */
@@ -219,30 +227,6 @@ vmem_err vmi_walk_nested(const struct vmem_mmu *m, struct nx_walk *nx, uint64_t 
  * write); a lane that leaves them is finished by the full single walk. */
 #define BATCH_LANES 16
 
-/* Finish a walk that reached its leaf; false: leave it to the full walk. */
-static inline bool batch_finish(const struct vmem_mmu *m, uint64_t la, uint64_t pte, uint64_t all,
-				int level, unsigned acc, unsigned flags, vmem_walk_result *res)
-{
-	unsigned pa = (unsigned)((all >> 1) & 3) | (unsigned)((all >> 63) << 2);
-	if (((m->perm[acc] >> pa) & 1) ||
-	    (m->pkmask[acc] && (pa & PA_U) &&
-	     ((m->pkru >> (2 * ((pte >> VMEM_PTE_PKEY_SHIFT) & 15))) & m->pkmask[acc])))
-		return false;
-	if (!(flags & VMEM_WALK_NO_AD) &&
-	    (!(all & VMEM_PTE_A) || ((acc & VMEM_ACC_WRITE) && !(pte & VMEM_PTE_D))))
-		return false;
-	unsigned shift = 12 + 9 * (unsigned)(level - 1);
-	res->gpa = (pte & m->frame[level][level > 1]) | (la & ((1ull << shift) - 1));
-	res->page_size = 1ull << shift;
-	res->entry = pte;
-	res->error_code = 0;
-	res->status = VMEM_WALK_OK;
-	res->level = (uint8_t)level;
-	res->perms = (uint8_t)pa;
-	res->info = 0;
-	return true;
-}
-
 /* One group of up to BATCH_LANES walks, all advancing one level per round
  * (so every shift is a constant); lanes stay in place, a list of live
  * indexes shrinks. Returns a bitmask of lanes left to the full walk. */
@@ -280,7 +264,7 @@ batch_group(const struct vmem_mmu *m, const uint8_t *host, uint64_t base, uint64
 			}
 			if (level == 1 || (level <= 3 && (pte & VMEM_PTE_PS))) {
 				if ((level > 1 && (pte & m->flarge[level])) ||
-				    !batch_finish(m, la[j], pte, all[j], level, acc, flags, &res[j]))
+				    !fast_leaf(m, la[j], pte, all[j], level, acc, flags, &res[j]))
 					slow |= 1u << j;
 				continue;
 			}
