@@ -59,7 +59,10 @@ typedef struct vmem_walk_result {
 	uint8_t info;        /* VMEM_WINFO_* */
 } vmem_walk_result;
 
-/* Every paging-structure entry a walk read, top level first. */
+/* Every paging-structure entry a walk read, top level first. If a walk
+ * lost an A/D race and started over, the trace is the last attempt's: an
+ * entry the walk itself just updated (one table used at two levels, as a
+ * recursive mapping does) then shows its accessed flag. */
 typedef struct vmem_walk_trace {
 	unsigned n;
 	struct {
