@@ -81,6 +81,19 @@ static struct sh_page *descend(vmem_shadow *sh, struct sh_root *r, uint64_t la,
 	return sp;
 }
 
+/* The level-1 shadow table for la, if the whole path exists. */
+static struct sh_page *existing_pt(const vmem_shadow *sh, const struct sh_root *r, uint64_t la)
+{
+	struct sh_page *sp = r->top;
+	for (unsigned L = sh->hlevels; L > 1; L--) {
+		unsigned idx = (unsigned)(la >> sh_shift(L)) & 511;
+		if (!(sp->pt[idx] & VMEM_PTE_P))
+			return NULL;
+		sp = sp->u.child[idx];
+	}
+	return sp;
+}
+
 static void set_result(vmem_shadow_fault_result *res, unsigned outcome, unsigned reason, uint64_t gpa)
 {
 	res->outcome = (uint8_t)outcome;
@@ -102,7 +115,11 @@ vmem_err vmem_shadow_fault(vmem_shadow *sh, uint64_t la, unsigned acc, vmem_shad
 	struct sh_root *r = sh->cur;
 	vmem_walk_result w;
 	vmem_walk_trace tr;
-	e = vmem_walk(r->mmu, sh->gm, la, acc, 0, &w, &tr);
+	/* The common fill lands in an existing shadow PT: those pages already
+	 * follow the right guest tables (kept so by write protection), so the
+	 * walk needs no trace; a trace only to create pages. */
+	struct sh_page *pt = existing_pt(sh, r, la);
+	e = vmem_walk(r->mmu, sh->gm, la, acc, 0, &w, pt ? NULL : &tr);
 	if (e)
 		return e;
 	sh->st.faults++;
@@ -131,10 +148,15 @@ vmem_err vmem_shadow_fault(vmem_shadow *sh, uint64_t la, unsigned acc, vmem_shad
 		set_result(res, VMEM_SHADOW_HOST_FAULT, 0, w.gpa);
 		return VMEM_OK;
 	}
-	uint64_t gtab[6] = { 0 };
-	for (unsigned i = 0; i < tr.n; i++)
-		gtab[tr.e[i].level] = tr.e[i].gpa & ~0xfffull;
-	struct sh_page *pt = descend(sh, r, la, &w, gtab);
+	if (pt) {
+		for (struct sh_page *p = pt; p; p = p->parent)
+			shm_touch(sh, p);
+	} else {
+		uint64_t gtab[6] = { 0 };
+		for (unsigned i = 0; i < tr.n; i++)
+			gtab[tr.e[i].level] = tr.e[i].gpa & ~0xfffull;
+		pt = descend(sh, r, la, &w, gtab);
+	}
 	if (!pt) {
 		set_result(res, VMEM_SHADOW_EMULATE, VMEM_SHADOW_EMU_TABLE_MMIO, w.gpa);
 		return VMEM_OK;
@@ -176,7 +198,12 @@ vmem_err vmem_shadow_fault(vmem_shadow *sh, uint64_t la, unsigned acc, vmem_shad
 		set_result(res, VMEM_SHADOW_EMULATE, VMEM_SHADOW_EMU_PT_WRITE, w.gpa);
 		return VMEM_OK;
 	}
-	if (write && !user_acc && !wp && user_page && !(w.perms & VMEM_PERM_W)) {
+	/* With CR0.WP = 0 a supervisor write ignores R/W and PKRU.WD (SDM 4.6.1,
+	 * 4.6.2), but the processor runs the shadow with WP = 1: such writes to
+	 * a user page the shadow cannot allow are emulated. */
+	unsigned key = (unsigned)((w.entry & VMEM_PTE_PKEY_MASK) >> VMEM_PTE_PKEY_SHIFT);
+	bool wd = r->pke && ((vmem_mmu_regs(r->mmu)->pkru >> (2 * key + 1)) & 1);
+	if (write && !user_acc && !wp && user_page && (!(w.perms & VMEM_PERM_W) || wd)) {
 		set_result(res, VMEM_SHADOW_EMULATE, VMEM_SHADOW_EMU_WP0, w.gpa);
 		return VMEM_OK;
 	}
