@@ -212,7 +212,8 @@ static bool ept_walk_once(const struct vmem_ept_mmu *e, vmem_gmem *host, uint64_
 {
 	uint64_t *ep[5], ev[5];
 	uint64_t table = e->root, and_bits = ~0ull, pte = 0;
-	unsigned level = e->top, n = 0, hint = 0, ps = 0;
+	/* Start from the region the last walk found its tables in. */
+	unsigned level = e->top, n = 0, hint = __atomic_load_n(&host->hint, __ATOMIC_RELAXED), ps = 0;
 
 	vmi_memset(res, 0, sizeof(*res));
 	res->gpa = gpa;

@@ -324,6 +324,8 @@ const void *gm_entry_slow(const vmem_gmem *gm, uint64_t gpa, unsigned size,
 	const struct gm_region *r = &gm->r[i];
 	if (r->kind == VMEM_REGION_RAM) {
 		*hint = (unsigned)i;
+		/* Remember it for the next walk: a relaxed guess, never trusted unchecked. */
+		__atomic_store_n(&((vmem_gmem *)(uintptr_t)gm)->hint, (unsigned)i, __ATOMIC_RELAXED);
 		*writable = !(r->flags & VMEM_SLOT_READONLY);
 		return r->host + (gpa - r->gpa);
 	}
