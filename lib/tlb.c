@@ -68,21 +68,33 @@ static inline bool hit(const struct tlb_ent *e, uint64_t vpn1, uint64_t ep4ta, u
 	       (e->ctx == ctx || (e->global && (e->ctx >> 16) == (ctx >> 16)));
 }
 
+static inline void tlb_out(const struct tlb_ent *e, unsigned shift, uint64_t la, vmem_tlb_xlat *out)
+{
+	uint64_t mask = (1ull << shift) - 1;
+	out->pa = (e->pfn << shift) | (la & mask);
+	out->page_size = mask + 1;
+	out->perms = e->perms;
+	out->dirty = e->dirty;
+	out->global = e->global;
+	out->pkey = e->pkey;
+}
+
 bool vmem_tlb_lookup(const vmem_tlb *t, const vmem_tlb_tag *tag, uint64_t la, vmem_tlb_xlat *out)
 {
 	uint64_t ep4ta = tag->eptp & EP4TA_MASK;
 	uint32_t ctx = (uint32_t)tag->vpid << 16 | tag->pcid;
-	for (int s = 0; s < SZ_N; s++) {
-		uint64_t vpn1 = (la >> sz_shift[s]) + 1;
-		const struct tlb_ent *e = &t->e[s][slot(t, s, vpn1)];
-		if (vmi_likely(hit(e, vpn1, ep4ta, ctx))) {
-			uint64_t mask = (1ull << sz_shift[s]) - 1;
-			out->pa = (e->pfn << sz_shift[s]) | (la & mask);
-			out->page_size = mask + 1;
-			out->perms = e->perms;
-			out->dirty = e->dirty;
-			out->global = e->global;
-			out->pkey = e->pkey;
+	/* 4K first, inline: the hit that matters. */
+	uint64_t vpn1 = (la >> 12) + 1;
+	const struct tlb_ent *e = &t->e[SZ_4K][slot(t, SZ_4K, vpn1)];
+	if (vmi_likely(hit(e, vpn1, ep4ta, ctx))) {
+		tlb_out(e, 12, la, out);
+		return true;
+	}
+	for (int s = SZ_2M; s < SZ_N; s++) {
+		vpn1 = (la >> sz_shift[s]) + 1;
+		e = &t->e[s][slot(t, s, vpn1)];
+		if (hit(e, vpn1, ep4ta, ctx)) {
+			tlb_out(e, sz_shift[s], la, out);
 			return true;
 		}
 	}
