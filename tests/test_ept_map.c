@@ -240,6 +240,35 @@ static void test_failure_injection(void **s)
 	assert_int_equal(fa.live, 0);
 }
 
+
+/* 5-level EPT: a GPA above 2^48 needs the fifth level (SDM 29.3.2, page-walk length 5). */
+static int raw_lookup5(uint64_t eptp, uint64_t gpa, uint64_t *hpa, uint64_t *leaf)
+{
+	return raw_lookup(eptp, 5, gpa, hpa, leaf);
+}
+
+static void test_5level(void **s)
+{
+	(void)s;
+	vmem_ept_config cfg = { .levels = 5, .ad = false, .gbpages = true, .eptp_mt = VMEM_MT_UC };
+	vmem_ept *e;
+	assert_int_equal(vmem_ept_new(NULL, &cfg, &e), VMEM_OK);
+	assert_int_equal(vmem_ept_grant(e, 0, 64 * G), VMEM_OK);
+	uint64_t eptp = vmem_ept_eptp(e), hpa, leaf;
+	assert_int_equal(eptp & 0xfff, 0 | (4 << 3)); /* UC, page-walk length 5 - 1, no A/D */
+	uint64_t gpa = (3ull << 48) | (5ull << 39) | (7ull << 30);
+	assert_int_equal(vmem_ept_map(e, gpa, 2 * G, G, RWX, VMEM_MT_WB, true, NULL), VMEM_OK);
+	assert_int_equal(raw_lookup5(eptp, gpa + 0x1234, &hpa, &leaf), 3);
+	assert_int_equal(hpa, 2 * G + 0x1234);
+	assert_true(leaf & VMEM_EPT_IPAT);
+	/* Beyond 57 bits: out of reach. */
+	assert_int_equal(vmem_ept_map(e, 1ull << 57, 0, K4, RWX, VMEM_MT_WB, false, NULL), VMEM_E_RANGE);
+	vmem_ept_stats st;
+	vmem_ept_get_stats(e, &st);
+	assert_int_equal(st.table_pages, 3); /* PML5, PML4, PDPT */
+	vmem_ept_free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -248,6 +277,7 @@ int main(void)
 		cmocka_unit_test(test_split_and_collapse),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_failure_injection),
+		cmocka_unit_test(test_5level),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
