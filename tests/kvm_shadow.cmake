@@ -32,3 +32,10 @@ add_test(NAME oracle_kvm_shadow_long
     --report ${CMAKE_BINARY_DIR}/DISAGREEMENTS-kvm-shadow-long.txt)
 set_tests_properties(oracle_kvm_shadow_long PROPERTIES LABELS "oracle;long"
   SKIP_RETURN_CODE 77 TIMEOUT 3600)
+# Host side under Valgrind (label memcheck; not in sanitizer builds).
+if(COMMAND vmem_add_memcheck)
+  vmem_add_memcheck(oracle_shadow --count 10)
+  if(TEST memcheck_oracle_shadow)
+    set_tests_properties(memcheck_oracle_shadow PROPERTIES SKIP_RETURN_CODE 77)
+  endif()
+endif()

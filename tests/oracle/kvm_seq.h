@@ -76,6 +76,8 @@ typedef struct ksq_out {
 	uint64_t gpa;    /* reference only, OK: where the access went (not compared) */
 	uint8_t perms;   /* reference only, OK: VMEM_PERM_* of the translation; page size in size */
 	uint64_t size;
+	uint64_t path[4]; /* reference only: entries the walk read */
+	unsigned npath;
 	char note[96];   /* EXC / ERR: what happened */
 } ksq_out;
 
@@ -100,8 +102,10 @@ typedef struct ksq_seq {
 uint64_t ksq_rand(uint64_t *s);
 
 /* Generate a sequence of about nops ops from seed (buffers allocated; free
- * with ksq_seq_free). 0, or -1 if out of memory. */
-int ksq_seq_gen(ksq_seq *q, uint64_t seed, unsigned nops);
+ * with ksq_seq_free). 0, or -1 if out of memory. nops 0: a smoke test. */
+#define KSQ_GEN_NO_INVAL 1u /* break the discipline: no invalidation before using a
+			     * rewritten translation (outcomes then depend on the TLB) */
+int ksq_seq_gen(ksq_seq *q, uint64_t seed, unsigned nops, unsigned flags);
 void ksq_seq_free(ksq_seq *q);
 const char *ksq_op_name(unsigned type);
 bool ksq_op_is_access(unsigned type);

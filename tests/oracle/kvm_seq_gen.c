@@ -54,7 +54,7 @@ typedef struct gen {
 	uint64_t assigned[KSQ_POOL_PAGES][8]; /* entries the path builder set */
 	bool dirty[KSQ_MAX_TARGETS];   /* translation may be stale: invalidate before use */
 	uint64_t cr3;
-	bool nxe;
+	bool nxe, no_inval;
 } gen;
 
 static uint64_t rnd(gen *g, uint64_t n)
@@ -243,7 +243,7 @@ static void op_access(gen *g, unsigned t)
 {
 	ksq_seq *q = g->q;
 	uint64_t la = q->target[t];
-	if (g->dirty[t]) {
+	if (g->dirty[t] && !g->no_inval) {
 		if (chance(g, 85))
 			add_op(g, KSQ_INVLPG, la, 0, 0);
 		else
@@ -260,6 +260,12 @@ static void op_access(gen *g, unsigned t)
 	bool lands = mwalk(g, g->cr3, la, path, &np, &gpa);
 	if (type == KSQ_FETCH && lands && in_table_page(g, gpa))
 		type = KSQ_READ; /* entries are not code */
+	/* Nor near the end of a page: fetching the instruction there may use
+	 * (and set the accessed flag of) the next page's translation, which
+	 * the SDM allows for prefetch; KVM reads 15 bytes to decode the HLT
+	 * whose #GP ends a CPL 3 fetch. */
+	if (type == KSQ_FETCH && (la & 0xfff) > 0x1000 - 32)
+		type = KSQ_READ;
 	if (user)
 		type += KSQ_UREAD - KSQ_READ;
 	unsigned i = add_op(g, type, la, 0, lands ? gpa : 0);
@@ -390,7 +396,7 @@ void ksq_seq_free(ksq_seq *q)
 	free_bufs(q);
 }
 
-int ksq_seq_gen(ksq_seq *q, uint64_t seed, unsigned nops)
+int ksq_seq_gen(ksq_seq *q, uint64_t seed, unsigned nops, unsigned flags)
 {
 	memset(q, 0, sizeof(*q));
 	gen *g = calloc(1, sizeof(*g));
@@ -403,6 +409,7 @@ int ksq_seq_gen(ksq_seq *q, uint64_t seed, unsigned nops)
 	}
 	g->q = q;
 	g->rng = seed;
+	g->no_inval = flags & KSQ_GEN_NO_INVAL;
 	q->seed = seed;
 	bool smoke = nops == 0;
 

@@ -406,7 +406,7 @@ bool ksq_kvm_usable(char *why, size_t n)
 	close(fd);
 	/* A smoke sequence: one CPL 0 read of a data word through 4K pages. */
 	ksq_seq q;
-	if (ksq_seq_gen(&q, 0x736d6f6b65ull, 0) < 0) {
+	if (ksq_seq_gen(&q, 0x736d6f6b65ull, 0, 0) < 0) {
 		say(why, n, "out of memory");
 		return false;
 	}

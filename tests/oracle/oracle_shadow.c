@@ -18,7 +18,7 @@
 typedef struct opts {
 	unsigned long count;
 	uint64_t seed, one;
-	bool have_one, no_shadow, no_audit, verbose;
+	bool have_one, no_shadow, no_audit, verbose, no_inval, bisect;
 	unsigned ops;
 	const char *report;
 } opts;
@@ -33,11 +33,15 @@ static void usage(const char *argv0)
 {
 	fprintf(stderr,
 		"usage: %s [--count N] [--seed S] [--ops N] [--one SEED] [--report FILE]\n"
-		"          [--no-shadow] [--no-audit] [--verbose]\n"
+		"          [--no-shadow] [--no-audit] [--no-invalidate] [--verbose]\n"
 		"  Runs N random sequences of paging ops (about --ops each) in a KVM guest, on\n"
 		"  libvmem's shadow engine and on a plain vmem_walk reference, and compares them.\n"
 		"  --one SEED   run the single sequence with that seed (as printed) and show it\n"
-		"  --no-shadow  compare KVM with the plain reference only\n", argv0);
+		"  --no-shadow  compare KVM with the plain reference only\n"
+		"  --bisect     with --one: the shortest prefix whose final memory differs\n"
+		"               between KVM and the reference (one fresh VM per prefix)\n"
+		"  --no-invalidate  break the invalidation discipline (a sensitivity check:\n"
+		"               outcomes then depend on what each side caches, failures expected)\n", argv0);
 }
 
 static int parse(int argc, char **argv, opts *o)
@@ -69,6 +73,10 @@ static int parse(int argc, char **argv, opts *o)
 			o->no_shadow = true;
 		} else if (!strcmp(a, "--no-audit")) {
 			o->no_audit = true;
+		} else if (!strcmp(a, "--bisect")) {
+			o->bisect = true;
+		} else if (!strcmp(a, "--no-invalidate")) {
+			o->no_inval = true;
 		} else if (!strcmp(a, "--verbose")) {
 			o->verbose = true;
 		} else {
@@ -214,6 +222,12 @@ static void report(FILE *f, unsigned long idx, const run *x)
 			fprintf(f, "  [reference: gpa 0x%" PRIx64 ", %s page, W%d U%d X%d]", x->r[i].gpa,
 				x->r[i].size == 0x1000 ? "4K" : "2M", !!(x->r[i].perms & VMEM_PERM_W),
 				!!(x->r[i].perms & VMEM_PERM_U), !!(x->r[i].perms & VMEM_PERM_X));
+		if (x->r[i].npath && ksq_op_is_access(op->type)) {
+			fprintf(f, "  [walk:");
+			for (unsigned k = 0; k < x->r[i].npath; k++)
+				fprintf(f, " 0x%" PRIx64, x->r[i].path[k]);
+			fprintf(f, "]");
+		}
 		fprintf(f, "\n        KVM: %s\n", ks);
 		if (sd)
 			fprintf(f, "     shadow: %s\n", ss);
@@ -274,7 +288,7 @@ static bool run_one(run *x, uint64_t seed, const opts *o, totals *t)
 	x->why[0] = x->shadow_why[0] = 0;
 	x->shadow_ran = false;
 	memset(&x->sst, 0, sizeof(x->sst));
-	if (ksq_seq_gen(q, seed, nops) < 0) {
+	if (ksq_seq_gen(q, seed, nops, o->no_inval ? KSQ_GEN_NO_INVAL : 0) < 0) {
 		snprintf(x->why, sizeof(x->why), "out of memory");
 		x->harness_fail = true;
 		return false;
@@ -347,6 +361,38 @@ static bool run_one(run *x, uint64_t seed, const opts *o, totals *t)
 	return ok;
 }
 
+/* The shortest prefix of the sequence after which KVM's memory differs from
+ * the reference's (each prefix run in a fresh VM from the initial memory). */
+static void bisect(run *x, uint64_t seed, const opts *o)
+{
+	ksq_seq *q = &x->q;
+	if (ksq_seq_gen(q, seed, o->ops, o->no_inval ? KSQ_GEN_NO_INVAL : 0) < 0)
+		return;
+	unsigned total = q->nops;
+	char why[512];
+	for (unsigned k = 1; k <= total; k++) {
+		q->nops = k;
+		memcpy(x->kpool, q->init, KSQ_POOL_SIZE);
+		memcpy(x->rpool, q->init, KSQ_POOL_SIZE);
+		if (ksq_kvm_run(q, x->kpool, 0, k, x->k, why, sizeof(why)) < 0 ||
+		    ksq_ref_run(q, x->rpool, x->r, why, sizeof(why)) < 0) {
+			printf("bisect: prefix %u: %s\n", k, why);
+			break;
+		}
+		if (memcmp(x->kpool, x->rpool, KSQ_POOL_SIZE)) {
+			printf("bisect: memory first differs after op %u (%s 0x%" PRIx64 "):\n", k - 1,
+			       ksq_op_name(q->op[k - 1].type), q->op[k - 1].a);
+			for (size_t off = 0; off < KSQ_POOL_SIZE; off += 8)
+				if (word(x->kpool, off) != word(x->rpool, off))
+					printf("  gpa 0x%" PRIx64 ": KVM 0x%016" PRIx64 ", reference 0x%016" PRIx64 "\n",
+					       q->pool + off, word(x->kpool, off), word(x->rpool, off));
+			break;
+		}
+	}
+	q->nops = total;
+	ksq_seq_free(q);
+}
+
 int main(int argc, char **argv)
 {
 	opts o;
@@ -371,6 +417,14 @@ int main(int argc, char **argv)
 	    !(x->spool = aligned_alloc(4096, KSQ_POOL_SIZE))) {
 		fprintf(stderr, "out of memory\n");
 		return 2;
+	}
+	if (o.bisect && o.have_one) {
+		bisect(x, o.one, &o);
+		free(x->kpool);
+		free(x->rpool);
+		free(x->spool);
+		free(x);
+		return 0;
 	}
 	totals t;
 	memset(&t, 0, sizeof(t));
