@@ -99,7 +99,7 @@ static bool check_leaf(struct audit *a, const struct sh_root *rt, const struct s
 	bool paging = rt->mmu_mode != VMEM_MODE_NONE;
 	uint64_t gfn = w.gpa & ~0xfffull;
 	struct sh_host h;
-	if (!sh_host_map(sh, w.gpa, &h))
+	if (!vmi_sh_host_map(sh, w.gpa, &h))
 		return fail(a, "shadow leaf for a frame outside guest RAM", la, w.gpa);
 	if ((s & SH_FRAME) != h.hpa)
 		return fail(a, "shadow leaf names another host frame", la, s);
@@ -110,7 +110,7 @@ static bool check_leaf(struct audit *a, const struct sh_root *rt, const struct s
 		bool gw = !paging || (w.perms & VMEM_PERM_W) || (!rt->wp && !user);
 		if (!gw || !h.w)
 			return fail(a, "shadow leaf writable beyond guest and host rights", la, s);
-		if (shr_is_table(sh, gfn))
+		if (vmi_shr_is_table(sh, gfn))
 			return fail(a, "shadow leaf writable on a guest page-table frame", la, gfn);
 		uint64_t leaf_gpa = tr.n ? tr.e[tr.n - 1].gpa : 0;
 		if (paging && !(w.entry & VMEM_PTE_D) && in_writable_ram(sh, leaf_gpa))

@@ -4,7 +4,7 @@
 
 #define ACC_VALID (VMEM_ACC_WRITE | VMEM_ACC_FETCH | VMEM_ACC_USER | VMEM_ACC_IMPLICIT | VMEM_ACC_AC)
 
-bool sh_host_map(const vmem_shadow *sh, uint64_t gpa, struct sh_host *h)
+bool vmi_sh_host_map(const vmem_shadow *sh, uint64_t gpa, struct sh_host *h)
 {
 	h->ram = h->w = h->x = false;
 	h->hpa = 0;
@@ -58,7 +58,7 @@ static struct sh_page *descend(vmem_shadow *sh, struct sh_root *r, uint64_t la,
 	struct sh_page *sp = r->top;
 	if (r->glevel[sh->hlevels] && sp->gfn == SH_DIRECT)
 		return NULL;
-	shm_touch(sh, sp);
+	vmi_shm_touch(sh, sp);
 	for (unsigned L = sh->hlevels; L > 1; L--) {
 		unsigned idx = (unsigned)(la >> sh_shift(L)) & 511;
 		uint64_t gfn = want_gfn(r, L - 1, w, gtab);
@@ -66,16 +66,16 @@ static struct sh_page *descend(vmem_shadow *sh, struct sh_root *r, uint64_t la,
 		if (c && c->gfn != gfn) {
 			/* Only if guest memory changed behind our back (no notify):
 			 * follow what the guest holds now. */
-			shm_zap_entry(sh, sp, idx);
+			vmi_shm_zap_entry(sh, sp, idx);
 			c = NULL;
 		}
 		if (!c) {
 			if (gfn != SH_DIRECT && !is_ram(sh, gfn))
 				return NULL;
 			uint64_t span = 1ull << sh_shift(L);
-			c = shm_take(sh, r, sp, idx, L - 1, gfn, la & ~(span - 1), r->glevel[L - 1]);
+			c = vmi_shm_take(sh, r, sp, idx, L - 1, gfn, la & ~(span - 1), r->glevel[L - 1]);
 		}
-		shm_touch(sh, c);
+		vmi_shm_touch(sh, c);
 		sp = c;
 	}
 	return sp;
@@ -109,7 +109,7 @@ vmem_err vmem_shadow_fault(vmem_shadow *sh, uint64_t la, unsigned acc, vmem_shad
 	res->error_code = 0;
 	res->cr2 = res->gpa = 0;
 	/* Every allocation first: after the guest walk has set A/D nothing may fail. */
-	vmem_err e = shm_topup(sh, sh->pool_target);
+	vmem_err e = vmi_shm_topup(sh, sh->pool_target);
 	if (e)
 		return e;
 	struct sh_root *r = sh->cur;
@@ -140,7 +140,7 @@ vmem_err vmem_shadow_fault(vmem_shadow *sh, uint64_t la, unsigned acc, vmem_shad
 	}
 	struct sh_host h;
 	bool write = acc & VMEM_ACC_WRITE;
-	if (!sh_host_map(sh, w.gpa, &h)) {
+	if (!vmi_sh_host_map(sh, w.gpa, &h)) {
 		set_result(res, VMEM_SHADOW_EMULATE, VMEM_SHADOW_EMU_MMIO, w.gpa);
 		return VMEM_OK;
 	}
@@ -150,7 +150,7 @@ vmem_err vmem_shadow_fault(vmem_shadow *sh, uint64_t la, unsigned acc, vmem_shad
 	}
 	if (pt) {
 		for (struct sh_page *p = pt; p; p = p->parent)
-			shm_touch(sh, p);
+			vmi_shm_touch(sh, p);
 	} else {
 		uint64_t gtab[6] = { 0 };
 		for (unsigned i = 0; i < tr.n; i++)
@@ -163,7 +163,7 @@ vmem_err vmem_shadow_fault(vmem_shadow *sh, uint64_t la, unsigned acc, vmem_shad
 	}
 	/* Decided after the descent: it may have just made this very frame a table. */
 	uint64_t gfn = w.gpa & ~0xfffull;
-	bool table = shr_is_table(sh, gfn);
+	bool table = vmi_shr_is_table(sh, gfn);
 	bool paging = r->mmu_mode != VMEM_MODE_NONE;
 	bool user_page = !paging || (w.perms & VMEM_PERM_U);
 	bool wp = r->wp;
@@ -188,11 +188,11 @@ vmem_err vmem_shadow_fault(vmem_shadow *sh, uint64_t la, unsigned acc, vmem_shad
 		leaf |= w.entry & VMEM_PTE_PKEY_MASK;
 	unsigned idx = (unsigned)(la >> 12) & 511;
 	if (pt->pt[idx] & VMEM_PTE_P)
-		shr_leaf_del(pt, idx);
+		vmi_shr_leaf_del(pt, idx);
 	else
 		pt->npresent++;
 	pt->pt[idx] = leaf;
-	shr_leaf_add(sh, pt, idx, gfn);
+	vmi_shr_leaf_add(sh, pt, idx, gfn);
 	sh->st.fills++;
 	if (write && table) {
 		set_result(res, VMEM_SHADOW_EMULATE, VMEM_SHADOW_EMU_PT_WRITE, w.gpa);

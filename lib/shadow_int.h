@@ -98,26 +98,26 @@ static inline unsigned sh_hash(uint64_t gfn, unsigned mask)
 static inline unsigned sh_shift(unsigned level) { return 12 + 9 * (level - 1); }
 
 /* shadow_mem.c: pages, the reserve, the budget and reclaim. */
-vmem_err shm_topup(vmem_shadow *sh, unsigned need);
-struct sh_page *shm_take(vmem_shadow *sh, struct sh_root *root, struct sh_page *parent,
+vmem_err vmi_shm_topup(vmem_shadow *sh, unsigned need);
+struct sh_page *vmi_shm_take(vmem_shadow *sh, struct sh_root *root, struct sh_page *parent,
 			 unsigned pidx, unsigned level, uint64_t gfn, uint64_t base, unsigned glevel);
-void shm_zap_entry(vmem_shadow *sh, struct sh_page *sp, unsigned idx);
-void shm_free_root(vmem_shadow *sh, struct sh_root *r);
-void shm_touch(vmem_shadow *sh, struct sh_page *sp);
-void shm_pool_release(vmem_shadow *sh);
+void vmi_shm_zap_entry(vmem_shadow *sh, struct sh_page *sp, unsigned idx);
+void vmi_shm_free_root(vmem_shadow *sh, struct sh_root *r);
+void vmi_shm_touch(vmem_shadow *sh, struct sh_page *sp);
+void vmi_shm_pool_release(vmem_shadow *sh);
 
 /* shadow_rmap.c: the table hash and the leaf reverse map. */
-void shr_table_add(vmem_shadow *sh, struct sh_page *sp);
-void shr_table_del(vmem_shadow *sh, struct sh_page *sp);
-bool shr_is_table(const vmem_shadow *sh, uint64_t gfn);
-void shr_leaf_add(vmem_shadow *sh, struct sh_page *sp, unsigned idx, uint64_t gfn);
-void shr_leaf_del(struct sh_page *sp, unsigned idx);
-void shr_write_protect(vmem_shadow *sh, uint64_t gfn);
-void shr_zap_gfn_leaves(vmem_shadow *sh, uint64_t gfn);
+void vmi_shr_table_add(vmem_shadow *sh, struct sh_page *sp);
+void vmi_shr_table_del(vmem_shadow *sh, struct sh_page *sp);
+bool vmi_shr_is_table(const vmem_shadow *sh, uint64_t gfn);
+void vmi_shr_leaf_add(vmem_shadow *sh, struct sh_page *sp, unsigned idx, uint64_t gfn);
+void vmi_shr_leaf_del(struct sh_page *sp, unsigned idx);
+void vmi_shr_write_protect(vmem_shadow *sh, uint64_t gfn);
+void vmi_shr_zap_gfn_leaves(vmem_shadow *sh, uint64_t gfn);
 
 /* shadow_fill.c */
-bool sh_host_map(const vmem_shadow *sh, uint64_t gpa, struct sh_host *h);
+bool vmi_sh_host_map(const vmem_shadow *sh, uint64_t gpa, struct sh_host *h);
 
 /* shadow_sync.c */
-void shs_guest_wrote(vmem_shadow *sh, uint64_t gpa, uint64_t len);
+void vmi_shs_guest_wrote(vmem_shadow *sh, uint64_t gpa, uint64_t len);
 #endif

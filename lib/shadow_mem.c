@@ -37,24 +37,24 @@ static void free_tree(vmem_shadow *sh, struct sh_page *sp)
 		if (!(sp->pt[i] & VMEM_PTE_P))
 			continue;
 		if (sp->level == 1)
-			shr_leaf_del(sp, i);
+			vmi_shr_leaf_del(sp, i);
 		else
 			free_tree(sh, sp->u.child[i]);
 		sp->npresent--;
 	}
 	if (sp->gfn != SH_DIRECT)
-		shr_table_del(sh, sp);
+		vmi_shr_table_del(sh, sp);
 	lru_unlink(sp);
 	sh->used--;
 	page_release(sh, sp);
 }
 
-void shm_zap_entry(vmem_shadow *sh, struct sh_page *sp, unsigned idx)
+void vmi_shm_zap_entry(vmem_shadow *sh, struct sh_page *sp, unsigned idx)
 {
 	if (!(sp->pt[idx] & VMEM_PTE_P))
 		return;
 	if (sp->level == 1) {
-		shr_leaf_del(sp, idx);
+		vmi_shr_leaf_del(sp, idx);
 	} else {
 		free_tree(sh, sp->u.child[idx]);
 		sp->u.child[idx] = NULL;
@@ -65,7 +65,7 @@ void shm_zap_entry(vmem_shadow *sh, struct sh_page *sp, unsigned idx)
 	sh->st.zapped++;
 }
 
-void shm_free_root(vmem_shadow *sh, struct sh_root *r)
+void vmi_shm_free_root(vmem_shadow *sh, struct sh_root *r)
 {
 	if (r->top)
 		free_tree(sh, r->top);
@@ -74,7 +74,7 @@ void shm_free_root(vmem_shadow *sh, struct sh_root *r)
 	sh->flush = true;
 }
 
-void shm_touch(vmem_shadow *sh, struct sh_page *sp)
+void vmi_shm_touch(vmem_shadow *sh, struct sh_page *sp)
 {
 	sp->stamp = ++sh->clock;
 	if (sp->parent && sh->lru.lnext != sp) {
@@ -95,16 +95,16 @@ static bool reclaim_one(vmem_shadow *sh)
 			oldr = r;
 	}
 	if (oldr && (!old || oldr->stamp <= old->stamp))
-		shm_free_root(sh, oldr);
+		vmi_shm_free_root(sh, oldr);
 	else if (old)
-		shm_zap_entry(sh, old->parent, old->pidx);
+		vmi_shm_zap_entry(sh, old->parent, old->pidx);
 	else
 		return false;
 	sh->st.reclaimed++;
 	return true;
 }
 
-vmem_err shm_topup(vmem_shadow *sh, unsigned need)
+vmem_err vmi_shm_topup(vmem_shadow *sh, unsigned need)
 {
 	while (sh->npool < need) {
 		/* The budget counts the reserve too: make room first (never fails
@@ -133,7 +133,7 @@ vmem_err shm_topup(vmem_shadow *sh, unsigned need)
 	return VMEM_OK;
 }
 
-void shm_pool_release(vmem_shadow *sh)
+void vmi_shm_pool_release(vmem_shadow *sh)
 {
 	while (sh->pool) {
 		struct sh_page *sp = sh->pool;
@@ -143,7 +143,7 @@ void shm_pool_release(vmem_shadow *sh)
 	sh->npool = 0;
 }
 
-struct sh_page *shm_take(vmem_shadow *sh, struct sh_root *root, struct sh_page *parent,
+struct sh_page *vmi_shm_take(vmem_shadow *sh, struct sh_root *root, struct sh_page *parent,
 			 unsigned pidx, unsigned level, uint64_t gfn, uint64_t base, unsigned glevel)
 {
 	struct sh_page *sp = sh->pool;
@@ -168,6 +168,6 @@ struct sh_page *shm_take(vmem_shadow *sh, struct sh_root *root, struct sh_page *
 		lru_push(sh, sp);
 	}
 	if (gfn != SH_DIRECT)
-		shr_table_add(sh, sp);
+		vmi_shr_table_add(sh, sp);
 	return sp;
 }

@@ -11,7 +11,7 @@ static struct sh_page *node_page(struct sh_rnode *n, unsigned *idx)
 	return (struct sh_page *)(void *)((char *)(n - *idx) - offsetof(struct sh_page, u));
 }
 
-bool shr_is_table(const vmem_shadow *sh, uint64_t gfn)
+bool vmi_shr_is_table(const vmem_shadow *sh, uint64_t gfn)
 {
 	for (const struct sh_page *sp = sh->thash[sh_hash(gfn, sh->thash_mask)]; sp; sp = sp->hnext)
 		if (sp->gfn == gfn)
@@ -19,12 +19,12 @@ bool shr_is_table(const vmem_shadow *sh, uint64_t gfn)
 	return false;
 }
 
-void shr_table_add(vmem_shadow *sh, struct sh_page *sp)
+void vmi_shr_table_add(vmem_shadow *sh, struct sh_page *sp)
 {
 	/* The first shadow page to follow a guest frame makes it a table: from
 	 * now on every guest write to it must come to us (coherence). */
-	if (!shr_is_table(sh, sp->gfn))
-		shr_write_protect(sh, sp->gfn);
+	if (!vmi_shr_is_table(sh, sp->gfn))
+		vmi_shr_write_protect(sh, sp->gfn);
 	struct sh_page **head = &sh->thash[sh_hash(sp->gfn, sh->thash_mask)];
 	sp->hnext = *head;
 	sp->hpprev = head;
@@ -33,7 +33,7 @@ void shr_table_add(vmem_shadow *sh, struct sh_page *sp)
 	*head = sp;
 }
 
-void shr_table_del(vmem_shadow *sh, struct sh_page *sp)
+void vmi_shr_table_del(vmem_shadow *sh, struct sh_page *sp)
 {
 	(void)sh;
 	*sp->hpprev = sp->hnext;
@@ -43,7 +43,7 @@ void shr_table_del(vmem_shadow *sh, struct sh_page *sp)
 	sp->hpprev = NULL;
 }
 
-void shr_leaf_add(vmem_shadow *sh, struct sh_page *sp, unsigned idx, uint64_t gfn)
+void vmi_shr_leaf_add(vmem_shadow *sh, struct sh_page *sp, unsigned idx, uint64_t gfn)
 {
 	struct sh_rnode *n = &sp->u.rm[idx];
 	struct sh_rnode **head = &sh->rhash[sh_hash(gfn, sh->rhash_mask)];
@@ -55,7 +55,7 @@ void shr_leaf_add(vmem_shadow *sh, struct sh_page *sp, unsigned idx, uint64_t gf
 	*head = n;
 }
 
-void shr_leaf_del(struct sh_page *sp, unsigned idx)
+void vmi_shr_leaf_del(struct sh_page *sp, unsigned idx)
 {
 	struct sh_rnode *n = &sp->u.rm[idx];
 	*n->pprev = n->next;
@@ -66,7 +66,7 @@ void shr_leaf_del(struct sh_page *sp, unsigned idx)
 	n->gfn = 0;
 }
 
-void shr_write_protect(vmem_shadow *sh, uint64_t gfn)
+void vmi_shr_write_protect(vmem_shadow *sh, uint64_t gfn)
 {
 	for (struct sh_rnode *n = sh->rhash[sh_hash(gfn, sh->rhash_mask)]; n; n = n->next) {
 		if ((n->gfn & ~RN_IDX) != gfn)
@@ -80,7 +80,7 @@ void shr_write_protect(vmem_shadow *sh, uint64_t gfn)
 	}
 }
 
-void shr_zap_gfn_leaves(vmem_shadow *sh, uint64_t gfn)
+void vmi_shr_zap_gfn_leaves(vmem_shadow *sh, uint64_t gfn)
 {
 	struct sh_rnode *n = sh->rhash[sh_hash(gfn, sh->rhash_mask)];
 	while (n) {
@@ -88,7 +88,7 @@ void shr_zap_gfn_leaves(vmem_shadow *sh, uint64_t gfn)
 		if ((n->gfn & ~RN_IDX) == gfn) {
 			unsigned idx;
 			struct sh_page *sp = node_page(n, &idx);
-			shm_zap_entry(sh, sp, idx);
+			vmi_shm_zap_entry(sh, sp, idx);
 		}
 		n = next;
 	}

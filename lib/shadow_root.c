@@ -142,7 +142,7 @@ vmem_err vmem_shadow_set_regs(vmem_shadow *sh, const vmem_regs *r)
 			return VMEM_OK;
 		}
 	}
-	e = shm_topup(sh, sh->pool_target);
+	e = vmi_shm_topup(sh, sh->pool_target);
 	if (e)
 		return e;
 	struct sh_root *rt = NULL;
@@ -154,7 +154,7 @@ vmem_err vmem_shadow_set_regs(vmem_shadow *sh, const vmem_regs *r)
 		for (unsigned i = 1; i < sh->max_roots; i++)
 			if (sh->roots[i].stamp < rt->stamp)
 				rt = &sh->roots[i];
-		shm_free_root(sh, rt);
+		vmi_shm_free_root(sh, rt);
 		sh->st.reclaimed++;
 	}
 	vmem_mmu *t = rt->mmu;
@@ -172,7 +172,7 @@ vmem_err vmem_shadow_set_regs(vmem_shadow *sh, const vmem_regs *r)
 	 * guest's (4-level on 4, 5-level on 5); a CR3 outside RAM leaves it
 	 * following nothing, and every fill through it is refused. */
 	uint64_t gfn = rt->glevel[sh->hlevels] && is_ram_frame(sh, key) ? key : SH_DIRECT;
-	rt->top = shm_take(sh, rt, NULL, 0, sh->hlevels, gfn, 0, rt->glevel[sh->hlevels]);
+	rt->top = vmi_shm_take(sh, rt, NULL, 0, sh->hlevels, gfn, 0, rt->glevel[sh->hlevels]);
 	sh->cur = rt;
 	rt->stamp = ++sh->clock;
 	sh->st.root_misses++;
@@ -275,12 +275,12 @@ void vmem_shadow_free(vmem_shadow *sh)
 	if (sh->roots) {
 		for (unsigned i = 0; i < sh->max_roots; i++) {
 			if (sh->roots[i].used)
-				shm_free_root(sh, &sh->roots[i]);
+				vmi_shm_free_root(sh, &sh->roots[i]);
 			vmem_mmu_free(sh->roots[i].mmu);
 		}
 		vmi_free(sh->alloc, sh->roots, sh->max_roots * sizeof(*sh->roots));
 	}
-	shm_pool_release(sh);
+	vmi_shm_pool_release(sh);
 	vmem_mmu_free(sh->scratch);
 	vmi_free(sh->alloc, sh->thash, (sh->thash_mask + 1) * sizeof(*sh->thash));
 	vmi_free(sh->alloc, sh->rhash, (sh->rhash_mask + 1) * sizeof(*sh->rhash));

@@ -26,7 +26,7 @@ restart:
 			for (unsigned i = (unsigned)(off >> hshift), k = 0; k < n; k++, i++) {
 				if (sp->pt[i] & VMEM_PTE_P) {
 					freed |= sp->level > 1;
-					shm_zap_entry(sh, sp, i);
+					vmi_shm_zap_entry(sh, sp, i);
 				}
 			}
 		}
@@ -35,7 +35,7 @@ restart:
 	}
 }
 
-void shs_guest_wrote(vmem_shadow *sh, uint64_t gpa, uint64_t len)
+void vmi_shs_guest_wrote(vmem_shadow *sh, uint64_t gpa, uint64_t len)
 {
 	uint64_t end = gpa + len < gpa ? ~0ull : gpa + len;
 	for (uint64_t f = gpa & ~0xfffull; f < end; f += 4096) {
@@ -50,7 +50,7 @@ void shs_guest_wrote(vmem_shadow *sh, uint64_t gpa, uint64_t len)
 void vmem_shadow_notify_write(vmem_shadow *sh, uint64_t gpa, uint64_t len)
 {
 	if (sh && len)
-		shs_guest_wrote(sh, gpa, len);
+		vmi_shs_guest_wrote(sh, gpa, len);
 }
 
 /* Only accessed/dirty flags were set: no shadow entry can allow more than
@@ -86,7 +86,7 @@ vmem_err vmem_shadow_emulate_write(vmem_shadow *sh, uint64_t gpa, const void *da
 	sh->st.emulated_writes++;
 	if (hva && only_ad_set(before, hva, n, (unsigned)(start & 0xfff)))
 		return VMEM_OK;
-	shs_guest_wrote(sh, gpa, len);
+	vmi_shs_guest_wrote(sh, gpa, len);
 	return VMEM_OK;
 }
 
@@ -96,7 +96,7 @@ void vmem_shadow_invalidate_gpa(vmem_shadow *sh, uint64_t gpa, uint64_t len)
 		return;
 	uint64_t end = gpa + len < gpa ? ~0ull : gpa + len;
 	for (uint64_t f = gpa & ~0xfffull; f < end; f += 4096) {
-		shr_zap_gfn_leaves(sh, f);
+		vmi_shr_zap_gfn_leaves(sh, f);
 		if (f + 4096 < f)
 			break;
 	}
@@ -119,7 +119,7 @@ void vmem_shadow_invlpg(vmem_shadow *sh, uint64_t la)
 			return;
 		sp = sp->u.child[idx];
 	}
-	shm_zap_entry(sh, sp, (unsigned)(la >> 12) & 511);
+	vmi_shm_zap_entry(sh, sp, (unsigned)(la >> 12) & 511);
 }
 
 void vmem_shadow_zap_all(vmem_shadow *sh)
@@ -129,5 +129,5 @@ void vmem_shadow_zap_all(vmem_shadow *sh)
 	for (unsigned i = 0; i < sh->max_roots; i++)
 		if (sh->roots[i].used)
 			for (unsigned k = 0; k < SH_ENTRIES; k++)
-				shm_zap_entry(sh, sh->roots[i].top, k);
+				vmi_shm_zap_entry(sh, sh->roots[i].top, k);
 }
