@@ -311,7 +311,7 @@ static bool run_op(struct run *r, unsigned i)
 	vmem_err e;
 	switch (op->kind) {
 	case SEQ_ACCESS: {
-		struct outcome oe, orf;
+		struct outcome oe = { 0 }, orf; /* every field read below is set on every path; zeroed for the compiler */
 		if (!eng_access(r, op, &oe))
 			return false;
 		orf = ref_side_access(r, op);
