@@ -1,5 +1,6 @@
-/* exit.c: read a VM exit from the VMCS and dispatch it by basic exit reason (SDM vol. 3C ch. 28 and appendix C). */
+/* exit.c: read a VM exit from the VMCS and dispatch it by basic exit reason into the VM's handlers (SDM vol. 3C ch. 28 and appendix C). */
 #include "vtx.h"
+#include "vm.h"
 #include "rt.h"
 #include "cpu_x86_64.h"
 
@@ -15,6 +16,8 @@ void vtx_exit_read(struct vtx_exit *e)
 	e->intr_info = (uint32_t)vmcs_read(VM_EXIT_INTERRUPTION_INFORMATION);
 	e->intr_err = (uint32_t)vmcs_read(VM_EXIT_INTERRUPTION_ERROR_CODE);
 	e->instr_len = (uint32_t)vmcs_read(VM_EXIT_INSTRUCTION_LENGTH);
+	e->idt_info = (uint32_t)vmcs_read(IDT_VECTORING_INFORMATION);
+	e->idt_err = (uint32_t)vmcs_read(IDT_VECTORING_ERROR_CODE);
 }
 
 const char *vtx_exit_name(uint32_t reason)
@@ -24,7 +27,10 @@ const char *vtx_exit_name(uint32_t reason)
 	case EXIT_REASON_TRIPLE_FAULT: return "triple-fault";
 	case EXIT_REASON_CPUID: return "cpuid";
 	case EXIT_REASON_HLT: return "hlt";
+	case EXIT_REASON_INVLPG: return "invlpg";
+	case EXIT_REASON_RDTSC: return "rdtsc";
 	case EXIT_REASON_VMCALL: return "vmcall";
+	case EXIT_REASON_CR_ACCESS: return "cr-access";
 	case EXIT_REASON_IO: return "io";
 	case EXIT_REASON_INVALID_GUEST: return "invalid-guest-state";
 	case EXIT_REASON_EPT_VIOLATION: return "ept-violation";
@@ -33,41 +39,112 @@ const char *vtx_exit_name(uint32_t reason)
 	}
 }
 
-static void skip_instruction(const struct vtx_exit *e)
+/* CPUID, RDTSC, VMCALL, MOV CR3, INVLPG, I/O and HLT exit before the
+ * instruction completes ("Instruction-Specific Exits"): the VMM moves RIP past
+ * it by the VM-exit instruction length (SDM vol. 3C 28.2.5). */
+void vtx_skip_instruction(const struct vtx_exit *e)
 {
+	RT_ASSERT(e->instr_len >= 1 && e->instr_len <= 15);
 	vmcs_write(GUEST_RIP, e->rip + e->instr_len);
 }
 
-bool vtx_exit_dispatch(const struct vtx_exit *e, struct vtx_gprs *g)
+/* An exit during the delivery of an event (IDT-vectoring information valid,
+ * SDM vol. 3C 28.2.4): once the cause is fixed the VMM delivers the event
+ * again with VM-entry event injection. Only hardware exceptions are expected
+ * (no software interrupts: no instruction length to carry). */
+static void reinject(struct vtx_vm *vm, const struct vtx_exit *e)
+{
+	if (!(e->idt_info & INTR_INFO_VALID))
+		return;
+	RT_ASSERT(INTR_INFO_TYPE(e->idt_info) == 3);
+	/* The handler must not have injected something else. */
+	RT_ASSERT(!(vmcs_read(VM_ENTRY_INTERRUPTION_INFORMATION) & INTR_INFO_VALID));
+	unsigned vec = INTR_INFO_VECTOR(e->idt_info);
+	vtx_vm_inject(vm, vec, e->idt_info & INTR_INFO_DELIVER_ERR, e->idt_err,
+		      vec == VECTOR_PF && vm ? vm->pending_cr2 : 0);
+	if (vm)
+		vm->n.reinjected++;
+}
+
+bool vtx_vm_dispatch(struct vtx_vm *vm, const struct vtx_exit *e, struct vtx_gprs *g)
 {
 	if (e->entry_failed)
 		return false;
+	bool ok;
 	switch (e->reason) {
 	case EXIT_REASON_CPUID: {
-		/* Only RAX reaches the guest: the stub saves RAX, RSI, RDI. */
 		uint32_t r[4];
-		cpuid((uint32_t)g->rax, 0, r);
-		g->rax = r[0];
-		skip_instruction(e);
+		cpuid((uint32_t)g->rax, (uint32_t)g->rcx, r);
+		g->rax = r[0], g->rbx = r[1], g->rcx = r[2], g->rdx = r[3];
+		if (vm)
+			vm->n.cpuid++;
+		vtx_skip_instruction(e);
 		return true;
 	}
 	case EXIT_REASON_VMCALL:
-		rt_printf("vtx: vmcall rax=0x%lx\n", g->rax);
-		skip_instruction(e);
-		return true;
+		if (!vm) {
+			rt_printf("vtx: vmcall rax=0x%lx\n", g->rax);
+			vtx_skip_instruction(e);
+			return true;
+		}
+		ok = vtx_exit_vmcall(vm, e, g);
+		break;
 	case EXIT_REASON_IO:
 		/* Qualification: bit 3 direction (0 = OUT), bits 31:16 port (Table 28-5). */
 		if (!(e->qual & 8) && (e->qual >> 16) == 0xE9) {
 			rt_printf("vtx: guest wrote '%c' to port 0xe9\n", (char)g->rax);
-			skip_instruction(e);
+			if (vm)
+				vm->n.io++;
+			vtx_skip_instruction(e);
 			return true;
 		}
 		return false;
-	case EXIT_REASON_HLT:
-	case EXIT_REASON_EXCEPTION_NMI:
+	case EXIT_REASON_RDTSC:
+		if (!vm)
+			return false;
+		ok = vtx_exit_rdtsc(vm, e, g);
+		break;
 	case EXIT_REASON_EPT_VIOLATION:
+		if (!vm)
+			return false;
+		ok = vtx_exit_ept_violation(vm, e, g);
+		break;
 	case EXIT_REASON_EPT_MISCONFIG:
-	default:
+		if (!vm)
+			return false;
+		ok = vtx_exit_ept_misconfig(vm, e, g);
+		break;
+	case EXIT_REASON_EXCEPTION_NMI:
+		if (!vm || vm->cfg.paging != VTX_SHADOW)
+			return false;
+		ok = vtx_exit_exception(vm, e, g);
+		break;
+	case EXIT_REASON_CR_ACCESS:
+		if (!vm || vm->cfg.paging != VTX_SHADOW)
+			return false;
+		ok = vtx_exit_cr_access(vm, e, g);
+		break;
+	case EXIT_REASON_INVLPG:
+		if (!vm || vm->cfg.paging != VTX_SHADOW)
+			return false;
+		ok = vtx_exit_invlpg(vm, e, g);
+		break;
+	case EXIT_REASON_HLT:
+		if (vm)
+			vm->n.hlt++;
 		return false; /* the caller looks at these */
+	default:
+		return false;
 	}
+	if (ok) {
+		reinject(vm, e);
+		if (vm->cfg.paging == VTX_SHADOW)
+			vtx_shadow_flush(vm);
+	}
+	return ok;
+}
+
+bool vtx_exit_dispatch(const struct vtx_exit *e, struct vtx_gprs *g)
+{
+	return vtx_vm_dispatch(NULL, e, g);
 }

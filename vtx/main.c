@@ -1,6 +1,7 @@
-/* main.c: the image's C entry: runtime setup, VMX bring-up, a smoke-test guest, then the EPT oracle scenarios. */
+/* main.c: the image's C entry: runtime setup, VMX bring-up, a smoke-test guest, the demo guests (EPT and shadow paging through libvmem), then the EPT oracle scenarios. */
 #include "rt.h"
 #include "vtx.h"
+#include "vm.h"
 #include "oracle.h"
 #include "layout.h"
 #include <libvmem/ept_map.h>
@@ -26,7 +27,7 @@ static void smoke_test(const struct vtx_caps *c)
 	};
 	vtx_vmcs_setup(c, &g);
 	vmx_invept_all();
-	struct vtx_gprs r = { 0, 0, 0 };
+	struct vtx_gprs r = { .rax = 0 };
 	struct vtx_exit e;
 	vtx_run(&r, &e);
 	rt_printf("vtx: smoke guest exit %u (%s) rip 0x%lx\n", e.reason, vtx_exit_name(e.reason), e.rip);
@@ -46,6 +47,7 @@ void vtx_main(void)
 	rt_printf("vtx: controls pin 0x%x proc 0x%x proc2 0x%x exit 0x%x entry 0x%x\n",
 		  c.pin, c.proc, c.proc2, c.exit, c.entry);
 	smoke_test(&c);
+	rt_puts(vtx_demo(&c) ? "VTX-MAIN-OK\n" : "VTX-MAIN-FAIL\n");
 	oracle_run(&c);
 	rt_puts("VTX-ORACLE-DONE\n");
 }

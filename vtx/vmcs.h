@@ -26,12 +26,14 @@ enum vmcs_field {
 	PAGE_FAULT_ERROR_CODE_MATCH = 0x4008, CR3_TARGET_COUNT = 0x400A,
 	VM_EXIT_CONTROLS = 0x400C, VM_EXIT_MSR_STORE_COUNT = 0x400E, VM_EXIT_MSR_LOAD_COUNT = 0x4010,
 	VM_ENTRY_CONTROLS = 0x4012, VM_ENTRY_MSR_LOAD_COUNT = 0x4014,
-	VM_ENTRY_INTERRUPTION_INFORMATION = 0x4016,
+	VM_ENTRY_INTERRUPTION_INFORMATION = 0x4016, VM_ENTRY_EXCEPTION_ERROR_CODE = 0x4018,
+	VM_ENTRY_INSTRUCTION_LENGTH = 0x401A,
 	SECONDARY_PROC_BASED_VM_EXEC_CONTROL = 0x401E,
 	/* 32-bit read-only data fields */
 	VM_INSTRUCTION_ERROR = 0x4400, EXIT_REASON = 0x4402,
 	VM_EXIT_INTERRUPTION_INFORMATION = 0x4404, VM_EXIT_INTERRUPTION_ERROR_CODE = 0x4406,
-	IDT_VECTORING_INFORMATION = 0x4408, VM_EXIT_INSTRUCTION_LENGTH = 0x440C,
+	IDT_VECTORING_INFORMATION = 0x4408, IDT_VECTORING_ERROR_CODE = 0x440A,
+	VM_EXIT_INSTRUCTION_LENGTH = 0x440C,
 	/* 32-bit guest-state fields */
 	GUEST_ES_LIMIT = 0x4800, GUEST_CS_LIMIT = 0x4802, GUEST_SS_LIMIT = 0x4804,
 	GUEST_DS_LIMIT = 0x4806, GUEST_FS_LIMIT = 0x4808, GUEST_GS_LIMIT = 0x480A,
@@ -87,6 +89,8 @@ enum vmcs_field {
 
 /* Primary processor-based controls (25.6.2, Table 25-6). */
 #define CPU_HLT_EXITING          (1u << 7)
+#define CPU_INVLPG_EXITING       (1u << 9)
+#define CPU_RDTSC_EXITING        (1u << 12)
 #define CPU_CR3_LOAD_EXITING     (1u << 15)
 #define CPU_CR3_STORE_EXITING    (1u << 16)
 #define CPU_UNCOND_IO_EXITING    (1u << 24)
@@ -111,6 +115,7 @@ enum vmcs_field {
 #define EPT_CAP_INVEPT      (1ull << 20)
 #define EPT_CAP_AD          (1ull << 21)
 #define EPT_CAP_ADV_INFO    (1ull << 22)
+#define EPT_CAP_INVEPT_SINGLE (1ull << 25)
 #define EPT_CAP_INVEPT_ALL  (1ull << 26)
 
 /* Basic exit reasons (SDM vol. 3C appendix C). */
@@ -118,24 +123,54 @@ enum vmcs_field {
 #define EXIT_REASON_TRIPLE_FAULT    2
 #define EXIT_REASON_CPUID           10
 #define EXIT_REASON_HLT             12
+#define EXIT_REASON_INVLPG          14
+#define EXIT_REASON_RDTSC           16
 #define EXIT_REASON_VMCALL          18
+#define EXIT_REASON_CR_ACCESS       28
 #define EXIT_REASON_IO              30
 #define EXIT_REASON_INVALID_GUEST   33
 #define EXIT_REASON_EPT_VIOLATION   48
 #define EXIT_REASON_EPT_MISCONFIG   49
 
-/* VMREAD / VMWRITE and the other VMX instructions (vmcs_x86_64.c). A failing
- * instruction stops the image with the VM-instruction error. */
+/* VM-entry / VM-exit interruption information (SDM vol. 3C 25.8.3, Table 25-17). */
+#define INTR_INFO_VALID       (1u << 31)
+#define INTR_INFO_DELIVER_ERR (1u << 11)
+#define INTR_TYPE_HW_EXCEPTION (3u << 8)
+#define INTR_INFO_VECTOR(i)   ((i) & 0xff)
+#define INTR_INFO_TYPE(i)     (((i) >> 8) & 7)
+#define VECTOR_PF 14
+
+/* The VMX backend: vmcs_x86_64.c on bare metal, vmx_soft.c (a plain C model
+ * of the fields) for host-side tests. VMREAD / VMWRITE and the other VMX
+ * instructions; a failing instruction stops the image with the VM-instruction error. */
 uint64_t vmcs_read(enum vmcs_field f);
 void vmcs_write(enum vmcs_field f, uint64_t v);
 void vmx_on(uint64_t region_pa);
 void vmcs_clear(uint64_t vmcs_pa);
 void vmcs_load(uint64_t vmcs_pa);
 void vmx_invept_all(void);
+/* INVEPT type 1: the mappings derived from this EPTP (single context). */
+void vmx_invept_single(uint64_t eptp);
+/* CR2 is not part of the VMCS: neither VM entry nor VM exit loads it (SDM vol. 3C,
+ * "Loading Guest Control Registers..."), so the VMM sets it before injecting a #PF. */
+void vmx_set_guest_cr2(uint64_t cr2);
+/* VPID off: flush the linear mappings of VPID 0 (a host MOV to CR3); the guest's shadow
+ * translations are cached under VPID 0 too. */
+void vmx_flush_vpid0(void);
+/* The host's time-stamp counter (RDTSC). */
+uint64_t vmx_host_tsc(void);
 
-/* Guest general-purpose registers the entry stub loads and saves. */
+/* Guest general-purpose registers the entry stub loads and saves, indexed by
+ * the x86 register number (the encoding exit qualifications use, Table 28-3);
+ * rsp is in the VMCS (GUEST_RSP), its slot is unused. */
 struct vtx_gprs {
-	uint64_t rax, rsi, rdi;
+	union {
+		struct {
+			uint64_t rax, rcx, rdx, rbx, rsp_unused, rbp, rsi, rdi;
+			uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
+		};
+		uint64_t r[16];
+	};
 };
 /* vmx_entry_x86_64.S: VMLAUNCH (resume 0) or VMRESUME; returns 0 after a VM
  * exit, 1 if the instruction failed (VM_INSTRUCTION_ERROR says why). */

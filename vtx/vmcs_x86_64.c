@@ -1,4 +1,4 @@
-/* vmcs_x86_64.c: VMREAD/VMWRITE and VMXON/VMCLEAR/VMPTRLD/INVEPT wrappers; a VMfail stops the image. */
+/* vmcs_x86_64.c: the bare-metal VMX backend: VMREAD/VMWRITE, VMXON/VMCLEAR/VMPTRLD/INVEPT, guest CR2, host TLB flush and TSC; a VMfail stops the image. */
 #include "vmcs.h"
 #include "rt.h"
 
@@ -55,4 +55,30 @@ void vmx_invept_all(void)
 	struct { uint64_t eptp, zero; } desc = { 0, 0 };
 	if (VMX_FAILED("invept %1, %2", "m"(desc), "r"((uint64_t)2)))
 		vmx_fail("invept", 2);
+}
+
+/* INVEPT type 1: single-context, the descriptor names the EPTP (SDM vol. 3C 31.3, INVEPT). */
+void vmx_invept_single(uint64_t eptp)
+{
+	struct { uint64_t eptp, zero; } desc = { eptp, 0 };
+	if (VMX_FAILED("invept %1, %2", "m"(desc), "r"((uint64_t)1)))
+		vmx_fail("invept", 1);
+}
+
+void vmx_set_guest_cr2(uint64_t cr2)
+{
+	__asm__ volatile("mov %0, %%cr2" : : "r"(cr2) : "memory");
+}
+
+void vmx_flush_vpid0(void)
+{
+	uint64_t cr3;
+	__asm__ volatile("mov %%cr3, %0; mov %0, %%cr3" : "=r"(cr3) : : "memory");
+}
+
+uint64_t vmx_host_tsc(void)
+{
+	uint32_t lo, hi;
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return ((uint64_t)hi << 32) | lo;
 }

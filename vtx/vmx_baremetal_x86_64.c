@@ -3,6 +3,7 @@
 #include "rt.h"
 #include "cpu_x86_64.h"
 #include "layout.h"
+#include "vm.h"
 
 extern const uint8_t guest_code[], guest_code_end[];
 
@@ -56,6 +57,10 @@ void vtx_vmx_init(struct vtx_caps *c)
 	/* The guest switches CR3 itself: no CR3-load exiting (needs the TRUE MSR). */
 	if (c->proc & (CPU_CR3_LOAD_EXITING | CPU_CR3_STORE_EXITING))
 		rt_panic("CR3 exiting cannot be cleared", c->proc, 0);
+	uint64_t pcap = rdmsr(tru ? MSR_IA32_VMX_TRUE_PROCBASED_CTLS : MSR_IA32_VMX_PROCBASED_CTLS);
+	c->proc_may0 = (uint32_t)pcap;
+	c->proc_may1 = (uint32_t)(pcap >> 32);
+	c->proc2_may1 = (uint32_t)(rdmsr(MSR_IA32_VMX_PROCBASED_CTLS2) >> 32);
 	c->proc2 = adjust(MSR_IA32_VMX_PROCBASED_CTLS2, CPU2_ENABLE_EPT, CPU2_ENABLE_EPT);
 	c->exit = adjust(tru ? MSR_IA32_VMX_TRUE_EXIT_CTLS : MSR_IA32_VMX_EXIT_CTLS,
 			 EXIT_HOST_ADDR_SPACE_SIZE | EXIT_SAVE_IA32_EFER | EXIT_LOAD_IA32_EFER,
@@ -107,8 +112,13 @@ void vtx_vmcs_setup(const struct vtx_caps *c, const struct vtx_guest *g)
 	vmcs_load(c->vmcs_pa);
 
 	vmcs_write(PIN_BASED_VM_EXEC_CONTROL, c->pin);
-	vmcs_write(PRIMARY_PROC_BASED_VM_EXEC_CONTROL, c->proc);
-	vmcs_write(SECONDARY_PROC_BASED_VM_EXEC_CONTROL, c->proc2);
+	/* Changed controls must stay within the allowed settings (SDM vol. 3C A.3). */
+	uint32_t proc = (c->proc | g->proc_set) & ~g->proc_clear;
+	uint32_t proc2 = c->proc2 & ~g->proc2_clear;
+	RT_ASSERT((proc & c->proc_may1) == proc && (proc & c->proc_may0) == c->proc_may0);
+	RT_ASSERT((proc2 & c->proc2_may1) == proc2);
+	vmcs_write(PRIMARY_PROC_BASED_VM_EXEC_CONTROL, proc);
+	vmcs_write(SECONDARY_PROC_BASED_VM_EXEC_CONTROL, proc2);
 	vmcs_write(VM_EXIT_CONTROLS, c->exit);
 	vmcs_write(VM_ENTRY_CONTROLS, c->entry);
 	vmcs_write(EXCEPTION_BITMAP, 0xffffffff); /* every guest exception exits */
@@ -188,15 +198,20 @@ void vtx_vmcs_setup(const struct vtx_caps *c, const struct vtx_guest *g)
 	vmcs_write(GUEST_IDTR_LIMIT, 0xffff);
 }
 
-void vtx_run(struct vtx_gprs *g, struct vtx_exit *e)
+void vtx_run_vm(struct vtx_vm *vm, struct vtx_gprs *g, struct vtx_exit *e)
 {
 	int resume = 0;
 	for (;;) {
 		if (vmx_enter(g, resume))
 			rt_panic("VM entry failed: VM-instruction error", vmcs_read(VM_INSTRUCTION_ERROR), 0);
 		vtx_exit_read(e);
-		if (!vtx_exit_dispatch(e, g))
+		if (!vtx_vm_dispatch(vm, e, g))
 			return;
 		resume = 1;
 	}
+}
+
+void vtx_run(struct vtx_gprs *g, struct vtx_exit *e)
+{
+	vtx_run_vm(NULL, g, e);
 }

@@ -11,6 +11,7 @@ struct vtx_caps {
 	uint64_t basic, ept_cap;
 	uint64_t cr0_fixed0, cr0_fixed1, cr4_fixed0, cr4_fixed1;
 	uint32_t pin, proc, proc2, exit, entry; /* the controls, adjusted to the capability MSRs */
+	uint32_t proc_may0, proc_may1, proc2_may1; /* allowed-0 and allowed-1 settings (A.3) */
 	unsigned maxphyaddr;
 	bool gbpages, smep, smap, nx;
 	uint64_t vmxon_pa, vmcs_pa;
@@ -26,6 +27,7 @@ struct vtx_guest {
 	uint64_t cr0, cr3, cr4, efer; /* as wanted; vtx_vmcs_setup applies the fixed bits */
 	uint64_t rip;
 	uint64_t eptp;
+	uint32_t proc_set, proc_clear, proc2_clear; /* control changes from the capabilities' defaults */
 };
 
 /* One VM exit, as the VMCS reports it. */
@@ -34,6 +36,7 @@ struct vtx_exit {
 	bool entry_failed;    /* bit 31: VM-entry failure */
 	uint64_t qual, gpa, gla, rip;
 	uint32_t intr_info, intr_err, instr_len;
+	uint32_t idt_info, idt_err; /* IDT-vectoring information: the exit interrupted an event's delivery */
 };
 
 void vtx_vmx_init(struct vtx_caps *c);
@@ -46,6 +49,9 @@ void vtx_vmcs_setup(const struct vtx_caps *c, const struct vtx_guest *g);
 /* Enter the guest and dispatch exits until one the caller must see
  * (HLT, EPT violation/misconfiguration, exception, anything unexpected). */
 void vtx_run(struct vtx_gprs *g, struct vtx_exit *e);
+struct vtx_vm;
+/* The same with a VM whose library objects handle paging exits (vm.h). */
+void vtx_run_vm(struct vtx_vm *vm, struct vtx_gprs *g, struct vtx_exit *e);
 
 /* exit.c */
 void vtx_exit_read(struct vtx_exit *e);

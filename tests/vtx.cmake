@@ -1,0 +1,7 @@
+# The VT-x driver's main job: boot the vtx image in Bochs and require the demo guests' sentinel and exit counts; plus the host-side dispatcher tests on the soft VMX backend.
+if(EXISTS ${PROJECT_SOURCE_DIR}/vtx/CMakeLists.txt)
+  add_test(NAME vtx_main_bochs COMMAND ${PROJECT_SOURCE_DIR}/vtx/run-main-bochs.sh ${CMAKE_BINARY_DIR}/vtx)
+  # 77 = Bochs not installed: reported as SKIPPED, never as a pass.
+  set_tests_properties(vtx_main_bochs PROPERTIES LABELS "oracle;unit"
+    SKIP_RETURN_CODE 77 TIMEOUT 120 RUN_SERIAL TRUE)
+endif()

@@ -1,0 +1,24 @@
+/* decode_x86_64.c: decode the one guest store the driver completes or drops itself: MOV r/m32/64, r32/64 (opcode 89) with a register-indirect memory operand (SDM vol. 2A, MOV; 2.1 and 2.2.1 for ModR/M and REX). */
+#include "vm.h"
+
+unsigned vtx_decode_mov_store(const uint8_t *insn, size_t n, struct vtx_mov_store *out)
+{
+	size_t i = 0;
+	unsigned rex = 0;
+	if (n && (insn[0] & 0xf0) == 0x40)
+		rex = insn[i++];
+	if (i + 2 > n || insn[i] != 0x89)
+		return 0;
+	uint8_t modrm = insn[i + 1];
+	unsigned mod = modrm >> 6, reg = (modrm >> 3) & 7, rm = modrm & 7;
+	/* mod 11: a register destination; rm 100: a SIB byte; mod 00 rm 101: RIP-relative. */
+	if (mod == 3 || rm == 4 || (mod == 0 && rm == 5))
+		return 0;
+	unsigned len = (unsigned)i + 2 + (mod == 1 ? 1 : mod == 2 ? 4 : 0);
+	if (len > n)
+		return 0;
+	out->len = len;
+	out->src = reg | ((rex & 4) ? 8 : 0); /* REX.R extends ModR/M.reg */
+	out->size = (rex & 8) ? 8 : 4;         /* REX.W: 64-bit operand */
+	return len;
+}

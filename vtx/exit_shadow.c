@@ -1,0 +1,135 @@
+/* exit_shadow.c: shadow paging (EPT off): #PF exits into vmem_shadow_fault (fill, inject #PF, emulate a page-table write), MOV to CR3 into vmem_shadow_set_regs, INVLPG into vmem_shadow_invlpg, and the host TLB flush the engine asks for. */
+#include "vm.h"
+#include "rt.h"
+
+void vtx_shadow_flush(struct vtx_vm *vm)
+{
+	/* VPID is off: VM entries and exits already invalidate the mappings of
+	 * VPID 0 (SDM vol. 3C 29.4.3.1); the explicit flush keeps the rule visible
+	 * and stays right once a VPID is used (then: INVVPID single context). */
+	if (vmem_shadow_take_flush(vm->sh)) {
+		vmx_flush_vpid0();
+		vm->n.shadow_flush++;
+	}
+}
+
+/* Finish a store the engine cannot let through (a write to a guest page table). */
+static bool emulate_store(struct vtx_vm *vm, const struct vtx_exit *e, struct vtx_gprs *g, uint64_t gpa)
+{
+	uint8_t insn[15];
+	size_t n = 4096 - (e->rip & 0xfff);
+	if (n > sizeof(insn))
+		n = sizeof(insn);
+	struct vtx_mov_store m;
+	if (vtx_vm_read_linear(vm, e->rip, insn, n) || !vtx_decode_mov_store(insn, n, &m)) {
+		rt_printf("vtx-main: #PF emulate: not a MOV store at rip 0x%lx: stop\n", e->rip);
+		return false;
+	}
+	uint64_t v = m.src == 4 ? vmcs_read(GUEST_RSP) : g->r[m.src];
+	if ((gpa & 0xfff) + m.size > 4096) {
+		rt_printf("vtx-main: #PF emulate: store crosses a page at gpa 0x%lx: stop\n", gpa);
+		return false;
+	}
+	vmem_err err = vmem_shadow_emulate_write(vm->sh, gpa, &v, m.size); /* little-endian: the low bytes */
+	if (err) {
+		rt_printf("vtx-main: vmem_shadow_emulate_write gpa 0x%lx: error %d\n", gpa, err);
+		return false;
+	}
+	vmcs_write(GUEST_RIP, e->rip + m.len);
+	return true;
+}
+
+bool vtx_exit_exception(struct vtx_vm *vm, const struct vtx_exit *e, struct vtx_gprs *g)
+{
+	unsigned vec = INTR_INFO_VECTOR(e->intr_info);
+	if (vec != VECTOR_PF) {
+		rt_printf("vtx-main: guest exception %u rip 0x%lx: stop\n", vec, e->rip);
+		return false;
+	}
+	vm->n.pf_exit++;
+	/* A #PF exit: the qualification is the linear address, CR2 is not
+	 * written (SDM vol. 3C 28.2.1); the error code says the access. */
+	uint64_t la = e->qual;
+	uint32_t ec = e->intr_err;
+	unsigned acc = ((ec & VMEM_PFEC_W) ? VMEM_ACC_WRITE : 0) | ((ec & VMEM_PFEC_I) ? VMEM_ACC_FETCH : 0) |
+		       ((ec & VMEM_PFEC_U) ? VMEM_ACC_USER : 0);
+	bool in_delivery = e->idt_info & INTR_INFO_VALID;
+	vmem_shadow_fault_result r;
+	vmem_err err;
+	unsigned tries = 0;
+	do
+		err = vmem_shadow_fault(vm->sh, la, acc, &r);
+	while (err == VMEM_E_RETRY && ++tries < 8);
+	if (err) {
+		rt_printf("vtx-main: vmem_shadow_fault la 0x%lx: error %d\n", la, err);
+		return false;
+	}
+	switch (r.outcome) {
+	case VMEM_SHADOW_FIXED:
+		vm->n.pf_fixed++;
+		return true;
+	case VMEM_SHADOW_INJECT_PF:
+		/* A guest #PF while delivering another event would be a #DF: not modelled. */
+		RT_ASSERT(!in_delivery);
+		vm->n.pf_injected++;
+		rt_printf("vtx-main: #PF la 0x%lx rip 0x%lx -> inject #PF error code 0x%x, CR2 0x%lx\n", la, e->rip,
+			  r.error_code, r.cr2);
+		vtx_vm_inject(vm, VECTOR_PF, true, r.error_code, r.cr2);
+		return true;
+	case VMEM_SHADOW_EMULATE:
+		RT_ASSERT(!in_delivery);
+		if (r.reason != VMEM_SHADOW_EMU_PT_WRITE || !(acc & VMEM_ACC_WRITE)) {
+			rt_printf("vtx-main: #PF la 0x%lx: emulation reason %u not handled: stop\n", la, r.reason);
+			return false;
+		}
+		if (!emulate_store(vm, e, g, r.gpa))
+			return false;
+		vm->n.pf_emulated++;
+		rt_printf("vtx-main: #PF write la 0x%lx -> guest page-table write emulated at gpa 0x%lx\n", la, r.gpa);
+		return true;
+	case VMEM_SHADOW_HOST_FAULT:
+		RT_ASSERT(!in_delivery);
+		vm->n.pf_host_fault++;
+		rt_printf("vtx-main: #PF %s la 0x%lx gpa 0x%lx: the host mapping forbids it -> VMM policy\n",
+			  (acc & VMEM_ACC_WRITE) ? "write" : "read", la, r.gpa);
+		return vm->cfg.policy(vm, e, g);
+	default:
+		rt_printf("vtx-main: #PF la 0x%lx: outcome %u: stop\n", la, r.outcome);
+		return false;
+	}
+}
+
+bool vtx_exit_cr_access(struct vtx_vm *vm, const struct vtx_exit *e, struct vtx_gprs *g)
+{
+	/* Qualification: bits 3:0 the control register, 5:4 the access type
+	 * (0 = MOV to CR), 11:8 the general-purpose register (SDM vol. 3C 28.2.1, Table 28-3). */
+	unsigned cr = e->qual & 0xf, type = (e->qual >> 4) & 3, reg = (e->qual >> 8) & 0xf;
+	if (cr != 3 || type != 0) {
+		rt_printf("vtx-main: cr-access qual 0x%lx not handled: stop\n", e->qual);
+		return false;
+	}
+	vmem_regs r = *vmem_shadow_regs(vm->sh);
+	r.cr3 = reg == 4 ? vmcs_read(GUEST_RSP) : g->r[reg];
+	vmem_err err = vmem_shadow_set_regs(vm->sh, &r);
+	if (err) {
+		/* The MOV would #GP (SDM vol. 3A 4.4.1 for PAE PDPTEs, reserved CR3 bits): not modelled. */
+		rt_printf("vtx-main: MOV to CR3 0x%lx refused (error %d): stop\n", r.cr3, err);
+		return false;
+	}
+	vtx_vm_load_paging(vm);
+	vm->n.cr3_load++;
+	rt_printf("vtx-main: MOV to CR3 0x%lx -> shadow root 0x%lx\n", r.cr3, vmem_shadow_root(vm->sh));
+	vtx_skip_instruction(e);
+	return true;
+}
+
+bool vtx_exit_invlpg(struct vtx_vm *vm, const struct vtx_exit *e, struct vtx_gprs *g)
+{
+	(void)g;
+	/* Qualification: the linear-address operand (SDM vol. 3C 28.2.1). */
+	vmem_shadow_invlpg(vm->sh, e->qual);
+	vm->n.invlpg++;
+	rt_printf("vtx-main: INVLPG 0x%lx -> shadow entry dropped\n", e->qual);
+	vtx_skip_instruction(e);
+	return true;
+}

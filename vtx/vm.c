@@ -1,0 +1,153 @@
+/* vm.c: a guest's libvmem objects: guest memory slots, EPT tables with a dirty log or a shadow-paging engine, and reading guest-linear memory through the guest's own tables. */
+#include "vm.h"
+#include "rt.h"
+
+vmem_err vtx_vm_init(struct vtx_vm *vm, const struct vtx_vm_config *cfg)
+{
+	memset(vm, 0, sizeof(*vm));
+	vm->cfg = *cfg;
+	if (!vm->cfg.policy)
+		vm->cfg.policy = vtx_policy_rom_discard;
+	RT_ASSERT(cfg->ram_size && !(cfg->ram_size & 0xfff) && !(cfg->rom_size & 0xfff));
+	RT_ASSERT(cfg->rom_gpa + cfg->rom_size <= cfg->ram_size);
+	vmem_err err = vmem_gmem_new(cfg->alloc, &vm->gmem);
+	uint8_t *ram = cfg->ram;
+	if (!err && cfg->rom_size) {
+		/* Three slots: RAM below the ROM, the ROM (read-only), RAM above it. */
+		if (cfg->rom_gpa)
+			err = vmem_gmem_add_ram(vm->gmem, 0, cfg->rom_gpa, ram, 0);
+		if (!err)
+			err = vmem_gmem_add_ram(vm->gmem, cfg->rom_gpa, cfg->rom_size, ram + cfg->rom_gpa,
+						VMEM_SLOT_READONLY);
+		uint64_t top = cfg->rom_gpa + cfg->rom_size;
+		if (!err && top < cfg->ram_size)
+			err = vmem_gmem_add_ram(vm->gmem, top, cfg->ram_size - top, ram + top, 0);
+	} else if (!err) {
+		err = vmem_gmem_add_ram(vm->gmem, 0, cfg->ram_size, ram, 0);
+	}
+	if (!err)
+		err = vmem_mmu_new(cfg->alloc, &cfg->regs, &vm->mmu);
+	if (err)
+		goto fail;
+	if (cfg->paging == VTX_EPT) {
+		/* EPT starts empty but for the dirty-logged range: the rest is mapped on demand. */
+		vmem_ept_config ec = { .levels = 4, .eptp_mt = VMEM_MT_WB };
+		err = vmem_ept_new(cfg->alloc, &ec, &vm->ept);
+		if (!err)
+			err = vmem_ept_grant(vm->ept, cfg->ram_hpa, cfg->ram_size);
+		if (!err && cfg->dirty_size) {
+			RT_ASSERT(cfg->dirty_gpa + cfg->dirty_size <= cfg->ram_size);
+			err = vmem_ept_map(vm->ept, cfg->dirty_gpa, cfg->ram_hpa + cfg->dirty_gpa, cfg->dirty_size,
+					   VMEM_EPT_R | VMEM_EPT_W | VMEM_EPT_X, VMEM_MT_WB, false, NULL);
+			if (!err)
+				err = vmem_dirty_new(cfg->alloc, vm->ept, cfg->dirty_gpa, cfg->dirty_size, &vm->dirty);
+			/* No guest ran on these tables yet: nothing to invalidate. */
+			if (!err)
+				err = vmem_dirty_set_mode(vm->dirty, VMEM_DIRTY_WP, NULL, NULL);
+		}
+	} else {
+		vmem_shadow_config sc = {
+			.alloc = cfg->alloc, .gmem = vm->gmem, .host_levels = 4,
+			.max_pages = 64, .max_roots = 4,
+		};
+		err = vmem_shadow_new(&sc, &vm->sh);
+		if (!err)
+			err = vmem_shadow_set_regs(vm->sh, &cfg->regs);
+	}
+	if (err)
+		goto fail;
+	return VMEM_OK;
+fail:
+	vtx_vm_fini(vm);
+	return err;
+}
+
+void vtx_vm_fini(struct vtx_vm *vm)
+{
+	vmem_dirty_free(vm->dirty);
+	vmem_ept_free(vm->ept);
+	vmem_shadow_free(vm->sh);
+	vmem_mmu_free(vm->mmu);
+	vmem_gmem_free(vm->gmem);
+	vm->dirty = NULL, vm->ept = NULL, vm->sh = NULL, vm->mmu = NULL, vm->gmem = NULL;
+}
+
+void vtx_vm_load_paging(struct vtx_vm *vm)
+{
+	if (vm->cfg.paging == VTX_EPT) {
+		vmcs_write(EPT_POINTER, vmem_ept_eptp(vm->ept));
+		return;
+	}
+	/* The processor runs the guest on the shadow root with the engine's
+	 * CR0.WP, EFER.NXE and CR4 bits; the guest's registers here already
+	 * have them (an assumption: no CR0/CR4 read shadows needed). */
+	vmem_regs h;
+	vmem_shadow_host_regs(vm->sh, &h);
+	const vmem_regs *gr = vmem_shadow_regs(vm->sh);
+	RT_ASSERT((gr->cr0 & VMEM_CR0_WP) && (gr->efer & VMEM_EFER_NXE));
+	vmcs_write(GUEST_CR3, h.cr3);
+}
+
+void vtx_vm_guest_regs(struct vtx_vm *vm, vmem_regs *r)
+{
+	if (vm->cfg.paging == VTX_SHADOW) {
+		*r = *vmem_shadow_regs(vm->sh);
+		return;
+	}
+	*r = vm->cfg.regs;
+	r->cr0 = vmcs_read(GUEST_CR0);
+	r->cr3 = vmcs_read(GUEST_CR3);
+	r->cr4 = vmcs_read(GUEST_CR4);
+	r->efer = vmcs_read(GUEST_IA32_EFER);
+}
+
+vmem_err vtx_vm_translate(struct vtx_vm *vm, uint64_t la, uint64_t *gpa)
+{
+	vmem_regs r;
+	vtx_vm_guest_regs(vm, &r);
+	vmem_err err = vmem_mmu_set_regs(vm->mmu, &r);
+	if (err)
+		return err;
+	vmem_walk_result w;
+	err = vmem_walk(vm->mmu, vm->gmem, la, VMEM_ACC_READ, VMEM_WALK_NO_AD, &w, NULL);
+	if (err)
+		return err;
+	if (w.status != VMEM_WALK_OK)
+		return VMEM_E_NOENT;
+	*gpa = w.gpa;
+	return VMEM_OK;
+}
+
+vmem_err vtx_vm_read_linear(struct vtx_vm *vm, uint64_t la, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+	while (len) {
+		size_t n = 4096 - (la & 0xfff);
+		if (n > len)
+			n = len;
+		uint64_t gpa;
+		vmem_err err = vtx_vm_translate(vm, la, &gpa);
+		if (!err)
+			err = vmem_gmem_read(vm->gmem, gpa, p, n);
+		if (err)
+			return err;
+		la += n, p += n, len -= n;
+	}
+	return VMEM_OK;
+}
+
+/* VM-entry interruption information: vector, type 3 (hardware exception),
+ * deliver-error-code, valid (SDM vol. 3C 25.8.3, Table 25-17). */
+void vtx_vm_inject(struct vtx_vm *vm, unsigned vector, bool has_err, uint32_t err, uint64_t cr2)
+{
+	uint32_t info = INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | (vector & 0xff);
+	if (has_err)
+		info |= INTR_INFO_DELIVER_ERR;
+	vmcs_write(VM_ENTRY_INTERRUPTION_INFORMATION, info);
+	vmcs_write(VM_ENTRY_EXCEPTION_ERROR_CODE, has_err ? err : 0);
+	if (vector == VECTOR_PF) {
+		vmx_set_guest_cr2(cr2);
+		if (vm)
+			vm->pending_cr2 = cr2;
+	}
+}
