@@ -1,0 +1,182 @@
+/* The VT-x exit dispatcher on the host (vtx/vmx_soft.c backend): EPT violations mapped on demand, dirty-log INVEPT, a shadow #PF injected with the SDM's error code, a monotonic virtual TSC, the translate hypercall. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include "vm.h"
+#include "vmx_soft.h"
+#include "guest_demo.h"
+
+static uint8_t *ram;
+
+/* Guest RAM with identity tables at GD_CR3A, as demo.c builds them. */
+static void build_ram(void)
+{
+	ram = aligned_alloc(4096, GD_RAM_SIZE);
+	assert_non_null(ram);
+	memset(ram, 0, GD_RAM_SIZE);
+	uint64_t *t = (uint64_t *)(ram + GD_CR3A);
+	t[0] = (GD_CR3A + 0x1000) | 3;
+	t[512] = (GD_CR3A + 0x2000) | 3;
+	t[1024] = (GD_CR3A + 0x3000) | 3;
+	for (uint64_t i = 1; i < 512; i++)
+		t[1536 + i] = (i << 12) | 3;
+	t[1536 + (GD_NP_LA >> 12)] = 0;                  /* a hole */
+	t[1536 + (GD_ALIAS_LA >> 12)] = GD_ALIAS_GPA | 3; /* an alias */
+}
+
+static void vm_new(struct vtx_vm *vm, enum vtx_paging p)
+{
+	vmx_soft_reset();
+	build_ram();
+	struct vtx_vm_config cfg = {
+		.paging = p, .ram = ram, .ram_hpa = (uint64_t)(uintptr_t)ram, .ram_size = GD_RAM_SIZE,
+		.rom_gpa = GD_ROM, .rom_size = GD_ROM_SIZE,
+		.dirty_gpa = GD_DIRTY, .dirty_size = p == VTX_EPT ? GD_DIRTY_SIZE : 0,
+	};
+	vmem_regs_init(&cfg.regs);
+	cfg.regs.cr0 = 0x80010033, cfg.regs.cr3 = GD_CR3A, cfg.regs.cr4 = 0xa0, cfg.regs.efer = 0xd00;
+	assert_int_equal(vtx_vm_init(vm, &cfg), VMEM_OK);
+	vmcs_write(GUEST_CR0, cfg.regs.cr0);
+	vmcs_write(GUEST_CR3, cfg.regs.cr3);
+	vmcs_write(GUEST_CR4, 0x20a0);
+	vmcs_write(GUEST_IA32_EFER, cfg.regs.efer);
+	vtx_vm_load_paging(vm);
+}
+
+static void vm_del(struct vtx_vm *vm)
+{
+	vtx_vm_fini(vm);
+	free(ram);
+}
+
+static bool exit_now(struct vtx_vm *vm, struct vtx_gprs *g, uint32_t reason, uint64_t qual, uint64_t gpa,
+		     uint32_t len, uint32_t info, uint32_t err)
+{
+	vmx_soft_exit(reason, qual, gpa, 0x1000, len, info, err);
+	struct vtx_exit e;
+	vtx_exit_read(&e);
+	return vtx_vm_dispatch(vm, &e, g);
+}
+
+/* A write to a fresh page (qualification: write, GLA valid, final translation,
+ * no rights: 0x182) maps it R/W/X to its RAM; not-present -> present needs no
+ * INVEPT. A write to a dirty-logged page is logged; the harvest that takes
+ * the write right away again must INVEPT this EPTP (SDM vol. 3C 29.4.3.1). */
+static void ept_violation_maps(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_EPT);
+	struct vtx_gprs g = { .rax = 0 };
+	assert_true(exit_now(&vm, &g, EXIT_REASON_EPT_VIOLATION, 0x182, GD_DATA + 8, 0, 0, 0));
+	uint64_t leaf;
+	unsigned level;
+	assert_int_equal(vmem_ept_lookup(vm.ept, GD_DATA, &leaf, &level), VMEM_OK);
+	assert_int_equal(level, 1);
+	assert_int_equal(leaf & 7, 7);
+	assert_int_equal(leaf & 0x000ffffffffff000ull, (uint64_t)(uintptr_t)ram + GD_DATA);
+	assert_int_equal(vmx_soft.invept_single, 0);
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1000); /* the access is retried */
+
+	/* ROM: read maps it without W; a write then goes to the policy, which needs a MOV it can decode. */
+	assert_true(exit_now(&vm, &g, EXIT_REASON_EPT_VIOLATION, 0x181, GD_ROM, 0, 0, 0));
+	assert_int_equal(vmem_ept_lookup(vm.ept, GD_ROM, &leaf, &level), VMEM_OK);
+	assert_int_equal(leaf & 7, 5);
+	memcpy(ram + 0x1000, "\x48\x89\x07", 3); /* mov %rax, (%rdi) at linear 0x1000 */
+	assert_true(exit_now(&vm, &g, EXIT_REASON_EPT_VIOLATION, 0x18a, GD_ROM, 0, 0, 0));
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1003);
+	assert_int_equal(vm.n.ept_policy, 1);
+
+	assert_true(exit_now(&vm, &g, EXIT_REASON_EPT_VIOLATION, 0x1aa, GD_DIRTY + 0x1008, 0, 0, 0));
+	assert_int_equal(vm.n.ept_dirty_wp, 1);
+	g.rax = VTX_HC_DIRTY;
+	assert_true(exit_now(&vm, &g, EXIT_REASON_VMCALL, 0, 0, 3, 0, 0));
+	assert_int_equal(g.rax, 1);
+	assert_int_equal(vmx_soft.invept_single, 1);
+	assert_int_equal(vmx_soft.invept_eptp, vmem_ept_eptp(vm.ept));
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1003);
+	vm_del(&vm);
+}
+
+/* Shadow mode: a write to a not-present page (hardware error code W = 0x2 on
+ * the shadow) that the guest's tables do not map either: #PF injected with
+ * error code 0x2 (not present, write, supervisor: SDM vol. 3A 4.7), CR2 = the
+ * address, interruption information 0x80000b0e (valid, deliver error code,
+ * hardware exception, vector 14: SDM vol. 3C 25.8.3). */
+static void shadow_pf_injected(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_SHADOW);
+	struct vtx_gprs g = { .rax = 0 };
+	uint32_t info = INTR_INFO_VALID | INTR_INFO_DELIVER_ERR | INTR_TYPE_HW_EXCEPTION | VECTOR_PF;
+	assert_true(exit_now(&vm, &g, EXIT_REASON_EXCEPTION_NMI, GD_NP_LA + 0x10, 0, 0, info, 0x2));
+	assert_int_equal(vmcs_read(VM_ENTRY_INTERRUPTION_INFORMATION), 0x80000b0e);
+	assert_int_equal(vmcs_read(VM_ENTRY_EXCEPTION_ERROR_CODE), 0x2);
+	assert_int_equal(vmx_soft.cr2, GD_NP_LA + 0x10);
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1000); /* a fault: RIP stays on the instruction */
+	/* A mapped page: filled, nothing injected. */
+	assert_true(exit_now(&vm, &g, EXIT_REASON_EXCEPTION_NMI, GD_DATA, 0, 0, info, 0x2));
+	assert_int_equal(vmcs_read(VM_ENTRY_INTERRUPTION_INFORMATION) & INTR_INFO_VALID, 0);
+	assert_int_equal(vm.n.pf_fixed, 1);
+	/* MOV to CR3 from RBX (qualification: CR 3, type 0, register 3): the root follows, RIP moves on. */
+	g.rbx = GD_CR3A;
+	assert_true(exit_now(&vm, &g, EXIT_REASON_CR_ACCESS, 0x303, 0, 3, 0, 0));
+	assert_int_equal(vmcs_read(GUEST_CR3), vmem_shadow_root(vm.sh));
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1003);
+	vm_del(&vm);
+}
+
+/* RDTSC: 2^40 + host/2 in EDX:EAX, RIP + 2; a host TSC going backwards never makes the guest's go back. */
+static void rdtsc_monotonic(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_EPT);
+	struct vtx_gprs g = { .rax = ~0ull, .rdx = ~0ull };
+	vmx_soft.tsc = 0x300000000ull;
+	assert_true(exit_now(&vm, &g, EXIT_REASON_RDTSC, 0, 0, 2, 0, 0));
+	uint64_t v1 = (g.rdx << 32) | g.rax;
+	assert_int_equal(g.rdx >> 32, 0);
+	assert_int_equal(v1, (1ull << 40) + 0x180000000ull);
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1002);
+	vmx_soft.tsc = 0x100;
+	assert_true(exit_now(&vm, &g, EXIT_REASON_RDTSC, 0, 0, 2, 0, 0));
+	uint64_t v2 = (g.rdx << 32) | g.rax;
+	assert_true(v2 > v1);
+	vm_del(&vm);
+}
+
+/* VMCALL 1: the guest's own tables map GD_ALIAS_LA to GD_ALIAS_GPA. */
+static void vmcall_translate(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_EPT);
+	struct vtx_gprs g = { .rax = VTX_HC_TRANSLATE, .rbx = GD_ALIAS_LA + 0x123 };
+	assert_true(exit_now(&vm, &g, EXIT_REASON_VMCALL, 0, 0, 3, 0, 0));
+	assert_int_equal(g.rax, GD_ALIAS_GPA + 0x123);
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1003);
+	g.rax = VTX_HC_TRANSLATE, g.rbx = GD_NP_LA;
+	assert_true(exit_now(&vm, &g, EXIT_REASON_VMCALL, 0, 0, 3, 0, 0));
+	assert_int_equal(g.rax, VTX_HC_ERROR);
+	g.rax = VTX_HC_VERSION;
+	assert_true(exit_now(&vm, &g, EXIT_REASON_VMCALL, 0, 0, 3, 0, 0));
+	assert_int_equal(g.rax, VTX_HC_ABI);
+	vm_del(&vm);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(ept_violation_maps),
+		cmocka_unit_test(shadow_pf_injected),
+		cmocka_unit_test(rdtsc_monotonic),
+		cmocka_unit_test(vmcall_translate),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
