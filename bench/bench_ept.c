@@ -322,11 +322,17 @@ uint64_t loop_harvest_base(uint64_t eptp, uint64_t size, uint64_t *out)
 
 uint64_t loop_tlb_lib(const vmem_tlb *t, const vmem_tlb_tag *tag, const uint64_t *la, size_t n)
 {
-	uint64_t sum = 0;
-	vmem_tlb_xlat x;
+	uint64_t sum = 0, pa;
+	unsigned perms;
+	vmem_tlb_view v;
+	vmem_tlb_bind(t, tag, &v);
 	for (size_t i = 0; i < n; i++) {
-		vmem_tlb_lookup(t, tag, la[i], &x);
-		sum += x.pa;
+		/* The inline 4K hit path, then the full lookup (large pages, misses). */
+		if (!vmem_tlb_hit4k(&v, la[i], &pa, &perms)) {
+			vmem_tlb_xlat x;
+			pa = vmem_tlb_lookup(t, tag, la[i], &x) ? x.pa : 0;
+		}
+		sum += pa;
 	}
 	return sum;
 }

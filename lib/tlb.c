@@ -4,29 +4,31 @@
 
 #define EP4TA_MASK VMI_BITS(51, 12)
 
-/* Size classes: 4K, 2M (also 32-bit paging's 4M, cached as the 2M class? no: own shift), 1G. */
+/* Size classes: 4K, 2M, 4M (32-bit paging), 1G. */
 enum { SZ_4K, SZ_2M, SZ_4M, SZ_1G, SZ_N };
 static const unsigned sz_shift[SZ_N] = { 12, 21, 22, 30 };
 
-struct tlb_ent {
-	uint64_t vpn;        /* la >> shift, plus 1 so that 0 means empty */
-	uint64_t ep4ta;
-	uint32_t ctx;        /* vpid << 16 | pcid */
-	uint8_t global;
-	uint8_t perms, dirty, pkey;
-	uint64_t pfn;        /* physical frame of the page */
-};
 
 struct vmem_tlb {
 	const vmem_allocator *alloc;
 	unsigned bits[SZ_N];
-	struct tlb_ent *e[SZ_N];
+	vmem_tlb_slot *e[SZ_N];
 };
 
 static inline size_t slot(const vmem_tlb *t, int s, uint64_t vpn)
 {
-	/* Fibonacci hashing of the page number. */
+	/* Fibonacci hashing of the page number (vmem_tlb_hit4k hashes the same way). */
 	return (size_t)((vpn * 0x9e3779b97f4a7c15ull) >> (64 - t->bits[s]));
+}
+
+void vmem_tlb_bind(const vmem_tlb *t, const vmem_tlb_tag *tag, vmem_tlb_view *v)
+{
+	v->slots = t->e[SZ_4K];
+	v->shift = 64 - t->bits[SZ_4K];
+	v->ctx = (uint32_t)tag->vpid << 16 | tag->pcid;
+	v->ep4ta = tag->eptp & EP4TA_MASK;
+	v->tlb = t;
+	v->tag = *tag;
 }
 
 vmem_err vmem_tlb_new(const vmem_allocator *alloc, unsigned entries_log2, vmem_tlb **out)
@@ -42,7 +44,7 @@ vmem_err vmem_tlb_new(const vmem_allocator *alloc, unsigned entries_log2, vmem_t
 	t->alloc = alloc;
 	for (int s = 0; s < SZ_N; s++) {
 		t->bits[s] = s == SZ_4K ? entries_log2 : entries_log2 - 2;
-		t->e[s] = vmi_zalloc(alloc, sizeof(struct tlb_ent) << t->bits[s]);
+		t->e[s] = vmi_zalloc(alloc, sizeof(vmem_tlb_slot) << t->bits[s]);
 		if (!t->e[s]) {
 			vmem_tlb_free(t);
 			return VMEM_E_NOMEM;
@@ -57,18 +59,18 @@ void vmem_tlb_free(vmem_tlb *t)
 	if (!t)
 		return;
 	for (int s = 0; s < SZ_N; s++)
-		vmi_free(t->alloc, t->e[s], sizeof(struct tlb_ent) << t->bits[s]);
+		vmi_free(t->alloc, t->e[s], sizeof(vmem_tlb_slot) << t->bits[s]);
 	vmi_free(t->alloc, t, sizeof(*t));
 }
 
-static inline bool hit(const struct tlb_ent *e, uint64_t vpn1, uint64_t ep4ta, uint32_t ctx)
+static inline bool hit(const vmem_tlb_slot *e, uint64_t vpn1, uint64_t ep4ta, uint32_t ctx)
 {
 	/* A global translation matches any PCID of its VPID (SDM 4.10.2.4). */
 	return e->vpn == vpn1 && e->ep4ta == ep4ta &&
 	       (e->ctx == ctx || (e->global && (e->ctx >> 16) == (ctx >> 16)));
 }
 
-static inline void tlb_out(const struct tlb_ent *e, unsigned shift, uint64_t la, vmem_tlb_xlat *out)
+static inline void tlb_out(const vmem_tlb_slot *e, unsigned shift, uint64_t la, vmem_tlb_xlat *out)
 {
 	uint64_t mask = (1ull << shift) - 1;
 	out->pa = (e->pfn << shift) | (la & mask);
@@ -85,7 +87,7 @@ bool vmem_tlb_lookup(const vmem_tlb *t, const vmem_tlb_tag *tag, uint64_t la, vm
 	uint32_t ctx = (uint32_t)tag->vpid << 16 | tag->pcid;
 	/* 4K first, inline: the hit that matters. */
 	uint64_t vpn1 = (la >> 12) + 1;
-	const struct tlb_ent *e = &t->e[SZ_4K][slot(t, SZ_4K, vpn1)];
+	const vmem_tlb_slot *e = &t->e[SZ_4K][slot(t, SZ_4K, vpn1)];
 	if (vmi_likely(hit(e, vpn1, ep4ta, ctx))) {
 		tlb_out(e, 12, la, out);
 		return true;
@@ -115,7 +117,7 @@ vmem_err vmem_tlb_insert(vmem_tlb *t, const vmem_tlb_tag *tag, uint64_t la, cons
 	if (!t || !tag || s < 0)
 		return VMEM_E_INVAL;
 	uint64_t vpn1 = (la >> sz_shift[s]) + 1;
-	struct tlb_ent *e = &t->e[s][slot(t, s, vpn1)];
+	vmem_tlb_slot *e = &t->e[s][slot(t, s, vpn1)];
 	e->vpn = vpn1;
 	e->ep4ta = tag->eptp & EP4TA_MASK;
 	e->ctx = (uint32_t)tag->vpid << 16 | tag->pcid;
@@ -134,7 +136,7 @@ static void flush_where(vmem_tlb *t, enum match m, uint16_t vpid, uint16_t pcid,
 	for (int s = 0; s < SZ_N; s++) {
 		size_t n = (size_t)1 << t->bits[s];
 		for (size_t i = 0; i < n; i++) {
-			struct tlb_ent *e = &t->e[s][i];
+			vmem_tlb_slot *e = &t->e[s][i];
 			if (!e->vpn)
 				continue;
 			uint16_t ev = (uint16_t)(e->ctx >> 16), ep = (uint16_t)e->ctx;
@@ -158,7 +160,7 @@ static void flush_addr(vmem_tlb *t, uint64_t la, uint16_t vpid, int pcid, bool g
 {
 	for (int s = 0; s < SZ_N; s++) {
 		uint64_t vpn1 = (la >> sz_shift[s]) + 1;
-		struct tlb_ent *e = &t->e[s][slot(t, s, vpn1)];
+		vmem_tlb_slot *e = &t->e[s][slot(t, s, vpn1)];
 		if (e->vpn != vpn1 || (e->ctx >> 16) != vpid)
 			continue;
 		if (e->global ? globals : (pcid < 0 || (uint16_t)e->ctx == (uint16_t)pcid))

@@ -164,12 +164,52 @@ static void test_bad_args(void **s)
 	vmem_tlb_free(t);
 }
 
+
+/* The inline 4K hit path answers as vmem_tlb_lookup does, for every entry and tag. */
+static void test_inline_hit(void **s)
+{
+	(void)s;
+	vmem_tlb *t = fill();
+	for (unsigned i = 0; i < NE; i++)
+		for (unsigned j = 0; j < NE; j++) {
+			vmem_tlb_tag tag = { E[j].vpid, E[j].pcid, E[j].eptp };
+			vmem_tlb_view v;
+			vmem_tlb_bind(t, &tag, &v);
+			vmem_tlb_xlat x;
+			uint64_t pa;
+			unsigned perms;
+			uint64_t la = E[i].la + 0x123;
+			bool slow = vmem_tlb_lookup(t, &tag, la, &x);
+			bool fast = vmem_tlb_hit4k(&v, la, &pa, &perms);
+			if (E[i].size == 4096) {
+				assert_int_equal(fast, slow);
+				if (fast) {
+					assert_int_equal(pa, x.pa);
+					assert_int_equal(perms, x.perms);
+				}
+			} else {
+				assert_false(fast); /* large pages take the full lookup */
+			}
+		}
+	/* After an invalidation the bound view misses too (no rebind needed). */
+	vmem_tlb_tag tag = { 1, 1, EPT_A };
+	vmem_tlb_view v;
+	vmem_tlb_bind(t, &tag, &v);
+	uint64_t pa;
+	unsigned perms;
+	assert_true(vmem_tlb_hit4k(&v, 0x1000, &pa, &perms));
+	vmem_tlb_invlpg(t, 1, 1, 0x1000);
+	assert_false(vmem_tlb_hit4k(&v, 0x1000, &pa, &perms));
+	vmem_tlb_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lookup_tags),
 		cmocka_unit_test(test_invalidation_table),
 		cmocka_unit_test(test_bad_args),
+		cmocka_unit_test(test_inline_hit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -36,6 +36,45 @@ typedef struct vmem_tlb vmem_tlb;
 vmem_err vmem_tlb_new(const vmem_allocator *alloc, unsigned entries_log2, vmem_tlb **out);
 void vmem_tlb_free(vmem_tlb *tlb);
 
+/* The fast path. A TLB's 4K entries are an array of these (a stable
+ * layout, so that the hit path can be inlined into the caller); everything
+ * else about a vmem_tlb stays private. */
+typedef struct vmem_tlb_slot {
+	uint64_t vpn;      /* (la >> 12) + 1; 0: empty */
+	uint64_t ep4ta;    /* EPTP bits 51:12 */
+	uint32_t ctx;      /* vpid << 16 | pcid */
+	uint8_t global, perms, dirty, pkey;
+	uint64_t pfn;      /* physical frame number */
+} vmem_tlb_slot;
+
+/* A TLB bound to one tag (the vCPU's current VPID, PCID and EPTP): rebind
+ * after any of them changes. Invalidations need no rebind. */
+typedef struct vmem_tlb_view {
+	const vmem_tlb_slot *slots;
+	unsigned shift;    /* 64 - log2(number of 4K slots) */
+	uint32_t ctx;
+	uint64_t ep4ta;
+	const vmem_tlb *tlb;
+	vmem_tlb_tag tag;
+} vmem_tlb_view;
+
+void vmem_tlb_bind(const vmem_tlb *tlb, const vmem_tlb_tag *tag, vmem_tlb_view *v);
+
+/* Inline 4K hit: true and the physical address and VMEM_PERM_* rights in
+ * *pa / *perms when a non-global or global 4K translation of la is cached;
+ * false means "ask vmem_tlb_lookup" (a large page, or a miss). */
+static inline bool vmem_tlb_hit4k(const vmem_tlb_view *v, uint64_t la, uint64_t *pa, unsigned *perms)
+{
+	uint64_t vpn1 = (la >> 12) + 1;
+	const vmem_tlb_slot *e = &v->slots[(vpn1 * 0x9e3779b97f4a7c15ull) >> v->shift];
+	if (e->vpn != vpn1 || e->ep4ta != v->ep4ta ||
+	    (e->ctx != v->ctx && !(e->global && (e->ctx >> 16) == (v->ctx >> 16))))
+		return false;
+	*pa = (e->pfn << 12) | (la & 0xfff);
+	*perms = e->perms;
+	return true;
+}
+
 /* Look up la under tag. true and *out filled on a hit. */
 bool vmem_tlb_lookup(const vmem_tlb *tlb, const vmem_tlb_tag *tag, uint64_t la, vmem_tlb_xlat *out);
 /* Cache a completed translation of la (pa is la's own physical address; the
