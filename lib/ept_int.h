@@ -35,6 +35,7 @@ struct vmem_ept_mmu {
 	uint64_t rsvd[6][2];    /* [level][PS] bits that must be 0 in a present entry */
 	uint64_t frame[6][2];   /* [level][PS] address bits of the next table / the page */
 	vmem_pml *pml;          /* PML on: log each dirty flag set */
+	unsigned hint;          /* host region the EPT tables were last found in (relaxed; a guess) */
 	/* Cold. */
 	uint64_t eptp;
 	vmem_ept_caps caps;

@@ -204,6 +204,78 @@ static void ept_violation(const struct vmem_ept_mmu *e, const vmem_ept_access *a
 	res->gpa = gpa;
 }
 
+/* The common case, unrolled for a fixed number of levels: every EPT table
+ * in one RAM region of host memory, present entries without reserved bits or
+ * bad memory types, the access allowed, no A/D flag or PML entry left to
+ * write, no trace. Anything else returns false and the full walk decides. */
+static inline __attribute__((always_inline)) bool
+ept_walk_fast(const struct vmem_ept_mmu *e, vmem_gmem *host, uint64_t gpa, const vmem_ept_access *acc,
+	      unsigned flags, vmem_ept_result *res, const int top)
+{
+	/* The EPT tables' own region guess: host memory also holds the guest's
+	 * tables (a nested walk), whose walks move host->hint elsewhere. */
+	unsigned h = __atomic_load_n(&((struct vmem_ept_mmu *)(uintptr_t)e)->hint, __ATOMIC_RELAXED);
+	if (vmi_unlikely(h >= host->n || e->root - host->r[h].gpa >= host->r[h].size)) {
+		int i = gm_find(host, e->root);
+		if (i < 0)
+			return false;
+		h = (unsigned)i;
+		__atomic_store_n(&((struct vmem_ept_mmu *)(uintptr_t)e)->hint, h, __ATOMIC_RELAXED);
+	}
+	const struct gm_region *r = &host->r[h];
+	const uint8_t *base_host = r->host;
+	uint64_t base = r->gpa, size = r->size, table = e->root, all = ~0ull, pte = 0;
+	if (vmi_unlikely(!base_host))
+		return false;
+	int level;
+	unsigned ps = 0;
+#pragma GCC unroll 5
+	for (level = top; level >= 1; level--) {
+		uint64_t off = table + (((gpa >> (12 + 9 * (level - 1))) & 511) << 3) - base;
+		if (vmi_unlikely(off >= size))
+			return false;
+		pte = *(const volatile uint64_t *)(base_host + off);
+		all &= pte;
+		unsigned pidx = EPT_PIDX(pte);
+		ps = level > 1 ? (unsigned)(pte >> 7) & 1 : 0;
+		/* Not present, misconfigured or reserved: the full walk reports it. */
+		if (vmi_unlikely((((e->absent | e->badrwx) >> pidx) & 1) || (pte & e->rsvd[level][ps])))
+			return false;
+		if (level == 1 || (ps & e->large_ok[level])) {
+			if (vmi_unlikely((EPT_BAD_MEMTYPES >> ((pte >> 3) & 7)) & 1))
+				return false;
+			break;
+		}
+		table = pte & e->frame[level][0];
+	}
+	unsigned perms = EPT_PIDX(all) & e->permmask;
+	unsigned aidx = acc->type;
+	if (aidx == VMEM_EPT_FETCH && (acc->guest_perms & VMEM_EPT_GUEST_U))
+		aidx = EPT_AIDX_FETCH_USER;
+	if (vmi_unlikely((e->fault[aidx] >> perms) & 1))
+		return false;
+	if (e->ad && !(flags & VMEM_EPT_NO_AD)) {
+		bool write = acc->type == VMEM_EPT_WRITE || acc->type == VMEM_EPT_PAGING ||
+			     acc->type == VMEM_EPT_PAGING_AD;
+		if (!(all & VMEM_EPT_A) || (write && !(pte & VMEM_EPT_D)))
+			return false; /* flags to set (and maybe a PML entry): the full walk */
+	}
+	uint64_t sz = 1ull << (12 + 9 * (level - 1));
+	res->gpa = gpa;
+	res->hpa = (pte & e->frame[level][ps]) | (gpa & (sz - 1));
+	res->page_size = sz;
+	res->exit_qual = 0;
+	res->linear = 0;
+	res->entry = pte;
+	res->status = VMEM_EPT_OK;
+	res->level = (uint8_t)level;
+	res->perms = (uint8_t)perms;
+	res->memtype = (uint8_t)((pte >> 3) & 7);
+	res->ipat = (uint8_t)((pte >> 6) & 1);
+	res->info = 0;
+	return true;
+}
+
 /* One attempt. Returns true when *res is final, false when an A/D
  * compare-and-swap lost a race (retry). */
 static bool ept_walk_once(const struct vmem_ept_mmu *e, vmem_gmem *host, uint64_t gpa,
@@ -321,6 +393,9 @@ vmem_err vmem_ept_walk(const vmem_ept_mmu *e, vmem_gmem *host, uint64_t gpa,
 	if (!e || !host || !acc || !res || acc->type > VMEM_EPT_PAGING_AD ||
 	    (acc->flags & ~VMEM_EPT_LINEAR) || (gpa & e->gpa_rsvd))
 		return VMEM_E_INVAL;
+	if (vmi_likely(!tr) && (e->top == 4 ? ept_walk_fast(e, host, gpa, acc, flags, res, 4)
+					    : ept_walk_fast(e, host, gpa, acc, flags, res, 5)))
+		return VMEM_OK;
 	for (unsigned attempt = 0; attempt < EPT_MAX_RETRIES; attempt++)
 		if (ept_walk_once(e, host, gpa, acc, flags, res, tr))
 			return VMEM_OK;
