@@ -288,7 +288,7 @@ static bool parse_expect(pctx *c, const vj_value *root, vmem_vector *v)
 	const vj_value *j = vj_get(ex, "result");
 	if (!j)
 		return perr(c, "expect.result", "required field missing");
-	unsigned r;
+	unsigned r = 0; /* set by get_enum on success */
 	if (!get_enum(c, j, "expect.result", result_names, 4, &r))
 		return false;
 	e->result = (vmem_vector_result)r;
