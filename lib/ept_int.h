@@ -34,8 +34,11 @@ struct vmem_ept_mmu {
 	uint64_t gpa_rsvd;      /* gpa bits the page-walk length does not translate */
 	uint64_t rsvd[6][2];    /* [level][PS] bits that must be 0 in a present entry */
 	uint64_t frame[6][2];   /* [level][PS] address bits of the next table / the page */
+	uint64_t fchk[6];       /* fast path: R | reserved bits of a non-leaf entry or a PTE (PS where reserved) */
+	uint64_t flarge[6];     /* fast path: further reserved bits once PS makes a PDPTE/PDE a leaf */
 	vmem_pml *pml;          /* PML on: log each dirty flag set */
 	unsigned hint;          /* host region the EPT tables were last found in (relaxed; a guess) */
+	unsigned ghint;         /* host region a nested walk last found guest tables in (relaxed; a guess) */
 	/* Cold. */
 	uint64_t eptp;
 	vmem_ept_caps caps;

@@ -1,6 +1,7 @@
 /* libvmem EPT walk (SDM vol. 3C 29.3): guest-physical -> host-physical with exact violations and misconfigurations. */
 #include <libvmem/ept.h>
 #include "ept_int.h"
+#include "ept_fast.h"
 #include "gmem_int.h"
 
 /* A racing writer that changes an entry before our A/D compare-and-swap
@@ -77,6 +78,17 @@ static void ept_build(struct vmem_ept_mmu *e, uint64_t eptp)
 	e->large_ok[2] = 1;
 	e->rsvd[2][1] |= VMI_BITS(20, 12);
 	e->frame[2][1] = VMI_BITS(M - 1, 21);
+
+	/* The fast path's checks: an entry with R set is present and its R/W/X
+	 * combination legal, so a non-leaf entry or PTE passes when (entry & fchk)
+	 * == R, and a PDPTE/PDE with PS set when (entry & flarge) == R (PS is in
+	 * rsvd[3][1] without 1-GByte pages; PML5Es and PML4Es reserve it in fchk);
+	 * an entry without R takes the full walk. */
+	for (int l = 1; l <= 5; l++) {
+		e->fchk[l] = e->rsvd[l][0] | VMEM_EPT_R | (l >= 4 ? VMEM_EPT_PS : 0);
+		e->flarge[l] = e->rsvd[l][1] | VMEM_EPT_R;
+	}
+	e->fchk[0] = e->flarge[0] = 0;
 
 	/* Presence and misconfiguration by permission index (SDM 29.3.2, 29.3.3.1):
 	 * present if any of R/W/X (or XU with MBEC) is set; misconfigured if
@@ -204,66 +216,31 @@ static void ept_violation(const struct vmem_ept_mmu *e, const vmem_ept_access *a
 	res->gpa = gpa;
 }
 
-/* The common case, unrolled for a fixed number of levels: every EPT table
- * in one RAM region of host memory, present entries without reserved bits or
- * bad memory types, the access allowed, no A/D flag or PML entry left to
- * write, no trace. Anything else returns false and the full walk decides. */
+/* The common case (ept_fast.h): every EPT table in one RAM region of host
+ * memory, present entries without reserved bits or bad memory types, the
+ * access allowed, no A/D flag or PML entry left to write, no trace. Anything
+ * else returns false and the full walk decides. */
 static inline __attribute__((always_inline)) bool
 ept_walk_fast(const struct vmem_ept_mmu *e, vmem_gmem *host, uint64_t gpa, const vmem_ept_access *acc,
 	      unsigned flags, vmem_ept_result *res, const int top)
 {
-	/* The EPT tables' own region guess: host memory also holds the guest's
-	 * tables (a nested walk), whose walks move host->hint elsewhere. */
-	unsigned h = __atomic_load_n(&((struct vmem_ept_mmu *)(uintptr_t)e)->hint, __ATOMIC_RELAXED);
-	if (vmi_unlikely(h >= host->n || e->root - host->r[h].gpa >= host->r[h].size)) {
-		int i = gm_find(host, e->root);
-		if (i < 0)
-			return false;
-		h = (unsigned)i;
-		__atomic_store_n(&((struct vmem_ept_mmu *)(uintptr_t)e)->hint, h, __ATOMIC_RELAXED);
-	}
-	const struct gm_region *r = &host->r[h];
-	const uint8_t *base_host = r->host;
-	uint64_t base = r->gpa, size = r->size, table = e->root, all = ~0ull, pte = 0;
-	if (vmi_unlikely(!base_host))
+	const struct gm_region *r = ept_fast_region(e, host);
+	if (vmi_unlikely(!r))
 		return false;
-	int level;
-	unsigned ps = 0;
-#pragma GCC unroll 5
-	for (level = top; level >= 1; level--) {
-		uint64_t off = table + (((gpa >> (12 + 9 * (level - 1))) & 511) << 3) - base;
-		if (vmi_unlikely(off >= size))
-			return false;
-		pte = *(const volatile uint64_t *)(base_host + off);
-		all &= pte;
-		unsigned pidx = EPT_PIDX(pte);
-		ps = level > 1 ? (unsigned)(pte >> 7) & 1 : 0;
-		/* Not present, misconfigured or reserved: the full walk reports it. */
-		if (vmi_unlikely((((e->absent | e->badrwx) >> pidx) & 1) || (pte & e->rsvd[level][ps])))
-			return false;
-		if (level == 1 || (ps & e->large_ok[level])) {
-			if (vmi_unlikely((EPT_BAD_MEMTYPES >> ((pte >> 3) & 7)) & 1))
-				return false;
-			break;
-		}
-		table = pte & e->frame[level][0];
-	}
-	unsigned perms = EPT_PIDX(all) & e->permmask;
 	unsigned aidx = acc->type;
 	if (aidx == VMEM_EPT_FETCH && (acc->guest_perms & VMEM_EPT_GUEST_U))
 		aidx = EPT_AIDX_FETCH_USER;
-	if (vmi_unlikely((e->fault[aidx] >> perms) & 1))
+	bool write = acc->type == VMEM_EPT_WRITE || acc->type == VMEM_EPT_PAGING ||
+		     acc->type == VMEM_EPT_PAGING_AD;
+	uint64_t pte;
+	int level;
+	unsigned perms;
+	if (!ept_fast_core(e, r, gpa, aidx, write, e->ad && !(flags & VMEM_EPT_NO_AD), top, &pte, &level,
+			   &perms))
 		return false;
-	if (e->ad && !(flags & VMEM_EPT_NO_AD)) {
-		bool write = acc->type == VMEM_EPT_WRITE || acc->type == VMEM_EPT_PAGING ||
-			     acc->type == VMEM_EPT_PAGING_AD;
-		if (!(all & VMEM_EPT_A) || (write && !(pte & VMEM_EPT_D)))
-			return false; /* flags to set (and maybe a PML entry): the full walk */
-	}
-	uint64_t sz = 1ull << (12 + 9 * (level - 1));
 	res->gpa = gpa;
-	res->hpa = (pte & e->frame[level][ps]) | (gpa & (sz - 1));
-	res->page_size = sz;
+	res->hpa = ept_fast_hpa(e, pte, level, gpa);
+	res->page_size = 1ull << (12 + 9 * (level - 1));
 	res->exit_qual = 0;
 	res->linear = 0;
 	res->entry = pte;

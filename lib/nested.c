@@ -1,5 +1,7 @@
 /* libvmem nested walk (SDM vol. 3C 29.3.3): the guest walker with EPT hooks, then the final access through EPT. */
 #include <libvmem/nested.h>
+#include <libvmem/pte.h>
+#include "ept_fast.h"
 #include "ept_int.h"
 #include "mmu_int.h"
 
@@ -89,12 +91,142 @@ static void from_ept(vmem_nested_result *res, const vmem_ept_result *r, bool fin
 	}
 }
 
+/* The common case of a nested walk, unrolled for gtop guest and etop EPT
+ * levels: IA-32e guest paging, every EPT translation (of each guest entry and
+ * of the final access) on ept_fast_core's conditions, every guest table in
+ * RAM, no guest fault and no guest A/D flag to write (or VMEM_WALK_NO_AD), no
+ * trace. It reads what the full walk reads and writes nothing, so on false
+ * the full walk starts over and decides. res is filled exactly as the full
+ * walk fills it on success. */
+static inline __attribute__((always_inline)) bool
+nested_fast(const struct vmem_mmu *m, const struct vmem_ept_mmu *e, vmem_gmem *host, uint64_t la,
+	    unsigned acc, unsigned flags, vmem_nested_result *res, const int gtop, const int etop)
+{
+	const struct gm_region *er = ept_fast_region(e, host);
+	if (vmi_unlikely(!er))
+		return false;
+	/* Guest paging-structure accesses are writes for EPT A/D (SDM 29.3.3.2). */
+	bool ead = e->ad && !(flags & VMEM_WALK_NO_AD);
+	/* The region the guest's tables were last found in. */
+	struct vmem_ept_mmu *ew = (struct vmem_ept_mmu *)(uintptr_t)e;
+	unsigned gh = __atomic_load_n(&ew->ghint, __ATOMIC_RELAXED);
+	const struct gm_region *gr = gh < host->n ? &host->r[gh] : er;
+	uint64_t table = m->root, all = ~0ull, pte = 0;
+	int level;
+#pragma GCC unroll 5
+	for (level = gtop; level >= 1; level--) {
+		unsigned shift = 12 + 9 * (unsigned)(level - 1);
+		uint64_t egpa = table + (((la >> shift) & 511) << 3);
+		uint64_t eleaf;
+		int elevel;
+		unsigned eperms;
+		if (vmi_unlikely(egpa & e->gpa_rsvd) ||
+		    !ept_fast_core(e, er, egpa, VMEM_EPT_PAGING, true, ead, etop, &eleaf, &elevel, &eperms))
+			return false;
+		uint64_t hpa = ept_fast_hpa(e, eleaf, elevel, egpa);
+		if (vmi_unlikely(hpa - gr->gpa >= gr->size)) {
+			int i = gm_find(host, hpa);
+			if (i < 0)
+				return false;
+			gr = &host->r[i];
+			__atomic_store_n(&ew->ghint, (unsigned)i, __ATOMIC_RELAXED);
+		}
+		if (vmi_unlikely(!gr->host))
+			return false;
+		pte = *(const volatile uint64_t *)(gr->host + (hpa - gr->gpa));
+		all &= pte ^ VMEM_PTE_XD;
+		/* Not present or a reserved bit: the full walk reports the fault. */
+		if (vmi_unlikely((pte & m->fchk[level]) != VMEM_PTE_P))
+			return false;
+		if (level == 1)
+			break;
+		if (level <= 3 && (pte & VMEM_PTE_PS)) {
+			if (vmi_unlikely(pte & m->flarge[level]))
+				return false;
+			break;
+		}
+		table = pte & m->frame[level][0];
+	}
+	/* The leaf: rights, protection keys, guest A/D (as vmem_walk's fast path). */
+	unsigned pa = (unsigned)((all >> 1) & 3) | (unsigned)((all >> 63) << 2);
+	if (vmi_unlikely((m->perm[acc] >> pa) & 1))
+		return false;
+	if (vmi_unlikely(m->pkmask[acc] && (pa & PA_U) &&
+			 ((m->pkru >> (2 * ((pte >> VMEM_PTE_PKEY_SHIFT) & 15))) & m->pkmask[acc])))
+		return false;
+	if (!(flags & VMEM_WALK_NO_AD) &&
+	    vmi_unlikely(!(all & VMEM_PTE_A) || ((acc & VMEM_ACC_WRITE) && !(pte & VMEM_PTE_D))))
+		return false;
+	unsigned shift = 12 + 9 * (unsigned)(level - 1);
+	uint64_t gsize = 1ull << shift;
+	uint64_t gpa = (pte & m->frame[level][level > 1]) | (la & (gsize - 1));
+	/* The final access (qualification bit 8 = 1), guest permissions as its MBEC input. */
+	unsigned aidx = (acc & VMEM_ACC_WRITE) ? VMEM_EPT_WRITE : (acc & VMEM_ACC_FETCH) ? VMEM_EPT_FETCH
+											   : VMEM_EPT_READ;
+	if (aidx == VMEM_EPT_FETCH && (pa & VMEM_EPT_GUEST_U))
+		aidx = EPT_AIDX_FETCH_USER;
+	uint64_t eleaf;
+	int elevel;
+	unsigned eperms;
+	if (vmi_unlikely(gpa & e->gpa_rsvd) ||
+	    !ept_fast_core(e, er, gpa, aidx, (acc & VMEM_ACC_WRITE) != 0, ead, etop, &eleaf, &elevel, &eperms))
+		return false;
+	uint64_t hpa = ept_fast_hpa(e, eleaf, elevel, gpa);
+	uint64_t esize = 1ull << (12 + 9 * (elevel - 1));
+
+	res->guest.gpa = gpa;
+	res->guest.page_size = gsize;
+	res->guest.entry = pte;
+	res->guest.error_code = 0;
+	res->guest.status = VMEM_WALK_OK;
+	res->guest.level = (uint8_t)level;
+	res->guest.perms = (uint8_t)pa;
+	res->guest.info = 0;
+	res->ept.gpa = gpa;
+	res->ept.hpa = hpa;
+	res->ept.page_size = esize;
+	res->ept.exit_qual = 0;
+	res->ept.linear = 0;
+	res->ept.entry = eleaf;
+	res->ept.status = VMEM_EPT_OK;
+	res->ept.level = (uint8_t)elevel;
+	res->ept.perms = (uint8_t)eperms;
+	res->ept.memtype = (uint8_t)((eleaf >> 3) & 7);
+	res->ept.ipat = (uint8_t)((eleaf >> 6) & 1);
+	res->ept.info = 0;
+	res->hpa = hpa;
+	res->gpa = gpa;
+	res->page_size = esize < gsize ? esize : gsize;
+	res->exit_qual = 0;
+	res->linear = 0;
+	res->error_code = 0;
+	res->status = VMEM_NESTED_OK;
+	res->final = 0;
+	return true;
+}
+
 vmem_err vmem_nested_walk(const vmem_mmu *mmu, const vmem_ept_mmu *ept, vmem_gmem *host,
 			  uint64_t la, unsigned acc, unsigned flags,
 			  vmem_nested_result *res, vmem_nested_trace *tr)
 {
 	if (!mmu || !ept || !host || !res || (flags & ~VMEM_WALK_NO_AD))
 		return VMEM_E_INVAL;
+	if (vmi_likely(!tr && mmu->mode >= VMEM_MODE_4LEVEL && acc < MMU_ACC_INDEXES &&
+		       ((mmu->acc_ok >> acc) & 1))) {
+		/* Canonical (SDM 3.3.7.1): otherwise #GP, which the full walk reports. */
+		unsigned sh = 64u - mmu->va_bits;
+		if ((uint64_t)((int64_t)(la << sh) >> sh) == la) {
+			bool ok;
+			if (mmu->top == 4)
+				ok = ept->top == 4 ? nested_fast(mmu, ept, host, la, acc, flags, res, 4, 4)
+						   : nested_fast(mmu, ept, host, la, acc, flags, res, 4, 5);
+			else
+				ok = ept->top == 4 ? nested_fast(mmu, ept, host, la, acc, flags, res, 5, 4)
+						   : nested_fast(mmu, ept, host, la, acc, flags, res, 5, 5);
+			if (ok)
+				return VMEM_OK;
+		}
+	}
 	vmi_memset(res, 0, sizeof(*res));
 	struct nx_walk nx;
 	vmi_memset(&nx, 0, sizeof(nx));
