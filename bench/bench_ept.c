@@ -324,8 +324,10 @@ uint64_t loop_tlb_lib(const vmem_tlb *t, const vmem_tlb_tag *tag, const uint64_t
 {
 	uint64_t sum = 0, pa;
 	unsigned perms;
-	vmem_tlb_view v;
-	vmem_tlb_bind(t, tag, &v);
+	vmem_tlb_view bound;
+	vmem_tlb_bind(t, tag, &bound);
+	/* A copy whose address only the inline hit path sees: its fields stay in registers. */
+	const vmem_tlb_view v = bound;
 	for (size_t i = 0; i < n; i++) {
 		/* The inline 4K hit path, then the full lookup (large pages, misses). */
 		if (!vmem_tlb_hit4k(&v, la[i], &pa, &perms)) {

@@ -15,20 +15,34 @@ struct vmem_tlb {
 	vmem_tlb_slot *e[SZ_N];
 };
 
-static inline size_t slot(const vmem_tlb *t, int s, uint64_t vpn)
+/* The key of la's page in class s under vpid: the page's address with bit
+ * 11 set (never 0, the empty slot) and VPID bits 15:12 in bits 3:0. */
+static inline uint64_t key_of(int s, uint64_t la, uint16_t vpid)
 {
-	/* Fibonacci hashing of the page number (vmem_tlb_hit4k hashes the same way). */
-	return (size_t)((vpn * 0x9e3779b97f4a7c15ull) >> (64 - t->bits[s]));
+	return (la & ~((1ull << sz_shift[s]) - 1)) | 0x800 | (uint64_t)(vpid >> 12);
+}
+
+/* The rest of the tag, one word: EP4TA, PCID, VPID bits 11:0. */
+static inline uint64_t tag_of(const vmem_tlb_tag *tag)
+{
+	return (tag->eptp & EP4TA_MASK) | (tag->pcid & 0xfffu) | ((uint64_t)(tag->vpid & 0xfffu) << 52);
+}
+
+static inline size_t slot(const vmem_tlb *t, int s, uint64_t key)
+{
+	/* Fibonacci hashing of the key (vmem_tlb_hit4k hashes the same way). */
+	return (size_t)((key * 0x9e3779b97f4a7c15ull) >> (64 - t->bits[s]));
 }
 
 void vmem_tlb_bind(const vmem_tlb *t, const vmem_tlb_tag *tag, vmem_tlb_view *v)
 {
 	v->slots = t->e[SZ_4K];
 	v->shift = 64 - t->bits[SZ_4K];
-	v->ctx = (uint32_t)tag->vpid << 16 | tag->pcid;
-	v->ep4ta = tag->eptp & EP4TA_MASK;
+	/* A PCID above 12 bits is never cached: bit 11 clear matches no key. */
+	v->kbits = tag->pcid > 0xfff ? 0x400 : 0x800 | (uint64_t)(tag->vpid >> 12);
+	v->tag = tag_of(tag);
 	v->tlb = t;
-	v->tag = *tag;
+	v->t = *tag;
 }
 
 vmem_err vmem_tlb_new(const vmem_allocator *alloc, unsigned entries_log2, vmem_tlb **out)
@@ -63,17 +77,17 @@ void vmem_tlb_free(vmem_tlb *t)
 	vmi_free(t->alloc, t, sizeof(*t));
 }
 
-static inline bool hit(const vmem_tlb_slot *e, uint64_t vpn1, uint64_t ep4ta, uint32_t ctx)
+static inline bool hit(const vmem_tlb_slot *e, uint64_t key, uint64_t tag)
 {
-	/* A global translation matches any PCID of its VPID (SDM 4.10.2.4). */
-	return e->vpn == vpn1 && e->ep4ta == ep4ta &&
-	       (e->ctx == ctx || (e->global && (e->ctx >> 16) == (ctx >> 16)));
+	/* A global translation matches any PCID of its VPID (SDM 4.10.2.4): the
+	 * key holds VPID bits 15:12, the tag bits 11:0, EP4TA and the PCID. */
+	return e->vpn == key && (e->tag == tag || (e->global && !((e->tag ^ tag) & ~0xfffull)));
 }
 
 static inline void tlb_out(const vmem_tlb_slot *e, unsigned shift, uint64_t la, vmem_tlb_xlat *out)
 {
 	uint64_t mask = (1ull << shift) - 1;
-	out->pa = (e->pfn << shift) | (la & mask);
+	out->pa = e->frame | (la & mask);
 	out->page_size = mask + 1;
 	out->perms = e->perms;
 	out->dirty = e->dirty;
@@ -83,19 +97,20 @@ static inline void tlb_out(const vmem_tlb_slot *e, unsigned shift, uint64_t la, 
 
 bool vmem_tlb_lookup(const vmem_tlb *t, const vmem_tlb_tag *tag, uint64_t la, vmem_tlb_xlat *out)
 {
-	uint64_t ep4ta = tag->eptp & EP4TA_MASK;
-	uint32_t ctx = (uint32_t)tag->vpid << 16 | tag->pcid;
+	if (tag->pcid > 0xfff)
+		return false; /* never cached (see vmem_tlb_insert) */
+	uint64_t tg = tag_of(tag);
 	/* 4K first, inline: the hit that matters. */
-	uint64_t vpn1 = (la >> 12) + 1;
+	uint64_t vpn1 = key_of(SZ_4K, la, tag->vpid);
 	const vmem_tlb_slot *e = &t->e[SZ_4K][slot(t, SZ_4K, vpn1)];
-	if (vmi_likely(hit(e, vpn1, ep4ta, ctx))) {
+	if (vmi_likely(hit(e, vpn1, tg))) {
 		tlb_out(e, 12, la, out);
 		return true;
 	}
 	for (int s = SZ_2M; s < SZ_N; s++) {
-		vpn1 = (la >> sz_shift[s]) + 1;
+		vpn1 = key_of(s, la, tag->vpid);
 		e = &t->e[s][slot(t, s, vpn1)];
-		if (hit(e, vpn1, ep4ta, ctx)) {
+		if (hit(e, vpn1, tg)) {
 			tlb_out(e, sz_shift[s], la, out);
 			return true;
 		}
@@ -116,16 +131,20 @@ vmem_err vmem_tlb_insert(vmem_tlb *t, const vmem_tlb_tag *tag, uint64_t la, cons
 	int s = x ? size_class(x->page_size) : -1;
 	if (!t || !tag || s < 0)
 		return VMEM_E_INVAL;
-	uint64_t vpn1 = (la >> sz_shift[s]) + 1;
+	/* PCIDs are 12 bits (CR3 bits 11:0): the tag keeps no more. A wider one
+	 * is not cached, which a TLB may always do (SDM 4.10.2). */
+	if (tag->pcid > 0xfff)
+		return VMEM_OK;
+	uint64_t vpn1 = key_of(s, la, tag->vpid);
 	vmem_tlb_slot *e = &t->e[s][slot(t, s, vpn1)];
 	e->vpn = vpn1;
-	e->ep4ta = tag->eptp & EP4TA_MASK;
+	e->tag = tag_of(tag);
 	e->ctx = (uint32_t)tag->vpid << 16 | tag->pcid;
 	e->global = x->global ? 1 : 0;
 	e->perms = x->perms;
 	e->dirty = x->dirty ? 1 : 0;
 	e->pkey = x->pkey;
-	e->pfn = x->pa >> sz_shift[s];
+	e->frame = x->pa & ~((1ull << sz_shift[s]) - 1);
 	return VMEM_OK;
 }
 
@@ -146,7 +165,7 @@ static void flush_where(vmem_tlb *t, enum match m, uint16_t vpid, uint16_t pcid,
 			case M_VPID_NONGLOBAL: drop = ev == vpid && !e->global; break;
 			case M_PCID_NONGLOBAL: drop = ev == vpid && ep == pcid && !e->global; break;
 			case M_ALL_BUT_VPID0: drop = ev != 0; break;
-			case M_EP4TA: drop = e->ep4ta == ep4ta; break;
+			case M_EP4TA: drop = (e->tag & EP4TA_MASK) == ep4ta; break;
 			case M_ALL: drop = true; break;
 			}
 			if (drop)
@@ -159,7 +178,7 @@ static void flush_where(vmem_tlb *t, enum match m, uint16_t vpid, uint16_t pcid,
 static void flush_addr(vmem_tlb *t, uint64_t la, uint16_t vpid, int pcid, bool globals)
 {
 	for (int s = 0; s < SZ_N; s++) {
-		uint64_t vpn1 = (la >> sz_shift[s]) + 1;
+		uint64_t vpn1 = key_of(s, la, vpid);
 		vmem_tlb_slot *e = &t->e[s][slot(t, s, vpn1)];
 		if (e->vpn != vpn1 || (e->ctx >> 16) != vpid)
 			continue;

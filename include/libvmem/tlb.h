@@ -40,11 +40,11 @@ void vmem_tlb_free(vmem_tlb *tlb);
  * layout, so that the hit path can be inlined into the caller); everything
  * else about a vmem_tlb stays private. */
 typedef struct vmem_tlb_slot {
-	uint64_t vpn;      /* (la >> 12) + 1; 0: empty */
-	uint64_t ep4ta;    /* EPTP bits 51:12 */
+	uint64_t vpn;      /* key: the page's address | 0x800 | VPID bits 15:12 (never 0); 0: empty */
+	uint64_t tag;      /* EPTP bits 51:12 | PCID (bits 11:0) | VPID bits 11:0 (as bits 63:52) */
 	uint32_t ctx;      /* vpid << 16 | pcid */
 	uint8_t global, perms, dirty, pkey;
-	uint64_t pfn;      /* physical frame number */
+	uint64_t frame;    /* physical address of the page (its low bits 0) */
 } vmem_tlb_slot;
 
 /* A TLB bound to one tag (the vCPU's current VPID, PCID and EPTP): rebind
@@ -52,25 +52,28 @@ typedef struct vmem_tlb_slot {
 typedef struct vmem_tlb_view {
 	const vmem_tlb_slot *slots;
 	unsigned shift;    /* 64 - log2(number of 4K slots) */
-	uint32_t ctx;
-	uint64_t ep4ta;
+	uint64_t kbits;    /* 0x800 | VPID bits 15:12: the key's low bits */
+	uint64_t tag;      /* the slot tag of the bound VPID, PCID and EPTP */
 	const vmem_tlb *tlb;
-	vmem_tlb_tag tag;
+	vmem_tlb_tag t;
 } vmem_tlb_view;
 
 void vmem_tlb_bind(const vmem_tlb *tlb, const vmem_tlb_tag *tag, vmem_tlb_view *v);
 
 /* Inline 4K hit: true and the physical address and VMEM_PERM_* rights in
  * *pa / *perms when a non-global or global 4K translation of la is cached;
- * false means "ask vmem_tlb_lookup" (a large page, or a miss). */
+ * false means "ask vmem_tlb_lookup" (a large page, or a miss). For the fewest
+ * instructions keep the view a local whose address is taken only here (a
+ * copy of the bound one), so that its fields stay in registers. */
 static inline bool vmem_tlb_hit4k(const vmem_tlb_view *v, uint64_t la, uint64_t *pa, unsigned *perms)
 {
-	uint64_t vpn1 = (la >> 12) + 1;
-	const vmem_tlb_slot *e = &v->slots[(vpn1 * 0x9e3779b97f4a7c15ull) >> v->shift];
-	if (e->vpn != vpn1 || e->ep4ta != v->ep4ta ||
-	    (e->ctx != v->ctx && !(e->global && (e->ctx >> 16) == (v->ctx >> 16))))
+	uint64_t key = (la & ~0xfffull) | v->kbits;
+	const vmem_tlb_slot *e = &v->slots[(key * 0x9e3779b97f4a7c15ull) >> v->shift];
+	/* Key and tag equal: same page, VPID, PCID and EP4TA. A global
+	 * translation matches any PCID of its VPID (SDM 4.10.2.4). */
+	if (e->vpn != key || (e->tag != v->tag && !(e->global && !((e->tag ^ v->tag) & ~0xfffull))))
 		return false;
-	*pa = (e->pfn << 12) | (la & 0xfff);
+	*pa = e->frame | (la & 0xfff);
 	*perms = e->perms;
 	return true;
 }
