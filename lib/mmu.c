@@ -61,6 +61,65 @@ static bool rights_fault(const vmem_regs *r, unsigned acc, unsigned pa)
 	return false;
 }
 
+/* The IA-32e fast path's descriptor (mmu_int.h): derived from the tables above. */
+static void fast_build(struct vmem_mmu *m, const vmem_regs *r, vmem_mode mode,
+		       uint64_t rsvd_all, uint64_t frame4k)
+{
+	bool long_mode = mode >= VMEM_MODE_4LEVEL;
+	unsigned M = r->maxphyaddr;
+	m->fast_ok = long_mode ? m->acc_ok : 0;
+	m->ftop = long_mode ? m->top : 0;
+	m->canon_add = 1ull << (m->va_bits - 1);
+	m->canon_lim = 1ull << m->va_bits;
+	m->froot = m->root;
+	m->fframe = frame4k;
+	m->flarge3 = r->gbpages ? VMI_BITS(29, 13) : VMEM_PTE_PS;
+	m->flarge2 = VMI_BITS(20, 13);
+	m->fframe3 = VMI_BITS(M - 1, 30);
+	for (unsigned k = 0; k < 2 * MMU_ACC_INDEXES; k++) {
+		unsigned acc = k % MMU_ACC_INDEXES;
+		bool noad = k >= MMU_ACC_INDEXES, write = acc & VMEM_ACC_WRITE;
+		struct mmu_facc *f = &m->facc[k];
+		f->mask = f->want = VMEM_PTE_P;
+		if (!noad) {
+			f->mask |= VMEM_PTE_A | (write ? VMEM_PTE_D : 0);
+			f->want |= VMEM_PTE_A | (write ? VMEM_PTE_D : 0);
+		}
+		f->bad = rsvd_all;
+		/* The pte_access values that do not fault: a cube over (W, U, X)? */
+		unsigned okset = (~(unsigned)m->perm[acc]) & 0xff, cube = 0xff;
+		unsigned fixed = 0, val = 0;
+		for (unsigned b = 0; b < 3; b++) {
+			unsigned with = 0, without = 0;
+			for (unsigned pa = 0; pa < 8; pa++)
+				if ((okset >> pa) & 1)
+					*((pa >> b) & 1 ? &with : &without) = 1;
+			if (with && !without) {
+				fixed |= 1u << b, val |= 1u << b;
+			} else if (!with && without) {
+				fixed |= 1u << b;
+			}
+		}
+		for (unsigned pa = 0; pa < 8; pa++)
+			if ((pa & fixed) != val)
+				cube &= ~(1u << pa);
+		bool gen = !okset || cube != okset || ((fixed & PA_X) && !(val & PA_X)) ||
+			   (m->pkmask[acc] && !((fixed & PA_U) && !(val & PA_U)));
+		if (fixed & PA_W) {
+			f->mask |= VMEM_PTE_RW;
+			f->want |= (val & PA_W) ? VMEM_PTE_RW : 0;
+		}
+		if (fixed & PA_U) {
+			f->mask |= VMEM_PTE_US;
+			f->want |= (val & PA_U) ? VMEM_PTE_US : 0;
+		}
+		if ((fixed & PA_X) && (val & PA_X))
+			f->bad |= VMEM_PTE_XD;
+		if (gen)
+			f->want |= FACC_GEN;
+	}
+}
+
 static void mmu_build(struct vmem_mmu *m, const vmem_regs *r, vmem_mode mode)
 {
 	unsigned M = r->maxphyaddr;
@@ -165,6 +224,7 @@ static void mmu_build(struct vmem_mmu *m, const vmem_regs *r, vmem_mode mode)
 			m->acc_ok |= 1u << acc;
 	m->pkru = r->pkru;
 	m->regs = *r;
+	fast_build(m, r, mode, pa_hi | xd, frame4k);
 }
 
 static vmem_err regs_check(const vmem_regs *r)

@@ -13,8 +13,33 @@
 #define PA_U 2u /* U/S = 1 at every level */
 #define PA_X 4u /* XD = 0 at every level */
 
+/* IA-32e fast path, per (access | VMEM_WALK_NO_AD << 5): a walk that
+ * reached its leaf with every entry ANDed into `all` (the leaf's D only:
+ * non-leaf entries are ORed with D first) and ORed into `any` succeeds
+ * without a write iff (all & mask) == want and !(any & bad). mask/want hold
+ * P, A (unless NO_AD), D (writes unless NO_AD) and the R/W, U/S values the
+ * rights require (SDM 4.6); bad the bits reserved in every entry and XD when
+ * the access needs execute rights. want bit 4 (never in mask) sends every
+ * leaf to the general check (fast_leaf_gen): protection keys, or rights that
+ * are not a plain conjunction. */
+#define FACC_GEN (1u << 4)
+struct mmu_facc {
+	uint64_t mask, want, bad;
+};
+
 struct vmem_mmu {
-	/* Hot: read on every walk. */
+	/* Hot: read on every fast walk (the first cache line). */
+	uint32_t fast_ok;       /* bit acc: IA-32e paging and a valid access (fast path may try) */
+	uint8_t ftop;           /* 4 or 5 (IA-32e), else 0 */
+	uint64_t canon_add;     /* la + canon_add < canon_lim: canonical */
+	uint64_t canon_lim;
+	uint64_t froot;         /* root (IA-32e) */
+	uint64_t fframe;        /* bits M-1:12: next table / 4K page */
+	uint64_t flarge3;       /* PS = 1 in a PDPTE: bits that must be 0 (PS itself without 1G pages) */
+	uint64_t flarge2;       /* PS = 1 in a PDE: bits 20:13 */
+	uint64_t fframe3;       /* 1-GByte page frame bits */
+	struct mmu_facc facc[2 * MMU_ACC_INDEXES];
+	/* The full walk. */
 	uint8_t mode;           /* vmem_mode */
 	uint8_t top;            /* level the walk starts at (5, 4, 2 for 32-bit, 2 for PAE after the PDPTE) */
 	uint8_t va_bits;        /* 57, 48 (canonical check) or 32 */

@@ -89,12 +89,13 @@ static int walk_prologue(const struct vmem_mmu *m, uint64_t la, unsigned acc, vm
 	return 0;
 }
 
-/* The end of a fast walk that reached its leaf: rights (SDM 4.6), keys, and
- * whether an A/D flag would have to be written. all is every entry ANDed
- * with XD inverted (bit 63: executable). false: leave it to the full walk. */
+/* The end of a general fast walk (walk_fast_gen) that reached its leaf:
+ * rights by the perm table (SDM 4.6), keys, and whether an A/D flag would
+ * have to be written. all is every entry ANDed with XD inverted (bit 63:
+ * executable). false: leave it to the full walk. */
 static inline __attribute__((always_inline)) bool
-fast_leaf(const struct vmem_mmu *m, uint64_t la, uint64_t pte, uint64_t all, int level,
-	  unsigned acc, unsigned flags, vmem_walk_result *res)
+fast_leaf_gen(const struct vmem_mmu *m, uint64_t la, uint64_t pte, uint64_t all, int level,
+	      unsigned acc, unsigned flags, vmem_walk_result *res)
 {
 	unsigned pa = (unsigned)((all >> 1) & 3) | (unsigned)((all >> 63) << 2);
 	if (vmi_unlikely((m->perm[acc] >> pa) & 1))
@@ -123,7 +124,7 @@ fast_leaf(const struct vmem_mmu *m, uint64_t la, uint64_t pte, uint64_t all, int
  * VMEM_WALK_NO_AD). Anything else returns false and takes the full walk,
  * which then produces the exact fault, trace or A/D update. */
 static inline __attribute__((always_inline)) bool
-walk_fast(const struct vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc, unsigned flags,
+walk_fast_gen(const struct vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc, unsigned flags,
 	  vmem_walk_result *res, const int top)
 {
 	unsigned h = __atomic_load_n(&gm->hint, __ATOMIC_RELAXED);
@@ -157,8 +158,118 @@ walk_fast(const struct vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc, un
 		}
 		table = pte & m->frame[level][0];
 	}
-	return fast_leaf(m, la, pte, all, level, acc, flags, res);
+	return fast_leaf_gen(m, la, pte, all, level, acc, flags, res);
 }
+
+
+/* The IA-32e fast path proper, for accesses whose rights are a plain
+ * conjunction and without protection keys (mmu->fast_ok): the leaf test is
+ * two masked compares (struct mmu_facc), the result a few stores. */
+
+/* The answer of a successful walk, in four stores. */
+static inline __attribute__((always_inline)) void
+fast_result(uint64_t la, uint64_t pte, uint64_t frame, uint64_t all, uint64_t any, const int level,
+	    vmem_walk_result *res)
+{
+	const unsigned shift = 12 + 9 * (unsigned)(level - 1);
+	const uint64_t low = (1ull << shift) - 1;
+	uint64_t pa = ((all >> 1) & 3) | (((~any) >> 63) << 2);
+	res->gpa = (pte & frame & ~low) | (la & low);
+	res->page_size = low + 1;
+	res->entry = pte;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	/* error_code 0, status OK, level, perms, info 0: one 8-byte store. */
+	_Static_assert(offsetof(vmem_walk_result, status) == offsetof(vmem_walk_result, error_code) + 4 &&
+		       offsetof(vmem_walk_result, level) == offsetof(vmem_walk_result, error_code) + 5 &&
+		       offsetof(vmem_walk_result, perms) == offsetof(vmem_walk_result, error_code) + 6 &&
+		       offsetof(vmem_walk_result, info) == offsetof(vmem_walk_result, error_code) + 7,
+		       "vmem_walk_result tail layout");
+	uint64_t tail = ((uint64_t)level << 40) | (pa << 48);
+	__builtin_memcpy(&res->error_code, &tail, sizeof(tail));
+#else
+	res->error_code = 0;
+	res->status = VMEM_WALK_OK;
+	res->level = (uint8_t)level;
+	res->perms = (uint8_t)pa;
+	res->info = 0;
+#endif
+}
+
+/* The leaf is reached: all = non-leaf entries ANDed, any = ORed. */
+static inline __attribute__((always_inline)) bool
+fast_done(const struct vmem_mmu *m, uint64_t la, uint64_t pte, uint64_t all, uint64_t any,
+	  const int level, unsigned k, vmem_walk_result *res)
+{
+	const struct mmu_facc *f = &m->facc[k];
+	all = (all | VMEM_PTE_D) & pte; /* D counts in the leaf only */
+	any |= pte;
+	if (vmi_unlikely(((all & f->mask) != f->want) | ((any & f->bad) != 0)))
+		return false;
+	fast_result(la, pte, m->fframe, all, any, level, res);
+	return true;
+}
+
+/* Read the entry of level L in the table at offset t of the region. */
+#define FAST_READ(L)                                                                    \
+	do {                                                                            \
+		if (vmi_unlikely(t >= size))                                            \
+			return false;                                                   \
+		pte = *(const volatile uint64_t *)(host + t + ((la >> (9 * (L))) & 0xff8)); \
+	} while (0)
+
+/* The common case of IA-32e paging, unrolled: every table in the region the
+ * last full walk used (gm->hint), no fault, no A/D flag left to set (or
+ * VMEM_WALK_NO_AD). Present and reserved bits are judged once at the leaf
+ * (an entry read through a not-present one is still inside the region, and
+ * the walk then fails). Anything else returns false and takes the full
+ * walk, which produces the exact fault, trace or A/D update. */
+static inline __attribute__((always_inline)) bool
+walk_fast(const struct vmem_mmu *m, const vmem_gmem *gm, uint64_t la, unsigned k,
+	  vmem_walk_result *res, const int top)
+{
+	unsigned h = __atomic_load_n(&gm->hint, __ATOMIC_RELAXED);
+	if (vmi_unlikely(h >= gm->n))
+		return false;
+	const struct gm_region *r = &gm->r[h];
+	const uint8_t *host = r->host;
+	uint64_t base = r->gpa, size = r->size;
+	if (vmi_unlikely(!host))
+		return false;
+	const uint64_t fr = m->fframe;
+	uint64_t t = m->froot - base, pte, all = ~0ull, any = 0;
+	if (top == 5) {
+		FAST_READ(5);
+		all = any = pte;
+		t = (pte & fr) - base;
+	}
+	FAST_READ(4);
+	all &= pte;
+	any |= pte;
+	if (vmi_unlikely(any & VMEM_PTE_PS)) /* reserved in a PML5E and a PML4E */
+		return false;
+	t = (pte & fr) - base;
+	FAST_READ(3);
+	if (vmi_unlikely(pte & VMEM_PTE_PS)) {
+		if (pte & m->flarge3)
+			return false;
+		return fast_done(m, la, pte, all, any, 3, k, res);
+	}
+	all &= pte;
+	any |= pte;
+	t = (pte & fr) - base;
+	FAST_READ(2);
+	if (pte & VMEM_PTE_PS) {
+		if (vmi_unlikely(pte & m->flarge2))
+			return false;
+		return fast_done(m, la, pte, all, any, 2, k, res);
+	}
+	all &= pte;
+	any |= pte;
+	t = (pte & fr) - base;
+	FAST_READ(1);
+	return fast_done(m, la, pte, all, any, 1, k, res);
+}
+#undef FAST_READ
 
 /* The full walk, remembering which region held the tables for the next fast path. */
 static vmem_err walk_full(const struct vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc,
@@ -184,6 +295,13 @@ walk_slow(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc, unsigned 
 {
 	if (!m || !gm || !res)
 		return VMEM_E_INVAL;
+	/* Accesses the fast path leaves out (protection keys, unusual rights):
+	 * its general form, before the full walk. */
+	if (!tr && m->mode >= VMEM_MODE_4LEVEL && acc < MMU_ACC_INDEXES && ((m->acc_ok >> acc) & 1) &&
+	    !((m->fast_ok >> acc) & 1) && la + m->canon_add < m->canon_lim &&
+	    (m->top == 4 ? walk_fast_gen(m, gm, la, acc, flags, res, 4)
+			 : walk_fast_gen(m, gm, la, acc, flags, res, 5)))
+		return VMEM_OK;
 	if (tr)
 		tr->n = 0;
 	int rc = walk_prologue(m, la, acc, res);
@@ -195,14 +313,14 @@ walk_slow(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc, unsigned 
 vmem_err vmem_walk(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc,
 		   unsigned flags, vmem_walk_result *res, vmem_walk_trace *tr)
 {
-	if (vmi_likely(m && gm && res && !tr && m->mode >= VMEM_MODE_4LEVEL && acc < MMU_ACC_INDEXES &&
-		       ((m->acc_ok >> acc) & 1))) {
-		/* Canonical (SDM 3.3.7.1): otherwise #GP, which the slow path reports. */
-		unsigned sh = 64u - m->va_bits;
-		if ((uint64_t)((int64_t)(la << sh) >> sh) == la &&
-		    (m->top == 4 ? walk_fast(m, gm, la, acc, flags, res, 4)
-				 : walk_fast(m, gm, la, acc, flags, res, 5)))
+	if (vmi_likely(m && gm && res && !tr && acc < MMU_ACC_INDEXES && ((m->fast_ok >> acc) & 1) &&
+		       /* Canonical (SDM 3.3.7.1): otherwise #GP, which the slow path reports. */
+		       la + m->canon_add < m->canon_lim)) {
+		unsigned k = acc | (flags & VMEM_WALK_NO_AD) << 5;
+		if (m->ftop == 4 ? walk_fast(m, gm, la, k, res, 4) : walk_fast(m, gm, la, k, res, 5))
 			return VMEM_OK;
+		/* tr is NULL here: saying so keeps it out of a register. */
+		return walk_slow(m, gm, la, acc, flags, res, NULL);
 	}
 	return walk_slow(m, gm, la, acc, flags, res, tr);
 }
@@ -229,25 +347,28 @@ vmem_err vmi_walk_nested(const struct vmem_mmu *m, struct nx_walk *nx, uint64_t 
 
 /* One group of up to BATCH_LANES walks, all advancing one level per round
  * (so every shift is a constant); lanes stay in place, a list of live
- * indexes shrinks. Returns a bitmask of lanes left to the full walk. */
+ * indexes shrinks. Each lane's next entry is prefetched as soon as its
+ * address is known, and read a round later, after the other lanes' reads.
+ * Returns a bitmask of lanes left to the full walk. */
 static inline __attribute__((always_inline)) uint32_t
 batch_group(const struct vmem_mmu *m, const uint8_t *host, uint64_t base, uint64_t size,
-	    const uint64_t *la, unsigned k, unsigned acc, unsigned flags, vmem_walk_result *res,
-	    const int top)
+	    const uint64_t *la, unsigned k, unsigned fk, vmem_walk_result *res, const int top)
 {
-	uint64_t off[BATCH_LANES], all[BATCH_LANES]; /* all: ANDed entries, XD inverted */
+	uint64_t off[BATCH_LANES], all[BATCH_LANES], any[BATCH_LANES];
 	uint8_t live[BATCH_LANES];
 	unsigned nlive = 0;
 	uint32_t slow = 0;
-	unsigned sh = 64u - m->va_bits;
+	const uint64_t fr = m->fframe, ca = m->canon_add, cl = m->canon_lim;
+	const uint64_t t0 = m->froot - base;
+	if (t0 >= size)
+		return (1u << k) - 1;
 	for (unsigned j = 0; j < k; j++) {
 		uint64_t a = la[j];
-		off[j] = m->root + (((a >> (12 + 9 * (top - 1))) & 511) << 3) - base;
-		all[j] = ~0ull;
-		if ((uint64_t)((int64_t)(a << sh) >> sh) != a || off[j] >= size) {
+		if (a + ca >= cl) {
 			slow |= 1u << j;
 			continue;
 		}
+		off[j] = t0 + ((a >> (9 * top)) & 0xff8);
 		__builtin_prefetch(host + off[j]);
 		live[nlive++] = (uint8_t)j;
 	}
@@ -257,28 +378,31 @@ batch_group(const struct vmem_mmu *m, const uint8_t *host, uint64_t base, uint64
 		for (unsigned q = 0; q < nlive; q++) {
 			unsigned j = live[q];
 			uint64_t pte = *(const volatile uint64_t *)(host + off[j]);
-			all[j] &= pte ^ VMEM_PTE_XD;
-			if ((pte & m->fchk[level]) != VMEM_PTE_P) {
+			uint64_t a = level == top ? pte : all[j] & pte;
+			uint64_t o = level == top ? pte : any[j] | pte;
+			if (level == 1) {
+				if (!fast_done(m, la[j], pte, all[j], any[j], 1, fk, &res[j]))
+					slow |= 1u << j;
+				continue;
+			}
+			if (level <= 3 && (pte & VMEM_PTE_PS)) {
+				if ((pte & (level == 3 ? m->flarge3 : m->flarge2)) ||
+				    !fast_done(m, la[j], pte, level == top ? ~0ull : all[j],
+					       level == top ? 0 : any[j], level, fk, &res[j]))
+					slow |= 1u << j;
+				continue;
+			}
+			uint64_t t = (pte & fr) - base;
+			if ((level == 4 && (o & VMEM_PTE_PS)) || t >= size) {
 				slow |= 1u << j;
 				continue;
 			}
-			if (level == 1 || (level <= 3 && (pte & VMEM_PTE_PS))) {
-				if ((level > 1 && (pte & m->flarge[level])) ||
-				    !fast_leaf(m, la[j], pte, all[j], level, acc, flags, &res[j]))
-					slow |= 1u << j;
-				continue;
-			}
-			if (level > 1) {
-				uint64_t o = (pte & m->frame[level][0]) +
-					     (((la[j] >> (12 + 9 * (level - 2))) & 511) << 3) - base;
-				if (o >= size) {
-					slow |= 1u << j;
-					continue;
-				}
-				off[j] = o;
-				__builtin_prefetch(host + o);
-				live[still++] = (uint8_t)j;
-			}
+			all[j] = a;
+			any[j] = o;
+			t += (la[j] >> (9 * (level - 1))) & 0xff8;
+			off[j] = t;
+			__builtin_prefetch(host + t);
+			live[still++] = (uint8_t)j;
 		}
 		nlive = still;
 	}
@@ -291,16 +415,16 @@ vmem_err vmem_walk_batch(const vmem_mmu *m, vmem_gmem *gm, const uint64_t *la, s
 	if (!m || !gm || (!la && n) || (!res && n))
 		return VMEM_E_INVAL;
 	unsigned h = __atomic_load_n(&gm->hint, __ATOMIC_RELAXED);
-	bool fast = m->mode >= VMEM_MODE_4LEVEL && acc < MMU_ACC_INDEXES && ((m->acc_ok >> acc) & 1) &&
-		    h < gm->n && gm->r[h].host;
+	bool fast = acc < MMU_ACC_INDEXES && ((m->fast_ok >> acc) & 1) && h < gm->n && gm->r[h].host;
+	unsigned fk = acc | (flags & VMEM_WALK_NO_AD) << 5;
 	for (size_t first = 0; first < n; first += BATCH_LANES) {
 		unsigned k = n - first < BATCH_LANES ? (unsigned)(n - first) : BATCH_LANES;
 		uint32_t slow = (1u << k) - 1;
 		if (fast) {
 			const struct gm_region *r = &gm->r[h];
-			slow = m->top == 4
-				? batch_group(m, r->host, r->gpa, r->size, la + first, k, acc, flags, res + first, 4)
-				: batch_group(m, r->host, r->gpa, r->size, la + first, k, acc, flags, res + first, 5);
+			slow = m->ftop == 4
+				? batch_group(m, r->host, r->gpa, r->size, la + first, k, fk, res + first, 4)
+				: batch_group(m, r->host, r->gpa, r->size, la + first, k, fk, res + first, 5);
 		}
 		while (slow) {
 			unsigned j = (unsigned)__builtin_ctz(slow);
