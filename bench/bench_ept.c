@@ -687,6 +687,24 @@ static void bench_nested(const char *name, bool ept4k)
 			exit(1);
 		}
 	}
+	/* The fast path (no trace) against the full walk (a trace forces it), every
+	 * field, for reads, writes and fetches, with and without A/D writes. */
+	for (size_t i = 0; i < (n < 1024 ? n : 1024); i++) {
+		static const unsigned accs[3] = { VMEM_ACC_READ, VMEM_ACC_WRITE, VMEM_ACC_FETCH | VMEM_ACC_USER };
+		for (unsigned k = 0; k < 6; k++) {
+			unsigned acc = accs[k % 3], fl = k < 3 ? VMEM_WALK_NO_AD : 0;
+			vmem_nested_result f, s2;
+			vmem_nested_trace tr;
+			memset(&f, 0, sizeof(f));
+			memset(&s2, 0, sizeof(s2));
+			int e1 = vmem_nested_walk(w.gmmu, w.mmu, w.host, a[i], acc, fl, &f, NULL);
+			int e2 = vmem_nested_walk(w.gmmu, w.mmu, w.host, a[i], acc, fl, &s2, &tr);
+			if (e1 != e2 || memcmp(&f, &s2, sizeof(f))) {
+				fprintf(stderr, "nested fast/full disagreement at %#" PRIx64 " acc %u flags %u\n", a[i], acc, fl);
+				exit(1);
+			}
+		}
+	}
 	struct walk_arg arg = { &w, a, n };
 	time_pair(name, ept4k ? "guest 4-level 4K over 64 MiB, EPT 4K leaves (24 entry reads)"
 			      : "guest 4-level 4K over 64 MiB, EPT 2M leaves (19 entry reads)",
