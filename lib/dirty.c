@@ -124,23 +124,6 @@ static int disarm_leaf(void *arg, uint64_t *e, uint64_t gpa, unsigned level)
 	return 0;
 }
 
-/* Clear D on a 4K leaf; report it if it was set (atomic: a racing D write is
- * either seen now or left for the next harvest). */
-static int harvest_d_leaf(void *arg, uint64_t *e, uint64_t gpa, unsigned level)
-{
-	struct leaf_arg *a = arg;
-	VMI_ASSERT(level == 1); /* EPT_D/PML modes split large leaves when they start */
-	(void)level;
-	uint64_t old = __atomic_fetch_and(e, ~VMEM_EPT_D, __ATOMIC_SEQ_CST);
-	if (old & VMEM_EPT_D) {
-		uint64_t i = PAGE_IDX(a->d, gpa);
-		if (a->out)
-			a->out[i / 64] |= 1ull << (i % 64);
-		a->changed = true;
-	}
-	return 0;
-}
-
 static void note_flush(const vmem_dirty *d, vmem_ept_flush *fl)
 {
 	fl->flags |= VMEM_EPT_FLUSH_INVEPT;
@@ -182,7 +165,8 @@ vmem_err vmem_dirty_set_mode(vmem_dirty *d, vmem_dirty_mode mode, vmem_pml *pml,
 		vmi_ept_foreach_leaf(d->ept, d->gpa, d->size, arm_leaf, &a);
 	} else if (needs_split) {
 		/* Writes before logging started are not reported: clear D. */
-		vmi_ept_foreach_leaf(d->ept, d->gpa, d->size, harvest_d_leaf, &a);
+		if (vmi_ept_harvest_d(d->ept, d->gpa, d->size, NULL))
+			a.changed = true;
 		if (pml)
 			pml->index = 511;
 	}
@@ -296,7 +280,11 @@ vmem_err vmem_dirty_harvest(vmem_dirty *d, uint64_t *out, vmem_ept_flush *flush)
 	for (uint64_t w = 0; w < d->words; w++)
 		out[w] = 0;
 	if (d->mode == VMEM_DIRTY_EPT_D) {
-		vmi_ept_foreach_leaf(d->ept, d->gpa, d->size, harvest_d_leaf, &a);
+		/* Clear D on every leaf and report it if it was set (atomic: a racing
+		 * D write is seen now or left for the next harvest). Leaves are 4K:
+		 * EPT_D mode split large leaves when it started. */
+		if (vmi_ept_harvest_d(d->ept, d->gpa, d->size, out))
+			a.changed = true;
 	} else if (d->mode == VMEM_DIRTY_PML) {
 		vmem_dirty_pml_drain(d);
 	}

@@ -439,6 +439,54 @@ static int leaves_in(struct ept_node *n, unsigned L, uint64_t base, uint64_t lo,
 	return 0;
 }
 
+/* A leaf of the dirty harvest: clear D if it is set (the plain read first:
+ * a clean leaf takes no locked write; a D set after the read stays for the
+ * next harvest), and report its first page. */
+static inline bool harvest_leaf(uint64_t *p, uint64_t ebase, uint64_t org, uint64_t *out)
+{
+	uint64_t e = __atomic_load_n(p, __ATOMIC_RELAXED);
+	if (!(e & VMEM_EPT_D) || !present(e))
+		return false;
+	if (!(__atomic_fetch_and(p, ~VMEM_EPT_D, __ATOMIC_SEQ_CST) & VMEM_EPT_D))
+		return false;
+	uint64_t i = (ebase - org) >> 12;
+	if (out)
+		out[i / 64] |= 1ull << (i % 64);
+	return true;
+}
+
+static bool harvest_in(struct ept_node *n, unsigned L, uint64_t base, uint64_t lo, uint64_t hi,
+		       uint64_t org, uint64_t *out)
+{
+	uint64_t esz = level_size(L);
+	unsigned first = (unsigned)((lo - base) / esz), last = (unsigned)((hi - 1 - base) / esz);
+	bool any = false;
+	if (!n->child) {
+		/* A table of leaves (level 1): one tight loop, no call per leaf. */
+		for (unsigned i = first; i <= last; i++)
+			any |= harvest_leaf(&n->pt[i], base + i * esz, org, out);
+		return any;
+	}
+	for (unsigned i = first; i <= last; i++) {
+		uint64_t ebase = base + i * esz;
+		if (!present(n->pt[i]))
+			continue;
+		if (n->child[i])
+			any |= harvest_in(n->child[i], L - 1, ebase, lo > ebase ? lo : ebase,
+					  hi < ebase + esz ? hi : ebase + esz, org, out);
+		else
+			any |= harvest_leaf(&n->pt[i], ebase, org, out);
+	}
+	return any;
+}
+
+bool vmi_ept_harvest_d(vmem_ept *ept, uint64_t gpa, uint64_t size, uint64_t *out)
+{
+	if (!size || gpa + size > (1ull << (12 + 9 * ept->cfg.levels)))
+		return false;
+	return harvest_in(ept->root, ept->cfg.levels, 0, gpa, gpa + size, gpa, out);
+}
+
 int vmi_ept_foreach_leaf(vmem_ept *ept, uint64_t gpa, uint64_t size,
 			 int (*fn)(void *arg, uint64_t *entry, uint64_t gpa, unsigned level), void *arg)
 {

@@ -8,6 +8,10 @@
  * stop at the first non-zero return and return it. */
 int vmi_ept_foreach_leaf(vmem_ept *ept, uint64_t gpa, uint64_t size,
 			 int (*fn)(void *arg, uint64_t *entry, uint64_t gpa, unsigned level), void *arg);
+/* The EPT_D harvest's walk: clear D on every present leaf overlapping
+ * [gpa, gpa+size) that has it and, when out is not NULL, set bit
+ * (leaf gpa - gpa) / 4K in out. true if any D was cleared. */
+bool vmi_ept_harvest_d(vmem_ept *ept, uint64_t gpa, uint64_t size, uint64_t *out);
 /* While held, uniform tables are not collapsed into large leaves. */
 void vmi_ept_hold_collapse(vmem_ept *ept, bool hold);
 #endif
