@@ -343,58 +343,54 @@ vmem_err vmi_walk_nested(const struct vmem_mmu *m, struct nx_walk *nx, uint64_t 
  * instead of queueing behind each other. The lanes take the fast path's
  * conditions (IA-32e paging, tables in one RAM region, no fault, no A/D to
  * write); a lane that leaves them is finished by the full single walk. */
-#define BATCH_LANES 16
+#define BATCH_LANES 64
+typedef uint64_t batch_mask;
 
 /* One group of up to BATCH_LANES walks, all advancing one level per round
- * (so every shift is a constant); lanes stay in place, a list of live
- * indexes shrinks. Each lane's next entry is prefetched as soon as its
- * address is known, and read a round later, after the other lanes' reads.
+ * (so every shift is a constant); lanes stay in place, a mask of live
+ * lanes shrinks. Each lane's next entry is prefetched as soon as its
+ * address is known, and read a round later, after the other lanes' work.
  * Returns a bitmask of lanes left to the full walk. */
-static inline __attribute__((always_inline)) uint32_t
+static inline __attribute__((always_inline)) batch_mask
 batch_group(const struct vmem_mmu *m, const uint8_t *host, uint64_t base, uint64_t size,
 	    const uint64_t *la, unsigned k, unsigned fk, vmem_walk_result *res, const int top)
 {
 	uint64_t off[BATCH_LANES], all[BATCH_LANES], any[BATCH_LANES];
-	uint8_t live[BATCH_LANES];
-	unsigned nlive = 0;
-	uint32_t slow = 0;
+	const batch_mask every = k == BATCH_LANES ? ~(batch_mask)0 : ((batch_mask)1 << k) - 1;
+	batch_mask live = 0, slow = 0;
 	const uint64_t fr = m->fframe, ca = m->canon_add, cl = m->canon_lim;
 	const uint64_t t0 = m->froot - base;
 	if (t0 >= size)
-		return (1u << k) - 1;
+		return every;
 	for (unsigned j = 0; j < k; j++) {
 		uint64_t a = la[j];
-		if (a + ca >= cl) {
-			slow |= 1u << j;
-			continue;
-		}
 		off[j] = t0 + ((a >> (9 * top)) & 0xff8);
-		__builtin_prefetch(host + off[j]);
-		live[nlive++] = (uint8_t)j;
+		live |= (batch_mask)(a + ca < cl) << j;
 	}
+	slow = every & ~live;
 #pragma GCC unroll 5
 	for (int level = top; level >= 1; level--) {
-		unsigned still = 0;
-		for (unsigned q = 0; q < nlive; q++) {
-			unsigned j = live[q];
+		for (batch_mask w = live; w; w &= w - 1) {
+			unsigned j = (unsigned)__builtin_ctzll(w);
 			uint64_t pte = *(const volatile uint64_t *)(host + off[j]);
-			uint64_t a = level == top ? pte : all[j] & pte;
-			uint64_t o = level == top ? pte : any[j] | pte;
 			if (level == 1) {
 				if (!fast_done(m, la[j], pte, all[j], any[j], 1, fk, &res[j]))
-					slow |= 1u << j;
+					slow |= (batch_mask)1 << j;
 				continue;
 			}
 			if (level <= 3 && (pte & VMEM_PTE_PS)) {
+				live &= ~((batch_mask)1 << j);
 				if ((pte & (level == 3 ? m->flarge3 : m->flarge2)) ||
-				    !fast_done(m, la[j], pte, level == top ? ~0ull : all[j],
-					       level == top ? 0 : any[j], level, fk, &res[j]))
-					slow |= 1u << j;
+				    !fast_done(m, la[j], pte, all[j], any[j], level, fk, &res[j]))
+					slow |= (batch_mask)1 << j;
 				continue;
 			}
+			uint64_t a = level == top ? pte : all[j] & pte;
+			uint64_t o = level == top ? pte : any[j] | pte;
 			uint64_t t = (pte & fr) - base;
 			if ((level == 4 && (o & VMEM_PTE_PS)) || t >= size) {
-				slow |= 1u << j;
+				live &= ~((batch_mask)1 << j);
+				slow |= (batch_mask)1 << j;
 				continue;
 			}
 			all[j] = a;
@@ -402,9 +398,7 @@ batch_group(const struct vmem_mmu *m, const uint8_t *host, uint64_t base, uint64
 			t += (la[j] >> (9 * (level - 1))) & 0xff8;
 			off[j] = t;
 			__builtin_prefetch(host + t);
-			live[still++] = (uint8_t)j;
 		}
-		nlive = still;
 	}
 	return slow;
 }
@@ -419,7 +413,7 @@ vmem_err vmem_walk_batch(const vmem_mmu *m, vmem_gmem *gm, const uint64_t *la, s
 	unsigned fk = acc | (flags & VMEM_WALK_NO_AD) << 5;
 	for (size_t first = 0; first < n; first += BATCH_LANES) {
 		unsigned k = n - first < BATCH_LANES ? (unsigned)(n - first) : BATCH_LANES;
-		uint32_t slow = (1u << k) - 1;
+		batch_mask slow = k == BATCH_LANES ? ~(batch_mask)0 : ((batch_mask)1 << k) - 1;
 		if (fast) {
 			const struct gm_region *r = &gm->r[h];
 			slow = m->ftop == 4
@@ -427,7 +421,7 @@ vmem_err vmem_walk_batch(const vmem_mmu *m, vmem_gmem *gm, const uint64_t *la, s
 				: batch_group(m, r->host, r->gpa, r->size, la + first, k, fk, res + first, 5);
 		}
 		while (slow) {
-			unsigned j = (unsigned)__builtin_ctz(slow);
+			unsigned j = (unsigned)__builtin_ctzll(slow);
 			slow &= slow - 1;
 			vmem_err e = vmem_walk(m, gm, la[first + j], acc, flags, &res[first + j], NULL);
 			if (e)
