@@ -174,7 +174,7 @@ fast_result(uint64_t la, uint64_t pte, uint64_t frame, uint64_t all, uint64_t an
 	const unsigned shift = 12 + 9 * (unsigned)(level - 1);
 	const uint64_t low = (1ull << shift) - 1;
 	uint64_t pa = ((all >> 1) & 3) | (((~any) >> 63) << 2);
-	res->gpa = (pte & frame & ~low) | (la & low);
+	res->gpa = (pte & frame & (level > 1 ? ~low : ~0ull)) | (la & low);
 	res->page_size = low + 1;
 	res->entry = pte;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -317,10 +317,14 @@ vmem_err vmem_walk(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc,
 		       /* Canonical (SDM 3.3.7.1): otherwise #GP, which the slow path reports. */
 		       la + m->canon_add < m->canon_lim)) {
 		unsigned k = acc | (flags & VMEM_WALK_NO_AD) << 5;
+		/* Park gm in *res, which every answer rewrites: only a failing fast
+		 * walk needs it again, and a register less spares the fast path
+		 * saving callee-saved ones. tr is NULL here. */
+		res->entry = (uintptr_t)gm;
 		if (m->ftop == 4 ? walk_fast(m, gm, la, k, res, 4) : walk_fast(m, gm, la, k, res, 5))
 			return VMEM_OK;
-		/* tr is NULL here: saying so keeps it out of a register. */
-		return walk_slow(m, gm, la, acc, flags, res, NULL);
+		gm = (vmem_gmem *)(uintptr_t)*(volatile uint64_t *)&res->entry;
+		return walk_slow(m, gm, la, k & 31, k >> 5, res, NULL);
 	}
 	return walk_slow(m, gm, la, acc, flags, res, tr);
 }
