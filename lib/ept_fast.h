@@ -22,22 +22,60 @@ static inline const struct gm_region *ept_fast_region(const struct vmem_ept_mmu 
 	return r->host ? r : NULL;
 }
 
+/* A per-walk paging-structure cache (SDM vol. 3C 29.4.2 lets a processor
+ * cache EPT paging-structure entries): the page directory and page table
+ * the last translation went through, with the AND of the entries above each, so that the next translation of the same nested walk
+ * whose GPA shares the 1-GByte or 2-MByte region reads only the entries
+ * below. It lives on the stack of one walk: nothing survives the walk, so no
+ * invalidation rule is needed. t[0] is the level-1 table (key gpa >> 21),
+ * t[1] the level-2 table (key gpa >> 30); key ~0: empty. */
+struct ept_pwc {
+	struct {
+		uint64_t key, table, all;
+	} t[2];
+};
+
+static inline void ept_pwc_init(struct ept_pwc *c)
+{
+	for (int i = 0; i < 2; i++) {
+		c->t[i].key = ~0ull;
+		c->t[i].table = 0;
+		c->t[i].all = 0;
+	}
+}
+
 /* The common case of an EPT walk, unrolled for `top` levels: every table in
  * region r, present entries without reserved bits or bad memory types, the
  * access (fault-table index aidx) allowed, and with ad (EPT A/D on and
  * wanted) no accessed flag to set nor, for a write (write: a data write or a
  * guest paging-structure access), a dirty flag. Returns false for anything
  * else (the full walk decides); true with the leaf in *leaf, its level in
- * *level and the ANDed permissions in *perms. No side effects. */
+ * *level and the ANDed permissions in *perms. No side effects. pwc: NULL, or
+ * a per-walk cache to start from and fill. */
 static inline __attribute__((always_inline)) bool
 ept_fast_core(const struct vmem_ept_mmu *e, const struct gm_region *r, uint64_t gpa, unsigned aidx,
-	      bool write, bool ad, const int top, uint64_t *leaf, int *level_out, unsigned *perms_out)
+	      bool write, bool ad, const int top, uint64_t *leaf, int *level_out, unsigned *perms_out,
+	      uint64_t *hpa_out, struct ept_pwc *pwc)
 {
+	uint64_t hpa = 0;
 	const uint8_t *base_host = r->host;
 	uint64_t base = r->gpa, size = r->size, table = e->root, all = ~0ull, pte = 0;
-	int level;
+	int level, start = top;
+	if (pwc) {
+		if (pwc->t[0].key == gpa >> 21) {
+			start = 1;
+			table = pwc->t[0].table;
+			all = pwc->t[0].all;
+		} else if (pwc->t[1].key == gpa >> 30) {
+			start = 2;
+			table = pwc->t[1].table;
+			all = pwc->t[1].all;
+		}
+	}
 #pragma GCC unroll 5
 	for (level = top; level >= 1; level--) {
+		if (level > start)
+			continue;
 		uint64_t off = table + (((gpa >> (12 + 9 * (level - 1))) & 511) << 3) - base;
 		if (vmi_unlikely(off >= size))
 			return false;
@@ -49,33 +87,36 @@ ept_fast_core(const struct vmem_ept_mmu *e, const struct gm_region *r, uint64_t 
 			/* A 1-GByte (large_ok: else PS is in flarge) or 2-MByte leaf. */
 			if (vmi_unlikely((pte & e->flarge[level]) != VMEM_EPT_R))
 				return false;
+			hpa = (pte & e->frame[level][1]) | (gpa & ((1ull << (12 + 9 * (level - 1))) - 1));
 			break;
 		}
 		if (vmi_unlikely((pte & e->fchk[level]) != VMEM_EPT_R))
 			return false;
-		if (level == 1)
+		if (level == 1) {
+			hpa = (pte & e->frame[1][0]) | (gpa & 0xfff);
 			break;
+		}
 		table = pte & e->frame[level][0];
+		if (pwc && (level == 2 || level == 3)) {
+			pwc->t[level - 2].key = gpa >> (12 + 9 * (level - 1));
+			pwc->t[level - 2].table = table;
+			pwc->t[level - 2].all = all;
+		}
 	}
 	if (vmi_unlikely((EPT_BAD_MEMTYPES >> ((pte >> 3) & 7)) & 1))
 		return false;
-	unsigned perms = EPT_PIDX(all) & e->permmask;
-	if (vmi_unlikely((e->fault[aidx] >> perms) & 1))
+	/* The access's rights in every entry (the fault table's rule on entry bits). */
+	if (vmi_unlikely((all & e->need[aidx]) != e->need[aidx]))
 		return false;
+	unsigned perms = EPT_PIDX(all) & e->permmask;
 	/* Flags to set (and maybe a PML entry): the full walk. */
 	if (ad && (!(all & VMEM_EPT_A) || (write && !(pte & VMEM_EPT_D))))
 		return false;
 	*leaf = pte;
 	*level_out = level;
 	*perms_out = perms;
+	*hpa_out = hpa;
 	return true;
-}
-
-/* Host-physical address of gpa through a leaf at level (frame[level][PS]; PS is 1 for any leaf above level 1). */
-static inline uint64_t ept_fast_hpa(const struct vmem_ept_mmu *e, uint64_t leaf, int level, uint64_t gpa)
-{
-	uint64_t sz = 1ull << (12 + 9 * (level - 1));
-	return (leaf & e->frame[level][level > 1]) | (gpa & (sz - 1));
 }
 
 #endif

@@ -34,6 +34,7 @@ struct vmem_ept_mmu {
 	uint64_t gpa_rsvd;      /* gpa bits the page-walk length does not translate */
 	uint64_t rsvd[6][2];    /* [level][PS] bits that must be 0 in a present entry */
 	uint64_t frame[6][2];   /* [level][PS] address bits of the next table / the page */
+	uint64_t need[EPT_AIDX_N]; /* fast path: entry bits (R 0, W 1, X 2, XU 10) an access needs in every entry */
 	uint64_t fchk[6];       /* fast path: R | reserved bits of a non-leaf entry or a PTE (PS where reserved) */
 	uint64_t flarge[6];     /* fast path: further reserved bits once PS makes a PDPTE/PDE a leaf */
 	vmem_pml *pml;          /* PML on: log each dirty flag set */

@@ -123,6 +123,8 @@ static void ept_build(struct vmem_ept_mmu *e, uint64_t eptp)
 			if ((p & n) != n)
 				f |= (uint16_t)(1u << p);
 		e->fault[a] = f;
+		/* The same rule on entry bits: n never holds XU without MBEC. */
+		e->need[a] = (n & 7) | ((uint64_t)(n & 8) << 7);
 	}
 	/* Qualification bits 2:0 (SDM 28.2.1): a paging-structure access under
 	 * EPT A/D is both a read and a write. */
@@ -232,14 +234,14 @@ ept_walk_fast(const struct vmem_ept_mmu *e, vmem_gmem *host, uint64_t gpa, const
 		aidx = EPT_AIDX_FETCH_USER;
 	bool write = acc->type == VMEM_EPT_WRITE || acc->type == VMEM_EPT_PAGING ||
 		     acc->type == VMEM_EPT_PAGING_AD;
-	uint64_t pte;
+	uint64_t pte, hpa;
 	int level;
 	unsigned perms;
 	if (!ept_fast_core(e, r, gpa, aidx, write, e->ad && !(flags & VMEM_EPT_NO_AD), top, &pte, &level,
-			   &perms))
+			   &perms, &hpa, NULL))
 		return false;
 	res->gpa = gpa;
-	res->hpa = ept_fast_hpa(e, pte, level, gpa);
+	res->hpa = hpa;
 	res->page_size = 1ull << (12 + 9 * (level - 1));
 	res->exit_qual = 0;
 	res->linear = 0;

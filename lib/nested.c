@@ -111,19 +111,22 @@ nested_fast(const struct vmem_mmu *m, const struct vmem_ept_mmu *e, vmem_gmem *h
 	struct vmem_ept_mmu *ew = (struct vmem_ept_mmu *)(uintptr_t)e;
 	unsigned gh = __atomic_load_n(&ew->ghint, __ATOMIC_RELAXED);
 	const struct gm_region *gr = gh < host->n ? &host->r[gh] : er;
+	/* EPT entries read by this walk's earlier translations (ept_fast.h). */
+	struct ept_pwc pwc;
+	ept_pwc_init(&pwc);
 	uint64_t table = m->root, all = ~0ull, pte = 0;
 	int level;
 #pragma GCC unroll 5
 	for (level = gtop; level >= 1; level--) {
 		unsigned shift = 12 + 9 * (unsigned)(level - 1);
 		uint64_t egpa = table + (((la >> shift) & 511) << 3);
-		uint64_t eleaf;
+		uint64_t eleaf, hpa;
 		int elevel;
 		unsigned eperms;
 		if (vmi_unlikely(egpa & e->gpa_rsvd) ||
-		    !ept_fast_core(e, er, egpa, VMEM_EPT_PAGING, true, ead, etop, &eleaf, &elevel, &eperms))
+		    !ept_fast_core(e, er, egpa, VMEM_EPT_PAGING, true, ead, etop, &eleaf, &elevel, &eperms,
+				  &hpa, &pwc))
 			return false;
-		uint64_t hpa = ept_fast_hpa(e, eleaf, elevel, egpa);
 		if (vmi_unlikely(hpa - gr->gpa >= gr->size)) {
 			int i = gm_find(host, hpa);
 			if (i < 0)
@@ -165,13 +168,13 @@ nested_fast(const struct vmem_mmu *m, const struct vmem_ept_mmu *e, vmem_gmem *h
 											   : VMEM_EPT_READ;
 	if (aidx == VMEM_EPT_FETCH && (pa & VMEM_EPT_GUEST_U))
 		aidx = EPT_AIDX_FETCH_USER;
-	uint64_t eleaf;
+	uint64_t eleaf, hpa;
 	int elevel;
 	unsigned eperms;
 	if (vmi_unlikely(gpa & e->gpa_rsvd) ||
-	    !ept_fast_core(e, er, gpa, aidx, (acc & VMEM_ACC_WRITE) != 0, ead, etop, &eleaf, &elevel, &eperms))
+	    !ept_fast_core(e, er, gpa, aidx, (acc & VMEM_ACC_WRITE) != 0, ead, etop, &eleaf, &elevel, &eperms,
+			  &hpa, &pwc))
 		return false;
-	uint64_t hpa = ept_fast_hpa(e, eleaf, elevel, gpa);
 	uint64_t esize = 1ull << (12 + 9 * (elevel - 1));
 
 	res->guest.gpa = gpa;
