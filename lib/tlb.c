@@ -87,7 +87,7 @@ static inline bool hit(const vmem_tlb_slot *e, uint64_t key, uint64_t tag)
 static inline void tlb_out(const vmem_tlb_slot *e, unsigned shift, uint64_t la, vmem_tlb_xlat *out)
 {
 	uint64_t mask = (1ull << shift) - 1;
-	out->pa = e->frame | (la & mask);
+	out->pa = la ^ e->xlat; /* the page bits of la are the key's */
 	out->page_size = mask + 1;
 	out->perms = e->perms;
 	out->dirty = e->dirty;
@@ -144,7 +144,8 @@ vmem_err vmem_tlb_insert(vmem_tlb *t, const vmem_tlb_tag *tag, uint64_t la, cons
 	e->perms = x->perms;
 	e->dirty = x->dirty ? 1 : 0;
 	e->pkey = x->pkey;
-	e->frame = x->pa & ~((1ull << sz_shift[s]) - 1);
+	/* la ^ xlat is the physical address of any la in the page. */
+	e->xlat = (la & ~((1ull << sz_shift[s]) - 1)) ^ (x->pa & ~((1ull << sz_shift[s]) - 1));
 	return VMEM_OK;
 }
 

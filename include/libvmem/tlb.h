@@ -44,7 +44,7 @@ typedef struct vmem_tlb_slot {
 	uint64_t tag;      /* EPTP bits 51:12 | PCID (bits 11:0) | VPID bits 11:0 (as bits 63:52) */
 	uint32_t ctx;      /* vpid << 16 | pcid */
 	uint8_t global, perms, dirty, pkey;
-	uint64_t frame;    /* physical address of the page (its low bits 0) */
+	uint64_t xlat;     /* page address XOR physical frame address: pa = la ^ xlat */
 } vmem_tlb_slot;
 
 /* A TLB bound to one tag (the vCPU's current VPID, PCID and EPTP): rebind
@@ -73,7 +73,7 @@ static inline bool vmem_tlb_hit4k(const vmem_tlb_view *v, uint64_t la, uint64_t 
 	 * translation matches any PCID of its VPID (SDM 4.10.2.4). */
 	if (e->vpn != key || (e->tag != v->tag && !(e->global && !((e->tag ^ v->tag) & ~0xfffull))))
 		return false;
-	*pa = e->frame | (la & 0xfff);
+	*pa = la ^ e->xlat;
 	*perms = e->perms;
 	return true;
 }
