@@ -15,7 +15,7 @@
 #define LA_4L 0x00007f0000000000ull /* PML4 index 254 */
 #define LA_5L 0x00127f0000000000ull /* PML5 index 18, PML4 index 254 */
 
-enum space_id { SP_64M_4K, SP_1G_4K, SP_1G_2M, SP_1G_4K_5L, SP_64G_4K, SP_COUNT };
+enum space_id { SP_64M_4K, SP_1G_4K, SP_1G_2M, SP_1G_4K_5L, SP_64G_4K, SP_2M_4K, SP_COUNT };
 enum pattern { PAT_RANDOM, PAT_SEQ };
 enum mode { MODE_SINGLE, MODE_BATCH };
 
@@ -23,6 +23,7 @@ static const struct space_def {
 	uint64_t span, page_size;
 	unsigned levels;
 } spaces[SP_COUNT] = {
+	[SP_2M_4K] = { 2ull << 20, 1ull << 12, 4 },
 	[SP_64M_4K] = { 64ull << 20, 1ull << 12, 4 },
 	[SP_1G_4K] = { GIB, 1ull << 12, 4 },
 	[SP_1G_2M] = { GIB, 1ull << 21, 4 },
@@ -43,6 +44,7 @@ typedef struct bcase {
 #define ACC_W (VMEM_ACC_USER | VMEM_ACC_WRITE)
 
 static const bcase cases[] = {
+	{ "hot2m", "(a'') random, 2 MiB 4K (tables in L1)", SP_2M_4K, PAT_RANDOM, MODE_SINGLE, ACC_R, 0, false },
 	{ "hot64m", "(a') random, 64 MiB 4K (tables in L2)", SP_64M_4K, PAT_RANDOM, MODE_SINGLE, ACC_R, 0, false },
 	{ "random1g", "(a) random, 1 GiB 4K", SP_1G_4K, PAT_RANDOM, MODE_SINGLE, ACC_R, 0, false },
 	{ "seq1g", "(b) sequential, 1 GiB 4K", SP_1G_4K, PAT_SEQ, MODE_SINGLE, ACC_R, 0, false },

@@ -342,69 +342,141 @@ vmem_err vmi_walk_nested(const struct vmem_mmu *m, struct nx_walk *nx, uint64_t 
 	return walk64_nested(m, nx->host, la, acc, flags, res, tr, nx);
 }
 
-/* Batched walks: up to BATCH_LANES walks advance a level at a time in turn,
- * each lane's next entry prefetched, so that their cache misses overlap
- * instead of queueing behind each other. The lanes take the fast path's
- * conditions (IA-32e paging, tables in one RAM region, no fault, no A/D to
- * write); a lane that leaves them is finished by the full single walk. */
+/* Batched walks, in groups of up to BATCH_LANES: each walk's upper levels
+ * (few tables, mostly cached) run as in the single fast path and end with a
+ * prefetch of its PTE, which is read a group later, so that the PTE misses
+ * (the ones that go to DRAM in a large address space) overlap each other
+ * and the other walks' work instead of queueing behind each other. The
+ * lanes take the fast path's conditions (IA-32e paging, tables in one RAM
+ * region, no fault, no A/D to write); a lane that leaves them is finished
+ * by the full single walk. */
 #define BATCH_LANES 64
 typedef uint64_t batch_mask;
 
-/* One group of up to BATCH_LANES walks, all advancing one level per round
- * (so every shift is a constant); lanes stay in place, a mask of live
- * lanes shrinks. Each lane's next entry is prefetched as soon as its
- * address is known, and read a round later, after the other lanes' work.
- * Returns a bitmask of lanes left to the full walk. */
-static inline __attribute__((always_inline)) batch_mask
-batch_group(const struct vmem_mmu *m, const uint8_t *host, uint64_t base, uint64_t size,
-	    const uint64_t *la, unsigned k, unsigned fk, vmem_walk_result *res, const int top)
+/* The upper levels (top..2) of one batched walk, as walk_fast does them:
+ * 0: leave it to the full walk; 1: done (a large page, *res filled);
+ * 2: a 4K page, whose PTE is at offset *off (prefetched). */
+static inline __attribute__((always_inline)) int
+batch_upper(const struct vmem_mmu *m, const uint8_t *host, uint64_t base, uint64_t size,
+	    uint64_t la, unsigned fk, vmem_walk_result *res, uint64_t *off, uint64_t *allp,
+	    uint64_t *anyp, const int top)
 {
+	const uint64_t fr = m->fframe;
+	uint64_t t = m->froot - base, pte, all = ~0ull, any = 0;
+#define BATCH_READ(L)                                                                   \
+	do {                                                                            \
+		if (vmi_unlikely(t >= size))                                            \
+			return 0;                                                       \
+		pte = *(const volatile uint64_t *)(host + t + ((la >> (9 * (L))) & 0xff8)); \
+	} while (0)
+	if (top == 5) {
+		BATCH_READ(5);
+		all = any = pte;
+		t = (pte & fr) - base;
+	}
+	BATCH_READ(4);
+	all &= pte;
+	any |= pte;
+	if (vmi_unlikely(any & VMEM_PTE_PS))
+		return 0;
+	t = (pte & fr) - base;
+	BATCH_READ(3);
+	if (vmi_unlikely(pte & VMEM_PTE_PS))
+		return !(pte & m->flarge3) && fast_done(m, la, pte, all, any, 3, fk, res);
+	all &= pte;
+	any |= pte;
+	t = (pte & fr) - base;
+	BATCH_READ(2);
+	if (pte & VMEM_PTE_PS)
+		return !(pte & m->flarge2) && fast_done(m, la, pte, all, any, 2, fk, res);
+	all &= pte;
+	any |= pte;
+	t = (pte & fr) - base;
+	if (vmi_unlikely(t >= size))
+		return 0;
+	t += (la >> 9) & 0xff8;
+	__builtin_prefetch(host + t);
+	*off = t;
+	*allp = all;
+	*anyp = any;
+	return 2;
+#undef BATCH_READ
+}
+
+/* A group of up to BATCH_LANES walks whose upper levels ran: the PTEs to
+ * read (prefetched), what the upper levels ANDed and ORed. */
+struct bgroup {
 	uint64_t off[BATCH_LANES], all[BATCH_LANES], any[BATCH_LANES];
-	const batch_mask every = k == BATCH_LANES ? ~(batch_mask)0 : ((batch_mask)1 << k) - 1;
+	batch_mask live;  /* lanes waiting for their PTE */
+	batch_mask slow;  /* lanes left to the full walk */
+	size_t first;     /* the group's first index in the caller's arrays */
+};
+
+static inline __attribute__((always_inline)) void
+batch_first(const struct vmem_mmu *m, const uint8_t *host, uint64_t base, uint64_t size,
+	    const uint64_t *la, unsigned k, unsigned fk, vmem_walk_result *res, struct bgroup *g,
+	    const int top)
+{
 	batch_mask live = 0, slow = 0;
-	const uint64_t fr = m->fframe, ca = m->canon_add, cl = m->canon_lim;
-	const uint64_t t0 = m->froot - base;
-	if (t0 >= size)
-		return every;
+	const uint64_t ca = m->canon_add, cl = m->canon_lim;
 	for (unsigned j = 0; j < k; j++) {
 		uint64_t a = la[j];
-		off[j] = t0 + ((a >> (9 * top)) & 0xff8);
-		live |= (batch_mask)(a + ca < cl) << j;
+		int rc = a + ca < cl ? batch_upper(m, host, base, size, a, fk, &res[j], &g->off[j],
+						   &g->all[j], &g->any[j], top)
+				     : 0;
+		live |= (batch_mask)(rc == 2) << j;
+		slow |= (batch_mask)(rc == 0) << j;
 	}
-	slow = every & ~live;
-#pragma GCC unroll 5
-	for (int level = top; level >= 1; level--) {
-		for (batch_mask w = live; w; w &= w - 1) {
-			unsigned j = (unsigned)__builtin_ctzll(w);
-			uint64_t pte = *(const volatile uint64_t *)(host + off[j]);
-			if (level == 1) {
-				if (!fast_done(m, la[j], pte, all[j], any[j], 1, fk, &res[j]))
-					slow |= (batch_mask)1 << j;
-				continue;
-			}
-			if (level <= 3 && (pte & VMEM_PTE_PS)) {
-				live &= ~((batch_mask)1 << j);
-				if ((pte & (level == 3 ? m->flarge3 : m->flarge2)) ||
-				    !fast_done(m, la[j], pte, all[j], any[j], level, fk, &res[j]))
-					slow |= (batch_mask)1 << j;
-				continue;
-			}
-			uint64_t a = level == top ? pte : all[j] & pte;
-			uint64_t o = level == top ? pte : any[j] | pte;
-			uint64_t t = (pte & fr) - base;
-			if ((level == 4 && (o & VMEM_PTE_PS)) || t >= size) {
-				live &= ~((batch_mask)1 << j);
-				slow |= (batch_mask)1 << j;
-				continue;
-			}
-			all[j] = a;
-			any[j] = o;
-			t += (la[j] >> (9 * (level - 1))) & 0xff8;
-			off[j] = t;
-			__builtin_prefetch(host + t);
+	g->live = live;
+	g->slow = slow;
+}
+
+static inline __attribute__((always_inline)) void
+batch_second(const struct vmem_mmu *m, const uint8_t *host, const uint64_t *la, unsigned fk,
+	     vmem_walk_result *res, struct bgroup *g)
+{
+	batch_mask slow = g->slow;
+	for (batch_mask w = g->live; w; w &= w - 1) {
+		unsigned j = (unsigned)__builtin_ctzll(w);
+		uint64_t pte = *(const volatile uint64_t *)(host + g->off[j]);
+		if (!fast_done(m, la[j], pte, g->all[j], g->any[j], 1, fk, &res[j]))
+			slow |= (batch_mask)1 << j;
+	}
+	g->slow = slow;
+}
+
+/* Groups in a software pipeline: the upper levels of group i+1 run before
+ * the PTEs of group i are read, so each PTE prefetch has a whole group's
+ * work to arrive. Lanes that leave the fast path get the full single walk. */
+static inline __attribute__((always_inline)) vmem_err
+batch_run(const vmem_mmu *m, vmem_gmem *gm, const struct gm_region *r, const uint64_t *la, size_t n,
+	  unsigned acc, unsigned flags, vmem_walk_result *res, const int top)
+{
+	struct bgroup grp[2];
+	struct bgroup *cur = &grp[0], *prev = NULL;
+	unsigned fk = acc | (flags & VMEM_WALK_NO_AD) << 5;
+	const uint8_t *host = r->host;
+	uint64_t base = r->gpa, size = r->size;
+	for (size_t first = 0;; first += BATCH_LANES) {
+		if (first < n) {
+			unsigned k = n - first < BATCH_LANES ? (unsigned)(n - first) : BATCH_LANES;
+			cur->first = first;
+			batch_first(m, host, base, size, la + first, k, fk, res + first, cur, top);
 		}
+		if (prev) {
+			batch_second(m, host, la + prev->first, fk, res + prev->first, prev);
+			for (batch_mask slow = prev->slow; slow; slow &= slow - 1) {
+				size_t i = prev->first + (unsigned)__builtin_ctzll(slow);
+				vmem_err e = vmem_walk(m, gm, la[i], acc, flags, &res[i], NULL);
+				if (e)
+					return e;
+			}
+		}
+		if (first >= n)
+			return VMEM_OK;
+		prev = cur;
+		cur = cur == &grp[0] ? &grp[1] : &grp[0];
 	}
-	return slow;
 }
 
 vmem_err vmem_walk_batch(const vmem_mmu *m, vmem_gmem *gm, const uint64_t *la, size_t n,
@@ -413,24 +485,13 @@ vmem_err vmem_walk_batch(const vmem_mmu *m, vmem_gmem *gm, const uint64_t *la, s
 	if (!m || !gm || (!la && n) || (!res && n))
 		return VMEM_E_INVAL;
 	unsigned h = __atomic_load_n(&gm->hint, __ATOMIC_RELAXED);
-	bool fast = acc < MMU_ACC_INDEXES && ((m->fast_ok >> acc) & 1) && h < gm->n && gm->r[h].host;
-	unsigned fk = acc | (flags & VMEM_WALK_NO_AD) << 5;
-	for (size_t first = 0; first < n; first += BATCH_LANES) {
-		unsigned k = n - first < BATCH_LANES ? (unsigned)(n - first) : BATCH_LANES;
-		batch_mask slow = k == BATCH_LANES ? ~(batch_mask)0 : ((batch_mask)1 << k) - 1;
-		if (fast) {
-			const struct gm_region *r = &gm->r[h];
-			slow = m->ftop == 4
-				? batch_group(m, r->host, r->gpa, r->size, la + first, k, fk, res + first, 4)
-				: batch_group(m, r->host, r->gpa, r->size, la + first, k, fk, res + first, 5);
-		}
-		while (slow) {
-			unsigned j = (unsigned)__builtin_ctzll(slow);
-			slow &= slow - 1;
-			vmem_err e = vmem_walk(m, gm, la[first + j], acc, flags, &res[first + j], NULL);
-			if (e)
-				return e;
-		}
+	if (acc < MMU_ACC_INDEXES && ((m->fast_ok >> acc) & 1) && h < gm->n && gm->r[h].host)
+		return m->ftop == 4 ? batch_run(m, gm, &gm->r[h], la, n, acc, flags, res, 4)
+				    : batch_run(m, gm, &gm->r[h], la, n, acc, flags, res, 5);
+	for (size_t i = 0; i < n; i++) {
+		vmem_err e = vmem_walk(m, gm, la[i], acc, flags, &res[i], NULL);
+		if (e)
+			return e;
 	}
 	return VMEM_OK;
 }
