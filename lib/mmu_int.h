@@ -24,7 +24,7 @@
  * are not a plain conjunction. */
 #define FACC_GEN (1u << 4)
 struct mmu_facc {
-	uint64_t mask, want, bad;
+	uint64_t mask, want, bad, pad; /* 32 bytes: indexed by a shift */
 };
 
 struct vmem_mmu {
