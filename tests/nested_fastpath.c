@@ -1,0 +1,142 @@
+/* Nested walk: the fast path (no trace) must answer exactly as the full walk (with a trace), which the Bochs, hand-worked and reference tests pin to the SDM. */
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <libvmem/ept.h>
+#include <libvmem/gmem.h>
+#include <libvmem/nested.h>
+#include <libvmem/paging.h>
+#include <libvmem/walk.h>
+
+#define RAM (1u << 20)
+#define GB 0x80000ull /* host address of guest-physical 0 (4K EPT case) */
+
+static uint8_t *ram, *snap, *after_fast;
+static uint64_t rs = 88172645463325252ull;
+static uint64_t rnd(void) { rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17; return rs; }
+static void put(uint64_t a, uint64_t v) { memcpy(ram + a, &v, 8); }
+static uint64_t get(uint64_t a) { uint64_t v; memcpy(&v, ram + a, 8); return v; }
+
+/* Every field that is an answer (not padding). */
+static int same(const vmem_nested_result *a, const vmem_nested_result *b)
+{
+	const vmem_walk_result *ga = &a->guest, *gb = &b->guest;
+	const vmem_ept_result *ea = &a->ept, *eb = &b->ept;
+	return a->hpa == b->hpa && a->gpa == b->gpa && a->page_size == b->page_size &&
+	       a->exit_qual == b->exit_qual && a->linear == b->linear && a->error_code == b->error_code &&
+	       a->status == b->status && a->final == b->final &&
+	       ga->gpa == gb->gpa && ga->page_size == gb->page_size && ga->entry == gb->entry &&
+	       ga->error_code == gb->error_code && ga->status == gb->status && ga->level == gb->level &&
+	       ga->perms == gb->perms && ga->info == gb->info &&
+	       ea->gpa == eb->gpa && ea->hpa == eb->hpa && ea->page_size == eb->page_size &&
+	       ea->exit_qual == eb->exit_qual && ea->linear == eb->linear && ea->entry == eb->entry &&
+	       ea->status == eb->status && ea->level == eb->level && ea->perms == eb->perms &&
+	       ea->memtype == eb->memtype && ea->ipat == eb->ipat && ea->info == eb->info;
+}
+
+/* Random EPT (4 or 5 levels, 4K or 2M leaves, A/D and MBEC/execute-only caps) over random
+ * guest tables (4 or 5 levels, XD, PS, keys), a few bit flips, every access kind. */
+int main(int argc, char **argv)
+{
+	long iters = argc > 1 ? atol(argv[1]) : 3000;
+	ram = aligned_alloc(4096, RAM);
+	snap = malloc(RAM);
+	after_fast = malloc(RAM);
+	vmem_gmem *gm;
+	if (!ram || !snap || !after_fast || vmem_gmem_new(NULL, &gm) || vmem_gmem_add_ram(gm, 0, RAM, ram, 0))
+		return 2;
+	long n_ok = 0, n_tot = 0, failed = 0;
+	for (long it = 0; it < iters && !failed; it++) {
+		memset(ram, 0, RAM);
+		vmem_ept_caps caps;
+		vmem_ept_caps_init(&caps);
+		caps.maxphyaddr = 40;
+		caps.mbec = rnd() & 1;
+		caps.exec_only = rnd() & 1;
+		caps.gbpages = rnd() & 1;
+		caps.advanced_info = rnd() & 1;
+		int el = (rnd() & 3) == 0 ? 5 : 4;
+		uint64_t eptp = 0x1000 | 6 | ((uint64_t)(el - 1) << 3) | ((rnd() & 1) ? 0x40 : 0);
+		uint64_t t = 0x1000;
+		for (int l = el; l > 1; l--) {
+			put(t, (t + 0x1000) | 0x7 | ((rnd() & 3) == 0 ? 0x100 : 0) | ((rnd() & 1) ? 0x400 : 0));
+			t += 0x1000;
+		}
+		uint64_t pt = t;
+		int big = (rnd() & 3) == 0; /* a 2M EPT leaf (guest-physical 0 = host 0) instead of 4K leaves */
+		if (big)
+			put(pt - 0x1000, 0x80 | 0x37 | 0x400 | ((rnd() & 1) ? 0x300 : 0));
+		else
+			for (uint64_t n = 0; n < 128; n++)
+				put(pt + 8 * n, (GB + n * 4096) | 0x37 | 0x400 | ((rnd() & 1) ? 0x100 : 0) |
+							((rnd() & 1) ? 0x200 : 0));
+		/* Guest tables at guest-physical 0x10000; linear 0x1000 * k -> guest-physical 0x20000 + k * 4K. */
+		int gl = (rnd() & 3) == 0 ? 5 : 4;
+		uint64_t gbase = big ? 0 : GB, g = 0x10000;
+		for (int l = gl; l > 1; l--) {
+			put(gbase + g, (g + 0x1000) | 0x67 | ((rnd() & 3) == 0 ? (1ull << 63) : 0));
+			g += 0x1000;
+		}
+		for (uint64_t k = 0; k < 64; k++)
+			put(gbase + g + 8 * k, (0x20000 + k * 4096) | 0x67 | ((rnd() & 7) == 0 ? 0x80 : 0) |
+						       ((rnd() & 3) == 0 ? (1ull << 63) : 0) |
+						       ((rnd() & 7) == 0 ? (rnd() & 15) << 59 : 0));
+		for (int m = (int)(rnd() % 4); m > 0; m--) {
+			uint64_t a = (rnd() & 1) ? 0x1000 + rnd() % (uint64_t)(el * 0x1000)
+						 : gbase + 0x10000 + rnd() % (uint64_t)(gl * 0x1000);
+			a &= ~7ull;
+			if (a + 8 <= RAM)
+				put(a, get(a) ^ (1ull << ((rnd() & 1) ? rnd() % 12 : rnd() % 64)));
+		}
+		vmem_ept_mmu *ept;
+		if (vmem_ept_mmu_new(NULL, eptp, &caps, &ept))
+			continue;
+		vmem_regs r;
+		vmem_regs_init(&r);
+		r.cr0 = 0x80010001ull;
+		r.cr3 = 0x10000;
+		r.cr4 = 0x20 | (gl == 5 ? (1ull << 12) : 0) | ((rnd() & 1) ? (1ull << 20) : 0) |
+			((rnd() & 1) ? (1ull << 21) : 0) | ((rnd() & 1) ? (1ull << 22) : 0);
+		r.efer = 0x500 | ((rnd() & 1) ? 0x800 : 0);
+		r.pkru = (uint32_t)rnd();
+		r.maxphyaddr = 40;
+		vmem_mmu *mmu;
+		if (vmem_mmu_new(NULL, &r, &mmu)) {
+			vmem_ept_mmu_free(ept);
+			continue;
+		}
+		for (int k = 0; k < 16 && !failed; k++) {
+			uint64_t la = (rnd() % 64) * 4096 + (rnd() & 0xfff);
+			if ((rnd() & 15) == 0)
+				la |= 0xffff800000000000ull;
+			unsigned acc = (unsigned)(rnd() % 32), fl = (unsigned)(rnd() & 1);
+			vmem_nested_result a, b;
+			vmem_nested_trace tr;
+			memcpy(snap, ram, RAM);
+			int e1 = vmem_nested_walk(mmu, ept, gm, la, acc, fl, &a, NULL);
+			memcpy(after_fast, ram, RAM);
+			memcpy(ram, snap, RAM);
+			int e2 = vmem_nested_walk(mmu, ept, gm, la, acc, fl, &b, &tr);
+			n_tot++;
+			if (e1 == 0 && a.status == VMEM_NESTED_OK)
+				n_ok++;
+			if (e1 != e2 || (e1 == 0 && !same(&a, &b)) || memcmp(ram, after_fast, RAM)) {
+				printf("MISMATCH iteration %ld la %#" PRIx64 " access %#x flags %u: err %d/%d status %u/%u "
+				       "hpa %#" PRIx64 "/%#" PRIx64 " memory %s\n", it, la, acc, fl, e1, e2, a.status,
+				       b.status, a.hpa, b.hpa, memcmp(ram, after_fast, RAM) ? "differs" : "same");
+				failed++;
+			}
+		}
+		vmem_mmu_free(mmu);
+		vmem_ept_mmu_free(ept);
+	}
+	printf("nested fast path vs full walk: %ld walks (%ld OK)\n", n_tot, n_ok);
+	printf("%ld passed, %ld failed\n", n_tot - failed, failed);
+	vmem_gmem_free(gm);
+	free(ram);
+	free(snap);
+	free(after_fast);
+	return failed ? 1 : 0;
+}
