@@ -3,6 +3,8 @@
 #define VMEM_MMU_INT_H
 
 #include <libvmem/paging.h>
+#include <libvmem/pte.h>
+#include <libvmem/walk.h>
 #include "vmem_int.h"
 
 /* Access index: the VMEM_ACC_* bits of walk.h (5 bits). */
@@ -60,4 +62,41 @@ struct vmem_mmu {
 	vmem_regs regs;
 	const vmem_allocator *alloc;
 };
+
+/* Fast paths (the guest walk's and the nested walk's), shared. One IA-32e
+ * entry at `level`: -1 not present or a reserved bit (the full walk reports
+ * it), 0 a leaf, 1 a table to descend into. fchk holds PS where PS is
+ * reserved, so a set PS that passes it makes a leaf (SDM 4.5). */
+static inline __attribute__((always_inline)) int
+mmu_fast_entry(const struct vmem_mmu *m, uint64_t pte, int level)
+{
+	if (vmi_unlikely((pte & m->fchk[level]) != VMEM_PTE_P))
+		return -1;
+	if (level == 1)
+		return 0;
+	if (level <= 3 && (pte & VMEM_PTE_PS))
+		return vmi_unlikely(pte & m->flarge[level]) ? -1 : 0;
+	return 1;
+}
+
+/* The leaf of a fast walk: all is every entry ANDed with XD inverted (bit
+ * 63: executable). Rights (SDM 4.6), protection keys (4.6.2), and no A/D
+ * flag left to write; *pa gets the PA_* rights. false: the full walk. */
+static inline __attribute__((always_inline)) bool
+mmu_fast_leaf_ok(const struct vmem_mmu *m, uint64_t pte, uint64_t all, unsigned acc, unsigned flags,
+		 unsigned *pa_out)
+{
+	unsigned pa = (unsigned)((all >> 1) & 3) | (unsigned)((all >> 63) << 2);
+	if (vmi_unlikely((m->perm[acc] >> pa) & 1))
+		return false;
+	if (vmi_unlikely(m->pkmask[acc] && (pa & PA_U) &&
+			 ((m->pkru >> (2 * ((pte >> VMEM_PTE_PKEY_SHIFT) & 15))) & m->pkmask[acc])))
+		return false;
+	if (!(flags & VMEM_WALK_NO_AD) &&
+	    vmi_unlikely(!(all & VMEM_PTE_A) || ((acc & VMEM_ACC_WRITE) && !(pte & VMEM_PTE_D))))
+		return false;
+	*pa_out = pa;
+	return true;
+}
+
 #endif

@@ -138,27 +138,16 @@ nested_fast(const struct vmem_mmu *m, const struct vmem_ept_mmu *e, vmem_gmem *h
 			return false;
 		pte = *(const volatile uint64_t *)(gr->host + (hpa - gr->gpa));
 		all &= pte ^ VMEM_PTE_XD;
-		/* Not present or a reserved bit: the full walk reports the fault. */
-		if (vmi_unlikely((pte & m->fchk[level]) != VMEM_PTE_P))
-			return false;
-		if (level == 1)
+		int k = mmu_fast_entry(m, pte, level);
+		if (vmi_unlikely(k < 0))
+			return false; /* the full walk reports the fault */
+		if (k == 0)
 			break;
-		if (level <= 3 && (pte & VMEM_PTE_PS)) {
-			if (vmi_unlikely(pte & m->flarge[level]))
-				return false;
-			break;
-		}
 		table = pte & m->frame[level][0];
 	}
 	/* The leaf: rights, protection keys, guest A/D (as vmem_walk's fast path). */
-	unsigned pa = (unsigned)((all >> 1) & 3) | (unsigned)((all >> 63) << 2);
-	if (vmi_unlikely((m->perm[acc] >> pa) & 1))
-		return false;
-	if (vmi_unlikely(m->pkmask[acc] && (pa & PA_U) &&
-			 ((m->pkru >> (2 * ((pte >> VMEM_PTE_PKEY_SHIFT) & 15))) & m->pkmask[acc])))
-		return false;
-	if (!(flags & VMEM_WALK_NO_AD) &&
-	    vmi_unlikely(!(all & VMEM_PTE_A) || ((acc & VMEM_ACC_WRITE) && !(pte & VMEM_PTE_D))))
+	unsigned pa;
+	if (!mmu_fast_leaf_ok(m, pte, all, acc, flags, &pa))
 		return false;
 	unsigned shift = 12 + 9 * (unsigned)(level - 1);
 	uint64_t gsize = 1ull << shift;

@@ -97,15 +97,8 @@ static inline __attribute__((always_inline)) bool
 fast_leaf_gen(const struct vmem_mmu *m, uint64_t la, uint64_t pte, uint64_t all, int level,
 	      unsigned acc, unsigned flags, vmem_walk_result *res)
 {
-	unsigned pa = (unsigned)((all >> 1) & 3) | (unsigned)((all >> 63) << 2);
-	if (vmi_unlikely((m->perm[acc] >> pa) & 1))
-		return false;
-	if (vmi_unlikely(m->pkmask[acc] && (pa & PA_U) &&
-			 ((m->pkru >> (2 * ((pte >> VMEM_PTE_PKEY_SHIFT) & 15))) & m->pkmask[acc])))
-		return false;
-	/* A/D already set everywhere (D on the leaf for a write): nothing to write. */
-	if (!(flags & VMEM_WALK_NO_AD) &&
-	    vmi_unlikely(!(all & VMEM_PTE_A) || ((acc & VMEM_ACC_WRITE) && !(pte & VMEM_PTE_D))))
+	unsigned pa;
+	if (!mmu_fast_leaf_ok(m, pte, all, acc, flags, &pa))
 		return false;
 	unsigned shift = 12 + 9 * (unsigned)(level - 1);
 	res->gpa = (pte & m->frame[level][level > 1]) | (la & ((1ull << shift) - 1));
@@ -145,17 +138,11 @@ walk_fast_gen(const struct vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc
 			return false;
 		pte = *(const volatile uint64_t *)(host + off);
 		all &= pte ^ VMEM_PTE_XD;
-		/* Not present or a reserved bit: leave the exact fault to the full walk. */
-		if (vmi_unlikely((pte & m->fchk[level]) != VMEM_PTE_P))
-			return false;
-		if (level == 1)
+		int k = mmu_fast_entry(m, pte, level);
+		if (vmi_unlikely(k < 0))
+			return false; /* the full walk reports the fault */
+		if (k == 0)
 			break;
-		/* PS is in fchk where it is reserved, so a set PS here makes a leaf. */
-		if (level <= 3 && (pte & VMEM_PTE_PS)) {
-			if (vmi_unlikely(pte & m->flarge[level]))
-				return false;
-			break;
-		}
 		table = pte & m->frame[level][0];
 	}
 	return fast_leaf_gen(m, la, pte, all, level, acc, flags, res);
