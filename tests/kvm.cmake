@@ -4,6 +4,7 @@ enable_language(ASM)
 add_executable(oracle_walk
   ${CMAKE_CURRENT_SOURCE_DIR}/oracle/oracle_walk.c
   ${CMAKE_CURRENT_SOURCE_DIR}/oracle/kvm_vm.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/oracle/kvm_common.c
   ${CMAKE_CURRENT_SOURCE_DIR}/oracle/kvm_guest.S
   ${CMAKE_CURRENT_SOURCE_DIR}/oracle/kvm_case.c
   ${CMAKE_CURRENT_SOURCE_DIR}/oracle/kvm_answer.c

@@ -3,21 +3,14 @@
 # libvmem's shadow engine (and a plain vmem_walk reference), compared op by op.
 enable_language(ASM)
 set(_ksq_dir ${CMAKE_CURRENT_SOURCE_DIR}/oracle)
-set(_ksq_engine ${VMEM_CORE_SOURCES})
-list(FILTER _ksq_engine INCLUDE REGEX "shadow")
-if(_ksq_engine)
-  set(_ksq_shadow ${_ksq_dir}/kvm_seq_shadow.c)
-else()
-  # The library has no shadow engine yet: KVM against the reference only.
-  set(_ksq_shadow ${_ksq_dir}/kvm_seq_noshadow.c)
-endif()
 add_executable(oracle_shadow
   ${_ksq_dir}/oracle_shadow.c
   ${_ksq_dir}/kvm_seq_gen.c
   ${_ksq_dir}/kvm_seq_vm.c
+  ${_ksq_dir}/kvm_common.c
   ${_ksq_dir}/kvm_seq_guest.S
   ${_ksq_dir}/kvm_seq_ref.c
-  ${_ksq_shadow})
+  ${_ksq_dir}/kvm_seq_shadow.c)
 target_link_libraries(oracle_shadow PRIVATE vmem)
 target_include_directories(oracle_shadow PRIVATE ${_ksq_dir})
 

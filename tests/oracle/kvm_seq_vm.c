@@ -1,5 +1,6 @@
 /* kvm_seq_vm.c: runs a sequence of paging ops in a raw KVM guest (one vCPU in long mode, one VM per run). */
 #define _GNU_SOURCE
+#include "kvm_common.h"
 #include "kvm_seq.h"
 
 #include <errno.h>
@@ -102,44 +103,12 @@ static void vm_close(vm *v)
 
 static int add_slot(vm *v, uint64_t gpa, uint64_t size, void *host)
 {
-	struct kvm_userspace_memory_region r = {
-		.slot = v->nslots, .guest_phys_addr = gpa, .memory_size = size,
-		.userspace_addr = (uint64_t)(uintptr_t)host,
-	};
-	if (ioctl(v->vm, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+	if (kvm_common_add_slot(v->vm, v->nslots, gpa, size, host) < 0)
 		return -1;
 	v->nslots++;
 	return 0;
 }
 
-/* KVM's supported CPUID, with no 1-GByte pages, no PKU, vendor Intel (the
- * SDM model: KVM applies AMD-only rules to an AMD guest). */
-static int set_cpuid(vm *v)
-{
-	int rc = -1;
-	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + 256 * sizeof(struct kvm_cpuid_entry2));
-	if (!c)
-		return -1;
-	c->nent = 256;
-	if (ioctl(v->kvm, KVM_GET_SUPPORTED_CPUID, c) < 0)
-		goto out;
-	for (unsigned i = 0; i < c->nent; i++) {
-		struct kvm_cpuid_entry2 *e = &c->entries[i];
-		if (e->function == 0x80000001)
-			e->edx &= ~(1u << 26);
-		if (e->function == 7 && e->index == 0)
-			e->ecx &= ~(1u << 3);
-		if (e->function == 0 || e->function == 0x80000000) {
-			e->ebx = 0x756e6547;
-			e->edx = 0x49656e69;
-			e->ecx = 0x6c65746e;
-		}
-	}
-	rc = ioctl(v->vcpu, KVM_SET_CPUID2, c) < 0 ? -1 : 0;
-out:
-	free(c);
-	return rc;
-}
 
 static int vm_open(vm *v, const ksq_seq *q, unsigned char *pool, char *why, size_t n)
 {
@@ -189,7 +158,7 @@ static int vm_open(vm *v, const ksq_seq *q, unsigned char *pool, char *why, size
 		say(why, n, "mmap kvm_run: %s", strerror(errno));
 		return -1;
 	}
-	if (set_cpuid(v) < 0) {
+	if (kvm_common_set_cpuid(v->kvm, v->vcpu) < 0) {
 		say(why, n, "KVM_SET_CPUID2: %s", strerror(errno));
 		return -1;
 	}

@@ -1,5 +1,6 @@
 /* kvm_vm.c: a minimal raw-KVM x86-64 guest (one vCPU in long mode) that performs one memory access. */
 #define _GNU_SOURCE
+#include "kvm_common.h"
 #include "kvm_vm.h"
 
 #include <errno.h>
@@ -108,47 +109,12 @@ static void harness_init(unsigned char *h)
 
 static int set_slot(kvm_vm *vm, uint64_t gpa, uint64_t size, void *host)
 {
-	struct kvm_userspace_memory_region r = {
-		.slot = vm->nslots, .guest_phys_addr = gpa, .memory_size = size,
-		.userspace_addr = (uint64_t)(uintptr_t)host,
-	};
-	if (vm->nslots >= MAX_SLOTS)
-		return -1;
-	if (ioctl(vm->vm, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+	if (vm->nslots >= MAX_SLOTS || kvm_common_add_slot(vm->vm, vm->nslots, gpa, size, host) < 0)
 		return -1;
 	vm->nslots++;
 	return 0;
 }
 
-/* CPUID as KVM supports it, without 1-GByte pages (the oracle's CPU model). */
-static int set_cpuid(kvm_vm *vm)
-{
-	int rc = -1;
-	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + 256 * sizeof(struct kvm_cpuid_entry2));
-	if (!c)
-		return -1;
-	c->nent = 256;
-	if (ioctl(vm->kvm, KVM_GET_SUPPORTED_CPUID, c) < 0)
-		goto out;
-	for (unsigned i = 0; i < c->nent; i++) {
-		struct kvm_cpuid_entry2 *e = &c->entries[i];
-		if (e->function == 0x80000001)
-			e->edx &= ~(1u << 26); /* no 1-GByte pages */
-		if (e->function == 7 && e->index == 0)
-			e->ecx &= ~(1u << 3); /* no PKU */
-		/* Vendor Intel: libvmem models the Intel SDM, and KVM applies
-		 * AMD-only rules (PML4E bit 8 reserved) to an AMD guest. */
-		if (e->function == 0 || e->function == 0x80000000) {
-			e->ebx = 0x756e6547; /* "Genu" */
-			e->edx = 0x49656e69; /* "ineI" */
-			e->ecx = 0x6c65746e; /* "ntel" */
-		}
-	}
-	rc = ioctl(vm->vcpu, KVM_SET_CPUID2, c) < 0 ? -1 : 0;
-out:
-	free(c);
-	return rc;
-}
 
 void kvm_vm_free(kvm_vm *vm)
 {
@@ -218,7 +184,7 @@ kvm_vm *kvm_vm_new(char *why, size_t n)
 		say(why, n, "mmap kvm_run: %s", strerror(errno));
 		goto fail;
 	}
-	if (set_cpuid(vm) < 0) {
+	if (kvm_common_set_cpuid(vm->kvm, vm->vcpu) < 0) {
 		say(why, n, "KVM_SET_CPUID2: %s", strerror(errno));
 		goto fail;
 	}
