@@ -8,14 +8,6 @@
 #include <libvmem/walk.h>
 #include "vectors_int.h"
 
-static void fail(vv_outcome *o, vmem_vcheck_status st, const char *what, int err)
-{
-	o->status = st;
-	if (err)
-		snprintf(o->why, sizeof(o->why), "%s: %s", what, vmem_strerror(err));
-	else
-		snprintf(o->why, sizeof(o->why), "%s", what);
-}
 
 /* The EPT context the vector describes: Bochs-like capabilities (execute-only,
  * 1-GByte pages, A/D, 5-level) plus the vector's MBEC and advanced-info flags. */
@@ -28,7 +20,7 @@ static vmem_err make_ept(const vmem_vector *v, vv_outcome *o, vmem_ept_mmu **ept
 	caps.advanced_info = v->ept.advanced_info;
 	vmem_err e = vmem_ept_mmu_new(NULL, v->ept.eptp, &caps, ept);
 	if (e && e != VMEM_E_NOMEM)
-		fail(o, VMEM_VCHECK_ERROR, "the library refused the EPTP", e);
+		vv_fail(o, VMEM_VCHECK_ERROR, "the library refused the EPTP", e);
 	return e;
 }
 
@@ -63,7 +55,7 @@ vmem_err vv_redo_ept(const vmem_vector *v, vv_outcome *o)
 		vmem_ept_mmu_free(ept);
 		if (e == VMEM_E_NOMEM)
 			return e;
-		fail(o, VMEM_VCHECK_ERROR, "building host memory failed", e);
+		vv_fail(o, VMEM_VCHECK_ERROR, "building host memory failed", e);
 		return VMEM_OK;
 	}
 	static const uint8_t atype[3] = { VMEM_EPT_READ, VMEM_EPT_WRITE, VMEM_EPT_FETCH };
@@ -82,7 +74,7 @@ vmem_err vv_redo_ept(const vmem_vector *v, vv_outcome *o)
 	memset(&tr, 0, sizeof(tr));
 	e = vmem_ept_walk(ept, m.gm, v->access.addr, &a, 0, &r, &tr);
 	if (e) {
-		fail(o, VMEM_VCHECK_ERROR, "vmem_ept_walk refused the access", e);
+		vv_fail(o, VMEM_VCHECK_ERROR, "vmem_ept_walk refused the access", e);
 		e = VMEM_OK;
 	} else {
 		o->have_trace = true;
@@ -99,7 +91,7 @@ vmem_err vv_redo_ept(const vmem_vector *v, vv_outcome *o)
 			g->page_size = r.page_size;
 			g->have |= VMEM_VEXP_HPA | VMEM_VEXP_PAGE_SIZE;
 		} else if (r.status == VMEM_EPT_BAD_HPA) {
-			fail(o, VMEM_VCHECK_UNSUPPORTED, "unsupported outcome: EPT entry outside host memory", 0);
+			vv_fail(o, VMEM_VCHECK_UNSUPPORTED, "unsupported outcome: EPT entry outside host memory", 0);
 		} else {
 			record_exit(g, &r);
 		}
@@ -128,7 +120,7 @@ static vmem_err nested_pdptes(vmem_mmu *mmu, const vmem_ept_mmu *ept, vv_mem *m,
 	for (unsigned k = 0; !e && k < 4; k++)
 		e = vmem_gmem_read64(m->gm, r.hpa + 8 * k, &pdpte[k]);
 	if (e) {
-		fail(o, VMEM_VCHECK_ERROR, "loading the PAE PDPTEs through EPT failed", e);
+		vv_fail(o, VMEM_VCHECK_ERROR, "loading the PAE PDPTEs through EPT failed", e);
 		return e;
 	}
 	vmem_mmu_set_pdptes(mmu, pdpte);
@@ -137,22 +129,10 @@ static vmem_err nested_pdptes(vmem_mmu *mmu, const vmem_ept_mmu *ept, vv_mem *m,
 
 vmem_err vv_redo_nested(const vmem_vector *v, vv_outcome *o)
 {
-	vmem_regs regs;
-	vmem_regs_init(&regs);
-	regs.cr0 = v->cpu.cr0;
-	regs.cr3 = v->cpu.cr3;
-	regs.cr4 = v->cpu.cr4;
-	regs.efer = v->cpu.efer;
-	regs.pkru = v->cpu.pkru;
-	regs.maxphyaddr = v->cpu.maxphyaddr;
-	regs.gbpages = v->cpu.gbpages;
-	vmem_mmu *mmu = NULL;
-	vmem_err e = vmem_mmu_new(NULL, &regs, &mmu);
-	if (e) {
-		if (e != VMEM_E_NOMEM)
-			fail(o, VMEM_VCHECK_ERROR, "the library refused the registers", e);
+	vmem_mmu *mmu;
+	vmem_err e = vv_mmu_from_cpu(v, o, &mmu);
+	if (e)
 		return e == VMEM_E_NOMEM ? e : VMEM_OK;
-	}
 	vmem_ept_mmu *ept = NULL;
 	e = make_ept(v, o, &ept);
 	if (e) {
@@ -166,7 +146,7 @@ vmem_err vv_redo_nested(const vmem_vector *v, vv_outcome *o)
 		vmem_mmu_free(mmu);
 		if (e == VMEM_E_NOMEM)
 			return e;
-		fail(o, VMEM_VCHECK_ERROR, "building host memory failed", e);
+		vv_fail(o, VMEM_VCHECK_ERROR, "building host memory failed", e);
 		return VMEM_OK;
 	}
 	static const unsigned atype[3] = { VMEM_ACC_READ, VMEM_ACC_WRITE, VMEM_ACC_FETCH };
@@ -184,7 +164,7 @@ vmem_err vv_redo_nested(const vmem_vector *v, vv_outcome *o)
 	}
 	e = vmem_nested_walk(mmu, ept, m.gm, v->access.addr, acc, 0, &r, tr);
 	if (e) {
-		fail(o, VMEM_VCHECK_ERROR, "vmem_nested_walk refused the access", e);
+		vv_fail(o, VMEM_VCHECK_ERROR, "vmem_nested_walk refused the access", e);
 		e = VMEM_OK;
 	} else {
 		o->have_trace = true;
@@ -207,11 +187,11 @@ vmem_err vv_redo_nested(const vmem_vector *v, vv_outcome *o)
 			record_exit(g, &r.ept);
 			break;
 		case VMEM_NESTED_GP:
-			fail(o, VMEM_VCHECK_UNSUPPORTED,
+			vv_fail(o, VMEM_VCHECK_UNSUPPORTED,
 			     "unsupported outcome: non-canonical address (#GP), format v1 has no result for it", 0);
 			break;
 		default:
-			fail(o, VMEM_VCHECK_UNSUPPORTED, "unsupported outcome: an entry outside host memory", 0);
+			vv_fail(o, VMEM_VCHECK_UNSUPPORTED, "unsupported outcome: an entry outside host memory", 0);
 			break;
 		}
 		if (o->status == VMEM_VCHECK_PASS) {

@@ -2,6 +2,7 @@
 #ifndef VMEM_VECTORS_INT_H
 #define VMEM_VECTORS_INT_H
 
+#include <libvmem/paging.h>
 #include <libvmem/vectors.h>
 #include <libvmem/walk.h>
 
@@ -30,6 +31,11 @@ vmem_err vv_redo_walk(const vmem_vector *v, vv_outcome *o);
 vmem_err vv_redo_ept(const vmem_vector *v, vv_outcome *o);    /* lib/vectors_ept.c */
 vmem_err vv_redo_nested(const vmem_vector *v, vv_outcome *o); /* lib/vectors_ept.c */
 vmem_err vv_redo(const vmem_vector *v, vv_outcome *o);
+/* Record why a vector could not be checked. */
+void vv_fail(vv_outcome *o, vmem_vcheck_status st, const char *what, int err);
+/* The guest MMU a vector's cpu block describes: VMEM_OK with *mmu set;
+ * VMEM_E_NOMEM; or VMEM_E_INVAL once the refusal is recorded in o. */
+vmem_err vv_mmu_from_cpu(const vmem_vector *v, vv_outcome *o, vmem_mmu **mmu);
 
 /* Test memory built from a word list: one 4 KiB page per distinct page. */
 typedef struct vv_mem {

@@ -6,13 +6,33 @@
 #include <libvmem/walk.h>
 #include "vectors_int.h"
 
-static void fail(vv_outcome *o, vmem_vcheck_status st, const char *what, int err)
+void vv_fail(vv_outcome *o, vmem_vcheck_status st, const char *what, int err)
 {
 	o->status = st;
 	if (err)
 		snprintf(o->why, sizeof(o->why), "%s: %s", what, vmem_strerror(err));
 	else
 		snprintf(o->why, sizeof(o->why), "%s", what);
+}
+
+vmem_err vv_mmu_from_cpu(const vmem_vector *v, vv_outcome *o, vmem_mmu **mmu)
+{
+	vmem_regs r;
+	vmem_regs_init(&r);
+	r.cr0 = v->cpu.cr0;
+	r.cr3 = v->cpu.cr3;
+	r.cr4 = v->cpu.cr4;
+	r.efer = v->cpu.efer;
+	r.pkru = v->cpu.pkru;
+	r.maxphyaddr = v->cpu.maxphyaddr;
+	r.gbpages = v->cpu.gbpages;
+	*mmu = NULL;
+	vmem_err e = vmem_mmu_new(NULL, &r, mmu);
+	if (e && e != VMEM_E_NOMEM) {
+		vv_fail(o, VMEM_VCHECK_ERROR, "the library refused the registers", e);
+		return VMEM_E_INVAL;
+	}
+	return e;
 }
 
 /* Access flags from the vector's access block; CPL 3 is a user access. */
@@ -64,14 +84,14 @@ static vmem_err record(const vmem_vector *v, vv_outcome *o, const vv_mem *m, vme
 		g->have |= VMEM_VEXP_ERROR;
 		break;
 	case VMEM_WALK_GP:
-		fail(o, VMEM_VCHECK_UNSUPPORTED,
+		vv_fail(o, VMEM_VCHECK_UNSUPPORTED,
 		     "unsupported outcome: non-canonical address (#GP), format v1 has no result for it", 0);
 		return VMEM_OK;
 	default: {
 		char why[96];
 		snprintf(why, sizeof(why), "unsupported outcome: paging entry outside guest memory at 0x%llx",
 			 (unsigned long long)res->gpa);
-		fail(o, VMEM_VCHECK_UNSUPPORTED, why, 0);
+		vv_fail(o, VMEM_VCHECK_UNSUPPORTED, why, 0);
 		return VMEM_OK;
 	}
 	}
@@ -86,30 +106,17 @@ static vmem_err record(const vmem_vector *v, vv_outcome *o, const vv_mem *m, vme
 
 vmem_err vv_redo_walk(const vmem_vector *v, vv_outcome *o)
 {
-	vmem_regs r;
-	vmem_regs_init(&r);
-	r.cr0 = v->cpu.cr0;
-	r.cr3 = v->cpu.cr3;
-	r.cr4 = v->cpu.cr4;
-	r.efer = v->cpu.efer;
-	r.pkru = v->cpu.pkru;
-	r.maxphyaddr = v->cpu.maxphyaddr;
-	r.gbpages = v->cpu.gbpages;
-	vmem_mmu *mmu = NULL;
-	vmem_err e = vmem_mmu_new(NULL, &r, &mmu);
-	if (e == VMEM_E_NOMEM)
-		return e;
-	if (e) {
-		fail(o, VMEM_VCHECK_ERROR, "the library refused the registers", e);
-		return VMEM_OK;
-	}
+	vmem_mmu *mmu;
+	vmem_err e = vv_mmu_from_cpu(v, o, &mmu);
+	if (e)
+		return e == VMEM_E_NOMEM ? e : VMEM_OK;
 	vv_mem m;
 	e = vv_mem_build(&m, v->mem, v->n_mem, NULL, 0);
 	if (e) {
 		vmem_mmu_free(mmu);
 		if (e == VMEM_E_NOMEM)
 			return e;
-		fail(o, VMEM_VCHECK_ERROR, "building guest memory failed", e);
+		vv_fail(o, VMEM_VCHECK_ERROR, "building guest memory failed", e);
 		return VMEM_OK;
 	}
 	vmem_mode mode = vmem_mmu_mode(mmu);
@@ -118,14 +125,14 @@ vmem_err vv_redo_walk(const vmem_vector *v, vv_outcome *o)
 	vmem_walk_result res;
 	memset(&res, 0, sizeof(res));
 	if (e && e != VMEM_E_NOMEM) {
-		fail(o, VMEM_VCHECK_ERROR, "loading the PAE PDPTEs failed", e);
+		vv_fail(o, VMEM_VCHECK_ERROR, "loading the PAE PDPTEs failed", e);
 		e = VMEM_OK;
 	} else if (!e) {
 		e = vmem_walk(mmu, m.gm, v->access.addr, access_flags(v), 0, &res, &o->trace);
 		if (e == VMEM_E_NOMEM) {
 			/* fall through to cleanup */
 		} else if (e) {
-			fail(o, VMEM_VCHECK_ERROR, "vmem_walk refused the access", e);
+			vv_fail(o, VMEM_VCHECK_ERROR, "vmem_walk refused the access", e);
 			e = VMEM_OK;
 		} else {
 			o->have_trace = true;
