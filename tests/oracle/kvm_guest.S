@@ -26,38 +26,7 @@
 
 	.balign 16
 kvm_guest_start:
-	VEC 0,0
-	VEC 1,0
-	VEC 2,0
-	VEC 3,0
-	VEC 4,0
-	VEC 5,0
-	VEC 6,0
-	VEC 7,0
-	VEC 8,1
-	VEC 9,0
-	VEC 10,1
-	VEC 11,1
-	VEC 12,1
-	VEC 13,1
-	VEC 14,1
-	VEC 15,0
-	VEC 16,0
-	VEC 17,1
-	VEC 18,0
-	VEC 19,0
-	VEC 20,0
-	VEC 21,1
-	VEC 22,0
-	VEC 23,0
-	VEC 24,0
-	VEC 25,0
-	VEC 26,0
-	VEC 27,0
-	VEC 28,0
-	VEC 29,1
-	VEC 30,1
-	VEC 31,0
+#include "kvm_idt_vectors.inc"
 
 /* Common handler (CPL 0): R13 = CR2, R12 = faulting RIP, R11 = its CS;
  * then HLT, which exits to the host with these registers. */
