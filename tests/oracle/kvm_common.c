@@ -1,5 +1,6 @@
 /* KVM plumbing both raw-KVM oracles share: memory slots and the guest CPUID model. */
 #include <stdlib.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <linux/kvm.h>
 #include "kvm_common.h"
@@ -40,4 +41,32 @@ int kvm_common_set_cpuid(int kvmfd, int vcpufd)
 out:
 	free(c);
 	return rc;
+}
+
+static void put64(unsigned char *h, uint64_t off, uint64_t v)
+{
+	memcpy(h + off, &v, 8);
+}
+
+void kvm_common_tables(unsigned char *h, uint64_t gdt, uint64_t idt, uint64_t tss, uint64_t code,
+		       uint64_t kstack, int bp_user)
+{
+	/* SDM vol. 3A 3.4.5: L=1 code, flat data; 7.2.3: 64-bit TSS descriptor (type 0xb busy). */
+	put64(h, gdt + 0x08, 0x00af9b000000ffffull);
+	put64(h, gdt + 0x10, 0x00cf93000000ffffull);
+	put64(h, gdt + 0x18, 0x00affb000000ffffull);
+	put64(h, gdt + 0x20, 0x00cff3000000ffffull);
+	put64(h, gdt + 0x28, 0x67ull | ((tss & 0xffffff) << 16) | (0x8bull << 40) | ((tss >> 24 & 0xff) << 56));
+	put64(h, gdt + 0x30, tss >> 32);
+	/* SDM 6.14.1: 64-bit interrupt gates. */
+	for (uint64_t v = 0; v < 32; v++) {
+		uint64_t off = code + 16 * v;
+		uint64_t type = (v == 3 && bp_user) ? 0xeeull : 0x8eull;
+		put64(h, idt + 16 * v, (off & 0xffff) | (0x08ull << 16) | (type << 40) | ((off >> 16 & 0xffff) << 48));
+		put64(h, idt + 16 * v + 8, off >> 32);
+	}
+	/* TSS: RSP0 at offset 4; I/O bitmap base past the limit (no bitmap). */
+	put64(h, tss + 4, kstack);
+	uint16_t iomap = 0x68;
+	memcpy(h + tss + 0x66, &iomap, 2);
 }

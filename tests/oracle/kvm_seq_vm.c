@@ -57,25 +57,8 @@ void ksq_harness_build(unsigned char *h, uint64_t pool)
 	for (uint64_t pa = 0x1000; pa < KSQ_HARNESS_SIZE; pa += 0x1000)
 		put64(h, KSQ_PT + (pa >> 12) * 8, pa | 0x67); /* P|RW|US|A|D */
 
-	put64(h, KSQ_GDT + 0x08, 0x00af9b000000ffffull);
-	put64(h, KSQ_GDT + 0x10, 0x00cf93000000ffffull);
-	put64(h, KSQ_GDT + 0x18, 0x00affb000000ffffull);
-	put64(h, KSQ_GDT + 0x20, 0x00cff3000000ffffull);
-	put64(h, KSQ_GDT + 0x28, 0x67ull | ((KSQ_TSS & 0xffffff) << 16) |
-		  (0x8bull << 40) | ((KSQ_TSS >> 24 & 0xff) << 56));
-	put64(h, KSQ_GDT + 0x30, KSQ_TSS >> 32);
-
-	/* 64-bit interrupt gates; #BP's has DPL 3 so INT3 works at CPL 3. */
-	for (uint64_t v = 0; v < 32; v++) {
-		uint64_t off = KSQ_CODE + 16 * v;
-		uint64_t type = v == 3 ? 0xeeull : 0x8eull;
-		uint64_t lo = (off & 0xffff) | ((uint64_t)SEL_KCODE << 16) |
-			      (type << 40) | ((off >> 16 & 0xffff) << 48);
-		put64(h, KSQ_IDT + 16 * v, lo);
-		put64(h, KSQ_IDT + 16 * v + 8, off >> 32);
-	}
-	put64(h, KSQ_TSS + 4, KSQ_KSTACK);
-	memcpy(h + KSQ_TSS + 0x66, &(uint16_t){0x68}, 2);
+	/* #BP's gate has DPL 3 so INT3 works at CPL 3. */
+	kvm_common_tables(h, KSQ_GDT, KSQ_IDT, KSQ_TSS, KSQ_CODE, KSQ_KSTACK, 1);
 	memcpy(h + KSQ_CODE, ksq_guest_start, (size_t)(ksq_guest_end - ksq_guest_start));
 }
 

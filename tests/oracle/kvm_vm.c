@@ -83,26 +83,7 @@ static void harness_init(unsigned char *h)
 	for (uint64_t pa = 0x1000; pa < KVM_HARNESS_SIZE; pa += 0x1000)
 		put64(h, KVM_PT + (pa >> 12) * 8, pa | 0x67); /* P|RW|US|A|D */
 
-	/* 64-bit code/data for CPL 0 and 3; a busy 64-bit TSS. */
-	put64(h, KVM_GDT + 0x08, 0x00af9b000000ffffull);
-	put64(h, KVM_GDT + 0x10, 0x00cf93000000ffffull);
-	put64(h, KVM_GDT + 0x18, 0x00affb000000ffffull);
-	put64(h, KVM_GDT + 0x20, 0x00cff3000000ffffull);
-	put64(h, KVM_GDT + 0x28, 0x67ull | ((KVM_TSS & 0xffffff) << 16) |
-		  (0x8bull << 40) | ((KVM_TSS >> 24 & 0xff) << 56));
-	put64(h, KVM_GDT + 0x30, KVM_TSS >> 32);
-
-	/* IDT: vectors 0-31 -> 16-byte stubs, 64-bit interrupt gates, DPL 0. */
-	for (uint64_t v = 0; v < 32; v++) {
-		uint64_t off = KVM_CODE + 16 * v;
-		uint64_t lo = (off & 0xffff) | ((uint64_t)SEL_KCODE << 16) |
-			      (0x8eull << 40) | ((off >> 16 & 0xffff) << 48);
-		put64(h, KVM_IDT + 16 * v, lo);
-		put64(h, KVM_IDT + 16 * v + 8, off >> 32);
-	}
-	/* TSS: RSP0 at offset 4; no I/O bitmap (base past the limit). */
-	memcpy(h + KVM_TSS + 4, &(uint64_t){KVM_KSTACK}, 8);
-	memcpy(h + KVM_TSS + 0x66, &(uint16_t){0x68}, 2);
+	kvm_common_tables(h, KVM_GDT, KVM_IDT, KVM_TSS, KVM_CODE, KVM_KSTACK, 0);
 
 	memcpy(h + KVM_CODE, kvm_guest_start, (size_t)(kvm_guest_end - kvm_guest_start));
 }
