@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include "support/testram.h"
 #include <libvmem/ept.h>
 #include <libvmem/gmem.h>
 
@@ -30,10 +31,7 @@ struct fx {
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	f->ram = aligned_alloc(4096, RAM_SIZE);
-	memset(f->ram, 0, RAM_SIZE);
-	assert_int_equal(vmem_gmem_new(NULL, &f->gm), VMEM_OK);
-	assert_int_equal(vmem_gmem_add_ram(f->gm, 0, RAM_SIZE, f->ram, 0), VMEM_OK);
+	f->ram = testram_new(RAM_SIZE, &f->gm);
 	vmem_ept_caps_init(&f->caps);
 	f->caps.maxphyaddr = 40;
 	*state = f;
@@ -44,14 +42,13 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 	vmem_ept_mmu_free(f->ept);
-	vmem_gmem_free(f->gm);
-	free(f->ram);
+	testram_free(f->ram, f->gm);
 	free(f);
 	return 0;
 }
 
-static void put(struct fx *f, uint64_t hpa, uint64_t v) { memcpy(f->ram + hpa, &v, 8); }
-static uint64_t get(struct fx *f, uint64_t hpa) { uint64_t v; memcpy(&v, f->ram + hpa, 8); return v; }
+static void put(struct fx *f, uint64_t hpa, uint64_t v) { testram_put64(f->ram, hpa, v); }
+static uint64_t get(struct fx *f, uint64_t hpa) { return testram_get64(f->ram, hpa); }
 
 static void load(struct fx *f, uint64_t eptp)
 {

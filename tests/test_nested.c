@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include "support/testram.h"
 #include <libvmem/ept.h>
 #include <libvmem/gmem.h>
 #include <libvmem/nested.h>
@@ -36,12 +37,12 @@ struct fx {
 	vmem_ept_caps caps;
 };
 
-static void put(struct fx *f, uint64_t hpa, uint64_t v) { memcpy(f->ram + hpa, &v, 8); }
-static uint64_t get(struct fx *f, uint64_t hpa) { uint64_t v; memcpy(&v, f->ram + hpa, 8); return v; }
+static void put(struct fx *f, uint64_t hpa, uint64_t v) { testram_put64(f->ram, hpa, v); }
+static uint64_t get(struct fx *f, uint64_t hpa) { return testram_get64(f->ram, hpa); }
 static void gput(struct fx *f, uint64_t gpa, uint64_t v) { put(f, GBASE + gpa, v); }
 static uint64_t gget(struct fx *f, uint64_t gpa) { return get(f, GBASE + gpa); }
-static void gput32(struct fx *f, uint64_t gpa, uint32_t v) { memcpy(f->ram + GBASE + gpa, &v, 4); }
-static uint32_t gget32(struct fx *f, uint64_t gpa) { uint32_t v; memcpy(&v, f->ram + GBASE + gpa, 4); return v; }
+static void gput32(struct fx *f, uint64_t gpa, uint32_t v) { testram_put32(f->ram, GBASE + gpa, v); }
+static uint32_t gget32(struct fx *f, uint64_t gpa) { return testram_get32(f->ram, GBASE + gpa); }
 /* The EPT PTE of guest page gpa. */
 static uint64_t eptpte_at(uint64_t gpa) { return EPT_PT + 8 * (gpa >> 12); }
 static void eptpte(struct fx *f, uint64_t gpa, uint64_t bits) { put(f, eptpte_at(gpa), GBASE + (gpa & ~0xfffull) + bits); }
@@ -67,10 +68,7 @@ static void set_cpu(struct fx *f, uint64_t cr0, uint64_t cr3, uint64_t cr4, uint
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	f->ram = aligned_alloc(4096, RAM_SIZE);
-	memset(f->ram, 0, RAM_SIZE);
-	assert_int_equal(vmem_gmem_new(NULL, &f->gm), VMEM_OK);
-	assert_int_equal(vmem_gmem_add_ram(f->gm, 0, RAM_SIZE, f->ram, 0), VMEM_OK);
+	f->ram = testram_new(RAM_SIZE, &f->gm);
 	vmem_ept_caps_init(&f->caps);
 	f->caps.maxphyaddr = 40;
 	put(f, 0x1000, 0x2007);
@@ -92,8 +90,7 @@ static int teardown(void **state)
 	struct fx *f = *state;
 	vmem_ept_mmu_free(f->ept);
 	vmem_mmu_free(f->mmu);
-	vmem_gmem_free(f->gm);
-	free(f->ram);
+	testram_free(f->ram, f->gm);
 	free(f);
 	return 0;
 }

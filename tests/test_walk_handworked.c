@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include "support/testram.h"
 #include <libvmem/gmem.h>
 #include <libvmem/paging.h>
 #include <libvmem/pte.h>
@@ -22,10 +23,7 @@ struct fx {
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	f->ram = aligned_alloc(4096, RAM_SIZE);
-	memset(f->ram, 0, RAM_SIZE);
-	assert_int_equal(vmem_gmem_new(NULL, &f->gm), VMEM_OK);
-	assert_int_equal(vmem_gmem_add_ram(f->gm, 0, RAM_SIZE, f->ram, 0), VMEM_OK);
+	f->ram = testram_new(RAM_SIZE, &f->gm);
 	*state = f;
 	return 0;
 }
@@ -34,16 +32,15 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 	vmem_mmu_free(f->mmu);
-	vmem_gmem_free(f->gm);
-	free(f->ram);
+	testram_free(f->ram, f->gm);
 	free(f);
 	return 0;
 }
 
-static void put64(struct fx *f, uint64_t gpa, uint64_t v) { memcpy(f->ram + gpa, &v, 8); }
-static void put32(struct fx *f, uint64_t gpa, uint32_t v) { memcpy(f->ram + gpa, &v, 4); }
-static uint64_t get64(struct fx *f, uint64_t gpa) { uint64_t v; memcpy(&v, f->ram + gpa, 8); return v; }
-static uint32_t get32(struct fx *f, uint64_t gpa) { uint32_t v; memcpy(&v, f->ram + gpa, 4); return v; }
+static void put64(struct fx *f, uint64_t gpa, uint64_t v) { testram_put64(f->ram, gpa, v); }
+static void put32(struct fx *f, uint64_t gpa, uint32_t v) { testram_put32(f->ram, gpa, v); }
+static uint64_t get64(struct fx *f, uint64_t gpa) { return testram_get64(f->ram, gpa); }
+static uint32_t get32(struct fx *f, uint64_t gpa) { return testram_get32(f->ram, gpa); }
 
 static void set_cpu(struct fx *f, uint64_t cr0, uint64_t cr3, uint64_t cr4, uint64_t efer,
 		    unsigned maxphy, bool gb, uint32_t pkru)
