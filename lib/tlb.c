@@ -3,6 +3,8 @@
 #include "vmem_int.h"
 
 #define EP4TA_MASK VMI_BITS(51, 12)
+/* The EP4TA bits a slot's tag holds; a higher EP4TA is never cached. */
+#define EP4TA_TAGGED VMI_BITS(47, 12)
 
 /* Size classes: 4K, 2M, 4M (32-bit paging), 1G. */
 enum { SZ_4K, SZ_2M, SZ_4M, SZ_1G, SZ_N };
@@ -13,33 +15,39 @@ struct vmem_tlb {
 	const vmem_allocator *alloc;
 	unsigned bits[SZ_N];
 	vmem_tlb_slot *e[SZ_N];
+	vmem_tlb_slot never; /* stays empty: the slot of a view whose tag is not cached */
 };
 
-/* The key of la's page in class s under vpid: the page's address with bit
- * 11 set (never 0, the empty slot) and VPID bits 15:12 in bits 3:0. */
-static inline uint64_t key_of(int s, uint64_t la, uint16_t vpid)
+/* The key of la's page in class s: its address with the offset bits set (never 0, the empty slot). */
+static inline uint64_t key_of(int s, uint64_t la)
 {
-	return (la & ~((1ull << sz_shift[s]) - 1)) | 0x800 | (uint64_t)(vpid >> 12);
+	return la | ((1ull << sz_shift[s]) - 1);
 }
 
-/* The rest of the tag, one word: EP4TA, PCID, VPID bits 11:0. */
+/* Whether translations under tag may be cached: a 12-bit PCID (CR3 bits
+ * 11:0) and an EP4TA below 2^48, which the slot tag has room for. */
+static inline bool cacheable(const vmem_tlb_tag *tag)
+{
+	return tag->pcid <= 0xfff && !(tag->eptp & EP4TA_MASK & ~EP4TA_TAGGED);
+}
+
+/* The rest of the tag, one word: VPID, EP4TA, PCID. */
 static inline uint64_t tag_of(const vmem_tlb_tag *tag)
 {
-	return (tag->eptp & EP4TA_MASK) | (tag->pcid & 0xfffu) | ((uint64_t)(tag->vpid & 0xfffu) << 52);
+	return (uint64_t)tag->vpid << 48 | (tag->eptp & EP4TA_TAGGED) | tag->pcid;
 }
 
-static inline size_t slot(const vmem_tlb *t, int s, uint64_t key)
+static inline size_t slot(const vmem_tlb *t, int s, uint64_t la)
 {
-	/* Fibonacci hashing of the key (vmem_tlb_hit4k hashes the same way). */
-	return (size_t)((key * 0x9e3779b97f4a7c15ull) >> (64 - t->bits[s]));
+	/* The page number's low bits, as vmem_tlb_hit4k indexes. */
+	return (size_t)((la >> sz_shift[s]) & ((1ull << t->bits[s]) - 1));
 }
 
 void vmem_tlb_bind(const vmem_tlb *t, const vmem_tlb_tag *tag, vmem_tlb_view *v)
 {
-	v->slots = t->e[SZ_4K];
-	v->shift = 64 - t->bits[SZ_4K];
-	/* A PCID above 12 bits is never cached: bit 11 clear matches no key. */
-	v->kbits = tag->pcid > 0xfff ? 0x400 : 0x800 | (uint64_t)(tag->vpid >> 12);
+	bool c = cacheable(tag);
+	v->slots = c ? t->e[SZ_4K] : &t->never;
+	v->imask = c ? ((1ull << t->bits[SZ_4K]) - 1) << VMEM_TLB_SLOT_LOG2 : 0;
 	v->tag = tag_of(tag);
 	v->tlb = t;
 	v->t = *tag;
@@ -80,8 +88,8 @@ void vmem_tlb_free(vmem_tlb *t)
 static inline bool hit(const vmem_tlb_slot *e, uint64_t key, uint64_t tag)
 {
 	/* A global translation matches any PCID of its VPID (SDM 4.10.2.4): the
-	 * key holds VPID bits 15:12, the tag bits 11:0, EP4TA and the PCID. */
-	return e->vpn == key && (e->tag == tag || (e->global && !((e->tag ^ tag) & ~0xfffull)));
+	 * PCID is the tag's bits 11:0. */
+	return e->key == key && (e->tag == tag || (e->global && (e->tag ^ tag) <= 0xfff));
 }
 
 static inline void tlb_out(const vmem_tlb_slot *e, unsigned shift, uint64_t la, vmem_tlb_xlat *out)
@@ -97,20 +105,18 @@ static inline void tlb_out(const vmem_tlb_slot *e, unsigned shift, uint64_t la, 
 
 bool vmem_tlb_lookup(const vmem_tlb *t, const vmem_tlb_tag *tag, uint64_t la, vmem_tlb_xlat *out)
 {
-	if (tag->pcid > 0xfff)
+	if (!cacheable(tag))
 		return false; /* never cached (see vmem_tlb_insert) */
 	uint64_t tg = tag_of(tag);
 	/* 4K first, inline: the hit that matters. */
-	uint64_t vpn1 = key_of(SZ_4K, la, tag->vpid);
-	const vmem_tlb_slot *e = &t->e[SZ_4K][slot(t, SZ_4K, vpn1)];
-	if (vmi_likely(hit(e, vpn1, tg))) {
+	const vmem_tlb_slot *e = &t->e[SZ_4K][slot(t, SZ_4K, la)];
+	if (vmi_likely(hit(e, key_of(SZ_4K, la), tg))) {
 		tlb_out(e, 12, la, out);
 		return true;
 	}
 	for (int s = SZ_2M; s < SZ_N; s++) {
-		vpn1 = key_of(s, la, tag->vpid);
-		e = &t->e[s][slot(t, s, vpn1)];
-		if (hit(e, vpn1, tg)) {
+		e = &t->e[s][slot(t, s, la)];
+		if (hit(e, key_of(s, la), tg)) {
 			tlb_out(e, sz_shift[s], la, out);
 			return true;
 		}
@@ -131,15 +137,13 @@ vmem_err vmem_tlb_insert(vmem_tlb *t, const vmem_tlb_tag *tag, uint64_t la, cons
 	int s = x ? size_class(x->page_size) : -1;
 	if (!t || !tag || s < 0)
 		return VMEM_E_INVAL;
-	/* PCIDs are 12 bits (CR3 bits 11:0): the tag keeps no more. A wider one
-	 * is not cached, which a TLB may always do (SDM 4.10.2). */
-	if (tag->pcid > 0xfff)
+	/* PCIDs are 12 bits (CR3 bits 11:0) and the tag keeps EP4TA bits 47:12:
+	 * another tag is not cached, which a TLB may always do (SDM 4.10.2). */
+	if (!cacheable(tag))
 		return VMEM_OK;
-	uint64_t vpn1 = key_of(s, la, tag->vpid);
-	vmem_tlb_slot *e = &t->e[s][slot(t, s, vpn1)];
-	e->vpn = vpn1;
+	vmem_tlb_slot *e = &t->e[s][slot(t, s, la)];
+	e->key = key_of(s, la);
 	e->tag = tag_of(tag);
-	e->ctx = (uint32_t)tag->vpid << 16 | tag->pcid;
 	e->global = x->global ? 1 : 0;
 	e->perms = x->perms;
 	e->dirty = x->dirty ? 1 : 0;
@@ -157,20 +161,20 @@ static void flush_where(vmem_tlb *t, enum match m, uint16_t vpid, uint16_t pcid,
 		size_t n = (size_t)1 << t->bits[s];
 		for (size_t i = 0; i < n; i++) {
 			vmem_tlb_slot *e = &t->e[s][i];
-			if (!e->vpn)
+			if (!e->key)
 				continue;
-			uint16_t ev = (uint16_t)(e->ctx >> 16), ep = (uint16_t)e->ctx;
+			uint16_t ev = (uint16_t)(e->tag >> 48), ep = (uint16_t)(e->tag & 0xfff);
 			bool drop = false;
 			switch (m) {
 			case M_VPID: drop = ev == vpid; break;
 			case M_VPID_NONGLOBAL: drop = ev == vpid && !e->global; break;
 			case M_PCID_NONGLOBAL: drop = ev == vpid && ep == pcid && !e->global; break;
 			case M_ALL_BUT_VPID0: drop = ev != 0; break;
-			case M_EP4TA: drop = (e->tag & EP4TA_MASK) == ep4ta; break;
+			case M_EP4TA: drop = (e->tag & EP4TA_TAGGED) == ep4ta; break;
 			case M_ALL: drop = true; break;
 			}
 			if (drop)
-				e->vpn = 0;
+				e->key = 0;
 		}
 	}
 }
@@ -179,12 +183,11 @@ static void flush_where(vmem_tlb *t, enum match m, uint16_t vpid, uint16_t pcid,
 static void flush_addr(vmem_tlb *t, uint64_t la, uint16_t vpid, int pcid, bool globals)
 {
 	for (int s = 0; s < SZ_N; s++) {
-		uint64_t vpn1 = key_of(s, la, vpid);
-		vmem_tlb_slot *e = &t->e[s][slot(t, s, vpn1)];
-		if (e->vpn != vpn1 || (e->ctx >> 16) != vpid)
+		vmem_tlb_slot *e = &t->e[s][slot(t, s, la)];
+		if (e->key != key_of(s, la) || (e->tag >> 48) != vpid)
 			continue;
-		if (e->global ? globals : (pcid < 0 || (uint16_t)e->ctx == (uint16_t)pcid))
-			e->vpn = 0;
+		if (e->global ? globals : (pcid < 0 || (e->tag & 0xfff) == (uint16_t)pcid))
+			e->key = 0;
 	}
 }
 
@@ -239,11 +242,11 @@ vmem_err vmem_tlb_invept(vmem_tlb *t, unsigned type, uint64_t eptp)
 {
 	if (!t)
 		return VMEM_E_INVAL;
-	if (type == VMEM_INVEPT_SINGLE)
-		flush_where(t, M_EP4TA, 0, 0, eptp & EP4TA_MASK);
-	else if (type == VMEM_INVEPT_ALL)
+	if (type == VMEM_INVEPT_ALL)
 		flush_where(t, M_ALL, 0, 0, 0);
-	else
+	else if (type != VMEM_INVEPT_SINGLE)
 		return VMEM_E_INVAL;
+	else if (!(eptp & EP4TA_MASK & ~EP4TA_TAGGED)) /* a higher EP4TA was never cached */
+		flush_where(t, M_EP4TA, 0, 0, eptp & EP4TA_TAGGED);
 	return VMEM_OK;
 }

@@ -203,6 +203,206 @@ static void test_inline_hit(void **s)
 	vmem_tlb_free(t);
 }
 
+/* Tags the slot word packs: VPIDs above 0xfff stay apart from their low
+ * 12 bits, and a PCID above 0xfff or an EP4TA at or above 2^48 is never
+ * cached (its lookups miss; an INVEPT of it drops nothing else). */
+static void test_wide_tags(void **s)
+{
+	(void)s;
+	vmem_tlb *t;
+	assert_int_equal(vmem_tlb_new(NULL, 8, &t), VMEM_OK);
+	vmem_tlb_tag lo = { 0x0001, 1, EPT_A }, hi = { 0x1001, 1, EPT_A }, top = { 0xffff, 0xfff, EPT_A };
+	vmem_tlb_tag wide_pcid = { 1, 0x1000, EPT_A }, high_ept = { 1, 1, EPT_A | 1ull << 48 };
+	vmem_tlb_xlat x = { 0x5000, 4096, 7, 1, 0, 0 }, y;
+	assert_int_equal(vmem_tlb_insert(t, &lo, 0x1000, &x), VMEM_OK);
+	assert_false(vmem_tlb_lookup(t, &hi, 0x1000, &y));
+	assert_false(vmem_tlb_lookup(t, &high_ept, 0x1000, &y));
+	assert_false(vmem_tlb_lookup(t, &wide_pcid, 0x1000, &y));
+	x.pa = 0x6000;
+	assert_int_equal(vmem_tlb_insert(t, &top, 0x2000, &x), VMEM_OK);
+	assert_true(vmem_tlb_lookup(t, &top, 0x2fff, &y));
+	assert_int_equal(y.pa, 0x6fff);
+	/* Never cached: inserts succeed, lookups and the inline hit miss. */
+	assert_int_equal(vmem_tlb_insert(t, &high_ept, 0x3000, &x), VMEM_OK);
+	assert_int_equal(vmem_tlb_insert(t, &wide_pcid, 0x4000, &x), VMEM_OK);
+	assert_false(vmem_tlb_lookup(t, &high_ept, 0x3000, &y));
+	assert_false(vmem_tlb_lookup(t, &wide_pcid, 0x4000, &y));
+	vmem_tlb_view v;
+	uint64_t pa;
+	unsigned perms;
+	vmem_tlb_bind(t, &high_ept, &v);
+	assert_false(vmem_tlb_hit4k(&v, 0x1000, &pa, &perms));
+	assert_false(vmem_tlb_hit4k(&v, 0x3000, &pa, &perms));
+	vmem_tlb_bind(t, &wide_pcid, &v);
+	assert_false(vmem_tlb_hit4k(&v, 0x4000, &pa, &perms));
+	vmem_tlb_bind(t, &lo, &v);
+	assert_true(vmem_tlb_hit4k(&v, 0x1abc, &pa, &perms));
+	assert_int_equal(pa, 0x5abc);
+	/* INVEPT of the EP4TA with bit 48 set leaves EPT_A's translations. */
+	assert_int_equal(vmem_tlb_invept(t, VMEM_INVEPT_SINGLE, EPT_A | 1ull << 48), VMEM_OK);
+	assert_true(vmem_tlb_lookup(t, &lo, 0x1000, &y));
+	assert_int_equal(vmem_tlb_invvpid(t, VMEM_INVVPID_SINGLE, 0x1001, 0), VMEM_OK);
+	assert_true(vmem_tlb_lookup(t, &lo, 0x1000, &y));
+	assert_int_equal(vmem_tlb_invvpid(t, VMEM_INVVPID_SINGLE, 0xffff, 0), VMEM_OK);
+	assert_false(vmem_tlb_lookup(t, &top, 0x2000, &y));
+	vmem_tlb_free(t);
+}
+
+/* A reference model: every translation inserted and not yet invalidated,
+ * with the SDM's rules written out plainly. The TLB may miss anything (it
+ * may drop any entry, SDM 4.10.2) but every hit must be one of these. */
+struct ref {
+	uint16_t vpid, pcid;
+	uint64_t ep4ta, base, size, pa;
+	uint8_t perms, global, dirty, live;
+};
+#define NREF 4096
+static struct ref R[NREF];
+static unsigned nref;
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+#define EP4TA(e) ((e) & 0x000ffffffffff000ull)
+static bool in_page(const struct ref *r, uint64_t la) { return (la & ~(r->size - 1)) == r->base; }
+
+/* One invalidation, done on the TLB and on the model. */
+static void model_invalidate(vmem_tlb *t, uint64_t *s, const vmem_tlb_tag *tg, uint64_t la)
+{
+	unsigned op = (unsigned)(rnd(s) % 16);
+	uint16_t vpid = tg->vpid, pcid = tg->pcid;
+	uint64_t cr3 = (rnd(s) & 0x8000000000000fffull) | 0x5000;
+	bool pcide = rnd(s) & 1;
+	if (op >= 1 && op <= 4 && pcid > 0xfff) { /* INVPCID of a PCID above 12 bits: #GP, nothing done */
+		assert_int_equal(vmem_tlb_invpcid(t, vpid, op - 1, pcid, la), VMEM_E_INVAL);
+		return;
+	}
+	for (unsigned i = 0; i < nref; i++) {
+		struct ref *r = &R[i];
+		bool v = r->vpid == vpid, drop = false;
+		switch (op) {
+		case 0: drop = v && in_page(r, la) && (r->pcid == pcid || r->global); break;           /* INVLPG */
+		case 1: drop = v && in_page(r, la) && r->pcid == pcid && !r->global; break;            /* INVPCID 0 */
+		case 2: drop = v && r->pcid == pcid && !r->global; break;                              /* INVPCID 1 */
+		case 3: drop = v; break;                                                               /* INVPCID 2 */
+		case 4: drop = v && !r->global; break;                                                 /* INVPCID 3 */
+		case 5: drop = !(pcide && cr3 >> 63) && v && !r->global &&
+			       r->pcid == (pcide ? (cr3 & 0xfff) : 0); break;                          /* MOV CR3 */
+		case 6: drop = v; break;                                                               /* CR4 change */
+		case 7: drop = v && in_page(r, la); break;                                             /* INVVPID 0 */
+		case 8: drop = v; break;                                                               /* INVVPID 1 */
+		case 9: drop = r->vpid != 0; break;                                                    /* INVVPID 2 */
+		case 10: drop = v && !r->global; break;                                                /* INVVPID 3 */
+		case 11: drop = r->ep4ta == EP4TA(tg->eptp); break;                                    /* INVEPT 1 */
+		case 12: drop = true; break;                                                           /* INVEPT 2 */
+		default: break;                                                                        /* none */
+		}
+		if (drop)
+			r->live = 0;
+	}
+	switch (op) {
+	case 0: vmem_tlb_invlpg(t, vpid, pcid, la); break;
+	case 1: assert_int_equal(vmem_tlb_invpcid(t, vpid, VMEM_INVPCID_ADDR, pcid, la), VMEM_OK); break;
+	case 2: assert_int_equal(vmem_tlb_invpcid(t, vpid, VMEM_INVPCID_SINGLE, pcid, la), VMEM_OK); break;
+	case 3: assert_int_equal(vmem_tlb_invpcid(t, vpid, VMEM_INVPCID_ALL_GLOBAL, pcid, la), VMEM_OK); break;
+	case 4: assert_int_equal(vmem_tlb_invpcid(t, vpid, VMEM_INVPCID_ALL, pcid, la), VMEM_OK); break;
+	case 5: vmem_tlb_mov_cr3(t, vpid, cr3, pcide); break;
+	case 6: vmem_tlb_flush_vpid(t, vpid); break;
+	case 7: assert_int_equal(vmem_tlb_invvpid(t, VMEM_INVVPID_ADDR, vpid, la), VMEM_OK); break;
+	case 8: assert_int_equal(vmem_tlb_invvpid(t, VMEM_INVVPID_SINGLE, vpid, la), VMEM_OK); break;
+	case 9: assert_int_equal(vmem_tlb_invvpid(t, VMEM_INVVPID_ALL, vpid, la), VMEM_OK); break;
+	case 10: assert_int_equal(vmem_tlb_invvpid(t, VMEM_INVVPID_SINGLE_KEEP_GLOBAL, vpid, la), VMEM_OK); break;
+	case 11: assert_int_equal(vmem_tlb_invept(t, VMEM_INVEPT_SINGLE, tg->eptp), VMEM_OK); break;
+	case 12: assert_int_equal(vmem_tlb_invept(t, VMEM_INVEPT_ALL, 0), VMEM_OK); break;
+	default: break;
+	}
+}
+
+/* A lookup under tg: a hit is a live model entry; the inline hit agrees. */
+static void model_check(const vmem_tlb *t, const vmem_tlb_tag *tg, uint64_t la)
+{
+	vmem_tlb_xlat x;
+	bool hit = vmem_tlb_lookup(t, tg, la, &x);
+	vmem_tlb_view v;
+	vmem_tlb_bind(t, tg, &v);
+	uint64_t pa;
+	unsigned perms;
+	bool fast = vmem_tlb_hit4k(&v, la, &pa, &perms);
+	assert_int_equal(fast, hit && x.page_size == 4096);
+	if (fast) {
+		assert_int_equal(pa, x.pa);
+		assert_int_equal(perms, x.perms);
+	}
+	if (!hit)
+		return;
+	for (unsigned i = 0; i < nref; i++) {
+		const struct ref *r = &R[i];
+		if (r->live && r->vpid == tg->vpid && r->ep4ta == EP4TA(tg->eptp) && in_page(r, la) &&
+		    (r->pcid == tg->pcid || r->global) && r->size == x.page_size &&
+		    r->pa + (la & (r->size - 1)) == x.pa && r->perms == x.perms && r->global == x.global &&
+		    r->dirty == x.dirty)
+			return;
+	}
+	fail_msg("vpid %u pcid %u eptp 0x%llx la 0x%llx: hit 0x%llx is no live translation", tg->vpid, tg->pcid,
+		 (unsigned long long)tg->eptp, (unsigned long long)la, (unsigned long long)x.pa);
+}
+
+static void test_model(void **s)
+{
+	(void)s;
+	static const uint16_t vpids[] = { 0, 1, 2, 0x1001, 0xffff };
+	static const uint16_t pcids[] = { 0, 1, 2, 0xfff, 0x1000 };
+	static const uint64_t epts[] = { 0, EPT_A, EPT_A | 0x5e, EPT_B, EPT_A | 1ull << 48, 0xfffffffff000ull };
+	static const uint64_t sizes[] = { 1ull << 12, 1ull << 12, 1ull << 12, 1ull << 21, 1ull << 22, 1ull << 30 };
+	/* Pages that share slots (a 16-slot TLB) and addresses with high bits set. */
+	static const uint64_t las[] = { 0, 0x10000, 0x20000, 0x201000, 0x7fffffffe000ull, 0xffff800000000000ull,
+					0x8000000000010000ull, 0x40000000, 0x40010000, 0xfffffffffffff000ull };
+	uint64_t seed = 0x9e3779b97f4a7c15ull;
+	vmem_tlb *t;
+	assert_int_equal(vmem_tlb_new(NULL, 4, &t), VMEM_OK);
+	nref = 0;
+	for (unsigned step = 0; step < 200000; step++) {
+		vmem_tlb_tag tg = { vpids[rnd(&seed) % 5], pcids[rnd(&seed) % 5], epts[rnd(&seed) % 6] };
+		uint64_t la = las[rnd(&seed) % 10] + (rnd(&seed) % 3) * 0x1000 + (rnd(&seed) & 0xfff);
+		unsigned what = (unsigned)(rnd(&seed) % 8);
+		if (what < 3 && nref < NREF) {
+			uint64_t size = sizes[rnd(&seed) % 6];
+			vmem_tlb_xlat x = { (rnd(&seed) & 0xffffff000ull) | (la & (size - 1)), size,
+					    (uint8_t)(rnd(&seed) & 7), (uint8_t)(rnd(&seed) & 1), (uint8_t)(rnd(&seed) & 1), 0 };
+			assert_int_equal(vmem_tlb_insert(t, &tg, la, &x), VMEM_OK);
+			struct ref r = { tg.vpid, tg.pcid, EP4TA(tg.eptp), la & ~(size - 1), size,
+					 x.pa & ~(size - 1), x.perms, x.global, x.dirty, 1 };
+			for (unsigned i = 0; i < nref; i++) /* the same translation, replaced */
+				if (R[i].live && R[i].vpid == r.vpid && R[i].pcid == r.pcid && R[i].ep4ta == r.ep4ta &&
+				    R[i].base == r.base && R[i].size == r.size)
+					R[i].live = 0;
+			R[nref++] = r;
+			/* Just inserted: found, unless the tag is one never cached. */
+			vmem_tlb_xlat y;
+			bool cached = tg.pcid <= 0xfff && !(tg.eptp & 0x000f000000000000ull);
+			assert_int_equal(vmem_tlb_lookup(t, &tg, la, &y), cached);
+			model_check(t, &tg, la);
+		} else if (what < 4) {
+			model_invalidate(t, &seed, &tg, la);
+		} else {
+			model_check(t, &tg, la);
+		}
+		if (nref == NREF) { /* compact the model */
+			unsigned k = 0;
+			for (unsigned i = 0; i < nref; i++)
+				if (R[i].live)
+					R[k++] = R[i];
+			nref = k;
+		}
+	}
+	vmem_tlb_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -210,6 +410,8 @@ int main(void)
 		cmocka_unit_test(test_invalidation_table),
 		cmocka_unit_test(test_bad_args),
 		cmocka_unit_test(test_inline_hit),
+		cmocka_unit_test(test_wide_tags),
+		cmocka_unit_test(test_model),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

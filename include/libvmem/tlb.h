@@ -13,7 +13,9 @@ extern "C" {
 
 /* What a cached translation is tagged with (SDM vol. 3C 29.4.1): the VPID,
  * the PCID (ignored for a global translation), and the EPTP's EP4TA (bits
- * 51:12; 0 when EPT is off). */
+ * 51:12; 0 when EPT is off). A tag whose PCID is above 0xfff (CR3 holds 12
+ * bits) or whose EP4TA is at or above 2^48 is never cached (a TLB may always
+ * decline to cache, SDM 4.10.2): its lookups miss, so the caller walks. */
 typedef struct vmem_tlb_tag {
 	uint16_t vpid;
 	uint16_t pcid;
@@ -36,23 +38,25 @@ typedef struct vmem_tlb vmem_tlb;
 vmem_err vmem_tlb_new(const vmem_allocator *alloc, unsigned entries_log2, vmem_tlb **out);
 void vmem_tlb_free(vmem_tlb *tlb);
 
-/* The fast path. A TLB's 4K entries are an array of these (a stable
- * layout, so that the hit path can be inlined into the caller); everything
- * else about a vmem_tlb stays private. */
+/* The fast path. A TLB's slots are an array of these (a stable layout, so
+ * that the hit path can be inlined into the caller); everything else about a
+ * vmem_tlb stays private. A 4K slot is indexed by the page number's low
+ * bits, as a hardware TLB's set is. */
 typedef struct vmem_tlb_slot {
-	uint64_t vpn;      /* key: the page's address | 0x800 | VPID bits 15:12 (never 0); 0: empty */
-	uint64_t tag;      /* EPTP bits 51:12 | PCID (bits 11:0) | VPID bits 11:0 (as bits 63:52) */
-	uint32_t ctx;      /* vpid << 16 | pcid */
-	uint8_t global, perms, dirty, pkey;
+	uint64_t key;      /* the page's address | 0xfff (never 0); 0: empty */
+	uint64_t tag;      /* VPID (bits 63:48) | EP4TA bits 47:12 | PCID (bits 11:0) */
 	uint64_t xlat;     /* page address XOR physical frame address: pa = la ^ xlat */
+	uint8_t global, perms, dirty, pkey;
+	uint32_t pad;      /* 0: keeps a slot VMEM_TLB_SLOT_BYTES long */
 } vmem_tlb_slot;
+#define VMEM_TLB_SLOT_LOG2 5
+#define VMEM_TLB_SLOT_BYTES (1u << VMEM_TLB_SLOT_LOG2)
 
 /* A TLB bound to one tag (the vCPU's current VPID, PCID and EPTP): rebind
- * after any of them changes. Invalidations need no rebind. */
+ * after any of them changes. Invalidations and inserts need no rebind. */
 typedef struct vmem_tlb_view {
-	const vmem_tlb_slot *slots;
-	unsigned shift;    /* 64 - log2(number of 4K slots) */
-	uint64_t kbits;    /* 0x800 | VPID bits 15:12: the key's low bits */
+	const vmem_tlb_slot *slots; /* the 4K slots; a never-filled one for an uncached tag */
+	uint64_t imask;    /* byte offset of la's slot: (la >> (12 - VMEM_TLB_SLOT_LOG2)) & imask */
 	uint64_t tag;      /* the slot tag of the bound VPID, PCID and EPTP */
 	const vmem_tlb *tlb;
 	vmem_tlb_tag t;
@@ -67,11 +71,14 @@ void vmem_tlb_bind(const vmem_tlb *tlb, const vmem_tlb_tag *tag, vmem_tlb_view *
  * copy of the bound one), so that its fields stay in registers. */
 static inline bool vmem_tlb_hit4k(const vmem_tlb_view *v, uint64_t la, uint64_t *pa, unsigned *perms)
 {
-	uint64_t key = (la & ~0xfffull) | v->kbits;
-	const vmem_tlb_slot *e = &v->slots[(key * 0x9e3779b97f4a7c15ull) >> v->shift];
+	uint64_t key = la | 0xfff;
+	const vmem_tlb_slot *e = (const vmem_tlb_slot *)(const void *)((const char *)v->slots +
+		((la >> (12 - VMEM_TLB_SLOT_LOG2)) & v->imask));
 	/* Key and tag equal: same page, VPID, PCID and EP4TA. A global
 	 * translation matches any PCID of its VPID (SDM 4.10.2.4). */
-	if (e->vpn != key || (e->tag != v->tag && !(e->global && !((e->tag ^ v->tag) & ~0xfffull))))
+	if (e->key != key)
+		return false;
+	if (e->tag != v->tag && !(e->global && (e->tag ^ v->tag) <= 0xfff))
 		return false;
 	*pa = la ^ e->xlat;
 	*perms = e->perms;
