@@ -820,14 +820,22 @@ struct tlb_arg {
 	unsigned bits;
 	const uint64_t *la;
 	size_t n;
+	double min_lib, min_base; /* the fastest repetition of each: the least disturbed by the machine's other load */
 };
+
+static double tlb_min(double *min, double t)
+{
+	if (*min == 0 || t < *min)
+		*min = t;
+	return t;
+}
 
 static double tlb_lib_once(void *p)
 {
 	struct tlb_arg *a = p;
 	double t0 = now_ns();
 	bench_sink += loop_tlb_lib(a->t, &a->tag, a->la, a->n);
-	return now_ns() - t0;
+	return tlb_min(&a->min_lib, now_ns() - t0);
 }
 
 static double tlb_base_once(void *p)
@@ -835,7 +843,7 @@ static double tlb_base_once(void *p)
 	struct tlb_arg *a = p;
 	double t0 = now_ns();
 	bench_sink += loop_tlb_base(a->tbl, a->bits, a->la, a->n);
-	return now_ns() - t0;
+	return tlb_min(&a->min_base, now_ns() - t0);
 }
 
 static void bench_tlb(void)
@@ -870,10 +878,11 @@ static void bench_tlb(void)
 	uint64_t *la = malloc(n * 8), s = 5;
 	for (size_t i = 0; i < n; i++)
 		la[i] = pool[rng_next(&s) % np] | (i & 4095);
-	static char extra[96];
-	snprintf(extra, sizeof(extra), "%zu of 1024 4K translations resident, random hits", np);
-	struct tlb_arg arg = { t, tag, tbl, bits, la, n };
+	static char extra[160];
+	struct tlb_arg arg = { t, tag, tbl, bits, la, n, 0, 0 };
 	time_pair("tlb hit", extra, tlb_lib_once, tlb_base_once, &arg, n);
+	snprintf(extra, sizeof(extra), "%zu of 1024 4K translations resident, random hits; fastest rep %.3f / %.3f ns",
+		 np, arg.min_lib / (double)n, arg.min_base / (double)n);
 	free(la);
 	free(pool);
 	free(tbl);
