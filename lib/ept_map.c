@@ -439,20 +439,44 @@ static int leaves_in(struct ept_node *n, unsigned L, uint64_t base, uint64_t lo,
 	return 0;
 }
 
-/* A leaf of the dirty harvest: clear D if it is set (the plain read first:
- * a clean leaf takes no locked write; a D set after the read stays for the
- * next harvest), and report its first page. */
-static inline bool harvest_leaf(uint64_t *p, uint64_t ebase, uint64_t org, uint64_t *out)
+/* Clear D of a present leaf that has it (the plain read first: a clean leaf
+ * takes no locked write; a D set after the read stays for the next
+ * harvest). true if this cleared it. */
+static inline bool clear_d(uint64_t *p)
 {
 	uint64_t e = __atomic_load_n(p, __ATOMIC_RELAXED);
 	if (!(e & VMEM_EPT_D) || !present(e))
 		return false;
-	if (!(__atomic_fetch_and(p, ~VMEM_EPT_D, __ATOMIC_SEQ_CST) & VMEM_EPT_D))
+	return (__atomic_fetch_and(p, ~VMEM_EPT_D, __ATOMIC_SEQ_CST) & VMEM_EPT_D) != 0;
+}
+
+/* A leaf of the dirty harvest: clear D and report the leaf's first page. */
+static inline bool harvest_leaf(uint64_t *p, uint64_t ebase, uint64_t org, uint64_t *out)
+{
+	if (!clear_d(p))
 		return false;
 	uint64_t i = (ebase - org) >> 12;
 	if (out)
 		out[i / 64] |= 1ull << (i % 64);
 	return true;
+}
+
+/* The 8 leaves of a line of 4K leaves (page gpa first, all in the range):
+ * clear_d each, and report the cleared ones with one mask. */
+static bool harvest_line(uint64_t *l, uint64_t gpa, uint64_t org, uint64_t *out)
+{
+	uint64_t m = 0;
+	for (unsigned k = 0; k < 8; k++)
+		if (clear_d(&l[k]))
+			m |= 1ull << k;
+	if (m && out) {
+		uint64_t i = (gpa - org) >> 12;
+		unsigned sh = (unsigned)(i % 64);
+		out[i / 64] |= m << sh;
+		if (sh > 56) /* the line's pages go on into the next word */
+			out[i / 64 + 1] |= m >> (64 - sh);
+	}
+	return m != 0;
 }
 
 /* The D flags of one 64-byte line of 8 leaves, ORed (plain loads). Only a
@@ -464,8 +488,8 @@ static inline uint64_t line_d(const uint64_t *l)
 }
 
 /* Entries [first, last] of a table of 4K leaves (level 1). A clean line of
- * 8 leaves costs its read only; the leaves of a line with a D flag take
- * harvest_leaf (locked clear of the dirty ones). */
+ * 8 leaves costs its read only; a line with a D flag takes harvest_line
+ * (locked clear of the dirty leaves). */
 static bool harvest_pt(uint64_t *pt, unsigned first, unsigned last, uint64_t base, uint64_t org, uint64_t *out)
 {
 	bool any = false;
@@ -474,8 +498,7 @@ static bool harvest_pt(uint64_t *pt, unsigned first, unsigned last, uint64_t bas
 		any |= harvest_leaf(&pt[i], base + ((uint64_t)i << 12), org, out);
 	for (; i + 7 <= last; i += 8)
 		if (line_d(&pt[i]))
-			for (unsigned k = i; k < i + 8; k++)
-				any |= harvest_leaf(&pt[k], base + ((uint64_t)k << 12), org, out);
+			any |= harvest_line(&pt[i], base + ((uint64_t)i << 12), org, out);
 	for (; i <= last; i++)
 		any |= harvest_leaf(&pt[i], base + ((uint64_t)i << 12), org, out);
 	return any;

@@ -238,6 +238,63 @@ static void test_pml_through_ept_walk(void **s)
 	vmem_ept_free(e);
 }
 
+/* A range that starts off any line, word or 2 MiB boundary (page 3), so
+ * that the harvest's lines of 8 leaves and the bitmap's 64-page words
+ * straddle words and tables: every mode reports exactly the pages written
+ * inside the range and re-arms exactly those leaves. */
+static void test_unaligned_range(void **s)
+{
+	(void)s;
+	const uint64_t g0 = 0x3000, n = NPAGES - 8; /* pages 3 .. 1018 */
+	for (unsigned m = VMEM_DIRTY_WP; m <= VMEM_DIRTY_PML; m++) {
+		vmem_ept *e = mk(true);
+		vmem_dirty *d;
+		uint64_t bm[NPAGES / 64], log[512];
+		vmem_pml pml = { log, 0 };
+		uint8_t want[NPAGES] = { 0 };
+		unsigned lvl;
+		assert_int_equal(vmem_ept_split(e, 0, 2 * M2, NULL), VMEM_OK);
+		assert_int_equal(vmem_dirty_new(NULL, e, g0, n << 12, &d), VMEM_OK);
+		assert_int_equal(vmem_dirty_set_mode(d, (vmem_dirty_mode)m, &pml, NULL), VMEM_OK);
+		uint64_t x = 0x9e3779b97f4a7c15ull;
+		for (unsigned k = 0; k < 700; k++) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			unsigned p = (unsigned)(x % NPAGES);
+			bool in = p >= 3 && p < 3 + n;
+			uint64_t *l = leaf_of(e, (uint64_t)p << 12, &lvl);
+			if (m == VMEM_DIRTY_WP) {
+				bool handled;
+				if (!(*l & VMEM_EPT_W)) {
+					assert_int_equal(vmem_dirty_wp_fault(d, (uint64_t)p << 12, &handled, NULL), VMEM_OK);
+					assert_true(handled);
+				}
+			} else if (!(*l & VMEM_EPT_D)) {
+				*l |= VMEM_EPT_D;
+				if (m == VMEM_DIRTY_PML && !vmem_pml_log(&pml, (uint64_t)p << 12)) {
+					vmem_dirty_pml_drain(d);
+					assert_true(vmem_pml_log(&pml, (uint64_t)p << 12));
+				}
+			}
+			want[p] |= in;
+		}
+		assert_int_equal(vmem_dirty_harvest(d, bm, NULL), VMEM_OK);
+		for (unsigned i = 0; i < NPAGES; i++) {
+			uint64_t leaf = *leaf_of(e, (uint64_t)i << 12, &lvl);
+			bool in = i >= 3 && i < 3 + n;
+			if (in)
+				assert_int_equal(bit(bm, i - 3), want[i]);
+			if (m == VMEM_DIRTY_WP)
+				assert_int_equal(!(leaf & VMEM_EPT_W), in); /* re-armed: every page of the range */
+			else if (in)
+				assert_false(leaf & VMEM_EPT_D);
+		}
+		for (unsigned i = (unsigned)n; i < NPAGES; i++)
+			assert_false(bit(bm, i));
+		vmem_dirty_free(d);
+		vmem_ept_free(e);
+	}
+}
+
 /* A failed allocation while PML (or EPT_D) logging starts (it splits the
  * 2M leaves) changes nothing and leaks nothing; a harvest allocates nothing. */
 static failalloc fa; /* big (block table): static */
@@ -407,6 +464,7 @@ int main(void)
 		cmocka_unit_test(test_ept_d_mode),
 		cmocka_unit_test(test_pml_mode),
 		cmocka_unit_test(test_pml_through_ept_walk),
+		cmocka_unit_test(test_unaligned_range),
 		cmocka_unit_test(test_fail_alloc),
 		cmocka_unit_test(test_race_ept_d),
 		cmocka_unit_test(test_race_wp),
