@@ -129,7 +129,7 @@ static void arena_init(struct arena *ar, size_t size, bool thp)
 	/* The map cases: a VMM's table pool backed by transparent huge pages
 	 * where the kernel allows it (a hint: ignored with THP off), so that a
 	 * first touch faults in 2 MiB, not 4 KiB (--pool-4k: plain 4 KiB pages).
-	 * The walk and harvest cases keep 4 KiB pages, as they were measured. */
+	 * The walk cases and the 4K harvest rows keep 4 KiB pages, as they were measured. */
 	if (thp && !opt.pool_4k)
 		(void)madvise(ar->base, size, MADV_HUGEPAGE);
 #else
@@ -206,6 +206,9 @@ BENCH_LOOP uint64_t loop_nested_lib(const vmem_mmu *g, const vmem_ept_mmu *m, vm
 BENCH_LOOP uint64_t loop_nested_base(uint64_t cr3, uint64_t eptp, const uint64_t *la, size_t n);
 BENCH_LOOP uint64_t loop_harvest_lib(vmem_dirty *d, uint64_t *out);
 BENCH_LOOP uint64_t loop_harvest_base(uint64_t eptp, uint64_t size, uint64_t *out);
+BENCH_LOOP uint64_t loop_harvest_floor(const uint64_t *tables, size_t n);
+BENCH_LOOP uint64_t loop_harvest_pml_base(uint64_t eptp, vmem_pml *pml, uint64_t *bm, uint64_t pages, uint64_t *out);
+BENCH_LOOP void loop_pml_drain_base(vmem_pml *pml, uint64_t *bm, uint64_t pages);
 BENCH_LOOP uint64_t loop_tlb_lib(const vmem_tlb *t, const vmem_tlb_tag *tag, const uint64_t *la, size_t n);
 BENCH_LOOP uint64_t loop_tlb_base(const uint64_t *tbl, unsigned bits, const uint64_t *la, size_t n);
 
@@ -328,6 +331,42 @@ uint64_t loop_harvest_base(uint64_t eptp, uint64_t size, uint64_t *out)
 {
 	memset(out, 0, (size >> 12) / 8);
 	plain_harvest_table((uint64_t *)(uintptr_t)(eptp & ADDR_MASK), 4, 0, size, out);
+	return out[0];
+}
+
+/* The memory floor of a harvest that reads every leaf: one sequential read
+ * of the table arena (all leaf tables and the few tables above them). */
+uint64_t loop_harvest_floor(const uint64_t *tables, size_t n)
+{
+	uint64_t a = 0, b = 0, c = 0, d = 0;
+	for (size_t i = 0; i + 4 <= n; i += 4)
+		a |= tables[i], b |= tables[i + 1], c |= tables[i + 2], d |= tables[i + 3];
+	return a | b | c | d;
+}
+
+/* A VMM's own drain of a PML page (SDM 29.3.6: entries index+1 .. 511) into its bitmap. */
+void loop_pml_drain_base(vmem_pml *pml, uint64_t *bm, uint64_t pages)
+{
+	for (unsigned k = pml->index > 511 ? 0 : pml->index + 1u; k < 512; k++) {
+		uint64_t p = pml->log[k] >> 12;
+		if (p < pages)
+			bm[p / 64] |= 1ull << (p % 64);
+	}
+	pml->index = 511;
+}
+
+/* PML harvest by hand: drain the rest of the log, hand the bitmap out and
+ * clear D of each logged page through a plain pointer walk. */
+uint64_t loop_harvest_pml_base(uint64_t eptp, vmem_pml *pml, uint64_t *bm, uint64_t pages, uint64_t *out)
+{
+	loop_pml_drain_base(pml, bm, pages);
+	for (uint64_t w = 0; w < pages / 64; w++) {
+		uint64_t bits = bm[w];
+		bm[w] = 0;
+		out[w] = bits;
+		for (; bits; bits &= bits - 1)
+			*plain_leaf(eptp, (w * 64 + (uint64_t)__builtin_ctzll(bits)) << 12) &= ~VMEM_EPT_D;
+	}
 	return out[0];
 }
 
@@ -730,84 +769,283 @@ static void bench_nested(const char *name, bool ept4k)
 }
 
 /* ---------------------------------------------------------------------- */
-/* (3) Dirty harvest over 16 GiB (EPT_D mode), 1%, 10%, 100% of pages dirty. */
+/* (3) Dirty harvest over 16 GiB, 1%, 10%, 100% of pages dirty: EPT_D mode
+ * (table arena in 4 KiB pages, and in transparent huge pages) and PML mode. */
 
-static void bench_harvest(void)
-{
-	if (!want("harvest"))
-		return;
-	uint64_t size = opt.dirty_size, pages = size >> 12;
+struct harvest_env {
 	struct arena ar;
-	arena_init(&ar, arena_for(size), false);
-	vmem_ept *e = ept_create(&ar, true);
-	vmem_ept_grant(e, HPA_BASE, size);
-	int err = vmem_ept_map(e, 0, HPA_BASE, size, PERM_RWX, VMEM_MT_WB, false, NULL);
+	vmem_ept *ept;
+	vmem_dirty *d;
+	uint64_t size, pages, eptp;
+	uint64_t **leaf;       /* the 4K leaf of every page */
+	uint64_t *out;
+};
+
+static void harvest_env_init(struct harvest_env *h, bool thp)
+{
+	h->size = opt.dirty_size;
+	h->pages = h->size >> 12;
+	arena_init(&h->ar, arena_for(h->size), thp);
+	h->ept = ept_create(&h->ar, true);
+	vmem_ept_grant(h->ept, HPA_BASE, h->size);
+	int err = vmem_ept_map(h->ept, 0, HPA_BASE, h->size, PERM_RWX, VMEM_MT_WB, false, NULL);
 	if (err)
 		die("vmem_ept_map", err);
-	vmem_dirty *d;
-	if ((err = vmem_dirty_new(NULL, e, 0, size, &d)))
+	if ((err = vmem_dirty_new(NULL, h->ept, 0, h->size, &h->d)))
 		die("vmem_dirty_new", err);
-	if ((err = vmem_dirty_set_mode(d, VMEM_DIRTY_EPT_D, NULL, NULL)))
+	/* EPT_D mode first: it splits large leaves, so every page has a 4K leaf. */
+	if ((err = vmem_dirty_set_mode(h->d, VMEM_DIRTY_EPT_D, NULL, NULL)))
 		die("vmem_dirty_set_mode", err);
-	uint64_t eptp = vmem_ept_eptp(e);
-	/* The leaf of every page (4K after EPT_D mode split them). */
-	uint64_t **leaf = malloc(pages * sizeof(*leaf));
-	for (uint64_t p = 0; p < pages; p++)
-		if (!(leaf[p] = plain_leaf(eptp, p << 12)))
+	h->eptp = vmem_ept_eptp(h->ept);
+	h->leaf = malloc(h->pages * sizeof(*h->leaf));
+	for (uint64_t p = 0; p < h->pages; p++)
+		if (!(h->leaf[p] = plain_leaf(h->eptp, p << 12)))
 			die("plain_leaf (EPT_D mode did not leave 4K leaves)", 0);
-	uint64_t *out = malloc(pages / 8);
-	static const unsigned pct[3] = { 1, 10, 100 };
-	static const char *const names[3] = { "harvest 16G 1%", "harvest 16G 10%", "harvest 16G 100%" };
+	h->out = malloc(h->pages / 8);
+}
+
+static void harvest_env_fini(struct harvest_env *h)
+{
+	free(h->out);
+	free(h->leaf);
+	vmem_dirty_free(h->d);
+	vmem_ept_free(h->ept);
+	arena_fini(&h->ar);
+}
+
+/* The next page's draw: dirty or not, pct% of them (the same pages for libvmem and the plain loop of a repetition). */
+static bool dirty_pick(unsigned pct, uint64_t *s)
+{
+	return pct == 100 || rng_next(s) % 100 < pct;
+}
+
+static uint64_t popcount_bm(const uint64_t *bm, uint64_t pages)
+{
+	uint64_t got = 0;
+	for (uint64_t w = 0; w < pages / 64; w++)
+		got += (uint64_t)__builtin_popcountll(bm[w]);
+	return got;
+}
+
+static const unsigned harvest_pct[3] = { 1, 10, 100 };
+
+/* The repetitions of one harvest row: in each, libvmem and the plain loop
+ * take turns going first; one(arg, lib, r) dirties the pages, harvests and
+ * returns the harvest's time. Repetition 0 is the warm-up. */
+static void harvest_reps(double (*one)(void *arg, bool lib, unsigned r), void *arg, double *tl, double *tb)
+{
+	for (unsigned r = 0; r < opt.reps + 1; r++)
+		for (unsigned which = 0; which < 2; which++) {
+			bool lib = (which ^ (r & 1)) == 0;
+			if ((lib && !run_lib()) || (!lib && !run_base()))
+				continue;
+			double t = one(arg, lib, r);
+			if (r > 0)
+				(lib ? tl : tb)[r - 1] = t;
+		}
+}
+
+static void harvest_row(const char *name, double *tl, double *tb, uint64_t pages, const char *extra)
+{
+	struct row *row = add_row(name, "ms / harvest");
+	row->lib = run_lib() ? median(tl, opt.reps) / 1e6 : 0;
+	row->base = run_base() ? median(tb, opt.reps) / 1e6 : 0;
+	row->per_op_ns = row->lib * 1e6 / (double)pages;
+	row->extra = extra;
+}
+
+struct harvest_d_arg {
+	struct harvest_env *h;
+	unsigned pct;
+	uint64_t ndirty;
+	double *tf;            /* the read floor, per repetition */
+};
+
+static double harvest_d_once(void *arg, bool lib, unsigned r)
+{
+	struct harvest_d_arg *a = arg;
+	struct harvest_env *h = a->h;
+	/* What the processor would do: set D on pct% of the pages. */
+	a->ndirty = 0;
+	uint64_t s = 99 + r;
+	for (uint64_t p = 0; p < h->pages; p++)
+		if (dirty_pick(a->pct, &s)) {
+			*h->leaf[p] |= VMEM_EPT_D | VMEM_EPT_A;
+			a->ndirty++;
+		}
+	double t0 = now_ns();
+	if (lib)
+		bench_sink += loop_harvest_lib(h->d, h->out);
+	else
+		bench_sink += loop_harvest_base(h->eptp, h->size, h->out);
+	double t = now_ns() - t0;
+	uint64_t got = popcount_bm(h->out, h->pages);
+	if (got != a->ndirty) {
+		fprintf(stderr, "%s: harvested %" PRIu64 " pages, %" PRIu64 " dirty\n", lib ? "libvmem" : "plain", got, a->ndirty);
+		exit(1);
+	}
+	if (lib && !opt.only && r > 0) { /* the floor, in the same repetition */
+		double f0 = now_ns();
+		bench_sink += loop_harvest_floor((const uint64_t *)(const void *)h->ar.base, h->ar.used / 8);
+		a->tf[r - 1] = now_ns() - f0;
+	}
+	return t;
+}
+
+static void bench_harvest_d(const char *name, bool thp)
+{
+	if (!want(name))
+		return;
+	static const char *const names[2][3] = {
+		{ "harvest 16G 1%", "harvest 16G 10%", "harvest 16G 100%" },
+		{ "harvest 16G 1% thp", "harvest 16G 10% thp", "harvest 16G 100% thp" } };
+	static char bufs[2][3][96];
+	struct harvest_env h;
+	harvest_env_init(&h, thp);
 	for (unsigned k = 0; k < 3; k++) {
-		if (opt.pct && opt.pct != pct[k])
+		if (opt.pct && opt.pct != harvest_pct[k])
 			continue;
 		double *tl = calloc(opt.reps, sizeof(double)), *tb = calloc(opt.reps, sizeof(double));
-		uint64_t ndirty = 0;
-		for (unsigned r = 0; r < opt.reps + 1; r++) {
-			for (unsigned which = 0; which < 2; which++) {
-				bool lib = (which ^ (r & 1)) == 0;
-				if ((lib && !run_lib()) || (!lib && !run_base()))
-					continue;
-				/* What the processor would do: set D on pct% of the pages. */
-				ndirty = 0;
-				uint64_t s = 99 + r;
-				for (uint64_t p = 0; p < pages; p++)
-					if (pct[k] == 100 || rng_next(&s) % 100 < pct[k]) {
-						*leaf[p] |= VMEM_EPT_D | VMEM_EPT_A;
-						ndirty++;
-					}
-				double t0 = now_ns();
-				if (lib)
-					bench_sink += loop_harvest_lib(d, out);
-				else
-					bench_sink += loop_harvest_base(eptp, size, out);
-				double t = now_ns() - t0;
-				uint64_t got = 0;
-				for (uint64_t w = 0; w < pages / 64; w++)
-					got += (uint64_t)__builtin_popcountll(out[w]);
-				if (got != ndirty) {
-					fprintf(stderr, "%s: harvested %" PRIu64 " pages, %" PRIu64 " dirty\n",
-						lib ? "libvmem" : "plain", got, ndirty);
-					exit(1);
-				}
-				if (r > 0) /* repetition 0 is the warm-up */
-					(lib ? tl : tb)[r - 1] = t;
-			}
+		struct harvest_d_arg a = { &h, harvest_pct[k], 0, calloc(opt.reps, sizeof(double)) };
+		harvest_reps(harvest_d_once, &a, tl, tb);
+		snprintf(bufs[thp][k], sizeof(bufs[thp][k]), "%" PRIu64 " of %" PRIu64 " pages dirty; read floor %.2f ms (%.1f MiB)",
+			 a.ndirty, h.pages, opt.only ? 0.0 : median(a.tf, opt.reps) / 1e6, (double)h.ar.used / MIB);
+		harvest_row(names[thp][k], tl, tb, h.pages, bufs[thp][k]);
+		free(tl);
+		free(tb);
+		free(a.tf);
+	}
+	harvest_env_fini(&h);
+}
+
+/* PML mode: pages dirtied the way the processor does it (the library's EPT
+ * write walk with A/D and PML logging, drained on each log-full exit as a
+ * VMM does on exit reason 62: set-up, not timed), then the harvest alone is
+ * timed. The drains are timed separately: "pml drain" row. Plain loop: its
+ * own drain into its own bitmap, then a pointer walk per logged GPA. */
+struct harvest_pml_arg {
+	struct harvest_env *h;
+	unsigned pct;
+	uint64_t ndirty;
+	vmem_pml pml;
+	vmem_gmem *host;
+	vmem_ept_mmu *mmu;
+	uint64_t *pbm;         /* the plain loop's bitmap */
+	uint64_t *chosen;      /* the pages written */
+	double *td[2];         /* drain times: [0] plain, [1] libvmem */
+	size_t nd[2], cap;
+};
+
+/* One log-full exit (exit reason 62): drain the log, timed. */
+static void pml_exit(struct harvest_pml_arg *a, bool lib)
+{
+	double t0 = now_ns();
+	if (lib)
+		vmem_dirty_pml_drain(a->h->d);
+	else
+		loop_pml_drain_base(&a->pml, a->pbm, a->h->pages);
+	double t = now_ns() - t0;
+	if (a->nd[lib] == a->cap) {
+		a->cap *= 2;
+		a->td[0] = realloc(a->td[0], a->cap * sizeof(double));
+		a->td[1] = realloc(a->td[1], a->cap * sizeof(double));
+		if (!a->td[0] || !a->td[1])
+			die("realloc", 0);
+	}
+	a->td[lib][a->nd[lib]++] = t;
+}
+
+static double harvest_pml_once(void *arg, bool lib, unsigned r)
+{
+	struct harvest_pml_arg *a = arg;
+	struct harvest_env *h = a->h;
+	vmem_ept_access wr = { .type = VMEM_EPT_WRITE };
+	a->ndirty = 0;
+	memset(a->chosen, 0, h->pages / 8);
+	uint64_t s = 99 + r;
+	for (uint64_t p = 0; p < h->pages; p++) {
+		if (!dirty_pick(a->pct, &s))
+			continue;
+		vmem_ept_result res;
+		for (;;) {
+			int err = vmem_ept_walk(a->mmu, a->host, p << 12 | 0x18, &wr, 0, &res, NULL);
+			if (err)
+				die("vmem_ept_walk", err);
+			if (res.status != VMEM_EPT_PML_FULL)
+				break;
+			pml_exit(a, lib);
 		}
-		struct row *row = add_row(names[k], "ms / harvest");
-		row->lib = run_lib() ? median(tl, opt.reps) / 1e6 : 0;
-		row->base = run_base() ? median(tb, opt.reps) / 1e6 : 0;
-		row->per_op_ns = row->lib * 1e6 / (double)pages;
-		snprintf(row->buf, sizeof(row->buf), "%" PRIu64 " of %" PRIu64 " pages dirty", ndirty, pages);
-		row->extra = row->buf;
+		if (res.status != VMEM_EPT_OK)
+			die("EPT write walk status", (int)res.status);
+		a->chosen[p / 64] |= 1ull << (p % 64);
+		a->ndirty++;
+	}
+	double t0 = now_ns();
+	if (lib)
+		bench_sink += loop_harvest_lib(h->d, h->out);
+	else
+		bench_sink += loop_harvest_pml_base(h->eptp, &a->pml, a->pbm, h->pages, h->out);
+	double t = now_ns() - t0;
+	if (memcmp(h->out, a->chosen, h->pages / 8)) {
+		fprintf(stderr, "%s: the PML harvest is not the pages written (%" PRIu64 " of %" PRIu64 ")\n",
+			lib ? "libvmem" : "plain", popcount_bm(h->out, h->pages), a->ndirty);
+		exit(1);
+	}
+	return t;
+}
+
+static void bench_harvest_pml(void)
+{
+	if (!want("harvest-pml"))
+		return;
+	static const char *const names[3] = { "harvest 16G 1% PML", "harvest 16G 10% PML", "harvest 16G 100% PML" };
+	static char bufs[4][96];
+	struct harvest_env h;
+	harvest_env_init(&h, false);
+	struct harvest_pml_arg a;
+	memset(&a, 0, sizeof(a));
+	a.h = &h;
+	a.pml.log = aligned_alloc(4096, 4096);
+	a.pbm = calloc(h.pages / 64, 8);
+	a.chosen = malloc(h.pages / 8);
+	a.cap = 16;
+	a.td[0] = malloc(a.cap * sizeof(double));
+	a.td[1] = malloc(a.cap * sizeof(double));
+	int err = vmem_dirty_set_mode(h.d, VMEM_DIRTY_PML, &a.pml, NULL);
+	if (err)
+		die("vmem_dirty_set_mode(PML)", err);
+	if (vmem_gmem_new(NULL, &a.host) || vmem_gmem_add_ram(a.host, (uint64_t)(uintptr_t)h.ar.base, h.ar.size, h.ar.base, 0))
+		die("vmem_gmem (arena)", 0);
+	if ((err = vmem_ept_mmu_new(NULL, h.eptp, NULL, &a.mmu)))
+		die("vmem_ept_mmu_new", err);
+	vmem_ept_mmu_set_pml(a.mmu, &a.pml);
+	for (unsigned k = 0; k < 3; k++) {
+		if (opt.pct && opt.pct != harvest_pct[k])
+			continue;
+		double *tl = calloc(opt.reps, sizeof(double)), *tb = calloc(opt.reps, sizeof(double));
+		a.pct = harvest_pct[k];
+		harvest_reps(harvest_pml_once, &a, tl, tb);
+		snprintf(bufs[k], sizeof(bufs[k]), "%" PRIu64 " of %" PRIu64 " pages written (EPT write walks, PML)", a.ndirty, h.pages);
+		harvest_row(names[k], tl, tb, h.pages, bufs[k]);
 		free(tl);
 		free(tb);
 	}
-	free(out);
-	free(leaf);
-	vmem_dirty_free(d);
-	vmem_ept_free(e);
-	arena_fini(&ar);
+	if (a.nd[0] || a.nd[1]) {
+		struct row *row = add_row("pml drain", "us / log-full");
+		row->lib = a.nd[1] ? median(a.td[1], (unsigned)a.nd[1]) / 1e3 : 0;
+		row->base = a.nd[0] ? median(a.td[0], (unsigned)a.nd[0]) / 1e3 : 0;
+		row->per_op_ns = row->lib * 1e3 / 512;
+		snprintf(bufs[3], sizeof(bufs[3]), "vmem_dirty_pml_drain of 512 GPAs (%zu log-full exits)", a.nd[1]);
+		row->extra = bufs[3];
+	}
+	free(a.td[0]);
+	free(a.td[1]);
+	vmem_ept_mmu_free(a.mmu);
+	vmem_gmem_free(a.host);
+	free(a.chosen);
+	free(a.pbm);
+	free(a.pml.log);
+	harvest_env_fini(&h);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -894,7 +1132,7 @@ static void bench_tlb(void)
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench_ept [--case PREFIX] [--only lib|base] [--reps N] [--n N] [--pct P] [--map-gib G] [--dirty-gib G] [--pool-4k] [--smoke]\n"
-			"cases: map4k-cold map4k-warm map2m-* map1g-* ept-hot ept-64g nested-ept4k nested-ept2m harvest tlb\n");
+			"cases: map4k-cold map4k-warm map2m-* map1g-* ept-hot ept-64g nested-ept4k nested-ept2m harvest-d harvest-thp harvest-pml tlb\n");
 	exit(2);
 }
 
@@ -940,7 +1178,9 @@ int main(int argc, char **argv)
 	bench_ept_walk("ept-64g", opt.map_size, 4096);
 	bench_nested("nested-ept4k", true);
 	bench_nested("nested-ept2m", false);
-	bench_harvest();
+	bench_harvest_d("harvest-d", false);
+	bench_harvest_d("harvest-thp", true);
+	bench_harvest_pml();
 	bench_tlb();
 
 	printf("| case | unit | libvmem | plain loop | libvmem / plain | libvmem ns per entry/walk/page | notes |\n");

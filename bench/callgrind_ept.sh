@@ -50,10 +50,21 @@ for c in ept-hot:ept ept-64g:ept nested-ept4k:nested nested-ept2m:nested tlb:tlb
 	base=$(count "loop_${fn}_base" --case "$name" --only base --n "$N")
 	row "$name" "$lib" "$base" $((2 * N)) $((2 * N)) "walk/lookup"
 done
-# Harvest: per 4K page of the range, two harvests (warm-up + timed).
+# Harvest: per 4K page of the range, two harvests (warm-up + timed); EPT_D
+# mode (table scan), then PML mode (per logged page).
 pages=$((DIRTY_GIB * 262144))
 for p in 1 10 100; do
-	lib=$(count loop_harvest_lib --case harvest --only lib --pct "$p")
-	base=$(count loop_harvest_base --case harvest --only base --pct "$p")
+	lib=$(count loop_harvest_lib --case harvest-d --only lib --pct "$p")
+	base=$(count loop_harvest_base --case harvest-d --only base --pct "$p")
 	row "harvest ${DIRTY_GIB}G ${p}%" "$lib" "$base" $((2 * pages)) $((2 * pages)) "page"
 done
+for p in 1 10 100; do
+	lib=$(count loop_harvest_lib --case harvest-pml --only lib --pct "$p")
+	base=$(count loop_harvest_pml_base --case harvest-pml --only base --pct "$p")
+	row "harvest ${DIRTY_GIB}G ${p}% PML" "$lib" "$base" $((2 * pages)) $((2 * pages)) "page"
+done
+# PML drain: per logged GPA, at 100 % (every page logged once per repetition,
+# drained on log-full or by the harvest).
+lib=$(count vmem_dirty_pml_drain --case harvest-pml --only lib --pct 100)
+base=$(count loop_pml_drain_base --case harvest-pml --only base --pct 100)
+row "pml drain" "$lib" "$base" $((2 * pages)) $((2 * pages)) "logged GPA"

@@ -439,20 +439,69 @@ static int leaves_in(struct ept_node *n, unsigned L, uint64_t base, uint64_t lo,
 	return 0;
 }
 
-/* A leaf of the dirty harvest: clear D if it is set (the plain read first:
- * a clean leaf takes no locked write; a D set after the read stays for the
- * next harvest), and report its first page. */
-static inline bool harvest_leaf(uint64_t *p, uint64_t ebase, uint64_t org, uint64_t *out)
+/* Clear D of a present leaf that has it (the plain read first: a clean leaf
+ * takes no locked write; a D set after the read stays for the next
+ * harvest). true if this cleared it. */
+static inline bool clear_d(uint64_t *p)
 {
 	uint64_t e = __atomic_load_n(p, __ATOMIC_RELAXED);
 	if (!(e & VMEM_EPT_D) || !present(e))
 		return false;
-	if (!(__atomic_fetch_and(p, ~VMEM_EPT_D, __ATOMIC_SEQ_CST) & VMEM_EPT_D))
+	return (__atomic_fetch_and(p, ~VMEM_EPT_D, __ATOMIC_SEQ_CST) & VMEM_EPT_D) != 0;
+}
+
+/* A leaf of the dirty harvest: clear D and report the leaf's first page. */
+static inline bool harvest_leaf(uint64_t *p, uint64_t ebase, uint64_t org, uint64_t *out)
+{
+	if (!clear_d(p))
 		return false;
 	uint64_t i = (ebase - org) >> 12;
 	if (out)
 		out[i / 64] |= 1ull << (i % 64);
 	return true;
+}
+
+/* The 8 leaves of a line of 4K leaves (page gpa first, all in the range):
+ * clear_d each, and report the cleared ones with one mask. */
+static bool harvest_line(uint64_t *l, uint64_t gpa, uint64_t org, uint64_t *out)
+{
+	uint64_t m = 0;
+	for (unsigned k = 0; k < 8; k++)
+		if (clear_d(&l[k]))
+			m |= 1ull << k;
+	if (m && out) {
+		uint64_t i = (gpa - org) >> 12;
+		unsigned sh = (unsigned)(i % 64);
+		out[i / 64] |= m << sh;
+		if (sh > 56) /* the line's pages go on into the next word */
+			out[i / 64 + 1] |= m >> (64 - sh);
+	}
+	return m != 0;
+}
+
+/* The D flags of one 64-byte line of 8 leaves, ORed (plain loads). Only a
+ * filter: a D it misses was set after the read and stays for the next
+ * harvest, as with harvest_leaf's own first read. */
+static inline uint64_t line_d(const uint64_t *l)
+{
+	return (l[0] | l[1] | l[2] | l[3] | l[4] | l[5] | l[6] | l[7]) & VMEM_EPT_D;
+}
+
+/* Entries [first, last] of a table of 4K leaves (level 1). A clean line of
+ * 8 leaves costs its read only; a line with a D flag takes harvest_line
+ * (locked clear of the dirty leaves). */
+static bool harvest_pt(uint64_t *pt, unsigned first, unsigned last, uint64_t base, uint64_t org, uint64_t *out)
+{
+	bool any = false;
+	unsigned i = first;
+	for (; i <= last && (i & 7); i++)
+		any |= harvest_leaf(&pt[i], base + ((uint64_t)i << 12), org, out);
+	for (; i + 7 <= last; i += 8)
+		if (line_d(&pt[i]))
+			any |= harvest_line(&pt[i], base + ((uint64_t)i << 12), org, out);
+	for (; i <= last; i++)
+		any |= harvest_leaf(&pt[i], base + ((uint64_t)i << 12), org, out);
+	return any;
 }
 
 static bool harvest_in(struct ept_node *n, unsigned L, uint64_t base, uint64_t lo, uint64_t hi,
@@ -461,12 +510,8 @@ static bool harvest_in(struct ept_node *n, unsigned L, uint64_t base, uint64_t l
 	uint64_t esz = level_size(L);
 	unsigned first = (unsigned)((lo - base) / esz), last = (unsigned)((hi - 1 - base) / esz);
 	bool any = false;
-	if (!n->child) {
-		/* A table of leaves (level 1): one tight loop, no call per leaf. */
-		for (unsigned i = first; i <= last; i++)
-			any |= harvest_leaf(&n->pt[i], base + i * esz, org, out);
-		return any;
-	}
+	if (!n->child)
+		return harvest_pt(n->pt, first, last, base, org, out);
 	for (unsigned i = first; i <= last; i++) {
 		uint64_t ebase = base + i * esz;
 		if (!present(n->pt[i]))
@@ -594,28 +639,47 @@ vmem_err vmem_ept_grant(vmem_ept *ept, uint64_t hpa, uint64_t size)
 	return VMEM_OK;
 }
 
+/* Where the walk for gpa stops: the table holding its leaf (or its first
+ * non-present entry), at *level. */
+static struct ept_node *walk_stop(const vmem_ept *ept, uint64_t gpa, unsigned *level)
+{
+	struct ept_node *n = ept->root;
+	unsigned L = ept->cfg.levels;
+	for (; L > 1; L--) {
+		unsigned i = (unsigned)(gpa >> (12 + 9 * (L - 1))) & 511;
+		if (!present(n->pt[i]) || !n->child || !n->child[i])
+			break;
+		n = n->child[i];
+	}
+	*level = L;
+	return n;
+}
+
 vmem_err vmem_ept_lookup(const vmem_ept *ept, uint64_t gpa, uint64_t *leaf, unsigned *level)
 {
 	if (!ept)
 		return VMEM_E_INVAL;
 	if (gpa >> (12 + 9 * ept->cfg.levels))
 		return VMEM_E_RANGE;
-	const struct ept_node *n = ept->root;
-	for (unsigned L = ept->cfg.levels; L >= 1; L--) {
-		unsigned i = (unsigned)(gpa >> (12 + 9 * (L - 1))) & 511;
-		uint64_t e = n->pt[i];
-		if (!present(e))
-			return VMEM_E_NOENT;
-		if (!n->child || !n->child[i]) {
-			if (leaf)
-				*leaf = e;
-			if (level)
-				*level = L;
-			return VMEM_OK;
-		}
-		n = n->child[i];
-	}
-	return VMEM_E_NOENT;
+	unsigned L;
+	const struct ept_node *n = walk_stop(ept, gpa, &L);
+	uint64_t e = n->pt[(gpa >> (12 + 9 * (L - 1))) & 511];
+	if (!present(e))
+		return VMEM_E_NOENT;
+	if (leaf)
+		*leaf = e;
+	if (level)
+		*level = L;
+	return VMEM_OK;
+}
+
+uint64_t *vmi_ept_leaf_table(vmem_ept *ept, uint64_t gpa)
+{
+	if (gpa >> (12 + 9 * ept->cfg.levels))
+		return NULL;
+	unsigned L;
+	struct ept_node *n = walk_stop(ept, gpa, &L);
+	return L == 1 ? n->pt : NULL;
 }
 
 void vmem_ept_get_stats(const vmem_ept *ept, vmem_ept_stats *st)

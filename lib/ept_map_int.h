@@ -12,6 +12,9 @@ int vmi_ept_foreach_leaf(vmem_ept *ept, uint64_t gpa, uint64_t size,
  * [gpa, gpa+size) that has it and, when out is not NULL, set bit
  * (leaf gpa - gpa) / 4K in out. true if any D was cleared. */
 bool vmi_ept_harvest_d(vmem_ept *ept, uint64_t gpa, uint64_t size, uint64_t *out);
+/* The table of 4K leaves (level 1) that maps gpa, or NULL when the walk for
+ * gpa ends above it (a non-present entry or a large leaf). */
+uint64_t *vmi_ept_leaf_table(vmem_ept *ept, uint64_t gpa);
 /* While held, uniform tables are not collapsed into large leaves. */
 void vmi_ept_hold_collapse(vmem_ept *ept, bool hold);
 #endif

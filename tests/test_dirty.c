@@ -11,6 +11,7 @@
 #include <libvmem/ept.h>
 #include <libvmem/ept_map.h>
 #include <libvmem/gmem.h>
+#include "support/failalloc.h"
 
 #define M2 (1ull << 21)
 #define RW (VMEM_EPT_R | VMEM_EPT_W)
@@ -237,6 +238,121 @@ static void test_pml_through_ept_walk(void **s)
 	vmem_ept_free(e);
 }
 
+/* A range that starts off any line, word or 2 MiB boundary (page 3), so
+ * that the harvest's lines of 8 leaves and the bitmap's 64-page words
+ * straddle words and tables: every mode reports exactly the pages written
+ * inside the range and re-arms exactly those leaves. */
+static void test_unaligned_range(void **s)
+{
+	(void)s;
+	const uint64_t g0 = 0x3000, n = NPAGES - 8; /* pages 3 .. 1018 */
+	for (unsigned m = VMEM_DIRTY_WP; m <= VMEM_DIRTY_PML; m++) {
+		vmem_ept *e = mk(true);
+		vmem_dirty *d;
+		uint64_t bm[NPAGES / 64], log[512];
+		vmem_pml pml = { log, 0 };
+		uint8_t want[NPAGES] = { 0 };
+		unsigned lvl;
+		assert_int_equal(vmem_ept_split(e, 0, 2 * M2, NULL), VMEM_OK);
+		assert_int_equal(vmem_dirty_new(NULL, e, g0, n << 12, &d), VMEM_OK);
+		assert_int_equal(vmem_dirty_set_mode(d, (vmem_dirty_mode)m, &pml, NULL), VMEM_OK);
+		uint64_t x = 0x9e3779b97f4a7c15ull;
+		for (unsigned k = 0; k < 700; k++) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			unsigned p = (unsigned)(x % NPAGES);
+			bool in = p >= 3 && p < 3 + n;
+			uint64_t *l = leaf_of(e, (uint64_t)p << 12, &lvl);
+			if (m == VMEM_DIRTY_WP) {
+				bool handled;
+				if (!(*l & VMEM_EPT_W)) {
+					assert_int_equal(vmem_dirty_wp_fault(d, (uint64_t)p << 12, &handled, NULL), VMEM_OK);
+					assert_true(handled);
+				}
+			} else if (!(*l & VMEM_EPT_D)) {
+				*l |= VMEM_EPT_D;
+				if (m == VMEM_DIRTY_PML && !vmem_pml_log(&pml, (uint64_t)p << 12)) {
+					vmem_dirty_pml_drain(d);
+					assert_true(vmem_pml_log(&pml, (uint64_t)p << 12));
+				}
+			}
+			want[p] |= in;
+		}
+		assert_int_equal(vmem_dirty_harvest(d, bm, NULL), VMEM_OK);
+		for (unsigned i = 0; i < NPAGES; i++) {
+			uint64_t leaf = *leaf_of(e, (uint64_t)i << 12, &lvl);
+			bool in = i >= 3 && i < 3 + n;
+			if (in)
+				assert_int_equal(bit(bm, i - 3), want[i]);
+			if (m == VMEM_DIRTY_WP)
+				assert_int_equal(!(leaf & VMEM_EPT_W), in); /* re-armed: every page of the range */
+			else if (in)
+				assert_false(leaf & VMEM_EPT_D);
+		}
+		for (unsigned i = (unsigned)n; i < NPAGES; i++)
+			assert_false(bit(bm, i));
+		vmem_dirty_free(d);
+		vmem_ept_free(e);
+	}
+}
+
+/* A failed allocation while PML (or EPT_D) logging starts (it splits the
+ * 2M leaves) changes nothing and leaks nothing; a harvest allocates nothing. */
+static failalloc fa; /* big (block table): static */
+
+static void test_fail_alloc(void **s)
+{
+	(void)s;
+	for (unsigned m = VMEM_DIRTY_EPT_D; m <= VMEM_DIRTY_PML; m++) {
+		failalloc_init(&fa);
+		vmem_ept_config cfg = { .levels = 4, .ad = true, .gbpages = true, .eptp_mt = VMEM_MT_WB };
+		vmem_ept *e;
+		vmem_dirty *d;
+		uint64_t bm[NPAGES / 64], log[512];
+		vmem_pml pml = { log, 0 };
+		assert_int_equal(vmem_ept_new(&fa.a, &cfg, &e), VMEM_OK);
+		assert_int_equal(vmem_ept_grant(e, 0, 1ull << 30), VMEM_OK);
+		assert_int_equal(vmem_ept_map(e, 0, 0, 2 * M2, RW, VMEM_MT_WB, false, NULL), VMEM_OK);
+		assert_int_equal(vmem_dirty_new(&fa.a, e, 0, 2 * M2, &d), VMEM_OK);
+		vmem_ept_stats before, st;
+		vmem_ept_get_stats(e, &before);
+		long live = fa.live, k;
+		for (k = 0;; k++) {
+			failalloc_fail_in(&fa, k);
+			vmem_err err = vmem_dirty_set_mode(d, (vmem_dirty_mode)m, &pml, NULL);
+			if (err == VMEM_OK)
+				break;
+			assert_int_equal(err, VMEM_E_NOMEM);
+			assert_int_equal(vmem_dirty_get_mode(d), VMEM_DIRTY_OFF);
+			vmem_ept_get_stats(e, &st);
+			assert_memory_equal(&st, &before, sizeof(st));
+			assert_int_equal(fa.live, live);
+			assert_true(k < 16);
+		}
+		assert_true(k >= 1); /* the split needed tables */
+		vmem_ept_get_stats(e, &st);
+		assert_int_equal(st.leaves_4k, NPAGES);
+		/* Dirty a page the processor's way, then harvest with every allocation failing. */
+		unsigned lvl;
+		uint64_t *l = leaf_of(e, 5 << 12, &lvl);
+		*l |= VMEM_EPT_D;
+		if (m == VMEM_DIRTY_PML)
+			assert_true(vmem_pml_log(&pml, 5 << 12));
+		long calls = fa.calls;
+		failalloc_fail_in(&fa, 0);
+		assert_int_equal(vmem_dirty_harvest(d, bm, NULL), VMEM_OK);
+		assert_int_equal(fa.calls, calls);
+		assert_int_equal(fa.failed, k); /* none in the harvest */
+		for (unsigned i = 0; i < NPAGES; i++)
+			assert_int_equal(bit(bm, i), i == 5);
+		assert_false(*l & VMEM_EPT_D);
+		failalloc_never(&fa);
+		vmem_dirty_free(d);
+		vmem_ept_free(e);
+		assert_int_equal(fa.live, 0);
+		assert_int_equal(fa.bad_frees, 0);
+	}
+}
+
 /* Race: a writer (the processor, or the VMM's WP fault path) against a harvester. */
 struct race {
 	vmem_ept *e;
@@ -245,7 +361,21 @@ struct race {
 	uint8_t written[NPAGES];
 	int stop, bad;
 	unsigned harvests;
+	/* PML mode: the vCPU's log. The writer holds pml_lock while it logs
+	 * (and drains on log-full, its exit handler); the harvester holds it
+	 * while it harvests, as a VMM kicks the vCPU out of guest mode to
+	 * drain its log. The D flags race with the harvest all the same. */
+	vmem_pml pml;
+	uint64_t log[512];
+	int pml_lock;
 };
+
+static void pml_lock(struct race *r)
+{
+	while (__atomic_exchange_n(&r->pml_lock, 1, __ATOMIC_ACQUIRE))
+		;
+}
+static void pml_unlock(struct race *r) { __atomic_store_n(&r->pml_lock, 0, __ATOMIC_RELEASE); }
 
 static void *writer(void *arg)
 {
@@ -258,6 +388,14 @@ static void *writer(void *arg)
 		uint64_t *l = leaf_of(r->e, (uint64_t)p << 12, &lvl);
 		if (r->mode == VMEM_DIRTY_EPT_D) {
 			__atomic_fetch_or(l, VMEM_EPT_D, __ATOMIC_SEQ_CST); /* the processor's D update (SDM 29.3.5) */
+		} else if (r->mode == VMEM_DIRTY_PML) {
+			/* A D flag the processor sets is logged (SDM 29.3.6). */
+			if (!(__atomic_fetch_or(l, VMEM_EPT_D, __ATOMIC_SEQ_CST) & VMEM_EPT_D)) {
+				pml_lock(r);
+				while (!vmem_pml_log(&r->pml, (uint64_t)p << 12))
+					vmem_dirty_pml_drain(r->d); /* log full: exit reason 62 */
+				pml_unlock(r);
+			}
 		} else {
 			while (!(__atomic_load_n(l, __ATOMIC_SEQ_CST) & VMEM_EPT_W)) {
 				bool handled;
@@ -282,14 +420,20 @@ static void race(vmem_dirty_mode mode)
 	assert_int_equal(vmem_dirty_new(NULL, r->e, 0, 2 * M2, &r->d), VMEM_OK);
 	/* Split first so that the writer's leaf pointers stay valid. */
 	assert_int_equal(vmem_ept_split(r->e, 0, 2 * M2, NULL), VMEM_OK);
-	assert_int_equal(vmem_dirty_set_mode(r->d, mode, NULL, NULL), VMEM_OK);
+	r->pml.log = r->log;
+	assert_int_equal(vmem_dirty_set_mode(r->d, mode, mode == VMEM_DIRTY_PML ? &r->pml : NULL, NULL), VMEM_OK);
 	uint8_t seen[NPAGES] = { 0 };
 	uint64_t bm[NPAGES / 64];
 	pthread_t t;
 	pthread_create(&t, NULL, writer, r);
 	unsigned harvests = 0;
 	while (!__atomic_load_n(&r->stop, __ATOMIC_SEQ_CST) && !__atomic_load_n(&r->bad, __ATOMIC_SEQ_CST)) {
-		assert_int_equal(vmem_dirty_harvest(r->d, bm, NULL), VMEM_OK);
+		if (mode == VMEM_DIRTY_PML)
+			pml_lock(r);
+		vmem_err err = vmem_dirty_harvest(r->d, bm, NULL);
+		if (mode == VMEM_DIRTY_PML)
+			pml_unlock(r);
+		assert_int_equal(err, VMEM_OK);
 		for (unsigned i = 0; i < NPAGES; i++)
 			seen[i] |= bit(bm, i);
 		harvests++;
@@ -311,6 +455,7 @@ static void race(vmem_dirty_mode mode)
 
 static void test_race_ept_d(void **s) { (void)s; race(VMEM_DIRTY_EPT_D); }
 static void test_race_wp(void **s) { (void)s; race(VMEM_DIRTY_WP); }
+static void test_race_pml(void **s) { (void)s; race(VMEM_DIRTY_PML); }
 
 int main(void)
 {
@@ -319,8 +464,11 @@ int main(void)
 		cmocka_unit_test(test_ept_d_mode),
 		cmocka_unit_test(test_pml_mode),
 		cmocka_unit_test(test_pml_through_ept_walk),
+		cmocka_unit_test(test_unaligned_range),
+		cmocka_unit_test(test_fail_alloc),
 		cmocka_unit_test(test_race_ept_d),
 		cmocka_unit_test(test_race_wp),
+		cmocka_unit_test(test_race_pml),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -70,7 +70,11 @@ void vmem_dirty_pml_drain(vmem_dirty *d);
  * in 64-bit words) into out and re-arm logging for those pages. A write that
  * races with the harvest is reported by this harvest or the next, never lost,
  * provided the caller performs the INVEPT *flush asks for before it reads the
- * pages' contents (the TLB may cache a dirty translation). */
+ * pages' contents (the TLB may cache a dirty translation). PML mode drains
+ * the log first: its vCPU must be out of guest mode meanwhile, as on a
+ * log-full exit. Cost: EPT_D mode reads every leaf of the range (8 bytes per
+ * 4 KiB page); WP and PML modes read the bitmap and touch only the logged
+ * pages' leaves. */
 vmem_err vmem_dirty_harvest(vmem_dirty *d, uint64_t *out, vmem_ept_flush *flush);
 
 #ifdef __cplusplus
