@@ -76,9 +76,44 @@ static inline void ept_pwc_init(struct ept_pwc *c)
 	c->lvl1 = 0;
 }
 
+/* The opt-in EPT paging-structure cache that survives walks (vmem_ept_pwc,
+ * nested.h; SDM vol. 3C 29.4.2): direct-mapped PDEs that reference a page
+ * table (key gpa >> 21) and PDPTEs that reference a page directory (key
+ * gpa >> 30), each with the host-physical address of that table and the AND
+ * of the entries down to it. Tagged by ept->xtag; tag 0: empty. A table's
+ * address is tested against the walk's view at every use (host memory may
+ * have changed) and the AND against the access's class. Leaves are never
+ * cached: every walk reads them. */
+#define EPT_XPT_N 64
+#define EPT_XPD_N 16
+struct ept_xent {
+	uint64_t tag, key, table, all;
+};
+struct vmem_ept_pwc {
+	const vmem_allocator *alloc;
+	struct ept_xent pt[EPT_XPT_N];
+	struct ept_xent pd[EPT_XPD_N];
+};
+
 /* Keep a per-walk pointer (a class of e->fcls) in a register or its stack
  * slot: the compiler would otherwise recompute it from its index at every use. */
 #define EPT_OPAQUE(p) __asm__("" : "+r"(p))
+
+/* Remember table t (host address, in the view) for gpa: the page table
+ * (level 1) or the page directory (level 2), with the AND of the entries above. */
+static inline __attribute__((always_inline)) void
+ept_pwc_set(struct ept_pwc *c, int level, uint64_t gpa, const uint64_t *t, uint64_t all)
+{
+	if (level == 1) {
+		c->k1 = gpa >> 21;
+		c->pt = t;
+		c->all1 = all;
+	} else {
+		c->k2 = gpa >> 30;
+		c->pd = t;
+		c->all2 = all;
+	}
+}
 
 /* The memory type of a leaf, bits 5:3, is reserved (SDM 29.3.3.1): the
  * EPT_BAD_MEMTYPES byte repeated, indexed by entry bits 8:3. */
@@ -91,16 +126,49 @@ static inline void ept_pwc_init(struct ept_pwc *c)
  * to set), a leaf memory type that is not reserved. Returns false for
  * anything else (the full walk decides); true with the leaf in *leaf, its
  * level in *level_out, the host-physical address in *hpa_out and, when
- * all_out is not NULL, the AND of every entry used. No side effects.
+ * not NULL, the AND of every entry used in *all_out and the page size in
+ * *size_out. No side effects.
  * pwc: NULL (then the caller has refused GPA bits above the page-walk
- * length), or the walk's cache to start from and (fill) to fill. */
+ * length), or the walk's cache to start from and (fill) to fill. xc: NULL,
+ * or the cache across walks to start from (on a pwc miss) and to fill. */
+/* The page table (start 1) or page directory (start 2) for gpa in the
+ * cache xc, when its address is in the view and its AND passes the class;
+ * else top (a miss). */
+static inline __attribute__((always_inline)) int
+ept_xc_probe(const struct vmem_ept_mmu *e, const struct ept_fview *v, const struct ept_fcls *c,
+	     const struct vmem_ept_pwc *xc, uint64_t gpa, const int top, const uint64_t **t, uint64_t *all)
+{
+	const struct ept_xent *x = &xc->pt[(gpa >> 21) % EPT_XPT_N];
+	int start = 1;
+	if (x->tag != e->xtag || x->key != gpa >> 21) {
+		x = &xc->pd[(gpa >> 30) % EPT_XPD_N];
+		start = 2;
+		if (x->tag != e->xtag || x->key != gpa >> 30)
+			return top;
+	}
+	uint64_t off = x->table - v->base;
+	if (off >= v->size || (x->all & c->want) != c->want)
+		return top;
+	*t = (const uint64_t *)(const void *)(v->host + off);
+	*all = x->all;
+	return start;
+}
+
+static inline void ept_xc_fill(struct ept_xent *x, uint64_t tag, uint64_t key, uint64_t table, uint64_t all)
+{
+	x->tag = tag;
+	x->key = key;
+	x->table = table;
+	x->all = all;
+}
+
 static inline __attribute__((always_inline)) bool
 ept_fast_xlate(const struct vmem_ept_mmu *e, const struct ept_fview *v, const struct ept_fcls *c,
-	       uint64_t gpa, const int top, struct ept_pwc *pwc, const bool fill, uint64_t *leaf,
-	       int *level_out, uint64_t *hpa_out, uint64_t *all_out)
+	       uint64_t gpa, const int top, struct ept_pwc *pwc, struct vmem_ept_pwc *xc, const bool fill, uint64_t *leaf,
+	       int *level_out, uint64_t *hpa_out, uint64_t *all_out, uint64_t *size_out)
 {
 	const uint64_t *t = v->root;
-	uint64_t all = ~0ull, pte = 0, hpa = 0;
+	uint64_t all = ~0ull, pte = 0, hpa = 0, size = 0;
 	int level, start = top;
 	if (pwc && pwc->k1 == gpa >> 21 && !pwc->pt) {
 		/* A large leaf (its memory type tested when it was filled). */
@@ -114,6 +182,8 @@ ept_fast_xlate(const struct vmem_ept_mmu *e, const struct ept_fview *v, const st
 		*hpa_out = pwc->hb1 | (gpa & 0x1fffff);
 		if (all_out)
 			*all_out = all;
+		if (size_out)
+			*size_out = 1ull << (12 + 9 * (level - 1));
 		return true;
 	}
 	if (pwc && pwc->k1 == gpa >> 21) {
@@ -124,11 +194,17 @@ ept_fast_xlate(const struct vmem_ept_mmu *e, const struct ept_fview *v, const st
 		start = 2;
 		t = pwc->pd;
 		all = pwc->all2;
-	} else if (pwc && vmi_unlikely(gpa & e->gpa_rsvd)) {
+	} else {
 		/* (a hit's key holds these bits of a GPA that passed) */
-		return false;
+		if (pwc && vmi_unlikely(gpa & e->gpa_rsvd))
+			return false;
+		if (xc)
+			start = ept_xc_probe(e, v, c, xc, gpa, top, &t, &all);
+		if (pwc && fill && start < top)
+			ept_pwc_set(pwc, start, gpa, t, all);
 	}
-	/* Entries above a hit were tested with the filling class's masks. */
+	/* Entries above a hit were tested with the filling class's masks (xc's
+	 * with this class's in ept_xc_probe). */
 	if (pwc && !fill && start < top && vmi_unlikely((all & c->want) != c->want))
 		return false;
 #pragma GCC unroll 5
@@ -136,19 +212,21 @@ ept_fast_xlate(const struct vmem_ept_mmu *e, const struct ept_fview *v, const st
 		if (level > start)
 			continue;
 		pte = *(const volatile uint64_t *)&t[(gpa >> (12 + 9 * (level - 1))) & 511];
-		if (all_out || (pwc && fill && level >= 2))
+		if (all_out || xc || (pwc && fill && level >= 2))
 			all &= pte;
 		if (level == 1) {
 			if (vmi_unlikely((pte & c->mask[1]) != c->lwant))
 				return false;
 			hpa = (pte & EPT_ADDR) | (gpa & 0xfff);
+			size = 1ull << 12;
 			break;
 		}
 		if (level <= 3 && (pte & VMEM_EPT_PS)) {
 			/* A 1-GByte (PS is in lmask[3] without 1-GByte pages) or 2-MByte leaf. */
 			if (vmi_unlikely((pte & c->lmask[level]) != c->lwant))
 				return false;
-			hpa = (pte & EPT_ADDR) | (gpa & ((1ull << (12 + 9 * (level - 1))) - 1));
+			size = 1ull << (12 + 9 * (level - 1));
+			hpa = (pte & EPT_ADDR) | (gpa & (size - 1));
 			break;
 		}
 		if (vmi_unlikely((pte & c->mask[level]) != c->want))
@@ -158,15 +236,12 @@ ept_fast_xlate(const struct vmem_ept_mmu *e, const struct ept_fview *v, const st
 		if (vmi_unlikely(off >= v->size))
 			return false;
 		t = (const uint64_t *)(const void *)(v->host + off);
-		if (pwc && fill && level == 2) {
-			pwc->k1 = gpa >> 21;
-			pwc->pt = t;
-			pwc->all1 = all;
-		} else if (pwc && fill && level == 3) {
-			pwc->k2 = gpa >> 30;
-			pwc->pd = t;
-			pwc->all2 = all;
-		}
+		if (xc && level == 2)
+			ept_xc_fill(&xc->pt[(gpa >> 21) % EPT_XPT_N], e->xtag, gpa >> 21, pte & EPT_ADDR, all);
+		else if (xc && level == 3)
+			ept_xc_fill(&xc->pd[(gpa >> 30) % EPT_XPD_N], e->xtag, gpa >> 30, pte & EPT_ADDR, all);
+		if (pwc && fill && (level == 2 || level == 3))
+			ept_pwc_set(pwc, level - 1, gpa, t, all);
 	}
 	if (vmi_unlikely((EPT_BAD_MT64 >> ((pte >> 3) & 63)) & 1))
 		return false;
@@ -183,6 +258,8 @@ ept_fast_xlate(const struct vmem_ept_mmu *e, const struct ept_fview *v, const st
 	*hpa_out = hpa;
 	if (all_out)
 		*all_out = all;
+	if (size_out)
+		*size_out = size;
 	return true;
 }
 

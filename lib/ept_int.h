@@ -49,6 +49,7 @@ struct vmem_ept_mmu {
 	vmem_pml *pml;          /* PML on: log each dirty flag set */
 	unsigned hint;          /* host region the EPT tables were last found in (relaxed; a guess) */
 	unsigned ghint;         /* host region a nested walk last found guest tables in (relaxed; a guess) */
+	uint64_t xtag;          /* tag of vmem_ept_pwc entries: the EPTP, and at 63:52 the caps the masks depend on */
 	struct ept_fcls fcls[EPT_AIDX_N][2]; /* fast path: [access index][A/D flags wanted] */
 	/* Cold. */
 	uint64_t eptp;

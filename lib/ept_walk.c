@@ -51,6 +51,8 @@ static void ept_build(struct vmem_ept_mmu *e, uint64_t eptp)
 	e->permmask = mbec ? 0xf : 0x7;
 	e->root = eptp & frame4k;
 	e->gpa_rsvd = e->top == 5 ? VMI_BITS(63, 57) : VMI_BITS(63, 48);
+	/* EPTP bits 63:M are 0 (eptp_check); the caps fit in 12 bits. */
+	e->xtag = eptp | (uint64_t)(M | (c->gbpages << 6) | (c->exec_only << 7) | (c->mbec << 8)) << 52;
 	vmi_memset(e->rsvd, 0, sizeof(e->rsvd));
 	vmi_memset(e->frame, 0, sizeof(e->frame));
 	vmi_memset(e->large_ok, 0, sizeof(e->large_ok));
@@ -239,14 +241,14 @@ ept_walk_fast(const struct vmem_ept_mmu *e, vmem_gmem *host, uint64_t gpa, const
 	if (aidx == VMEM_EPT_FETCH && (acc->guest_perms & VMEM_EPT_GUEST_U))
 		aidx = EPT_AIDX_FETCH_USER;
 	const struct ept_fcls *c = &e->fcls[aidx][e->ad && !(flags & VMEM_EPT_NO_AD)];
-	uint64_t pte, hpa, all;
+	uint64_t pte, hpa, all, size;
 	int level;
-	if (!ept_fast_xlate(e, &v, c, gpa, top, NULL, false, &pte, &level, &hpa, &all))
+	if (!ept_fast_xlate(e, &v, c, gpa, top, NULL, NULL, false, &pte, &level, &hpa, &all, &size))
 		return false;
 	unsigned perms = EPT_PIDX(all) & e->permmask;
 	res->gpa = gpa;
 	res->hpa = hpa;
-	res->page_size = 1ull << (12 + 9 * (level - 1));
+	res->page_size = size;
 	res->exit_qual = 0;
 	res->linear = 0;
 	res->entry = pte;

@@ -1,6 +1,7 @@
 /* libvmem nested walk (SDM vol. 3C 29.3.3): the guest walker with EPT hooks, then the final access through EPT. */
 #include <libvmem/nested.h>
 #include <libvmem/pte.h>
+#include <libvmem/tlb.h>
 #include "ept_fast.h"
 #include "ept_int.h"
 #include "mmu_int.h"
@@ -97,7 +98,7 @@ static void from_ept(vmem_nested_result *res, const vmem_ept_result *r, bool fin
  * large leaf), else ept_fast_xlate. */
 static inline __attribute__((always_inline)) bool
 nx_xlate_paging(const struct vmem_ept_mmu *e, const struct ept_fview *v, const struct ept_fcls *c,
-		struct ept_pwc *pwc, uint64_t gpa, const int top, uint64_t *hpa)
+		struct ept_pwc *pwc, struct vmem_ept_pwc *xc, uint64_t gpa, const int top, uint64_t *hpa)
 {
 	if (vmi_likely(pwc->k1 == gpa >> 21)) {
 		const uint64_t *pt = pwc->pt;
@@ -113,7 +114,7 @@ nx_xlate_paging(const struct vmem_ept_mmu *e, const struct ept_fview *v, const s
 	}
 	uint64_t leaf;
 	int level;
-	return ept_fast_xlate(e, v, c, gpa, top, pwc, true, &leaf, &level, hpa, NULL);
+	return ept_fast_xlate(e, v, c, gpa, top, pwc, xc, true, &leaf, &level, hpa, NULL, NULL);
 }
 
 /* The status bytes of the results, stored as one word each (x86-64 is
@@ -146,27 +147,26 @@ static const uint8_t final_aidx[8] = {
 };
 
 /* The end of nested_fast once the guest walk reached its leaf pte at
- * `level` (all: the AND of its entries, XD inverted): the guest's rights,
+ * `level` (all: the AND of its entries, XD inverted; gpa: the access's
+ * guest-physical address, in a page of gsize bytes): the guest's rights,
  * the final access through EPT, and the result. */
 static inline __attribute__((always_inline)) bool
 nested_final(const struct vmem_mmu *m, const struct vmem_ept_mmu *e, const struct ept_fview *v,
-	     struct ept_pwc *pwc, uint64_t la, unsigned acc, unsigned flags, unsigned ead, uint64_t pte,
-	     uint64_t all, vmem_nested_result *res, const int level, const int etop)
+	     struct ept_pwc *pwc, struct vmem_ept_pwc *xc, unsigned acc, unsigned flags, unsigned ead,
+	     uint64_t pte, uint64_t all,
+	     uint64_t gpa, uint64_t gsize, int level, vmem_nested_result *res, const int etop)
 {
 	/* The leaf: rights, protection keys, guest A/D (as vmem_walk's fast path). */
 	unsigned pa;
 	if (!mmu_fast_leaf_ok(m, pte, all, acc, flags, &pa))
 		return false;
-	const uint64_t gsize = 1ull << (12 + 9 * (level - 1));
-	uint64_t gpa = (pte & m->frame[level][level > 1]) | (la & (gsize - 1));
 	/* The final access (qualification bit 8 = 1), guest permissions as its MBEC input. */
 	const struct ept_fcls *c = &e->fcls[final_aidx[(acc & 3) | ((pa & VMEM_EPT_GUEST_U) << 1)]][ead];
 	EPT_OPAQUE(c);
-	uint64_t eleaf, hpa, eall;
+	uint64_t eleaf, hpa, eall, esize;
 	int elevel;
-	if (!ept_fast_xlate(e, v, c, gpa, etop, pwc, false, &eleaf, &elevel, &hpa, &eall))
+	if (!ept_fast_xlate(e, v, c, gpa, etop, pwc, xc, false, &eleaf, &elevel, &hpa, &eall, &esize))
 		return false;
-	uint64_t esize = 1ull << (12 + 9 * (elevel - 1));
 	unsigned eperms = EPT_PIDX(eall) & e->permmask;
 
 	res->guest.gpa = gpa;
@@ -198,8 +198,8 @@ nested_final(const struct vmem_mmu *m, const struct vmem_ept_mmu *e, const struc
  * the full walk starts over and decides. res is filled exactly as the full
  * walk fills it on success. */
 static inline __attribute__((always_inline)) bool
-nested_fast(const struct vmem_mmu *m, const struct vmem_ept_mmu *e, vmem_gmem *host, uint64_t la,
-	    unsigned acc, unsigned flags, vmem_nested_result *res, const int gtop, const int etop)
+nested_fast(const struct vmem_mmu *m, const struct vmem_ept_mmu *e, vmem_gmem *host, struct vmem_ept_pwc *xc,
+	    uint64_t la, unsigned acc, unsigned flags, vmem_nested_result *res, const int gtop, const int etop)
 {
 	struct ept_fview v;
 	if (vmi_unlikely(!ept_fast_view(e, host, &v)))
@@ -215,13 +215,14 @@ nested_fast(const struct vmem_mmu *m, const struct vmem_ept_mmu *e, vmem_gmem *h
 	/* EPT entries read by this walk's earlier translations (ept_fast.h). */
 	struct ept_pwc pwc;
 	ept_pwc_init(&pwc);
-	uint64_t table = m->root, all = ~0ull;
+	uint64_t table = m->root, all = ~0ull, pte = 0, gpa = 0, gsize = 0;
+	int level;
 #pragma GCC unroll 5
-	for (int level = gtop; level >= 1; level--) {
+	for (level = gtop; level >= 1; level--) {
 		unsigned shift = 12 + 9 * (unsigned)(level - 1);
 		uint64_t egpa = table + (((la >> shift) & 511) << 3);
 		uint64_t hpa;
-		if (!nx_xlate_paging(e, &v, cp, &pwc, egpa, etop, &hpa))
+		if (!nx_xlate_paging(e, &v, cp, &pwc, xc, egpa, etop, &hpa))
 			return false;
 		if (vmi_unlikely(hpa - gr->gpa >= gr->size)) {
 			int i = gm_find(host, hpa);
@@ -230,21 +231,26 @@ nested_fast(const struct vmem_mmu *m, const struct vmem_ept_mmu *e, vmem_gmem *h
 			gr = &host->r[i];
 			__atomic_store_n(&ew->ghint, (unsigned)i, __ATOMIC_RELAXED);
 		}
-		uint64_t pte = *(const volatile uint64_t *)(gr->host + (hpa - gr->gpa));
+		pte = *(const volatile uint64_t *)(gr->host + (hpa - gr->gpa));
 		all &= pte ^ VMEM_PTE_XD;
 		int k = mmu_fast_entry(m, pte, level);
 		if (vmi_unlikely(k < 0))
 			return false; /* the full walk reports the fault */
-		if (k == 0)
-			return nested_final(m, e, &v, &pwc, la, acc, flags, ead, pte, all, res, level, etop);
+		if (k == 0) {
+			gsize = 1ull << shift;
+			gpa = (pte & m->frame[level][level > 1]) | (la & (gsize - 1));
+			break;
+		}
 		table = pte & m->frame[level][0];
 	}
-	return false; /* not reached: a PTE is a leaf */
+	return nested_final(m, e, &v, &pwc, xc, acc, flags, ead, pte, all, gpa, gsize, level, res, etop);
 }
 
-vmem_err vmem_nested_walk(const vmem_mmu *mmu, const vmem_ept_mmu *ept, vmem_gmem *host,
-			  uint64_t la, unsigned acc, unsigned flags,
-			  vmem_nested_result *res, vmem_nested_trace *tr)
+/* vmem_nested_walk, and with xc vmem_nested_walk_pwc (whose fast path
+ * starts from and fills the cache xc; the full walk reads memory). */
+static inline __attribute__((always_inline)) vmem_err
+nested_walk(const vmem_mmu *mmu, const vmem_ept_mmu *ept, vmem_gmem *host, struct vmem_ept_pwc *xc,
+	    uint64_t la, unsigned acc, unsigned flags, vmem_nested_result *res, vmem_nested_trace *tr)
 {
 	if (!mmu || !ept || !host || !res || (flags & ~VMEM_WALK_NO_AD))
 		return VMEM_E_INVAL;
@@ -255,11 +261,11 @@ vmem_err vmem_nested_walk(const vmem_mmu *mmu, const vmem_ept_mmu *ept, vmem_gme
 		if ((uint64_t)((int64_t)(la << sh) >> sh) == la) {
 			bool ok;
 			if (mmu->top == 4)
-				ok = ept->top == 4 ? nested_fast(mmu, ept, host, la, acc, flags, res, 4, 4)
-						   : nested_fast(mmu, ept, host, la, acc, flags, res, 4, 5);
+				ok = ept->top == 4 ? nested_fast(mmu, ept, host, xc, la, acc, flags, res, 4, 4)
+						   : nested_fast(mmu, ept, host, xc, la, acc, flags, res, 4, 5);
 			else
-				ok = ept->top == 4 ? nested_fast(mmu, ept, host, la, acc, flags, res, 5, 4)
-						   : nested_fast(mmu, ept, host, la, acc, flags, res, 5, 5);
+				ok = ept->top == 4 ? nested_fast(mmu, ept, host, xc, la, acc, flags, res, 5, 4)
+						   : nested_fast(mmu, ept, host, xc, la, acc, flags, res, 5, 5);
 			if (ok)
 				return VMEM_OK;
 		}
@@ -315,5 +321,58 @@ vmem_err vmem_nested_walk(const vmem_mmu *mmu, const vmem_ept_mmu *ept, vmem_gme
 	res->hpa = r.hpa;
 	res->gpa = res->guest.gpa;
 	res->page_size = r.page_size < res->guest.page_size ? r.page_size : res->guest.page_size;
+	return VMEM_OK;
+}
+
+vmem_err vmem_nested_walk(const vmem_mmu *mmu, const vmem_ept_mmu *ept, vmem_gmem *host,
+			  uint64_t la, unsigned acc, unsigned flags,
+			  vmem_nested_result *res, vmem_nested_trace *tr)
+{
+	return nested_walk(mmu, ept, host, NULL, la, acc, flags, res, tr);
+}
+
+vmem_err vmem_nested_walk_pwc(const vmem_mmu *mmu, const vmem_ept_mmu *ept, vmem_gmem *host,
+			      vmem_ept_pwc *pwc, uint64_t la, unsigned acc, unsigned flags,
+			      vmem_nested_result *res)
+{
+	if (!pwc)
+		return VMEM_E_INVAL;
+	return nested_walk(mmu, ept, host, pwc, la, acc, flags, res, NULL);
+}
+
+vmem_err vmem_ept_pwc_new(const vmem_allocator *alloc, vmem_ept_pwc **out)
+{
+	if (!out)
+		return VMEM_E_INVAL;
+	alloc = vmi_alloc_resolve(alloc);
+	if (!alloc)
+		return VMEM_E_INVAL;
+	struct vmem_ept_pwc *c = vmi_zalloc(alloc, sizeof(*c));
+	if (!c)
+		return VMEM_E_NOMEM;
+	c->alloc = alloc;
+	*out = c;
+	return VMEM_OK;
+}
+
+void vmem_ept_pwc_free(vmem_ept_pwc *c)
+{
+	if (c)
+		vmi_free(c->alloc, c, sizeof(*c));
+}
+
+/* INVEPT (SDM vol. 3C 29.4.3.1): single-context drops what was cached under
+ * eptp's EP4TA (any EPTP with that root: entries are tagged by the whole
+ * EPTP), all-context everything. */
+vmem_err vmem_ept_pwc_invept(vmem_ept_pwc *c, unsigned type, uint64_t eptp)
+{
+	if (!c || (type != VMEM_INVEPT_SINGLE && type != VMEM_INVEPT_ALL))
+		return VMEM_E_INVAL;
+	struct ept_xent *x[2] = { c->pt, c->pd };
+	unsigned n[2] = { EPT_XPT_N, EPT_XPD_N };
+	for (unsigned k = 0; k < 2; k++)
+		for (unsigned i = 0; i < n[k]; i++)
+			if (type == VMEM_INVEPT_ALL || !((x[k][i].tag ^ eptp) & EPT_ADDR))
+				x[k][i].tag = 0;
 	return VMEM_OK;
 }
