@@ -119,11 +119,21 @@ ept_pwc_set(struct ept_pwc *c, int level, uint64_t gpa, const uint64_t *t, uint6
  * EPT_BAD_MEMTYPES byte repeated, indexed by entry bits 8:3. */
 #define EPT_BAD_MT64 (0x0101010101010101ull * EPT_BAD_MEMTYPES)
 
+/* A leaf passes the class's test (mask, want of ept_fcls), which asks for
+ * memory type WB (6), the common case; another type passes when it is not
+ * reserved. */
+static inline __attribute__((always_inline)) bool ept_leaf_ok(uint64_t pte, uint64_t mask, uint64_t want)
+{
+	if (vmi_likely((pte & mask) == want))
+		return true;
+	return (pte & mask & ~EPT_MT_BITS) == (want & ~EPT_MT_BITS) && !((EPT_BAD_MT64 >> ((pte >> 3) & 63)) & 1);
+}
+
 /* The common case of an EPT translation, unrolled for `top` levels: every
  * table in the view, every entry passes the class's mask test (ept_fcls:
  * present with legal R/W/X, no reserved bit, the access's rights and, when
  * A/D flags would be written, no accessed flag nor, for a write, dirty flag
- * to set), a leaf memory type that is not reserved. Returns false for
+ * to set; a leaf memory type that is not reserved, ept_leaf_ok). Returns false for
  * anything else (the full walk decides); true with the leaf in *leaf, its
  * level in *level_out, the host-physical address in *hpa_out and, when
  * not NULL, the AND of every entry used in *all_out and the page size in
@@ -175,7 +185,7 @@ ept_fast_xlate(const struct vmem_ept_mmu *e, const struct ept_fview *v, const st
 		pte = pwc->leaf1;
 		all = pwc->all1;
 		level = pwc->lvl1;
-		if (!fill && vmi_unlikely((all & c->want) != c->want || (pte & c->lmask[level]) != c->lwant))
+		if (!fill && vmi_unlikely((all & c->want) != c->want || !ept_leaf_ok(pte, c->lmask[level], c->lwant)))
 			return false;
 		*leaf = pte;
 		*level_out = level;
@@ -215,7 +225,7 @@ ept_fast_xlate(const struct vmem_ept_mmu *e, const struct ept_fview *v, const st
 		if (all_out || xc || (pwc && fill && level >= 2))
 			all &= pte;
 		if (level == 1) {
-			if (vmi_unlikely((pte & c->mask[1]) != c->lwant))
+			if (vmi_unlikely(!ept_leaf_ok(pte, c->mask[1], c->lwant)))
 				return false;
 			hpa = (pte & EPT_ADDR) | (gpa & 0xfff);
 			size = 1ull << 12;
@@ -223,7 +233,7 @@ ept_fast_xlate(const struct vmem_ept_mmu *e, const struct ept_fview *v, const st
 		}
 		if (level <= 3 && (pte & VMEM_EPT_PS)) {
 			/* A 1-GByte (PS is in lmask[3] without 1-GByte pages) or 2-MByte leaf. */
-			if (vmi_unlikely((pte & c->lmask[level]) != c->lwant))
+			if (vmi_unlikely(!ept_leaf_ok(pte, c->lmask[level], c->lwant)))
 				return false;
 			size = 1ull << (12 + 9 * (level - 1));
 			hpa = (pte & EPT_ADDR) | (gpa & (size - 1));
@@ -243,8 +253,6 @@ ept_fast_xlate(const struct vmem_ept_mmu *e, const struct ept_fview *v, const st
 		if (pwc && fill && (level == 2 || level == 3))
 			ept_pwc_set(pwc, level - 1, gpa, t, all);
 	}
-	if (vmi_unlikely((EPT_BAD_MT64 >> ((pte >> 3) & 63)) & 1))
-		return false;
 	if (pwc && fill && level >= 2) {
 		pwc->k1 = gpa >> 21;
 		pwc->pt = NULL;

@@ -23,13 +23,18 @@
  * EPT A/D flags wanted or not): (entry & mask) == want passes a present
  * entry with legal R/W/X (R set), no reserved bit, every right the access
  * needs (SDM 29.3.3.2) and, when A/D flags are wanted, A already set (D too
- * in the leaf of a write, SDM 29.3.5). Anything else takes the full walk. */
+ * in the leaf of a write, SDM 29.3.5); a leaf's mask also holds its memory
+ * type, want WB (other types: ept_leaf_ok). Anything else takes the full walk. */
 struct ept_fcls {
 	uint64_t mask[6];       /* [level]: a non-leaf entry (level >= 2) or a PTE (level 1: leaf) */
 	uint64_t lmask[4];      /* [level]: a PDPTE (3) / PDE (2) with PS set */
 	uint64_t want;          /* non-leaf: R | rights | A */
-	uint64_t lwant;         /* leaf: want, plus D for a write */
+	uint64_t lwant;         /* leaf: want, plus D for a write, and memory type WB (ept_leaf_ok) */
 };
+
+/* An EPT leaf's memory type, bits 5:3 (SDM 29.3.7). */
+#define EPT_MT_BITS (7ull << 3)
+#define EPT_MT_WANT_WB (6ull << 3)
 
 struct vmem_ept_mmu {
 	/* Hot: read on every walk. */

@@ -123,15 +123,15 @@ static void ept_build(struct vmem_ept_mmu *e, uint64_t eptp)
 		for (unsigned wad = 0; wad < 2; wad++) {
 			struct ept_fcls *fc = &e->fcls[a][wad];
 			uint64_t nl = nbits | (wad ? VMEM_EPT_A : 0);
-			uint64_t lf = nl | (wad && write ? VMEM_EPT_D : 0);
+			uint64_t lf = nl | (wad && write ? VMEM_EPT_D : 0) | EPT_MT_WANT_WB;
 			fc->want = nl;
 			fc->lwant = lf;
 			fc->mask[0] = 0;
 			for (int l = 1; l <= 5; l++)
-				fc->mask[l] = e->rsvd[l][0] | (l >= 4 ? VMEM_EPT_PS : 0) | (l == 1 ? lf : nl);
+				fc->mask[l] = e->rsvd[l][0] | (l >= 4 ? VMEM_EPT_PS : 0) | (l == 1 ? lf | EPT_MT_BITS : nl);
 			fc->lmask[0] = fc->lmask[1] = 0;
 			for (int l = 2; l <= 3; l++)
-				fc->lmask[l] = e->rsvd[l][1] | lf;
+				fc->lmask[l] = e->rsvd[l][1] | lf | EPT_MT_BITS;
 		}
 	}
 	/* Qualification bits 2:0 (SDM 28.2.1): a paging-structure access under

@@ -107,7 +107,7 @@ nx_xlate_paging(const struct vmem_ept_mmu *e, const struct ept_fview *v, const s
 			return true;
 		}
 		uint64_t pte = *(const volatile uint64_t *)&pt[(gpa >> 12) & 511];
-		if (vmi_unlikely((pte & c->mask[1]) != c->lwant || ((EPT_BAD_MT64 >> ((pte >> 3) & 63)) & 1)))
+		if (vmi_unlikely(!ept_leaf_ok(pte, c->mask[1], c->lwant)))
 			return false;
 		*hpa = (pte & EPT_ADDR) | (gpa & 0xfff);
 		return true;
