@@ -204,6 +204,8 @@ BENCH_LOOP uint64_t loop_ept_base(uint64_t eptp, const uint64_t *gpa, size_t n);
 BENCH_LOOP uint64_t loop_nested_lib(const vmem_mmu *g, const vmem_ept_mmu *m, vmem_gmem *h,
 				    const uint64_t *la, size_t n);
 BENCH_LOOP uint64_t loop_nested_base(uint64_t cr3, uint64_t eptp, const uint64_t *la, size_t n);
+BENCH_LOOP uint64_t loop_nested_pwc_lib(const vmem_mmu *g, const vmem_ept_mmu *m, vmem_gmem *h, vmem_ept_pwc *c,
+					const uint64_t *la, size_t n);
 BENCH_LOOP uint64_t loop_harvest_lib(vmem_dirty *d, uint64_t *out);
 BENCH_LOOP uint64_t loop_harvest_base(uint64_t eptp, uint64_t size, uint64_t *out);
 BENCH_LOOP uint64_t loop_harvest_floor(const uint64_t *tables, size_t n);
@@ -267,6 +269,19 @@ uint64_t loop_nested_lib(const vmem_mmu *g, const vmem_ept_mmu *m, vmem_gmem *h,
 	vmem_nested_result r;
 	for (size_t i = 0; i < n; i++) {
 		vmem_nested_walk(g, m, h, la[i], VMEM_ACC_READ, VMEM_WALK_NO_AD, &r, NULL);
+		sum += r.hpa ^ r.status;
+	}
+	return sum;
+}
+
+/* The same walks through the opt-in EPT paging-structure cache that survives walks. */
+uint64_t loop_nested_pwc_lib(const vmem_mmu *g, const vmem_ept_mmu *m, vmem_gmem *h, vmem_ept_pwc *c,
+			     const uint64_t *la, size_t n)
+{
+	uint64_t sum = 0;
+	vmem_nested_result r;
+	for (size_t i = 0; i < n; i++) {
+		vmem_nested_walk_pwc(g, m, h, c, la[i], VMEM_ACC_READ, VMEM_WALK_NO_AD, &r);
 		sum += r.hpa ^ r.status;
 	}
 	return sum;
@@ -594,6 +609,20 @@ static double nested_lib_once(void *p)
 	return now_ns() - t0;
 }
 
+/* nested-pwc-*: the walks and their cache (nested_base_once takes its first member). */
+struct nested_pwc_arg {
+	struct walk_arg w;
+	vmem_ept_pwc *pwc;
+};
+
+static double nested_pwc_lib_once(void *p)
+{
+	struct nested_pwc_arg *a = p;
+	double t0 = now_ns();
+	bench_sink += loop_nested_pwc_lib(a->w.env->gmmu, a->w.env->mmu, a->w.env->host, a->pwc, a->w.addr, a->w.n);
+	return now_ns() - t0;
+}
+
 static double nested_base_once(void *p)
 {
 	struct walk_arg *a = p;
@@ -678,9 +707,9 @@ static void bench_ept_walk(const char *name, uint64_t span, uint64_t leaf)
 
 static void put_g(struct walk_env *w, uint64_t gpa, uint64_t v) { memcpy(w->guest + gpa, &v, 8); }
 
-static void bench_nested(const char *name, bool ept4k)
+static void bench_nested(const char *name, const char *pwc_name, bool ept4k)
 {
-	if (!want(name))
+	if (!want(name) && !want(pwc_name))
 		return;
 	struct walk_env w;
 	memset(&w, 0, sizeof(w));
@@ -726,6 +755,7 @@ static void bench_nested(const char *name, bool ept4k)
 
 	size_t n = opt.n;
 	uint64_t *a = malloc(n * 8);
+	vmem_ept_pwc *arg_pwc = NULL;
 	gen_addrs(a, n, G_LA, G_DATA, 0x77);
 	for (size_t i = 0; i < (n < 4096 ? n : 4096); i++) {
 		vmem_nested_result r;
@@ -755,10 +785,32 @@ static void bench_nested(const char *name, bool ept4k)
 			}
 		}
 	}
+	/* The opt-in cache across walks: every field as the uncached walk (the
+	 * tables do not change), on a cold and then a filled cache. */
+	if ((err = vmem_ept_pwc_new(NULL, &arg_pwc)))
+		die("vmem_ept_pwc_new", err);
+	for (size_t i = 0; i < 2 * (n < 4096 ? n : 4096); i++) {
+		vmem_nested_result f, c;
+		memset(&f, 0, sizeof(f));
+		memset(&c, 0, sizeof(c));
+		int e1 = vmem_nested_walk(w.gmmu, w.mmu, w.host, a[i % 4096 % n], VMEM_ACC_READ, VMEM_WALK_NO_AD, &f, NULL);
+		int e2 = vmem_nested_walk_pwc(w.gmmu, w.mmu, w.host, arg_pwc, a[i % 4096 % n], VMEM_ACC_READ,
+					      VMEM_WALK_NO_AD, &c);
+		if (e1 != e2 || memcmp(&f, &c, sizeof(f))) {
+			fprintf(stderr, "nested cached/uncached disagreement at %#" PRIx64 "\n", a[i % 4096 % n]);
+			exit(1);
+		}
+	}
 	struct walk_arg arg = { &w, a, n };
-	time_pair(name, ept4k ? "guest 4-level 4K over 64 MiB, EPT 4K leaves (24 entry reads)"
-			      : "guest 4-level 4K over 64 MiB, EPT 2M leaves (19 entry reads)",
-		  nested_lib_once, nested_base_once, &arg, n);
+	struct nested_pwc_arg parg = { arg, arg_pwc };
+	if (want(name))
+		time_pair(name, ept4k ? "guest 4-level 4K over 64 MiB, EPT 4K leaves (24 entry reads)"
+				      : "guest 4-level 4K over 64 MiB, EPT 2M leaves (19 entry reads)",
+			  nested_lib_once, nested_base_once, &arg, n);
+	if (want(pwc_name))
+		time_pair(pwc_name, "as above, opt-in EPT paging-structure cache across walks (vmem_nested_walk_pwc)",
+			  nested_pwc_lib_once, nested_base_once, &parg, n);
+	vmem_ept_pwc_free(arg_pwc);
 	free(a);
 	vmem_mmu_free(w.gmmu);
 	vmem_ept_mmu_free(w.mmu);
@@ -1132,7 +1184,7 @@ static void bench_tlb(void)
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench_ept [--case PREFIX] [--only lib|base] [--reps N] [--n N] [--pct P] [--map-gib G] [--dirty-gib G] [--pool-4k] [--smoke]\n"
-			"cases: map4k-cold map4k-warm map2m-* map1g-* ept-hot ept-64g nested-ept4k nested-ept2m harvest-d harvest-thp harvest-pml tlb\n");
+			"cases: map4k-cold map4k-warm map2m-* map1g-* ept-hot ept-64g nested-ept4k nested-ept2m nested-pwc-ept4k nested-pwc-ept2m harvest-d harvest-thp harvest-pml tlb\n");
 	exit(2);
 }
 
@@ -1176,8 +1228,8 @@ int main(int argc, char **argv)
 	bench_map("map1g", GIB);
 	bench_ept_walk("ept-hot", 64 * MIB, 4096);
 	bench_ept_walk("ept-64g", opt.map_size, 4096);
-	bench_nested("nested-ept4k", true);
-	bench_nested("nested-ept2m", false);
+	bench_nested("nested-ept4k", "nested-pwc-ept4k", true);
+	bench_nested("nested-ept2m", "nested-pwc-ept2m", false);
 	bench_harvest_d("harvest-d", false);
 	bench_harvest_d("harvest-thp", true);
 	bench_harvest_pml();

@@ -50,6 +50,12 @@ for c in ept-hot:ept ept-64g:ept nested-ept4k:nested nested-ept2m:nested tlb:tlb
 	base=$(count "loop_${fn}_base" --case "$name" --only base --n "$N")
 	row "$name" "$lib" "$base" $((2 * N)) $((2 * N)) "walk/lookup"
 done
+# The nested walk through the opt-in EPT paging-structure cache across walks (same plain loop).
+for name in nested-pwc-ept4k nested-pwc-ept2m; do
+	lib=$(count loop_nested_pwc_lib --case "$name" --only lib --n "$N")
+	base=$(count loop_nested_base --case "$name" --only base --n "$N")
+	row "$name" "$lib" "$base" $((2 * N)) $((2 * N)) "walk"
+done
 # Harvest: per 4K page of the range, two harvests (warm-up + timed); EPT_D
 # mode (table scan), then PML mode (per logged page).
 pages=$((DIRTY_GIB * 262144))

@@ -19,6 +19,23 @@
 /* EPT memory types 2, 3 and 7 are reserved in a leaf (SDM 29.3.3.1). */
 #define EPT_BAD_MEMTYPES ((1u << 2) | (1u << 3) | (1u << 7))
 
+/* The fast path's test of one entry for one access class (access index,
+ * EPT A/D flags wanted or not): (entry & mask) == want passes a present
+ * entry with legal R/W/X (R set), no reserved bit, every right the access
+ * needs (SDM 29.3.3.2) and, when A/D flags are wanted, A already set (D too
+ * in the leaf of a write, SDM 29.3.5); a leaf's mask also holds its memory
+ * type, want WB (other types: ept_leaf_ok). Anything else takes the full walk. */
+struct ept_fcls {
+	uint64_t mask[6];       /* [level]: a non-leaf entry (level >= 2) or a PTE (level 1: leaf) */
+	uint64_t lmask[4];      /* [level]: a PDPTE (3) / PDE (2) with PS set */
+	uint64_t want;          /* non-leaf: R | rights | A */
+	uint64_t lwant;         /* leaf: want, plus D for a write, and memory type WB (ept_leaf_ok) */
+};
+
+/* An EPT leaf's memory type, bits 5:3 (SDM 29.3.7). */
+#define EPT_MT_BITS (7ull << 3)
+#define EPT_MT_WANT_WB (6ull << 3)
+
 struct vmem_ept_mmu {
 	/* Hot: read on every walk. */
 	uint8_t top;            /* 4 or 5 */
@@ -34,12 +51,11 @@ struct vmem_ept_mmu {
 	uint64_t gpa_rsvd;      /* gpa bits the page-walk length does not translate */
 	uint64_t rsvd[6][2];    /* [level][PS] bits that must be 0 in a present entry */
 	uint64_t frame[6][2];   /* [level][PS] address bits of the next table / the page */
-	uint64_t need[EPT_AIDX_N]; /* fast path: entry bits (R 0, W 1, X 2, XU 10) an access needs in every entry */
-	uint64_t fchk[6];       /* fast path: R | reserved bits of a non-leaf entry or a PTE (PS where reserved) */
-	uint64_t flarge[6];     /* fast path: further reserved bits once PS makes a PDPTE/PDE a leaf */
 	vmem_pml *pml;          /* PML on: log each dirty flag set */
 	unsigned hint;          /* host region the EPT tables were last found in (relaxed; a guess) */
 	unsigned ghint;         /* host region a nested walk last found guest tables in (relaxed; a guess) */
+	uint64_t xtag;          /* tag of vmem_ept_pwc entries: the EPTP, and at 63:52 the caps the masks depend on */
+	struct ept_fcls fcls[EPT_AIDX_N][2]; /* fast path: [access index][A/D flags wanted] */
 	/* Cold. */
 	uint64_t eptp;
 	vmem_ept_caps caps;

@@ -51,6 +51,8 @@ static void ept_build(struct vmem_ept_mmu *e, uint64_t eptp)
 	e->permmask = mbec ? 0xf : 0x7;
 	e->root = eptp & frame4k;
 	e->gpa_rsvd = e->top == 5 ? VMI_BITS(63, 57) : VMI_BITS(63, 48);
+	/* EPTP bits 63:M are 0 (eptp_check); the caps fit in 12 bits. */
+	e->xtag = eptp | (uint64_t)(M | (c->gbpages << 6) | (c->exec_only << 7) | (c->mbec << 8)) << 52;
 	vmi_memset(e->rsvd, 0, sizeof(e->rsvd));
 	vmi_memset(e->frame, 0, sizeof(e->frame));
 	vmi_memset(e->large_ok, 0, sizeof(e->large_ok));
@@ -78,17 +80,6 @@ static void ept_build(struct vmem_ept_mmu *e, uint64_t eptp)
 	e->large_ok[2] = 1;
 	e->rsvd[2][1] |= VMI_BITS(20, 12);
 	e->frame[2][1] = VMI_BITS(M - 1, 21);
-
-	/* The fast path's checks: an entry with R set is present and its R/W/X
-	 * combination legal, so a non-leaf entry or PTE passes when (entry & fchk)
-	 * == R, and a PDPTE/PDE with PS set when (entry & flarge) == R (PS is in
-	 * rsvd[3][1] without 1-GByte pages; PML5Es and PML4Es reserve it in fchk);
-	 * an entry without R takes the full walk. */
-	for (int l = 1; l <= 5; l++) {
-		e->fchk[l] = e->rsvd[l][0] | VMEM_EPT_R | (l >= 4 ? VMEM_EPT_PS : 0);
-		e->flarge[l] = e->rsvd[l][1] | VMEM_EPT_R;
-	}
-	e->fchk[0] = e->flarge[0] = 0;
 
 	/* Presence and misconfiguration by permission index (SDM 29.3.2, 29.3.3.1):
 	 * present if any of R/W/X (or XU with MBEC) is set; misconfigured if
@@ -123,8 +114,25 @@ static void ept_build(struct vmem_ept_mmu *e, uint64_t eptp)
 			if ((p & n) != n)
 				f |= (uint16_t)(1u << p);
 		e->fault[a] = f;
-		/* The same rule on entry bits: n never holds XU without MBEC. */
-		e->need[a] = (n & 7) | ((uint64_t)(n & 8) << 7);
+		/* The fast path's tests (struct ept_fcls). An entry with R set is
+		 * present and its R/W/X combination legal; the rights on entry bits
+		 * (n never holds XU without MBEC); PML5Es and PML4Es reserve PS, and
+		 * rsvd[3][1] holds it without 1-GByte pages. */
+		uint64_t nbits = VMEM_EPT_R | (n & 7) | ((uint64_t)(n & 8) << 7);
+		bool write = a == VMEM_EPT_WRITE || a == VMEM_EPT_PAGING || a == VMEM_EPT_PAGING_AD;
+		for (unsigned wad = 0; wad < 2; wad++) {
+			struct ept_fcls *fc = &e->fcls[a][wad];
+			uint64_t nl = nbits | (wad ? VMEM_EPT_A : 0);
+			uint64_t lf = nl | (wad && write ? VMEM_EPT_D : 0) | EPT_MT_WANT_WB;
+			fc->want = nl;
+			fc->lwant = lf;
+			fc->mask[0] = 0;
+			for (int l = 1; l <= 5; l++)
+				fc->mask[l] = e->rsvd[l][0] | (l >= 4 ? VMEM_EPT_PS : 0) | (l == 1 ? lf | EPT_MT_BITS : nl);
+			fc->lmask[0] = fc->lmask[1] = 0;
+			for (int l = 2; l <= 3; l++)
+				fc->lmask[l] = e->rsvd[l][1] | lf | EPT_MT_BITS;
+		}
 	}
 	/* Qualification bits 2:0 (SDM 28.2.1): a paging-structure access under
 	 * EPT A/D is both a read and a write. */
@@ -226,23 +234,21 @@ static inline __attribute__((always_inline)) bool
 ept_walk_fast(const struct vmem_ept_mmu *e, vmem_gmem *host, uint64_t gpa, const vmem_ept_access *acc,
 	      unsigned flags, vmem_ept_result *res, const int top)
 {
-	const struct gm_region *r = ept_fast_region(e, host);
-	if (vmi_unlikely(!r))
+	struct ept_fview v;
+	if (vmi_unlikely(!ept_fast_view(e, host, &v)))
 		return false;
 	unsigned aidx = acc->type;
 	if (aidx == VMEM_EPT_FETCH && (acc->guest_perms & VMEM_EPT_GUEST_U))
 		aidx = EPT_AIDX_FETCH_USER;
-	bool write = acc->type == VMEM_EPT_WRITE || acc->type == VMEM_EPT_PAGING ||
-		     acc->type == VMEM_EPT_PAGING_AD;
-	uint64_t pte, hpa;
+	const struct ept_fcls *c = &e->fcls[aidx][e->ad && !(flags & VMEM_EPT_NO_AD)];
+	uint64_t pte, hpa, all, size;
 	int level;
-	unsigned perms;
-	if (!ept_fast_core(e, r, gpa, aidx, write, e->ad && !(flags & VMEM_EPT_NO_AD), top, &pte, &level,
-			   &perms, &hpa, NULL))
+	if (!ept_fast_xlate(e, &v, c, gpa, top, NULL, NULL, false, &pte, &level, &hpa, &all, &size))
 		return false;
+	unsigned perms = EPT_PIDX(all) & e->permmask;
 	res->gpa = gpa;
 	res->hpa = hpa;
-	res->page_size = 1ull << (12 + 9 * (level - 1));
+	res->page_size = size;
 	res->exit_qual = 0;
 	res->linear = 0;
 	res->entry = pte;

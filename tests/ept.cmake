@@ -8,7 +8,7 @@ target_compile_definitions(ept_examples PRIVATE
 # The nested walk's fast path against its full walk (random EPT + guest tables, bit flips, every access).
 add_executable(nested_fastpath ${CMAKE_CURRENT_LIST_DIR}/nested_fastpath.c)
 target_link_libraries(nested_fastpath PRIVATE vmem)
-add_test(NAME nested_fastpath COMMAND nested_fastpath 3000)
+add_test(NAME nested_fastpath COMMAND nested_fastpath 2000)
 set_tests_properties(nested_fastpath PROPERTIES LABELS unit)
 vmem_add_memcheck(nested_fastpath 200)
 add_test(NAME nested_fastpath_long COMMAND nested_fastpath 300000)

@@ -11,6 +11,7 @@
 #include <libvmem/gmem.h>
 #include <libvmem/nested.h>
 #include <libvmem/paging.h>
+#include <libvmem/tlb.h>
 #include <libvmem/walk.h>
 
 /* Host memory: 4 MiB. EPT tables at HPA 0x1000 (PML4), 0x2000 (PDPT),
@@ -410,6 +411,85 @@ static void test_bad_hpa(void **state)
 	assert_int_equal(r.status, VMEM_NESTED_GP);
 }
 
+/* The opt-in EPT paging-structure cache across walks: with unchanged
+ * tables it answers as vmem_nested_walk; a cached PDE keeps being used after
+ * the EPT changes until an INVEPT for its EP4TA (single-context) or all
+ * contexts, never after (SDM vol. 3C 29.4.2, 29.4.3.1). */
+static vmem_nested_result pwc_walk(struct fx *f, vmem_ept_pwc *c, uint64_t la)
+{
+	vmem_nested_result r;
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(vmem_nested_walk_pwc(f->mmu, f->ept, f->gm, c, la, VMEM_ACC_READ, VMEM_WALK_NO_AD, &r),
+			 VMEM_OK);
+	return r;
+}
+
+static uint64_t plain_hpa(struct fx *f, uint64_t la)
+{
+	vmem_nested_result r;
+	assert_int_equal(vmem_nested_walk(f->mmu, f->ept, f->gm, la, VMEM_ACC_READ, VMEM_WALK_NO_AD, &r, NULL),
+			 VMEM_OK);
+	return r.status == VMEM_NESTED_OK ? r.hpa : 0;
+}
+
+static void test_pwc_invept(void **state)
+{
+	struct fx *f = *state;
+	load_ept(f, EPTP);
+	vmem_ept_pwc *c;
+	assert_int_equal(vmem_ept_pwc_new(NULL, &c), VMEM_OK);
+	/* Cold, then filled: every field as the uncached walk. */
+	for (int i = 0; i < 2; i++) {
+		vmem_nested_result r = pwc_walk(f, c, 0x1234), u;
+		memset(&u, 0, sizeof(u));
+		assert_int_equal(vmem_nested_walk(f->mmu, f->ept, f->gm, 0x1234, VMEM_ACC_READ, VMEM_WALK_NO_AD, &u,
+						  NULL), VMEM_OK);
+		assert_memory_equal(&r, &u, sizeof(r));
+		assert_int_equal(r.hpa, 0x220234);
+	}
+	/* A new page table at 0x5000 (a copy) maps GPA 0x20000 elsewhere; the PDE now points to it. */
+	for (uint64_t n = 0; n < 512; n++)
+		put(f, 0x5000 + 8 * n, get(f, EPT_PT + 8 * n));
+	put(f, 0x5000 + 8 * 0x20, GBASE + 0x30000 + 0x37);
+	put(f, 0x3000, 0x5007);
+	assert_int_equal(plain_hpa(f, 0x1234), 0x230234);
+	assert_int_equal(pwc_walk(f, c, 0x1234).hpa, 0x220234); /* the cached PDE */
+	/* INVEPT of another EP4TA keeps it; of this one (any EPTP with this root) drops it. */
+	assert_int_equal(vmem_ept_pwc_invept(c, VMEM_INVEPT_SINGLE, 0x9000 | 0x1e), VMEM_OK);
+	assert_int_equal(pwc_walk(f, c, 0x1234).hpa, 0x220234);
+	assert_int_equal(vmem_ept_pwc_invept(c, VMEM_INVEPT_SINGLE, EPTP_AD), VMEM_OK);
+	assert_int_equal(pwc_walk(f, c, 0x1234).hpa, 0x230234);
+	assert_int_equal(pwc_walk(f, c, 0x1234).hpa, 0x230234);
+	/* Back to the old table: served from the cache until an all-context INVEPT. */
+	put(f, 0x3000, 0x4007);
+	assert_int_equal(plain_hpa(f, 0x1234), 0x220234);
+	assert_int_equal(pwc_walk(f, c, 0x1234).hpa, 0x230234);
+	assert_int_equal(vmem_ept_pwc_invept(c, VMEM_INVEPT_ALL, 0), VMEM_OK);
+	assert_int_equal(pwc_walk(f, c, 0x1234).hpa, 0x220234);
+	/* Another EPTP (A/D on) does not use what EPTP cached. */
+	put(f, 0x3000, 0x5007);
+	load_ept(f, EPTP_AD);
+	assert_int_equal(pwc_walk(f, c, 0x1234).hpa, 0x230234);
+	/* A cached table whose host memory went away is not read. */
+	load_ept(f, EPTP);
+	assert_int_equal(vmem_ept_pwc_invept(c, VMEM_INVEPT_ALL, 0), VMEM_OK);
+	assert_int_equal(pwc_walk(f, c, 0x1234).hpa, 0x230234);
+	put(f, 0x3000, 0x4007);
+	vmem_gmem *small;
+	assert_int_equal(vmem_gmem_new(NULL, &small), VMEM_OK);
+	assert_int_equal(vmem_gmem_add_ram(small, 0, 0x5000, f->ram, 0), VMEM_OK);
+	assert_int_equal(vmem_gmem_add_ram(small, GBASE, RAM_SIZE - GBASE, f->ram + GBASE, 0), VMEM_OK);
+	vmem_nested_result r;
+	assert_int_equal(vmem_nested_walk_pwc(f->mmu, f->ept, small, c, 0x1234, VMEM_ACC_READ, VMEM_WALK_NO_AD, &r),
+			 VMEM_OK);
+	assert_int_equal(r.hpa, 0x220234); /* the cached PT at 0x5000 is outside: memory decides */
+	vmem_gmem_free(small);
+	assert_int_equal(vmem_ept_pwc_invept(c, 3, 0), VMEM_E_INVAL);
+	assert_int_equal(vmem_ept_pwc_invept(NULL, VMEM_INVEPT_ALL, 0), VMEM_E_INVAL);
+	assert_int_equal(vmem_nested_walk_pwc(f->mmu, f->ept, f->gm, NULL, 0, 0, 0, &r), VMEM_E_INVAL);
+	vmem_ept_pwc_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -426,6 +506,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_paging_off_advanced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mbec, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_hpa, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pwc_invept, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -66,6 +66,26 @@ vmem_err vmem_nested_walk(const vmem_mmu *mmu, const vmem_ept_mmu *ept, vmem_gme
 			  uint64_t la, unsigned access, unsigned flags,
 			  vmem_nested_result *res, vmem_nested_trace *trace);
 
+/* Opt-in: an EPT paging-structure cache that survives walks, one per vCPU
+ * (a single thread at a time). vmem_nested_walk reads every EPT entry on
+ * every walk; vmem_nested_walk_pwc may instead use EPT PDEs and PDPTEs that
+ * reference tables, as an earlier walk of the same EPTP (and EPT caps) read
+ * them (SDM vol. 3C 29.4.2), until vmem_ept_pwc_invept removes them: like
+ * hardware, a change to those EPT entries takes effect only after the
+ * INVEPT the SDM requires for it (29.4.3.1). Leaf entries are read on every
+ * walk. Walks the cache cannot serve (faults, exits, A/D flags to set, ...)
+ * read memory. Each use still checks the cached table is in host memory. */
+typedef struct vmem_ept_pwc vmem_ept_pwc;
+vmem_err vmem_ept_pwc_new(const vmem_allocator *alloc, vmem_ept_pwc **out);
+void vmem_ept_pwc_free(vmem_ept_pwc *pwc);
+/* type: VMEM_INVEPT_SINGLE (what was cached under an EPTP with eptp's
+ * EP4TA) or VMEM_INVEPT_ALL (tlb.h). */
+vmem_err vmem_ept_pwc_invept(vmem_ept_pwc *pwc, unsigned type, uint64_t eptp);
+/* vmem_nested_walk (no trace) through the cache pwc. */
+vmem_err vmem_nested_walk_pwc(const vmem_mmu *mmu, const vmem_ept_mmu *ept, vmem_gmem *host,
+			      vmem_ept_pwc *pwc, uint64_t la, unsigned access, unsigned flags,
+			      vmem_nested_result *res);
+
 #ifdef __cplusplus
 }
 #endif
