@@ -31,6 +31,11 @@ struct gm_window {
 	uint64_t wdummy;        /* what a walk without a window reads (0) */
 };
 
+/* Offsets of the window fields, for walk.c's assembly (checked there). */
+#define GM_OFF_WHOST 0
+#define GM_OFF_WMASK 8
+#define GM_OFF_WHI 16
+
 struct vmem_gmem {
 	struct gm_window win;   /* first: read on every fast walk */
 	const vmem_allocator *alloc;

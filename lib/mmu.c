@@ -120,6 +120,8 @@ static void fast_build(struct vmem_mmu *m, const vmem_regs *r, vmem_mode mode,
 	}
 	/* The window path's masks, the same rules with the flipped bits (mmu_int.h). */
 	m->wpfn = m->root >> 12;
+	m->wroot = m->root;
+	m->wframe = frame4k;
 	for (unsigned k = 0; k < WIN_KEYS; k++) {
 		const struct mmu_facc *f = &m->facc[(k >> 1) | (k & 1) << 5];
 		bool ok = long_mode && ((m->acc_ok >> (k >> 1)) & 1) && !(f->want & FACC_GEN);

@@ -5,6 +5,22 @@
 #include "gmem_int.h"
 #include "mmu_int.h"
 
+/* vmem_walk's 4-level window path in assembly (below), where it can be. */
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__ELF__) && !defined(VMEM_NO_ASM)
+#define WALK_ASM 1
+/* The C functions the assembly jumps to: plain ABI, not exported. */
+#define VMI_WALK_ENTRY __attribute__((noinline, used, visibility("hidden")))
+VMI_WALK_ENTRY vmem_err vmi_walk_key(const vmem_mmu *m, vmem_gmem *gm, uint64_t lr, unsigned acc, unsigned k,
+				     vmem_walk_result *res);
+VMI_WALK_ENTRY vmem_err vmi_walk_miss(const vmem_mmu *m, vmem_gmem *gm, uint64_t lr, uint64_t any, unsigned k,
+				      vmem_walk_result *res);
+VMI_WALK_ENTRY vmem_err vmi_walk_slow(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc,
+				      unsigned flags, vmem_walk_result *res, vmem_walk_trace *tr);
+#else
+#define WALK_ASM 0
+#define VMI_WALK_ENTRY static __attribute__((noinline))
+#endif
+
 /* A concurrent writer that changes an entry between our read and our A/D
  * compare-and-swap makes the walk start over; give up after this many. */
 #define WALK_MAX_RETRIES 16
@@ -366,6 +382,17 @@ static inline __attribute__((always_inline)) uint64_t win_entry(const uint8_t *h
 	return __atomic_load_n((const uint64_t *)(const void *)host + x, __ATOMIC_RELAXED);
 }
 
+/* The same, flipped (WIN_FLIP), in the register the next index is made in
+ * (the empty asm keeps the compiler from flipping a copy instead). */
+static inline __attribute__((always_inline)) uint64_t win_entry_flipped(const uint8_t *host, uint64_t x)
+{
+	uint64_t pte = win_entry(host, x) ^ WIN_FLIP;
+#if defined(__GNUC__)
+	__asm__("" : "+r"(pte));
+#endif
+	return pte;
+}
+
 /* Why a window walk gave up: its tables are not all in the window (or a
  * large page ended it: PS alone), or its leaf needs the full walk. */
 #define WIN_MISS_FULL 0u
@@ -398,7 +425,7 @@ win_result(const struct vmem_mmu *m, const vmem_gmem *gm, uint64_t addr, uint64_
 	__asm__ volatile("" : "+r"(addr));
 	const uint64_t size = 1ull << (12 + 9 * (level - 1));
 	res->entry = leaf;
-	res->gpa = (leaf & m->fframe & (level > 1 ? ~(size - 1) : ~0ull)) |
+	res->gpa = (leaf & m->wframe & (level > 1 ? ~(size - 1) : ~0ull)) |
 		   (level > 1 ? addr & (size - 1) : addr >> 52);
 	res->page_size = size;
 	/* perms W, U from bits 1, 2 of `any`, X from bit 63 (the XD OR), each
@@ -434,11 +461,11 @@ walk_win(const struct vmem_mmu *m, vmem_gmem *gm, uint64_t lr, size_t k, vmem_wa
 	 const int top)
 {
 	const uint8_t *host = gm->win.whost;
-	uint64_t x = win_shld9(m->wpfn, lr) & gm->win.wmask, any = m->froot, pte, why;
+	uint64_t x = win_shld9(m->wpfn, lr) & gm->win.wmask, any = m->wroot, pte, why;
 #pragma GCC unroll 5
 	for (int level = top; level > 1; level--) {
 		lr = win_rol(lr, 9);
-		pte = win_entry(host, x) ^ WIN_FLIP;
+		pte = win_entry_flipped(host, x);
 		any |= pte;
 		x = win_shld9(pte >> 12, lr) & gm->win.wmask;
 	}
@@ -461,11 +488,11 @@ walk_win_large(const struct vmem_mmu *m, const vmem_gmem *gm, uint64_t la, size_
 {
 	const uint8_t *host = gm->win.whost;
 	uint64_t lr = win_rol(la, top == 5 ? 7 : 16);
-	uint64_t x = win_shld9(m->wpfn, lr) & gm->win.wmask, any = m->froot, pte;
+	uint64_t x = win_shld9(m->wpfn, lr) & gm->win.wmask, any = m->wroot, pte;
 #pragma GCC unroll 5
 	for (int level = top; level > 1; level--) {
 		lr = win_rol(lr, 9);
-		pte = win_entry(host, x) ^ WIN_FLIP;
+		pte = win_entry_flipped(host, x);
 		if (level <= 3 && (pte & VMEM_PTE_PS)) {
 			uint64_t leaf = pte ^ WIN_FLIP;
 			if (leaf & (level == 3 ? m->flarge3 : m->flarge2)) {
@@ -524,16 +551,138 @@ walk_miss5(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, size_t k, vmem_walk_re
 /* vmem_walk past its argument checks, for what the 4-level window path does
  * not take: 5-level paging, non-canonical addresses, accesses left to the
  * general paths. lr: the address as win_canonical48 left it; k = 2 *
- * access + NO_AD (no other flag bit means anything). */
-static __attribute__((noinline)) vmem_err
-walk_key(const vmem_mmu *m, vmem_gmem *gm, uint64_t lr, unsigned k, vmem_walk_result *res)
+ * access + NO_AD (no other flag bit means anything). acc is not used (the
+ * assembly below jumps here with it in place). */
+VMI_WALK_ENTRY vmem_err
+vmi_walk_key(const vmem_mmu *m, vmem_gmem *gm, uint64_t lr, unsigned acc, unsigned k, vmem_walk_result *res)
 {
+	(void)acc;
 	uint64_t la = win_unrot16(lr);
 	if (m->wtop[k] == 5 && la + m->canon_add < m->canon_lim)
 		return walk_win(m, gm, win_rol(la, 7), k, res, 5);
 	return walk_slow(m, gm, la, k >> 1, k & VMEM_WALK_NO_AD, res, NULL);
 }
 
+#if WALK_ASM
+/* A 4-level window walk of the assembly below gave up: lr is the address
+ * rotated by 52, `any` its flipped non-leaf entries ORed (0: the leaf
+ * failed, whatever the tables). */
+VMI_WALK_ENTRY vmem_err
+vmi_walk_miss(const vmem_mmu *m, vmem_gmem *gm, uint64_t lr, uint64_t any, unsigned k, vmem_walk_result *res)
+{
+	lr = win_rol(lr, 12);
+	return walk_miss4(m, gm, (uint64_t)((int64_t)(lr << 16) >> 16), k, res, any & gm->win.whi);
+}
+
+/* Argument errors, traces: the general entry (same arguments as vmem_walk). */
+VMI_WALK_ENTRY vmem_err
+vmi_walk_slow(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc, unsigned flags,
+	      vmem_walk_result *res, vmem_walk_trace *tr)
+{
+	return walk_slow(m, gm, la, acc, flags, res, tr);
+}
+
+/* vmem_walk's 4-level window path, in x86-64 assembly (System V ABI): the
+ * C below (the #else) written out by hand, because no compiler keeps it to
+ * this count (69 instructions for a 4K page); every other case jumps to the
+ * C functions above with the registers as their arguments.
+ * rdi m, rsi gm, rdx la -> lr, ecx acc, r8d flags -> k, r9 res, 8(%rsp) tr;
+ * r10 window host, then the leaf copy; rax entry index, then entry; r11 any. */
+_Static_assert(offsetof(struct vmem_mmu, wtop) == MMU_OFF_WTOP && offsetof(struct vmem_mmu, wpfn) == MMU_OFF_WPFN &&
+	       offsetof(struct vmem_mmu, wtest) == MMU_OFF_WTEST && offsetof(struct vmem_mmu, wwant) == MMU_OFF_WWANT &&
+	       offsetof(struct vmem_mmu, wtail) == MMU_OFF_WTAIL && offsetof(struct vmem_mmu, wroot) == MMU_OFF_WROOT &&
+	       offsetof(struct vmem_mmu, wframe) == MMU_OFF_WFRAME, "vmem_mmu window layout");
+_Static_assert(offsetof(struct vmem_gmem, win.whost) == GM_OFF_WHOST &&
+	       offsetof(struct vmem_gmem, win.wmask) == GM_OFF_WMASK &&
+	       offsetof(struct vmem_gmem, win.whi) == GM_OFF_WHI, "vmem_gmem window layout");
+_Static_assert(offsetof(vmem_walk_result, gpa) == 0 && offsetof(vmem_walk_result, page_size) == 8 &&
+	       offsetof(vmem_walk_result, entry) == 16 && offsetof(vmem_walk_result, error_code) == 24,
+	       "vmem_walk_result layout");
+_Static_assert(WIN_FLIP == 0x27 && VMEM_PTE_D == 0x40 && MMU_ACC_INDEXES == 32, "window flip bits");
+#define WALK_S(x) #x
+#define WALK_N(x) WALK_S(x)
+/* One non-leaf level: the entry at index rax, flipped, ORed into r11; the
+ * next index from its frame and the next 9 bits of the address. */
+#define WALK_LEVEL                                                     \
+	"	rolq $9, %rdx\n"                                        \
+	"	movq (%r10,%rax,8), %rax\n"                             \
+	"	xorq $0x27, %rax\n"                                     \
+	"	orq %rax, %r11\n"                                       \
+	"	shrq $12, %rax\n"                                       \
+	"	shldq $9, %rdx, %rax\n"                                 \
+	"	andq " WALK_N(GM_OFF_WMASK) "(%rsi), %rax\n"
+__asm__(
+	"	.text\n"
+	"	.globl vmem_walk\n"
+	"	.type vmem_walk, @function\n"
+	"	.p2align 4\n"
+	"vmem_walk:\n"
+	"	cmpq $0, 8(%rsp)\n"                       /* a trace: the general entry */
+	"	jne 1f\n"
+	"	movq %rdi, %rax\n"                        /* m * gm * res != 0: none is NULL */
+	"	imulq %rsi, %rax\n"
+	"	imulq %r9, %rax\n"
+	"	testq %rax, %rax\n"
+	"	je 1f\n"
+	"	cmpl $31, %ecx\n"                         /* acc < 32 */
+	"	ja 1f\n"
+	"	andl $1, %r8d\n"                          /* k = 2 * acc + NO_AD */
+	"	leal (%r8,%rcx,2), %r8d\n"
+	"	rolq $16, %rdx\n"                         /* lr; canonical (win_canonical48) */
+	"	btq $63, %rdx\n"
+	"	adcw $0, %dx\n"
+	"	jne 2f\n"
+	"	cmpb $4, " WALK_N(MMU_OFF_WTOP) "(%rdi,%r8)\n" /* the 4-level window path applies */
+	"	jne 2f\n"
+	"	movq " WALK_N(GM_OFF_WHOST) "(%rsi), %r10\n"
+	"	movq " WALK_N(MMU_OFF_WPFN) "(%rdi), %rax\n"   /* the root's index */
+	"	shldq $9, %rdx, %rax\n"
+	"	andq " WALK_N(GM_OFF_WMASK) "(%rsi), %rax\n"
+	"	rolq $9, %rdx\n"                          /* PML4E */
+	"	movq (%r10,%rax,8), %rax\n"
+	"	xorq $0x27, %rax\n"
+	"	movq %rax, %r11\n"
+	"	orq " WALK_N(MMU_OFF_WROOT) "(%rdi), %r11\n"
+	"	shrq $12, %rax\n"
+	"	shldq $9, %rdx, %rax\n"
+	"	andq " WALK_N(GM_OFF_WMASK) "(%rsi), %rax\n"
+	WALK_LEVEL                                         /* PDPTE */
+	WALK_LEVEL                                         /* PDE */
+	"	rolq $9, %rdx\n"                          /* PTE; rdx: la rotated by 52 */
+	"	movq (%r10,%rax,8), %rax\n"
+	"	testq %r11, " WALK_N(GM_OFF_WHI) "(%rsi)\n"   /* every table in the window, no PS */
+	"	jne 3f\n"
+	"	andq $-65, %r11\n"                        /* the leaf's D only, flipped */
+	"	movq %rax, %r10\n"
+	"	xorq $0x67, %r10\n"
+	"	orq %r10, %r11\n"
+	"	xorq " WALK_N(MMU_OFF_WWANT) "(%rdi,%r8,8), %r11\n"
+	"	testq %r11, " WALK_N(MMU_OFF_WTEST) "(%rdi,%r8,8)\n"
+	"	jne 4f\n"
+	"	movq %rax, 16(%r9)\n"                     /* entry */
+	"	andq " WALK_N(MMU_OFF_WFRAME) "(%rdi), %rax\n"
+	"	shrq $52, %rdx\n"
+	"	orq %rdx, %rax\n"
+	"	movq %rax, (%r9)\n"                       /* gpa */
+	"	movq $4096, 8(%r9)\n"                     /* page_size */
+	"	movq %r11, %rax\n"                        /* the tail (win_result) */
+	"	andl $6, %r11d\n"
+	"	shrq $63, %rax\n"
+	"	leaq (%r11,%rax,8), %rax\n"
+	"	shlq $47, %rax\n"
+	"	xorq " WALK_N(MMU_OFF_WTAIL) "(%rdi,%r8,8), %rax\n"
+	"	movq %rax, 24(%r9)\n"
+	"	xorl %eax, %eax\n"
+	"	ret\n"
+	"1:	jmp vmi_walk_slow\n"
+	"2:	jmp vmi_walk_key\n"
+	"3:	movq %r11, %rcx\n"
+	"	jmp vmi_walk_miss\n"
+	"4:	xorl %ecx, %ecx\n"
+	"	jmp vmi_walk_miss\n"
+	"	.size vmem_walk, .-vmem_walk\n");
+#undef WALK_LEVEL
+#else
 vmem_err vmem_walk(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc,
 		   unsigned flags, vmem_walk_result *res, vmem_walk_trace *tr)
 {
@@ -545,10 +694,11 @@ vmem_err vmem_walk(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc,
 		/* Canonical (SDM 3.3.7.1): otherwise #GP, which the slow path reports. */
 		if (vmi_likely(win_canonical48(&lr) && m->wtop[k] == 4))
 			return walk_win(m, gm, lr, k, res, 4);
-		return walk_key(m, gm, lr, k, res);
+		return vmi_walk_key(m, gm, lr, acc, k, res);
 	}
 	return walk_slow(m, gm, la, acc, flags, res, tr);
 }
+#endif
 
 vmem_err vmi_walk_nested(const struct vmem_mmu *m, struct nx_walk *nx, uint64_t la,
 			 unsigned acc, unsigned flags, vmem_walk_result *res, vmem_walk_trace *tr)
@@ -687,25 +837,26 @@ static vmem_err batch_redo(const vmem_mmu *m, vmem_gmem *gm, const uint64_t *la,
  * later, reads the PTE and judges the walk (win_result). Lanes that fail
  * (non-canonical, tables outside the window, large pages, faults, A/D to
  * set) get the single walk, in order, after their group. */
-
 static inline __attribute__((always_inline)) void
 wbatch_first(const struct vmem_mmu *m, const vmem_gmem *gm, const uint64_t *la, struct bgroup *g,
 	     const int top)
 {
 	const uint8_t *host = gm->win.whost;
 	const uint64_t wmask = gm->win.wmask, ca = m->canon_add, cl = m->canon_lim;
-	const uint64_t pfn = m->wpfn, root = m->froot;
-	batch_mask slow = 0;
-	for (unsigned j = 0; j < g->n; j++) {
+	const uint64_t pfn = m->wpfn, root = m->wroot;
+	const unsigned n = g->n;
+	for (unsigned j = 0; j < n; j++) {
 		uint64_t a = la[j];
-		/* A non-canonical address walks too (inside the window), then is redone. */
-		slow |= (batch_mask)(a + ca >= cl) << j;
+		/* A non-canonical address walks too (inside the window), with
+		 * bit 0 of `any` (P, flipped: the root's is 0) set, so that its
+		 * leaf test fails and vmem_walk reports it. */
+		uint64_t any = root + (a + ca >= cl), pte;
 		uint64_t lr = win_rol(a, top == 5 ? 7 : 16);
-		uint64_t x = win_shld9(pfn, lr) & wmask, any = root, pte;
+		uint64_t x = win_shld9(pfn, lr) & wmask;
 #pragma GCC unroll 5
 		for (int level = top; level > 1; level--) {
 			lr = win_rol(lr, 9);
-			pte = win_entry(host, x) ^ WIN_FLIP;
+			pte = win_entry_flipped(host, x);
 			any |= pte;
 			x = win_shld9(pte >> 12, lr) & wmask;
 		}
@@ -713,7 +864,6 @@ wbatch_first(const struct vmem_mmu *m, const vmem_gmem *gm, const uint64_t *la, 
 		g->off[j] = x;
 		g->any[j] = any;
 	}
-	g->slow = slow;
 }
 
 static inline __attribute__((always_inline)) void
@@ -721,11 +871,10 @@ wbatch_second(const struct vmem_mmu *m, const vmem_gmem *gm, const uint64_t *la,
 	      vmem_walk_result *res, struct bgroup *g)
 {
 	const uint8_t *host = gm->win.whost;
-	batch_mask slow = g->slow;
-	for (unsigned j = 0; j < g->n; j++) {
+	const unsigned n = g->n;
+	batch_mask slow = 0;
+	for (unsigned j = 0; j < n; j++) {
 		uint64_t why;
-		if ((slow >> j) & 1)
-			continue;
 		uint64_t pte = win_entry(host, g->off[j]);
 		if (!win_result(m, gm, win_rol(la[j], 52), pte, g->any[j], k, &res[j], 1, &why))
 			slow |= (batch_mask)1 << j;
