@@ -352,6 +352,7 @@ static inline __attribute__((always_inline)) bool win_test(uint64_t a, const uin
 #endif
 }
 
+#if !WALK_ASM /* the assembly has its own */
 /* 4-level paging: lr = la rotated left by 16 (bits 63:48 at 15:0, bit 47
  * at 63) is canonical iff bits 15:0 plus bit 63 are 0 modulo 2^16 (SDM
  * 3.3.7.1). The sum replaces bits 15:0, which no index uses;
@@ -368,6 +369,7 @@ static inline __attribute__((always_inline)) bool win_canonical48(uint64_t *lr)
 #endif
 	return ok;
 }
+#endif
 
 /* The address win_canonical48 was given. */
 static inline uint64_t win_unrot16(uint64_t lr)
