@@ -96,6 +96,65 @@ static const unsigned accesses[] = {
 	VMEM_ACC_USER, VMEM_ACC_USER | VMEM_ACC_WRITE, VMEM_ACC_USER | VMEM_ACC_FETCH,
 };
 
+/* vmem_walk_batch against vmem_walk one address at a time, each on its own
+ * copy of the damaged tables: chunks of 1 to 300 addresses with one access
+ * and flags each; every result and the final A/D state must be the same. */
+static unsigned batch_diff(const pt_space *s, unsigned n, uint64_t rng, bool nxe, bool wp)
+{
+	uint8_t *cb = aligned_alloc(4096, s->size), *cs = aligned_alloc(4096, s->size);
+	uint64_t *la = malloc(300 * sizeof(*la));
+	vmem_walk_result *rb = malloc(300 * sizeof(*rb)), *rs = malloc(300 * sizeof(*rs));
+	bench_env eb, es;
+	unsigned bad = 0, done = 0;
+
+	if (!cb || !cs || !la || !rb || !rs) {
+		bad = 1;
+		goto out;
+	}
+	memcpy(cb, s->buf, s->size);
+	memcpy(cs, s->buf, s->size);
+	if (env_init(&eb, s, cb, nxe, wp)) {
+		bad = 1;
+		goto out;
+	}
+	if (env_init(&es, s, cs, nxe, wp)) {
+		env_fini(&eb);
+		bad = 1;
+		goto out;
+	}
+	while (done < n && !bad) {
+		unsigned m = 1 + (unsigned)(rng_next(&rng) % 300);
+		unsigned acc = accesses[rng_next(&rng) % 6];
+		unsigned fl = (rng_next(&rng) & 3) == 0 ? VMEM_WALK_NO_AD : 0;
+		for (unsigned i = 0; i < m; i++)
+			la[i] = pick_la(&rng, s->levels);
+		memset(rb, 0xa5, m * sizeof(*rb));
+		memset(rs, 0xa5, m * sizeof(*rs));
+		vmem_err eb_err = vmem_walk_batch(eb.mmu, eb.gm, la, m, acc, fl, rb), es_err = VMEM_OK;
+		for (unsigned i = 0; i < m && !es_err; i++)
+			es_err = vmem_walk(es.mmu, es.gm, la[i], acc, fl, &rs[i], NULL);
+		if (eb_err != es_err || memcmp(rb, rs, m * sizeof(*rb)) != 0) {
+			fprintf(stderr, "faults: vmem_walk_batch differs from vmem_walk (%u addresses, access %#x, flags %#x)\n",
+				m, acc, fl);
+			bad++;
+		}
+		done += m;
+	}
+	if (!bad && memcmp(cb, cs, s->size) != 0) {
+		fprintf(stderr, "faults: accessed/dirty flags differ between batched and single walks\n");
+		bad++;
+	}
+	env_fini(&es);
+	env_fini(&eb);
+out:
+	free(cb);
+	free(cs);
+	free(la);
+	free(rb);
+	free(rs);
+	return bad;
+}
+
 static unsigned run_one(unsigned levels, bool nxe, bool wp, unsigned n, uint64_t seed)
 {
 	pt_space s;
@@ -107,6 +166,7 @@ static unsigned run_one(unsigned levels, bool nxe, bool wp, unsigned n, uint64_t
 		return 1;
 	build(&s);
 	damage_all(&s, &rng);
+	bad += batch_diff(&s, n, seed ^ 0x5bd1e995, nxe, wp);
 	uint8_t *copy = aligned_alloc(4096, s.size);
 	if (!copy) {
 		pt_free(&s);

@@ -2,6 +2,24 @@
 #include <libvmem/gmem.h>
 #include "gmem_int.h"
 
+/* Recompute the walker's window (gmem_int.h) after a slot change. */
+static void gm_window(vmem_gmem *gm)
+{
+	struct gm_window *w = &gm->win;
+	w->whost = (const uint8_t *)&w->wdummy;
+	w->wmask = 0;
+	w->whi = ~0ull;
+	w->wdummy = 0;
+	if (!gm->n || gm->r[0].gpa != 0 || gm->r[0].kind != VMEM_REGION_RAM)
+		return;
+	unsigned k = 63 - (unsigned)__builtin_clzll(gm->r[0].size); /* size >= 4 KiB: k >= 12 */
+	if (k > 52)
+		k = 52; /* an entry index never takes the entry's bits 62:52 (ignored) */
+	w->whost = gm->r[0].host;
+	w->wmask = (1ull << (k - 3)) - 1;
+	w->whi = (k < 52 ? VMI_BITS(51, k) : 0) | (1ull << 7);
+}
+
 vmem_err vmem_gmem_new(const vmem_allocator *alloc, vmem_gmem **out)
 {
 	if (!out)
@@ -13,6 +31,7 @@ vmem_err vmem_gmem_new(const vmem_allocator *alloc, vmem_gmem **out)
 	if (!gm)
 		return VMEM_E_NOMEM;
 	gm->alloc = alloc;
+	gm_window(gm);
 	*out = gm;
 	return VMEM_OK;
 }
@@ -69,6 +88,7 @@ static vmem_err gm_insert(vmem_gmem *gm, const struct gm_region *nr)
 	vmi_memmove(&gm->r[pos + 1], &gm->r[pos], (gm->n - pos) * sizeof(*gm->r));
 	gm->r[pos] = *nr;
 	gm->n++;
+	gm_window(gm);
 	return VMEM_OK;
 }
 
@@ -98,6 +118,7 @@ vmem_err vmem_gmem_remove(vmem_gmem *gm, uint64_t gpa)
 		return VMEM_E_NOENT;
 	vmi_memmove(&gm->r[i], &gm->r[i + 1], (gm->n - (unsigned)i - 1) * sizeof(*gm->r));
 	gm->n--;
+	gm_window(gm);
 	return VMEM_OK;
 }
 

@@ -118,6 +118,18 @@ static void fast_build(struct vmem_mmu *m, const vmem_regs *r, vmem_mode mode,
 		if (gen)
 			f->want |= FACC_GEN;
 	}
+	/* The window path's masks, the same rules with the flipped bits (mmu_int.h). */
+	m->wpfn = m->root >> 12;
+	m->wroot = m->root;
+	m->wframe = frame4k;
+	for (unsigned k = 0; k < WIN_KEYS; k++) {
+		const struct mmu_facc *f = &m->facc[(k >> 1) | (k & 1) << 5];
+		bool ok = long_mode && ((m->acc_ok >> (k >> 1)) & 1) && !(f->want & FACC_GEN);
+		m->wtop[k] = ok ? m->top : 0;
+		m->wtest[k] = f->mask | f->bad;
+		m->wwant[k] = f->mask & ~f->want;
+		m->wtail[k] = ((7ull << 48) ^ ((m->wwant[k] & (VMEM_PTE_RW | VMEM_PTE_US)) << 47)) | (1ull << 40);
+	}
 }
 
 static void mmu_build(struct vmem_mmu *m, const vmem_regs *r, vmem_mode mode)

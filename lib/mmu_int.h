@@ -29,8 +29,36 @@ struct mmu_facc {
 	uint64_t mask, want, bad, pad; /* 32 bytes: indexed by a shift */
 };
 
+/* The window fast path (walk.c: walk_win), per k = 2 * access + NO_AD.
+ * Entries are read flipped: P, R/W, U/S and A inverted (WIN_FLIP), and
+ * the leaf's D too, so that the OR of every entry used (`any`, non-leaf D
+ * dropped) has a bit set where some entry breaks a rule; with
+ * a = any ^ wwant[k], the walk succeeds without a write iff !(a & wtest[k]).
+ * wtest holds P, A (unless NO_AD), D (writes unless NO_AD), R/W and U/S
+ * where the rights fix their value (SDM 4.6), bits 51:M, and XD where it is
+ * reserved or the access needs execute rights; wwant the R/W and U/S bits
+ * that must be 0 in some entry (e.g. U/S for a supervisor access under
+ * SMAP). wtail is the result's last 8 bytes for a 4K page, up to the
+ * perms taken from a (walk.c: win_result). */
+#define WIN_FLIP (VMEM_PTE_P | VMEM_PTE_RW | VMEM_PTE_US | VMEM_PTE_A)
+#define WIN_KEYS (2 * MMU_ACC_INDEXES)
+
+/* Offsets of the window fields, for walk.c's assembly (checked there). */
+#define MMU_OFF_WTOP 0
+#define MMU_OFF_WPFN 64
+#define MMU_OFF_WTEST 72
+#define MMU_OFF_WWANT 584
+#define MMU_OFF_WTAIL 1096
+#define MMU_OFF_WROOT 1608
+#define MMU_OFF_WFRAME 1616
+
 struct vmem_mmu {
-	/* Hot: read on every fast walk (the first cache line). */
+	/* Hot: read on every fast walk. */
+	uint8_t wtop[WIN_KEYS]; /* 4 or 5: the window fast path applies to k; 0: it does not */
+	uint64_t wpfn;          /* root >> 12 */
+	uint64_t wtest[WIN_KEYS], wwant[WIN_KEYS], wtail[WIN_KEYS];
+	uint64_t wroot;         /* root (its bits above the window fail the walk) */
+	uint64_t wframe;        /* bits M-1:12 */
 	uint32_t fast_ok;       /* bit acc: IA-32e paging and a valid access (fast path may try) */
 	uint8_t ftop;           /* 4 or 5 (IA-32e), else 0 */
 	uint64_t canon_add;     /* la + canon_add < canon_lim: canonical */

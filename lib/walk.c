@@ -5,6 +5,22 @@
 #include "gmem_int.h"
 #include "mmu_int.h"
 
+/* vmem_walk's 4-level window path in assembly (below), where it can be. */
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__ELF__) && !defined(VMEM_NO_ASM)
+#define WALK_ASM 1
+/* The C functions the assembly jumps to: plain ABI, not exported. */
+#define VMI_WALK_ENTRY __attribute__((noinline, used, visibility("hidden")))
+VMI_WALK_ENTRY vmem_err vmi_walk_key(const vmem_mmu *m, vmem_gmem *gm, uint64_t lr, unsigned acc, unsigned k,
+				     vmem_walk_result *res);
+VMI_WALK_ENTRY vmem_err vmi_walk_miss(const vmem_mmu *m, vmem_gmem *gm, uint64_t lr, uint64_t any, unsigned k,
+				      vmem_walk_result *res);
+VMI_WALK_ENTRY vmem_err vmi_walk_slow(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc,
+				      unsigned flags, vmem_walk_result *res, vmem_walk_trace *tr);
+#else
+#define WALK_ASM 0
+#define VMI_WALK_ENTRY static __attribute__((noinline))
+#endif
+
 /* A concurrent writer that changes an entry between our read and our A/D
  * compare-and-swap makes the walk start over; give up after this many. */
 #define WALK_MAX_RETRIES 16
@@ -282,10 +298,10 @@ walk_slow(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc, unsigned 
 {
 	if (!m || !gm || !res)
 		return VMEM_E_INVAL;
-	/* Accesses the fast path leaves out (protection keys, unusual rights):
-	 * its general form, before the full walk. */
+	/* Accesses the fast paths leave out (protection keys, unusual rights):
+	 * the general form, before the full walk. */
 	if (!tr && m->mode >= VMEM_MODE_4LEVEL && acc < MMU_ACC_INDEXES && ((m->acc_ok >> acc) & 1) &&
-	    !((m->fast_ok >> acc) & 1) && la + m->canon_add < m->canon_lim &&
+	    !m->wtop[2 * acc + (flags & VMEM_WALK_NO_AD)] && la + m->canon_add < m->canon_lim &&
 	    (m->top == 4 ? walk_fast_gen(m, gm, la, acc, flags, res, 4)
 			 : walk_fast_gen(m, gm, la, acc, flags, res, 5)))
 		return VMEM_OK;
@@ -297,24 +313,394 @@ walk_slow(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc, unsigned 
 	return walk_full(m, gm, la, acc, flags, res, tr);
 }
 
+/* The window fast path (gmem_int.h: struct gm_window; mmu_int.h: wtest).
+ * Written around three x86-64 instructions, with C equivalents elsewhere:
+ * SHLD makes the next entry's index (the table's frame number, 9 bits of
+ * the address) in one instruction; ROL brings the next 9 bits of the
+ * address to the top of a register that, rotated by 52 in all, gives the
+ * address back (so no copy is kept); TEST against memory judges the
+ * accumulated entries. The empty asm keeps the compiler from rebuilding
+ * each rotation from the original address. */
+static inline __attribute__((always_inline)) uint64_t win_shld9(uint64_t hi, uint64_t lo)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+	__asm__("shldq $9, %1, %0" : "+r"(hi) : "r"(lo) : "cc");
+	return hi;
+#else
+	return (hi << 9) | (lo >> 55);
+#endif
+}
+
+static inline __attribute__((always_inline)) uint64_t win_rol(uint64_t x, unsigned n)
+{
+	x = (x << n) | (x >> (64 - n));
+#if defined(__GNUC__)
+	__asm__("" : "+r"(x));
+#endif
+	return x;
+}
+
+/* a & *b != 0, with *b as a memory operand. */
+static inline __attribute__((always_inline)) bool win_test(uint64_t a, const uint64_t *b)
+{
+#if defined(__x86_64__) && defined(__GCC_ASM_FLAG_OUTPUTS__)
+	bool nz;
+	__asm__("testq %2, %1" : "=@ccnz"(nz) : "r"(a), "m"(*b));
+	return nz;
+#else
+	return (a & *b) != 0;
+#endif
+}
+
+#if !WALK_ASM /* the assembly has its own */
+/* 4-level paging: lr = la rotated left by 16 (bits 63:48 at 15:0, bit 47
+ * at 63) is canonical iff bits 15:0 plus bit 63 are 0 modulo 2^16 (SDM
+ * 3.3.7.1). The sum replaces bits 15:0, which no index uses;
+ * win_unrot16 gives the address back. */
+static inline __attribute__((always_inline)) bool win_canonical48(uint64_t *lr)
+{
+	bool ok;
+#if defined(__x86_64__) && defined(__GCC_ASM_FLAG_OUTPUTS__)
+	__asm__("btq $63, %0\n\tadcw $0, %w0" : "+r"(*lr), "=@ccz"(ok));
+#else
+	uint16_t lo = (uint16_t)(*lr + (*lr >> 63));
+	ok = lo == 0;
+	*lr = (*lr & ~0xffffull) | lo;
+#endif
+	return ok;
+}
+#endif
+
+/* The address win_canonical48 was given. */
+static inline uint64_t win_unrot16(uint64_t lr)
+{
+	uint64_t hi = (uint16_t)(lr - (lr >> 63));
+	return (lr >> 16) | hi << 48;
+}
+
+/* Entry x of the window (x & wmask already applied). */
+static inline __attribute__((always_inline)) uint64_t win_entry(const uint8_t *host, uint64_t x)
+{
+	return __atomic_load_n((const uint64_t *)(const void *)host + x, __ATOMIC_RELAXED);
+}
+
+/* The same, flipped (WIN_FLIP), in the register the next index is made in
+ * (the empty asm keeps the compiler from flipping a copy instead). */
+static inline __attribute__((always_inline)) uint64_t win_entry_flipped(const uint8_t *host, uint64_t x)
+{
+	uint64_t pte = win_entry(host, x) ^ WIN_FLIP;
+#if defined(__GNUC__)
+	__asm__("" : "+r"(pte));
+#endif
+	return pte;
+}
+
+/* Why a window walk gave up: its tables are not all in the window (or a
+ * large page ended it: PS alone), or its leaf needs the full walk. */
+#define WIN_MISS_FULL 0u
+
+static vmem_err walk_miss4(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, size_t k,
+			   vmem_walk_result *res, uint64_t why);
+static vmem_err walk_miss5(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, size_t k,
+			   vmem_walk_result *res, uint64_t why);
+
+/* The answer of a window walk that reached its leaf (`leaf` as read, `any`
+ * the flipped non-leaf entries ORed): judged, then written in four stores.
+ * false: the full walk decides. */
+static inline __attribute__((always_inline)) bool
+win_result(const struct vmem_mmu *m, const vmem_gmem *gm, uint64_t addr, uint64_t leaf, uint64_t any,
+	   size_t k, vmem_walk_result *res, const int level, uint64_t *why)
+{
+	if (vmi_unlikely(win_test(any, &gm->win.whi))) {
+		*why = any & gm->win.whi;
+		return false;
+	}
+	/* Non-leaf D is ignored (SDM 4.5): only the leaf's counts. */
+	any = (any & ~VMEM_PTE_D) | (leaf ^ (WIN_FLIP | VMEM_PTE_D));
+	any ^= m->wwant[k];
+	if (vmi_unlikely(win_test(any, &m->wtest[k]))) {
+		*why = WIN_MISS_FULL;
+		return false;
+	}
+	/* addr: for a 4K page the address rotated by 52 (its bits 11:0 on top),
+	 * else the address; used only now, so that a failing walk keeps it. */
+	__asm__ volatile("" : "+r"(addr));
+	const uint64_t size = 1ull << (12 + 9 * (level - 1));
+	res->entry = leaf;
+	res->gpa = (leaf & m->wframe & (level > 1 ? ~(size - 1) : ~0ull)) |
+		   (level > 1 ? addr & (size - 1) : addr >> 52);
+	res->page_size = size;
+	/* perms W, U from bits 1, 2 of `any`, X from bit 63 (the XD OR), each
+	 * inverted and corrected for wwant by wtail; error code 0, status OK,
+	 * info 0: one 8-byte store. */
+	uint64_t tail = (((any & 6) + ((any >> 63) << 3)) << 47) ^ m->wtail[k];
+	if (level > 1)
+		tail ^= (uint64_t)(level ^ 1) << 40;
+	_Static_assert(offsetof(vmem_walk_result, status) == offsetof(vmem_walk_result, error_code) + 4 &&
+		       offsetof(vmem_walk_result, level) == offsetof(vmem_walk_result, error_code) + 5 &&
+		       offsetof(vmem_walk_result, perms) == offsetof(vmem_walk_result, error_code) + 6 &&
+		       offsetof(vmem_walk_result, info) == offsetof(vmem_walk_result, error_code) + 7,
+		       "vmem_walk_result tail layout");
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	__builtin_memcpy(&res->error_code, &tail, sizeof(tail));
+#else
+	res->error_code = 0;
+	res->status = VMEM_WALK_OK;
+	res->level = (uint8_t)(tail >> 40);
+	res->perms = (uint8_t)(tail >> 48);
+	res->info = 0;
+#endif
+	return true;
+}
+
+/* The 4K walk through the window: no test between the loads; PS anywhere
+ * above the leaf shows in `any` (whi holds it) and sends the walk to its
+ * large-page form. lr: the address rotated so that the top level's 9 bits
+ * are on top (by 16, or 7 in 5-level paging), canonical. Returns VMEM_OK or
+ * what walk_miss answers. */
+static inline __attribute__((always_inline)) vmem_err
+walk_win(const struct vmem_mmu *m, vmem_gmem *gm, uint64_t lr, size_t k, vmem_walk_result *res,
+	 const int top)
+{
+	const uint8_t *host = gm->win.whost;
+	uint64_t x = win_shld9(m->wpfn, lr) & gm->win.wmask, any = m->wroot, pte, why;
+#pragma GCC unroll 5
+	for (int level = top; level > 1; level--) {
+		lr = win_rol(lr, 9);
+		pte = win_entry_flipped(host, x);
+		any |= pte;
+		x = win_shld9(pte >> 12, lr) & gm->win.wmask;
+	}
+	lr = win_rol(lr, 9); /* rotated by 52 in all: bits 11:0 of the address on top */
+	pte = win_entry(host, x);
+	if (vmi_likely(win_result(m, gm, lr, pte, any, k, res, 1, &why)))
+		return VMEM_OK;
+	/* The address back, canonical: bits 63:48 copy bit 47 (or 56). */
+	lr = win_rol(lr, 12);
+	unsigned sh = top == 5 ? 7 : 16;
+	lr = (uint64_t)((int64_t)(lr << sh) >> sh);
+	return top == 5 ? walk_miss5(m, gm, lr, k, res, why) : walk_miss4(m, gm, lr, k, res, why);
+}
+
+/* The window walk that ends at a large page: as walk_win, with PS tested at
+ * levels 3 and 2 (SDM 4.5). 1: done; 0: why says what failed. */
+static inline __attribute__((always_inline)) int
+walk_win_large(const struct vmem_mmu *m, const vmem_gmem *gm, uint64_t la, size_t k,
+	       vmem_walk_result *res, const int top, uint64_t *why)
+{
+	const uint8_t *host = gm->win.whost;
+	uint64_t lr = win_rol(la, top == 5 ? 7 : 16);
+	uint64_t x = win_shld9(m->wpfn, lr) & gm->win.wmask, any = m->wroot, pte;
+#pragma GCC unroll 5
+	for (int level = top; level > 1; level--) {
+		lr = win_rol(lr, 9);
+		pte = win_entry_flipped(host, x);
+		if (level <= 3 && (pte & VMEM_PTE_PS)) {
+			uint64_t leaf = pte ^ WIN_FLIP;
+			if (leaf & (level == 3 ? m->flarge3 : m->flarge2)) {
+				*why = WIN_MISS_FULL; /* reserved bits of a large page */
+				return 0;
+			}
+			return level == 3 ? win_result(m, gm, la, leaf, any, k, res, 3, why)
+					  : win_result(m, gm, la, leaf, any, k, res, 2, why);
+		}
+		any |= pte;
+		x = win_shld9(pte >> 12, lr) & gm->win.wmask;
+	}
+	pte = win_entry(host, x);
+	return win_result(m, gm, win_rol(la, 52), pte, any, k, res, 1, why);
+}
+
+/* The region fast path and the full walk, for a window walk that gave up. */
+static __attribute__((noinline)) vmem_err
+win_region(const struct vmem_mmu *m, vmem_gmem *gm, uint64_t la, size_t k, vmem_walk_result *res,
+	   uint64_t why)
+{
+	unsigned acc = (unsigned)k >> 1, flags = (unsigned)k & VMEM_WALK_NO_AD;
+	if (why != WIN_MISS_FULL &&
+	    (m->wtop[k] == 4 ? walk_fast(m, gm, la, acc | flags << 5, res, 4)
+			     : walk_fast(m, gm, la, acc | flags << 5, res, 5)))
+		return VMEM_OK;
+	return walk_slow(m, gm, la, acc, flags, res, NULL);
+}
+
+/* A window walk gave up. PS set: a large page (or a PS bit the full walk
+ * reports) may have ended the walk, whose last entries then were no
+ * tables; its large-page form decides. A table outside the window: the
+ * fast path over the region of the last full walk (gm->hint). Anything
+ * else, and what those give up: the full walk. */
+static inline __attribute__((always_inline)) vmem_err
+walk_miss_top(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, size_t k, vmem_walk_result *res,
+	      uint64_t why, const int top)
+{
+	if ((why & VMEM_PTE_PS) && walk_win_large(m, gm, la, k, res, top, &why))
+		return VMEM_OK;
+	return win_region(m, gm, la, k, res, why);
+}
+
+static __attribute__((noinline)) vmem_err
+walk_miss4(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, size_t k, vmem_walk_result *res, uint64_t why)
+{
+	return walk_miss_top(m, gm, la, k, res, why, 4);
+}
+
+static __attribute__((noinline)) vmem_err
+walk_miss5(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, size_t k, vmem_walk_result *res, uint64_t why)
+{
+	return walk_miss_top(m, gm, la, k, res, why, 5);
+}
+
+/* vmem_walk past its argument checks, for what the 4-level window path does
+ * not take: 5-level paging, non-canonical addresses, accesses left to the
+ * general paths. lr: the address as win_canonical48 left it; k = 2 *
+ * access + NO_AD (no other flag bit means anything). acc is not used (the
+ * assembly below jumps here with it in place). */
+VMI_WALK_ENTRY vmem_err
+vmi_walk_key(const vmem_mmu *m, vmem_gmem *gm, uint64_t lr, unsigned acc, unsigned k, vmem_walk_result *res)
+{
+	(void)acc;
+	uint64_t la = win_unrot16(lr);
+	if (m->wtop[k] == 5 && la + m->canon_add < m->canon_lim)
+		return walk_win(m, gm, win_rol(la, 7), k, res, 5);
+	return walk_slow(m, gm, la, k >> 1, k & VMEM_WALK_NO_AD, res, NULL);
+}
+
+#if WALK_ASM
+/* A 4-level window walk of the assembly below gave up: lr is the address
+ * rotated by 52, `any` its flipped non-leaf entries ORed (0: the leaf
+ * failed, whatever the tables). */
+VMI_WALK_ENTRY vmem_err
+vmi_walk_miss(const vmem_mmu *m, vmem_gmem *gm, uint64_t lr, uint64_t any, unsigned k, vmem_walk_result *res)
+{
+	lr = win_rol(lr, 12);
+	return walk_miss4(m, gm, (uint64_t)((int64_t)(lr << 16) >> 16), k, res, any & gm->win.whi);
+}
+
+/* Argument errors, traces: the general entry (same arguments as vmem_walk). */
+VMI_WALK_ENTRY vmem_err
+vmi_walk_slow(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc, unsigned flags,
+	      vmem_walk_result *res, vmem_walk_trace *tr)
+{
+	return walk_slow(m, gm, la, acc, flags, res, tr);
+}
+
+/* vmem_walk's 4-level window path, in x86-64 assembly (System V ABI): the
+ * C below (the #else) written out by hand, because no compiler keeps it to
+ * this count (69 instructions for a 4K page); every other case jumps to the
+ * C functions above with the registers as their arguments.
+ * rdi m, rsi gm, rdx la -> lr, ecx acc, r8d flags -> k, r9 res, 8(%rsp) tr;
+ * r10 window host, then the leaf copy; rax entry index, then entry; r11 any. */
+_Static_assert(offsetof(struct vmem_mmu, wtop) == MMU_OFF_WTOP && offsetof(struct vmem_mmu, wpfn) == MMU_OFF_WPFN &&
+	       offsetof(struct vmem_mmu, wtest) == MMU_OFF_WTEST && offsetof(struct vmem_mmu, wwant) == MMU_OFF_WWANT &&
+	       offsetof(struct vmem_mmu, wtail) == MMU_OFF_WTAIL && offsetof(struct vmem_mmu, wroot) == MMU_OFF_WROOT &&
+	       offsetof(struct vmem_mmu, wframe) == MMU_OFF_WFRAME, "vmem_mmu window layout");
+_Static_assert(offsetof(struct vmem_gmem, win.whost) == GM_OFF_WHOST &&
+	       offsetof(struct vmem_gmem, win.wmask) == GM_OFF_WMASK &&
+	       offsetof(struct vmem_gmem, win.whi) == GM_OFF_WHI, "vmem_gmem window layout");
+_Static_assert(offsetof(vmem_walk_result, gpa) == 0 && offsetof(vmem_walk_result, page_size) == 8 &&
+	       offsetof(vmem_walk_result, entry) == 16 && offsetof(vmem_walk_result, error_code) == 24,
+	       "vmem_walk_result layout");
+_Static_assert(WIN_FLIP == 0x27 && VMEM_PTE_D == 0x40 && MMU_ACC_INDEXES == 32, "window flip bits");
+#define WALK_S(x) #x
+#define WALK_N(x) WALK_S(x)
+/* One non-leaf level: the entry at index rax, flipped, ORed into r11; the
+ * next index from its frame and the next 9 bits of the address. */
+#define WALK_LEVEL                                                     \
+	"	rolq $9, %rdx\n"                                        \
+	"	movq (%r10,%rax,8), %rax\n"                             \
+	"	xorq $0x27, %rax\n"                                     \
+	"	orq %rax, %r11\n"                                       \
+	"	shrq $12, %rax\n"                                       \
+	"	shldq $9, %rdx, %rax\n"                                 \
+	"	andq " WALK_N(GM_OFF_WMASK) "(%rsi), %rax\n"
+__asm__(
+	"	.text\n"
+	"	.globl vmem_walk\n"
+	"	.type vmem_walk, @function\n"
+	"	.p2align 4\n"
+	"vmem_walk:\n"
+	"	cmpq $0, 8(%rsp)\n"                       /* a trace: the general entry */
+	"	jne 1f\n"
+	"	movq %rdi, %rax\n"                        /* m * gm * res != 0: none is NULL */
+	"	imulq %rsi, %rax\n"
+	"	imulq %r9, %rax\n"
+	"	testq %rax, %rax\n"
+	"	je 1f\n"
+	"	cmpl $31, %ecx\n"                         /* acc < 32 */
+	"	ja 1f\n"
+	"	andl $1, %r8d\n"                          /* k = 2 * acc + NO_AD */
+	"	leal (%r8,%rcx,2), %r8d\n"
+	"	rolq $16, %rdx\n"                         /* lr; canonical (win_canonical48) */
+	"	btq $63, %rdx\n"
+	"	adcw $0, %dx\n"
+	"	jne 2f\n"
+	"	cmpb $4, " WALK_N(MMU_OFF_WTOP) "(%rdi,%r8)\n" /* the 4-level window path applies */
+	"	jne 2f\n"
+	"	movq " WALK_N(GM_OFF_WHOST) "(%rsi), %r10\n"
+	"	movq " WALK_N(MMU_OFF_WPFN) "(%rdi), %rax\n"   /* the root's index */
+	"	shldq $9, %rdx, %rax\n"
+	"	andq " WALK_N(GM_OFF_WMASK) "(%rsi), %rax\n"
+	"	rolq $9, %rdx\n"                          /* PML4E */
+	"	movq (%r10,%rax,8), %rax\n"
+	"	xorq $0x27, %rax\n"
+	"	movq %rax, %r11\n"
+	"	orq " WALK_N(MMU_OFF_WROOT) "(%rdi), %r11\n"
+	"	shrq $12, %rax\n"
+	"	shldq $9, %rdx, %rax\n"
+	"	andq " WALK_N(GM_OFF_WMASK) "(%rsi), %rax\n"
+	WALK_LEVEL                                         /* PDPTE */
+	WALK_LEVEL                                         /* PDE */
+	"	rolq $9, %rdx\n"                          /* PTE; rdx: la rotated by 52 */
+	"	movq (%r10,%rax,8), %rax\n"
+	"	testq %r11, " WALK_N(GM_OFF_WHI) "(%rsi)\n"   /* every table in the window, no PS */
+	"	jne 3f\n"
+	"	andq $-65, %r11\n"                        /* the leaf's D only, flipped */
+	"	movq %rax, %r10\n"
+	"	xorq $0x67, %r10\n"
+	"	orq %r10, %r11\n"
+	"	xorq " WALK_N(MMU_OFF_WWANT) "(%rdi,%r8,8), %r11\n"
+	"	testq %r11, " WALK_N(MMU_OFF_WTEST) "(%rdi,%r8,8)\n"
+	"	jne 4f\n"
+	"	movq %rax, 16(%r9)\n"                     /* entry */
+	"	andq " WALK_N(MMU_OFF_WFRAME) "(%rdi), %rax\n"
+	"	shrq $52, %rdx\n"
+	"	orq %rdx, %rax\n"
+	"	movq %rax, (%r9)\n"                       /* gpa */
+	"	movq $4096, 8(%r9)\n"                     /* page_size */
+	"	movq %r11, %rax\n"                        /* the tail (win_result) */
+	"	andl $6, %r11d\n"
+	"	shrq $63, %rax\n"
+	"	leaq (%r11,%rax,8), %rax\n"
+	"	shlq $47, %rax\n"
+	"	xorq " WALK_N(MMU_OFF_WTAIL) "(%rdi,%r8,8), %rax\n"
+	"	movq %rax, 24(%r9)\n"
+	"	xorl %eax, %eax\n"
+	"	ret\n"
+	"1:	jmp vmi_walk_slow\n"
+	"2:	jmp vmi_walk_key\n"
+	"3:	movq %r11, %rcx\n"
+	"	jmp vmi_walk_miss\n"
+	"4:	xorl %ecx, %ecx\n"
+	"	jmp vmi_walk_miss\n"
+	"	.size vmem_walk, .-vmem_walk\n");
+#undef WALK_LEVEL
+#else
 vmem_err vmem_walk(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc,
 		   unsigned flags, vmem_walk_result *res, vmem_walk_trace *tr)
 {
-	if (vmi_likely(m && gm && res && !tr && acc < MMU_ACC_INDEXES && ((m->fast_ok >> acc) & 1) &&
-		       /* Canonical (SDM 3.3.7.1): otherwise #GP, which the slow path reports. */
-		       la + m->canon_add < m->canon_lim)) {
-		unsigned k = acc | (flags & VMEM_WALK_NO_AD) << 5;
-		/* Park gm in *res, which every answer rewrites: only a failing fast
-		 * walk needs it again, and a register less spares the fast path
-		 * saving callee-saved ones. tr is NULL here. */
-		res->entry = (uintptr_t)gm;
-		if (m->ftop == 4 ? walk_fast(m, gm, la, k, res, 4) : walk_fast(m, gm, la, k, res, 5))
-			return VMEM_OK;
-		gm = (vmem_gmem *)(uintptr_t)*(volatile uint64_t *)&res->entry;
-		return walk_slow(m, gm, la, k & 31, k >> 5, res, NULL);
+	/* The product of the pointers is nonzero only if none is NULL (valid
+	 * pointers whose product is 0 modulo 2^64 just take the slow path). */
+	if (vmi_likely(!tr && ((uintptr_t)m * (uintptr_t)gm * (uintptr_t)res) != 0 && acc < MMU_ACC_INDEXES)) {
+		unsigned k = 2 * acc + (flags & VMEM_WALK_NO_AD);
+		uint64_t lr = win_rol(la, 16);
+		/* Canonical (SDM 3.3.7.1): otherwise #GP, which the slow path reports. */
+		if (vmi_likely(win_canonical48(&lr) && m->wtop[k] == 4))
+			return walk_win(m, gm, lr, k, res, 4);
+		return vmi_walk_key(m, gm, lr, acc, k, res);
 	}
 	return walk_slow(m, gm, la, acc, flags, res, tr);
 }
+#endif
 
 vmem_err vmi_walk_nested(const struct vmem_mmu *m, struct nx_walk *nx, uint64_t la,
 			 unsigned acc, unsigned flags, vmem_walk_result *res, vmem_walk_trace *tr)
@@ -393,10 +779,12 @@ batch_upper(const struct vmem_mmu *m, const uint8_t *host, uint64_t base, uint64
 /* A group of up to BATCH_LANES walks whose upper levels ran: the PTEs to
  * read (prefetched), what the upper levels ANDed and ORed. */
 struct bgroup {
+	/* off: the PTE's offset in the region (window: its entry index) */
 	uint64_t off[BATCH_LANES], all[BATCH_LANES], any[BATCH_LANES];
 	batch_mask live;  /* lanes waiting for their PTE */
 	batch_mask slow;  /* lanes left to the full walk */
 	size_t first;     /* the group's first index in the caller's arrays */
+	unsigned n;       /* lanes */
 };
 
 static inline __attribute__((always_inline)) void
@@ -432,32 +820,100 @@ batch_second(const struct vmem_mmu *m, const uint8_t *host, const uint64_t *la, 
 	g->slow = slow;
 }
 
+/* The lanes of a group its fast path left (bit j: index first + j): the
+ * single walk, in order. */
+static vmem_err batch_redo(const vmem_mmu *m, vmem_gmem *gm, const uint64_t *la, unsigned acc,
+			   unsigned flags, vmem_walk_result *res, size_t first, batch_mask slow)
+{
+	for (; slow; slow &= slow - 1) {
+		size_t i = first + (unsigned)__builtin_ctzll(slow);
+		vmem_err e = vmem_walk(m, gm, la[i], acc, flags, &res[i], NULL);
+		if (e)
+			return e;
+	}
+	return VMEM_OK;
+}
+
+/* The batch over the window (gmem_int.h): stage 1 of each lane runs the
+ * upper levels as walk_win does and prefetches its PTE; stage 2, a group
+ * later, reads the PTE and judges the walk (win_result). Lanes that fail
+ * (non-canonical, tables outside the window, large pages, faults, A/D to
+ * set) get the single walk, in order, after their group. */
+static inline __attribute__((always_inline)) void
+wbatch_first(const struct vmem_mmu *m, const vmem_gmem *gm, const uint64_t *la, struct bgroup *g,
+	     const int top)
+{
+	const uint8_t *host = gm->win.whost;
+	const uint64_t wmask = gm->win.wmask, ca = m->canon_add, cl = m->canon_lim;
+	const uint64_t pfn = m->wpfn, root = m->wroot;
+	const unsigned n = g->n;
+	for (unsigned j = 0; j < n; j++) {
+		uint64_t a = la[j];
+		/* A non-canonical address walks too (inside the window), with
+		 * bit 0 of `any` (P, flipped: the root's is 0) set, so that its
+		 * leaf test fails and vmem_walk reports it. */
+		uint64_t any = root + (a + ca >= cl), pte;
+		uint64_t lr = win_rol(a, top == 5 ? 7 : 16);
+		uint64_t x = win_shld9(pfn, lr) & wmask;
+#pragma GCC unroll 5
+		for (int level = top; level > 1; level--) {
+			lr = win_rol(lr, 9);
+			pte = win_entry_flipped(host, x);
+			any |= pte;
+			x = win_shld9(pte >> 12, lr) & wmask;
+		}
+		__builtin_prefetch(host + 8 * x);
+		g->off[j] = x;
+		g->any[j] = any;
+	}
+}
+
+static inline __attribute__((always_inline)) void
+wbatch_second(const struct vmem_mmu *m, const vmem_gmem *gm, const uint64_t *la, size_t k,
+	      vmem_walk_result *res, struct bgroup *g)
+{
+	const uint8_t *host = gm->win.whost;
+	const unsigned n = g->n;
+	batch_mask slow = 0;
+	for (unsigned j = 0; j < n; j++) {
+		uint64_t why;
+		uint64_t pte = win_entry(host, g->off[j]);
+		if (!win_result(m, gm, win_rol(la[j], 52), pte, g->any[j], k, &res[j], 1, &why))
+			slow |= (batch_mask)1 << j;
+	}
+	g->slow = slow;
+}
+
 /* Groups in a software pipeline: the upper levels of group i+1 run before
  * the PTEs of group i are read, so each PTE prefetch has a whole group's
- * work to arrive. Lanes that leave the fast path get the full single walk. */
+ * work to arrive. Over the window (win) or over region r. */
 static inline __attribute__((always_inline)) vmem_err
-batch_run(const vmem_mmu *m, vmem_gmem *gm, const struct gm_region *r, const uint64_t *la, size_t n,
-	  unsigned acc, unsigned flags, vmem_walk_result *res, const int top)
+batch_pipe(const vmem_mmu *m, vmem_gmem *gm, const struct gm_region *r, const uint64_t *la, size_t n,
+	   unsigned acc, unsigned flags, vmem_walk_result *res, const int top, const bool win)
 {
 	struct bgroup grp[2];
 	struct bgroup *cur = &grp[0], *prev = NULL;
 	unsigned fk = acc | (flags & VMEM_WALK_NO_AD) << 5;
-	const uint8_t *host = r->host;
-	uint64_t base = r->gpa, size = r->size;
+	size_t k = 2 * (size_t)acc + (flags & VMEM_WALK_NO_AD);
+	const uint8_t *host = win ? NULL : r->host;
+	uint64_t base = win ? 0 : r->gpa, size = win ? 0 : r->size;
 	for (size_t first = 0;; first += BATCH_LANES) {
 		if (first < n) {
-			unsigned k = n - first < BATCH_LANES ? (unsigned)(n - first) : BATCH_LANES;
+			cur->n = n - first < BATCH_LANES ? (unsigned)(n - first) : BATCH_LANES;
 			cur->first = first;
-			batch_first(m, host, base, size, la + first, k, fk, res + first, cur, top);
+			if (win)
+				wbatch_first(m, gm, la + first, cur, top);
+			else
+				batch_first(m, host, base, size, la + first, cur->n, fk, res + first, cur, top);
 		}
 		if (prev) {
-			batch_second(m, host, la + prev->first, fk, res + prev->first, prev);
-			for (batch_mask slow = prev->slow; slow; slow &= slow - 1) {
-				size_t i = prev->first + (unsigned)__builtin_ctzll(slow);
-				vmem_err e = vmem_walk(m, gm, la[i], acc, flags, &res[i], NULL);
-				if (e)
-					return e;
-			}
+			if (win)
+				wbatch_second(m, gm, la + prev->first, k, res + prev->first, prev);
+			else
+				batch_second(m, host, la + prev->first, fk, res + prev->first, prev);
+			vmem_err e = batch_redo(m, gm, la, acc, flags, res, prev->first, prev->slow);
+			if (e)
+				return e;
 		}
 		if (first >= n)
 			return VMEM_OK;
@@ -466,15 +922,37 @@ batch_run(const vmem_mmu *m, vmem_gmem *gm, const struct gm_region *r, const uin
 	}
 }
 
+static __attribute__((noinline)) vmem_err
+wbatch4(const vmem_mmu *m, vmem_gmem *gm, const uint64_t *la, size_t n, unsigned acc, unsigned flags,
+	vmem_walk_result *res)
+{
+	return batch_pipe(m, gm, NULL, la, n, acc, flags, res, 4, true);
+}
+
+static __attribute__((noinline)) vmem_err
+wbatch5(const vmem_mmu *m, vmem_gmem *gm, const uint64_t *la, size_t n, unsigned acc, unsigned flags,
+	vmem_walk_result *res)
+{
+	return batch_pipe(m, gm, NULL, la, n, acc, flags, res, 5, true);
+}
+
 vmem_err vmem_walk_batch(const vmem_mmu *m, vmem_gmem *gm, const uint64_t *la, size_t n,
 			 unsigned acc, unsigned flags, vmem_walk_result *res)
 {
 	if (!m || !gm || (!la && n) || (!res && n))
 		return VMEM_E_INVAL;
+	if (acc < MMU_ACC_INDEXES && gm->win.wmask) {
+		unsigned top = m->wtop[2 * acc + (flags & VMEM_WALK_NO_AD)];
+		if (top == 4)
+			return wbatch4(m, gm, la, n, acc, flags, res);
+		if (top == 5)
+			return wbatch5(m, gm, la, n, acc, flags, res);
+	}
+	/* No window: the same pipeline over the region of the last full walk. */
 	unsigned h = __atomic_load_n(&gm->hint, __ATOMIC_RELAXED);
 	if (acc < MMU_ACC_INDEXES && ((m->fast_ok >> acc) & 1) && h < gm->n && gm->r[h].host)
-		return m->ftop == 4 ? batch_run(m, gm, &gm->r[h], la, n, acc, flags, res, 4)
-				    : batch_run(m, gm, &gm->r[h], la, n, acc, flags, res, 5);
+		return m->ftop == 4 ? batch_pipe(m, gm, &gm->r[h], la, n, acc, flags, res, 4, false)
+				    : batch_pipe(m, gm, &gm->r[h], la, n, acc, flags, res, 5, false);
 	for (size_t i = 0; i < n; i++) {
 		vmem_err e = vmem_walk(m, gm, la[i], acc, flags, &res[i], NULL);
 		if (e)
