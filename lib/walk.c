@@ -14,6 +14,8 @@ VMI_WALK_ENTRY vmem_err vmi_walk_key(const vmem_mmu *m, vmem_gmem *gm, uint64_t 
 				     vmem_walk_result *res);
 VMI_WALK_ENTRY vmem_err vmi_walk_miss(const vmem_mmu *m, vmem_gmem *gm, uint64_t lr, uint64_t any, unsigned k,
 				      vmem_walk_result *res);
+VMI_WALK_ENTRY vmem_err vmi_walk_pde2m(const vmem_mmu *m, vmem_gmem *gm, uint64_t lr, uint64_t any, unsigned k,
+				       vmem_walk_result *res);
 VMI_WALK_ENTRY vmem_err vmi_walk_slow(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc,
 				      unsigned flags, vmem_walk_result *res, vmem_walk_trace *tr);
 #else
@@ -576,6 +578,22 @@ vmi_walk_miss(const vmem_mmu *m, vmem_gmem *gm, uint64_t lr, uint64_t any, unsig
 	return walk_miss4(m, gm, (uint64_t)((int64_t)(lr << 16) >> 16), k, res, any & gm->win.whi);
 }
 
+/* The assembly's 4-level window walk met a PDE with PS set: a 2-MByte page
+ * (SDM 4.5), decided here without walking again. lr is the address rotated
+ * by 43, `any` the flipped PML4E and PDPTE ORed (with the root's window
+ * bits), res->entry the flipped PDE. What the leaf test leaves undecided
+ * (tables outside the window, PS in the PDPTE, reserved bits, rights) takes
+ * the same way as any other miss. */
+VMI_WALK_ENTRY vmem_err
+vmi_walk_pde2m(const vmem_mmu *m, vmem_gmem *gm, uint64_t lr, uint64_t any, unsigned k, vmem_walk_result *res)
+{
+	lr = win_rol(lr, 21);
+	uint64_t la = (uint64_t)((int64_t)(lr << 16) >> 16), pde = res->entry ^ WIN_FLIP, why = WIN_MISS_FULL;
+	if (!(pde & m->flarge2) && win_result(m, gm, la, pde, any, k, res, 2, &why))
+		return VMEM_OK;
+	return walk_miss4(m, gm, la, k, res, why);
+}
+
 /* Argument errors, traces: the general entry (same arguments as vmem_walk). */
 VMI_WALK_ENTRY vmem_err
 vmi_walk_slow(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc, unsigned flags,
@@ -589,7 +607,7 @@ vmi_walk_slow(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc, unsig
  * this count (69 instructions for a 4K page); every other case jumps to the
  * C functions above with the registers as their arguments.
  * rdi m, rsi gm, rdx la -> lr, ecx acc, r8d flags -> k, r9 res, 8(%rsp) tr;
- * r10 window host, then the leaf copy; rax entry index, then entry; r11 any. */
+ * r10 window host; rax entry index, then entry; r11 any. */
 _Static_assert(offsetof(struct vmem_mmu, wtop) == MMU_OFF_WTOP && offsetof(struct vmem_mmu, wpfn) == MMU_OFF_WPFN &&
 	       offsetof(struct vmem_mmu, wtest) == MMU_OFF_WTEST && offsetof(struct vmem_mmu, wwant) == MMU_OFF_WWANT &&
 	       offsetof(struct vmem_mmu, wtail) == MMU_OFF_WTAIL && offsetof(struct vmem_mmu, wroot) == MMU_OFF_WROOT &&
@@ -619,6 +637,10 @@ __asm__(
 	"	.type vmem_walk, @function\n"
 	"	.p2align 4\n"
 	"vmem_walk:\n"
+	"	.cfi_startproc\n"                         /* unwinders: a leaf that never moves rsp */
+#ifdef __CET__
+	"	endbr64\n"                                /* -fcf-protection: a valid indirect-branch target */
+#endif
 	"	cmpq $0, 8(%rsp)\n"                       /* a trace: the general entry */
 	"	jne 1f\n"
 	"	movq %rdi, %rax\n"                        /* m * gm * res != 0: none is NULL */
@@ -649,19 +671,26 @@ __asm__(
 	"	shldq $9, %rdx, %rax\n"
 	"	andq " WALK_N(GM_OFF_WMASK) "(%rsi), %rax\n"
 	WALK_LEVEL                                         /* PDPTE */
-	WALK_LEVEL                                         /* PDE */
+	"	rolq $9, %rdx\n"                          /* PDE */
+	"	movq (%r10,%rax,8), %rax\n"
+	"	xorq $0x27, %rax\n"
+	"	testb $0x80, %al\n"                       /* PS: a 2-MByte page (SDM 4.5) */
+	"	jne 5f\n"
+	"	orq %rax, %r11\n"
+	"	shrq $12, %rax\n"
+	"	shldq $9, %rdx, %rax\n"
+	"	andq " WALK_N(GM_OFF_WMASK) "(%rsi), %rax\n"
 	"	rolq $9, %rdx\n"                          /* PTE; rdx: la rotated by 52 */
 	"	movq (%r10,%rax,8), %rax\n"
 	"	testq %r11, " WALK_N(GM_OFF_WHI) "(%rsi)\n"   /* every table in the window, no PS */
 	"	jne 3f\n"
+	"	movq %rax, 16(%r9)\n"                     /* entry (a miss's answer rewrites it) */
 	"	andq $-65, %r11\n"                        /* the leaf's D only, flipped */
-	"	movq %rax, %r10\n"
-	"	xorq $0x67, %r10\n"
-	"	orq %r10, %r11\n"
+	"	xorq $0x67, %rax\n"                       /* the flip leaves the frame as it was */
+	"	orq %rax, %r11\n"
 	"	xorq " WALK_N(MMU_OFF_WWANT) "(%rdi,%r8,8), %r11\n"
 	"	testq %r11, " WALK_N(MMU_OFF_WTEST) "(%rdi,%r8,8)\n"
 	"	jne 4f\n"
-	"	movq %rax, 16(%r9)\n"                     /* entry */
 	"	andq " WALK_N(MMU_OFF_WFRAME) "(%rdi), %rax\n"
 	"	shrq $52, %rdx\n"
 	"	orq %rdx, %rax\n"
@@ -682,6 +711,10 @@ __asm__(
 	"	jmp vmi_walk_miss\n"
 	"4:	xorl %ecx, %ecx\n"
 	"	jmp vmi_walk_miss\n"
+	"5:	movq %rax, 16(%r9)\n"                     /* the flipped PDE, parked in res->entry */
+	"	movq %r11, %rcx\n"
+	"	jmp vmi_walk_pde2m\n"
+	"	.cfi_endproc\n"
 	"	.size vmem_walk, .-vmem_walk\n");
 #undef WALK_LEVEL
 #else
