@@ -130,6 +130,16 @@ fast_leaf_gen(const struct vmem_mmu *m, uint64_t la, uint64_t pte, uint64_t all,
 	return true;
 }
 
+/* The RAM region the last full walk found the root in (gm->hint), with a
+ * host buffer; NULL when there is none. */
+static inline __attribute__((always_inline)) const struct gm_region *hint_region(const vmem_gmem *gm)
+{
+	unsigned h = __atomic_load_n(&gm->hint, __ATOMIC_RELAXED);
+	if (vmi_unlikely(h >= gm->n) || vmi_unlikely(!gm->r[h].host))
+		return NULL;
+	return &gm->r[h];
+}
+
 /* The common case of IA-32e paging, unrolled for a fixed number of levels:
  * every table in one RAM region, no fault, no A/D flag left to set (or
  * VMEM_WALK_NO_AD). Anything else returns false and takes the full walk,
@@ -138,15 +148,12 @@ static inline __attribute__((always_inline)) bool
 walk_fast_gen(const struct vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc, unsigned flags,
 	  vmem_walk_result *res, const int top)
 {
-	unsigned h = __atomic_load_n(&gm->hint, __ATOMIC_RELAXED);
-	if (vmi_unlikely(h >= gm->n))
+	const struct gm_region *r = hint_region(gm);
+	if (vmi_unlikely(!r))
 		return false;
-	const struct gm_region *r = &gm->r[h];
 	const uint8_t *host = r->host;
 	/* all: every entry ANDed, with XD inverted so that bit 63 ends as "executable". */
 	uint64_t base = r->gpa, size = r->size, table = m->root, all = ~0ull, pte = 0;
-	if (vmi_unlikely(!host))
-		return false;
 	int level;
 #pragma GCC unroll 5
 	for (level = top; level >= 1; level--) {
@@ -214,67 +221,81 @@ fast_done(const struct vmem_mmu *m, uint64_t la, uint64_t pte, uint64_t all, uin
 	return true;
 }
 
+/* The upper levels (top..2) of one walk over region (host, base, size), the
+ * common case of IA-32e paging: 0: leave it to the full walk; 1: done (a
+ * large page, *res filled); 2: a 4K page, whose PTE is at offset *off (and
+ * prefetched when asked: the batch reads it a group later), with what the
+ * upper entries ANDed and ORed. Present and reserved bits are judged once
+ * at the leaf (an entry read through a not-present one is still inside the
+ * region, and the walk then fails). */
+static inline __attribute__((always_inline)) int
+region_upper(const struct vmem_mmu *m, const uint8_t *host, uint64_t base, uint64_t size,
+	     uint64_t la, unsigned fk, vmem_walk_result *res, uint64_t *off, uint64_t *allp,
+	     uint64_t *anyp, const int top, const bool prefetch)
+{
+	const uint64_t fr = m->fframe;
+	uint64_t t = m->froot - base, pte, all = ~0ull, any = 0;
 /* Read the entry of level L in the table at offset t of the region. */
-#define FAST_READ(L)                                                                    \
+#define REGION_READ(L)                                                                  \
 	do {                                                                            \
 		if (vmi_unlikely(t >= size))                                            \
-			return false;                                                   \
+			return 0;                                                       \
 		pte = *(const volatile uint64_t *)(host + t + ((la >> (9 * (L))) & 0xff8)); \
 	} while (0)
+	if (top == 5) {
+		REGION_READ(5);
+		all = any = pte;
+		t = (pte & fr) - base;
+	}
+	REGION_READ(4);
+	all &= pte;
+	any |= pte;
+	if (vmi_unlikely(any & VMEM_PTE_PS)) /* reserved in a PML5E and a PML4E */
+		return 0;
+	t = (pte & fr) - base;
+	REGION_READ(3);
+	if (vmi_unlikely(pte & VMEM_PTE_PS))
+		return !(pte & m->flarge3) && fast_done(m, la, pte, all, any, 3, fk, res);
+	all &= pte;
+	any |= pte;
+	t = (pte & fr) - base;
+	REGION_READ(2);
+	if (pte & VMEM_PTE_PS)
+		return !(pte & m->flarge2) && fast_done(m, la, pte, all, any, 2, fk, res);
+	all &= pte;
+	any |= pte;
+	t = (pte & fr) - base;
+	if (vmi_unlikely(t >= size))
+		return 0;
+	t += (la >> 9) & 0xff8;
+	if (prefetch)
+		__builtin_prefetch(host + t);
+	*off = t;
+	*allp = all;
+	*anyp = any;
+	return 2;
+#undef REGION_READ
+}
 
 /* The common case of IA-32e paging, unrolled: every table in the region the
  * last full walk used (gm->hint), no fault, no A/D flag left to set (or
- * VMEM_WALK_NO_AD). Present and reserved bits are judged once at the leaf
- * (an entry read through a not-present one is still inside the region, and
- * the walk then fails). Anything else returns false and takes the full
- * walk, which produces the exact fault, trace or A/D update. */
+ * VMEM_WALK_NO_AD). Anything else returns false and takes the full walk,
+ * which produces the exact fault, trace or A/D update. */
 static inline __attribute__((always_inline)) bool
 walk_fast(const struct vmem_mmu *m, const vmem_gmem *gm, uint64_t la, unsigned k,
 	  vmem_walk_result *res, const int top)
 {
-	unsigned h = __atomic_load_n(&gm->hint, __ATOMIC_RELAXED);
-	if (vmi_unlikely(h >= gm->n))
+	const struct gm_region *r = hint_region(gm);
+	if (vmi_unlikely(!r))
 		return false;
-	const struct gm_region *r = &gm->r[h];
 	const uint8_t *host = r->host;
-	uint64_t base = r->gpa, size = r->size;
-	if (vmi_unlikely(!host))
-		return false;
-	const uint64_t fr = m->fframe;
-	uint64_t t = m->froot - base, pte, all = ~0ull, any = 0;
-	if (top == 5) {
-		FAST_READ(5);
-		all = any = pte;
-		t = (pte & fr) - base;
-	}
-	FAST_READ(4);
-	all &= pte;
-	any |= pte;
-	if (vmi_unlikely(any & VMEM_PTE_PS)) /* reserved in a PML5E and a PML4E */
-		return false;
-	t = (pte & fr) - base;
-	FAST_READ(3);
-	if (vmi_unlikely(pte & VMEM_PTE_PS)) {
-		if (pte & m->flarge3)
-			return false;
-		return fast_done(m, la, pte, all, any, 3, k, res);
-	}
-	all &= pte;
-	any |= pte;
-	t = (pte & fr) - base;
-	FAST_READ(2);
-	if (pte & VMEM_PTE_PS) {
-		if (vmi_unlikely(pte & m->flarge2))
-			return false;
-		return fast_done(m, la, pte, all, any, 2, k, res);
-	}
-	all &= pte;
-	any |= pte;
-	t = (pte & fr) - base;
-	FAST_READ(1);
+	uint64_t off, all, any;
+	int rc = region_upper(m, host, r->gpa, r->size, la, k, res, &off, &all, &any, top, false);
+	if (rc != 2)
+		return rc;
+	uint64_t pte = *(const volatile uint64_t *)(host + off);
 	return fast_done(m, la, pte, all, any, 1, k, res);
 }
-#undef FAST_READ
 
 /* The full walk, remembering which region held the tables for the next fast path. */
 static vmem_err walk_full(const struct vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc,
@@ -759,55 +780,6 @@ vmem_err vmi_walk_nested(const struct vmem_mmu *m, struct nx_walk *nx, uint64_t 
 #define BATCH_LANES 64
 typedef uint64_t batch_mask;
 
-/* The upper levels (top..2) of one batched walk, as walk_fast does them:
- * 0: leave it to the full walk; 1: done (a large page, *res filled);
- * 2: a 4K page, whose PTE is at offset *off (prefetched). */
-static inline __attribute__((always_inline)) int
-batch_upper(const struct vmem_mmu *m, const uint8_t *host, uint64_t base, uint64_t size,
-	    uint64_t la, unsigned fk, vmem_walk_result *res, uint64_t *off, uint64_t *allp,
-	    uint64_t *anyp, const int top)
-{
-	const uint64_t fr = m->fframe;
-	uint64_t t = m->froot - base, pte, all = ~0ull, any = 0;
-#define BATCH_READ(L)                                                                   \
-	do {                                                                            \
-		if (vmi_unlikely(t >= size))                                            \
-			return 0;                                                       \
-		pte = *(const volatile uint64_t *)(host + t + ((la >> (9 * (L))) & 0xff8)); \
-	} while (0)
-	if (top == 5) {
-		BATCH_READ(5);
-		all = any = pte;
-		t = (pte & fr) - base;
-	}
-	BATCH_READ(4);
-	all &= pte;
-	any |= pte;
-	if (vmi_unlikely(any & VMEM_PTE_PS))
-		return 0;
-	t = (pte & fr) - base;
-	BATCH_READ(3);
-	if (vmi_unlikely(pte & VMEM_PTE_PS))
-		return !(pte & m->flarge3) && fast_done(m, la, pte, all, any, 3, fk, res);
-	all &= pte;
-	any |= pte;
-	t = (pte & fr) - base;
-	BATCH_READ(2);
-	if (pte & VMEM_PTE_PS)
-		return !(pte & m->flarge2) && fast_done(m, la, pte, all, any, 2, fk, res);
-	all &= pte;
-	any |= pte;
-	t = (pte & fr) - base;
-	if (vmi_unlikely(t >= size))
-		return 0;
-	t += (la >> 9) & 0xff8;
-	__builtin_prefetch(host + t);
-	*off = t;
-	*allp = all;
-	*anyp = any;
-	return 2;
-#undef BATCH_READ
-}
 
 /* A group of up to BATCH_LANES walks whose upper levels ran: the PTEs to
  * read (prefetched), what the upper levels ANDed and ORed. */
@@ -829,8 +801,8 @@ batch_first(const struct vmem_mmu *m, const uint8_t *host, uint64_t base, uint64
 	const uint64_t ca = m->canon_add, cl = m->canon_lim;
 	for (unsigned j = 0; j < k; j++) {
 		uint64_t a = la[j];
-		int rc = a + ca < cl ? batch_upper(m, host, base, size, a, fk, &res[j], &g->off[j],
-						   &g->all[j], &g->any[j], top)
+		int rc = a + ca < cl ? region_upper(m, host, base, size, a, fk, &res[j], &g->off[j],
+						    &g->all[j], &g->any[j], top, true)
 				     : 0;
 		live |= (batch_mask)(rc == 2) << j;
 		slow |= (batch_mask)(rc == 0) << j;
@@ -982,10 +954,10 @@ vmem_err vmem_walk_batch(const vmem_mmu *m, vmem_gmem *gm, const uint64_t *la, s
 			return wbatch5(m, gm, la, n, acc, flags, res);
 	}
 	/* No window: the same pipeline over the region of the last full walk. */
-	unsigned h = __atomic_load_n(&gm->hint, __ATOMIC_RELAXED);
-	if (acc < MMU_ACC_INDEXES && ((m->fast_ok >> acc) & 1) && h < gm->n && gm->r[h].host)
-		return m->ftop == 4 ? batch_pipe(m, gm, &gm->r[h], la, n, acc, flags, res, 4, false)
-				    : batch_pipe(m, gm, &gm->r[h], la, n, acc, flags, res, 5, false);
+	const struct gm_region *r = hint_region(gm);
+	if (acc < MMU_ACC_INDEXES && ((m->fast_ok >> acc) & 1) && r)
+		return m->ftop == 4 ? batch_pipe(m, gm, r, la, n, acc, flags, res, 4, false)
+				    : batch_pipe(m, gm, r, la, n, acc, flags, res, 5, false);
 	for (size_t i = 0; i < n; i++) {
 		vmem_err e = vmem_walk(m, gm, la[i], acc, flags, &res[i], NULL);
 		if (e)
