@@ -1,7 +1,14 @@
-/* KVM plumbing both raw-KVM oracles share: memory slots and the guest CPUID model. */
+/* KVM plumbing both raw-KVM oracles share: memory slots, the guest CPUID model, descriptors, timeouts, teardown. */
+#define _GNU_SOURCE /* sigaction, setitimer */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/time.h>
+#include <unistd.h>
 #include <linux/kvm.h>
 #include "kvm_common.h"
 
@@ -69,4 +76,60 @@ void kvm_common_tables(unsigned char *h, uint64_t gdt, uint64_t idt, uint64_t ts
 	put64(h, tss + 4, kstack);
 	uint16_t iomap = 0x68;
 	memcpy(h + tss + 0x66, &iomap, 2);
+}
+
+void kvm_common_say(char *why, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+	if (!why || !n)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, n, fmt, ap);
+	va_end(ap);
+}
+
+void kvm_common_put64(unsigned char *mem, uint64_t off, uint64_t v)
+{
+	memcpy(mem + off, &v, 8);
+}
+
+struct kvm_segment kvm_common_seg(uint16_t sel, uint8_t type, bool code)
+{
+	struct kvm_segment s = {
+		.base = 0, .limit = 0xffffffff, .selector = sel, .type = type,
+		.present = 1, .dpl = sel & 3, .db = code ? 0 : 1, .s = 1,
+		.l = code ? 1 : 0, .g = 1,
+	};
+	return s;
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig; /* only interrupts KVM_RUN */
+}
+
+void kvm_common_install_alarm(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_alarm; /* no SA_RESTART: KVM_RUN returns EINTR */
+	sigaction(SIGALRM, &sa, NULL);
+}
+
+void kvm_common_arm_timer(unsigned sec)
+{
+	struct itimerval it = { .it_value = { .tv_sec = sec } };
+	setitimer(ITIMER_REAL, &it, NULL);
+}
+
+void kvm_common_close(int kvm, int vm, int vcpu, struct kvm_run *run, size_t run_size)
+{
+	if (run)
+		munmap(run, run_size);
+	if (vcpu >= 0)
+		close(vcpu);
+	if (vm >= 0)
+		close(vm);
+	if (kvm >= 0)
+		close(kvm);
 }

@@ -26,36 +26,21 @@ extern const unsigned char ksq_guest_fetch_done[], ksq_guest_end_hlt[];
 #define SEL_UDATA 0x23
 #define SEL_TSS   0x28
 
-static void say(char *why, size_t n, const char *fmt, ...)
-{
-	va_list ap;
-	if (!why || !n)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, n, fmt, ap);
-	va_end(ap);
-}
-
 static uint64_t code_addr(const unsigned char *sym)
 {
 	return KSQ_CODE + (uint64_t)(sym - ksq_guest_start);
 }
 
-static void put64(unsigned char *mem, uint64_t off, uint64_t v)
-{
-	memcpy(mem + off, &v, 8);
-}
-
 void ksq_harness_build(unsigned char *h, uint64_t pool)
 {
 	memset(h, 0, KSQ_HARNESS_SIZE);
-	put64(h, KSQ_PDPT, KSQ_PD | 0x27);
-	put64(h, KSQ_PDPT + 8 * (KSQ_ALIAS_LA >> 30), KSQ_ALIAS_PD | 0x27);
+	kvm_common_put64(h, KSQ_PDPT, KSQ_PD | 0x27);
+	kvm_common_put64(h, KSQ_PDPT + 8 * (KSQ_ALIAS_LA >> 30), KSQ_ALIAS_PD | 0x27);
 	for (uint64_t i = 0; i < KSQ_POOL_SIZE >> 21; i++) /* P|RW|A|D|PS, supervisor */
-		put64(h, KSQ_ALIAS_PD + 8 * i, (pool + (i << 21)) | 0xe3);
-	put64(h, KSQ_PD, KSQ_PT | 0x27);
+		kvm_common_put64(h, KSQ_ALIAS_PD + 8 * i, (pool + (i << 21)) | 0xe3);
+	kvm_common_put64(h, KSQ_PD, KSQ_PT | 0x27);
 	for (uint64_t pa = 0x1000; pa < KSQ_HARNESS_SIZE; pa += 0x1000)
-		put64(h, KSQ_PT + (pa >> 12) * 8, pa | 0x67); /* P|RW|US|A|D */
+		kvm_common_put64(h, KSQ_PT + (pa >> 12) * 8, pa | 0x67); /* P|RW|US|A|D */
 
 	/* #BP's gate has DPL 3 so INT3 works at CPL 3. */
 	kvm_common_tables(h, KSQ_GDT, KSQ_IDT, KSQ_TSS, KSQ_CODE, KSQ_KSTACK, 1);
@@ -72,14 +57,7 @@ typedef struct vm {
 
 static void vm_close(vm *v)
 {
-	if (v->run)
-		munmap(v->run, v->run_size);
-	if (v->vcpu >= 0)
-		close(v->vcpu);
-	if (v->vm >= 0)
-		close(v->vm);
-	if (v->kvm >= 0)
-		close(v->kvm);
+	kvm_common_close(v->kvm, v->vm, v->vcpu, v->run, v->run_size);
 	if (v->harness)
 		munmap(v->harness, KSQ_HARNESS_SIZE);
 }
@@ -99,63 +77,53 @@ static int vm_open(vm *v, const ksq_seq *q, unsigned char *pool, char *why, size
 	v->kvm = v->vm = v->vcpu = -1;
 	v->kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (v->kvm < 0) {
-		say(why, n, "open /dev/kvm: %s", strerror(errno));
+		kvm_common_say(why, n, "open /dev/kvm: %s", strerror(errno));
 		return -1;
 	}
 	if (ioctl(v->kvm, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) {
-		say(why, n, "unexpected KVM API version");
+		kvm_common_say(why, n, "unexpected KVM API version");
 		return -1;
 	}
 	v->vm = ioctl(v->kvm, KVM_CREATE_VM, 0);
 	if (v->vm < 0) {
-		say(why, n, "KVM_CREATE_VM: %s", strerror(errno));
+		kvm_common_say(why, n, "KVM_CREATE_VM: %s", strerror(errno));
 		return -1;
 	}
 	v->harness = mmap(NULL, KSQ_HARNESS_SIZE, PROT_READ | PROT_WRITE,
 			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (v->harness == MAP_FAILED) {
 		v->harness = NULL;
-		say(why, n, "mmap: %s", strerror(errno));
+		kvm_common_say(why, n, "mmap: %s", strerror(errno));
 		return -1;
 	}
 	memcpy(v->harness, q->harness, KSQ_HARNESS_SIZE);
 	if (add_slot(v, 0, KSQ_HARNESS_SIZE, v->harness) < 0 ||
 	    add_slot(v, q->pool, KSQ_POOL_SIZE, pool) < 0) {
-		say(why, n, "KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
+		kvm_common_say(why, n, "KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
 		return -1;
 	}
 	v->vcpu = ioctl(v->vm, KVM_CREATE_VCPU, 0);
 	if (v->vcpu < 0) {
-		say(why, n, "KVM_CREATE_VCPU: %s", strerror(errno));
+		kvm_common_say(why, n, "KVM_CREATE_VCPU: %s", strerror(errno));
 		return -1;
 	}
 	int sz = ioctl(v->kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (sz <= 0) {
-		say(why, n, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
+		kvm_common_say(why, n, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
 		return -1;
 	}
 	v->run_size = (size_t)sz;
 	v->run = mmap(NULL, v->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->vcpu, 0);
 	if (v->run == MAP_FAILED) {
 		v->run = NULL;
-		say(why, n, "mmap kvm_run: %s", strerror(errno));
+		kvm_common_say(why, n, "mmap kvm_run: %s", strerror(errno));
 		return -1;
 	}
 	if (kvm_common_set_cpuid(v->kvm, v->vcpu) < 0) {
-		say(why, n, "KVM_SET_CPUID2: %s", strerror(errno));
+		kvm_common_say(why, n, "KVM_SET_CPUID2: %s", strerror(errno));
 		return -1;
 	}
 	return 0;
-}
-
-static struct kvm_segment seg(uint16_t sel, uint8_t type, bool code)
-{
-	struct kvm_segment s = {
-		.base = 0, .limit = 0xffffffff, .selector = sel, .type = type,
-		.present = 1, .dpl = sel & 3, .db = code ? 0 : 1, .s = 1,
-		.l = code ? 1 : 0, .g = 1,
-	};
-	return s;
 }
 
 static int set_state(vm *v, uint64_t cr0, uint64_t cr3, uint64_t cr4, uint64_t efer,
@@ -163,11 +131,11 @@ static int set_state(vm *v, uint64_t cr0, uint64_t cr3, uint64_t cr4, uint64_t e
 {
 	struct kvm_sregs sr;
 	if (ioctl(v->vcpu, KVM_GET_SREGS, &sr) < 0) {
-		say(why, n, "KVM_GET_SREGS: %s", strerror(errno));
+		kvm_common_say(why, n, "KVM_GET_SREGS: %s", strerror(errno));
 		return -1;
 	}
-	sr.cs = seg(SEL_KCODE, 11, true);
-	sr.ds = sr.es = sr.fs = sr.gs = sr.ss = seg(SEL_KDATA, 3, false);
+	sr.cs = kvm_common_seg(SEL_KCODE, 11, true);
+	sr.ds = sr.es = sr.fs = sr.gs = sr.ss = kvm_common_seg(SEL_KDATA, 3, false);
 	sr.tr = (struct kvm_segment){ .base = KSQ_TSS, .limit = 0x67, .selector = SEL_TSS,
 				      .type = 11, .present = 1 };
 	sr.ldt = (struct kvm_segment){ .unusable = 1 };
@@ -180,7 +148,7 @@ static int set_state(vm *v, uint64_t cr0, uint64_t cr3, uint64_t cr4, uint64_t e
 	sr.cr4 = cr4;
 	sr.efer = efer;
 	if (ioctl(v->vcpu, KVM_SET_SREGS, &sr) < 0) {
-		say(why, n, "KVM_SET_SREGS: %s", strerror(errno));
+		kvm_common_say(why, n, "KVM_SET_SREGS: %s", strerror(errno));
 		return -1;
 	}
 	struct kvm_regs r;
@@ -191,21 +159,10 @@ static int set_state(vm *v, uint64_t cr0, uint64_t cr3, uint64_t cr4, uint64_t e
 	r.r13 = KSQ_RES;
 	r.rip = code_addr(ksq_guest_entry);
 	if (ioctl(v->vcpu, KVM_SET_REGS, &r) < 0) {
-		say(why, n, "KVM_SET_REGS: %s", strerror(errno));
+		kvm_common_say(why, n, "KVM_SET_REGS: %s", strerror(errno));
 		return -1;
 	}
 	return 0;
-}
-
-static void on_alarm(int sig)
-{
-	(void)sig; /* only interrupts KVM_RUN */
-}
-
-static void arm_timer(unsigned sec)
-{
-	struct itimerval it = { .it_value = { .tv_sec = sec } };
-	setitimer(ITIMER_REAL, &it, NULL);
 }
 
 /* What the guest's result record says, in common terms. */
@@ -267,7 +224,7 @@ int ksq_kvm_run(const ksq_seq *q, unsigned char *pool, unsigned first, unsigned 
 	vm v;
 	int rc = -1;
 	if (n > KSQ_MAX_OPS - 1) {
-		say(why, whyn, "too many ops in one run");
+		kvm_common_say(why, whyn, "too many ops in one run");
 		return -1;
 	}
 	if (vm_open(&v, q, pool, why, whyn) < 0)
@@ -287,18 +244,15 @@ int ksq_kvm_run(const ksq_seq *q, unsigned char *pool, unsigned first, unsigned 
 	if (set_state(&v, q->cr0, cr3, q->cr4, q->efer, why, whyn) < 0)
 		goto out;
 
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_alarm; /* no SA_RESTART: KVM_RUN returns EINTR */
-	sigaction(SIGALRM, &sa, NULL);
+	kvm_common_install_alarm();
 	struct kvm_regs regs;
 	for (;;) {
-		arm_timer(10);
+		kvm_common_arm_timer(10);
 		int r = ioctl(v.vcpu, KVM_RUN, 0);
 		int err = errno;
-		arm_timer(0);
+		kvm_common_arm_timer(0);
 		if (r < 0) {
-			say(why, whyn, "KVM_RUN: %s%s", strerror(err),
+			kvm_common_say(why, whyn, "KVM_RUN: %s%s", strerror(err),
 			    err == EINTR ? " (guest timed out)" : "");
 			goto out;
 		}
@@ -311,12 +265,12 @@ int ksq_kvm_run(const ksq_seq *q, unsigned char *pool, unsigned first, unsigned 
 			/* A CPL 0 fetch landed on its HLT: resume the interpreter. */
 			regs.rip = code_addr(ksq_guest_fetch_done);
 			if (ioctl(v.vcpu, KVM_SET_REGS, &regs) < 0) {
-				say(why, whyn, "KVM_SET_REGS: %s", strerror(errno));
+				kvm_common_say(why, whyn, "KVM_SET_REGS: %s", strerror(errno));
 				goto out;
 			}
 			continue;
 		}
-		say(why, whyn, "unexpected exit reason %u at rip 0x%llx, op %llu%s", v.run->exit_reason,
+		kvm_common_say(why, whyn, "unexpected exit reason %u at rip 0x%llx, op %llu%s", v.run->exit_reason,
 		    (unsigned long long)regs.rip, (unsigned long long)(cur + first),
 		    v.run->exit_reason == KVM_EXIT_MMIO ? " (MMIO)" :
 		    v.run->exit_reason == KVM_EXIT_HLT ? " (HLT)" :
@@ -335,7 +289,7 @@ int ksq_kvm_run(const ksq_seq *q, unsigned char *pool, unsigned first, unsigned 
 		goto out;
 	}
 	if (regs.r12 != KSQ_OPS + 32ull * n) {
-		say(why, whyn, "guest stopped at op %llu of %u (rip 0x%llx)",
+		kvm_common_say(why, whyn, "guest stopped at op %llu of %u (rip 0x%llx)",
 		    (unsigned long long)((regs.r12 - KSQ_OPS) / 32), n, (unsigned long long)regs.rip);
 		goto out;
 	}
@@ -352,14 +306,14 @@ bool ksq_kvm_usable(char *why, size_t n)
 {
 	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
-		say(why, n, "open /dev/kvm: %s", strerror(errno));
+		kvm_common_say(why, n, "open /dev/kvm: %s", strerror(errno));
 		return false;
 	}
 	close(fd);
 	/* A smoke sequence: one CPL 0 read of a data word through 4K pages. */
 	ksq_seq q;
 	if (ksq_seq_gen(&q, 0x736d6f6b65ull, 0, 0) < 0) {
-		say(why, n, "out of memory");
+		kvm_common_say(why, n, "out of memory");
 		return false;
 	}
 	bool ok = false;
@@ -372,12 +326,12 @@ bool ksq_kvm_usable(char *why, size_t n)
 			for (unsigned i = 0; i < q.nops; i++)
 				if (o[i].kind != KSQ_OUT_OK) {
 					ok = false;
-					say(why, n, "smoke op %u (%s) did not complete: kind %u vector %u %s", i,
+					kvm_common_say(why, n, "smoke op %u (%s) did not complete: kind %u vector %u %s", i,
 					    ksq_op_name(q.op[i].type), o[i].kind, o[i].vector, o[i].note);
 				}
 			if (ok && o[q.nops - 1].value != ksq_data_word(q.op[q.nops - 1].gpa)) {
 				ok = false;
-				say(why, n, "smoke read saw 0x%llx", (unsigned long long)o[q.nops - 1].value);
+				kvm_common_say(why, n, "smoke read saw 0x%llx", (unsigned long long)o[q.nops - 1].value);
 			}
 		}
 		free(pool);

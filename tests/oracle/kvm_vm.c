@@ -49,39 +49,19 @@ struct kvm_vm {
 	unsigned nslots;
 };
 
-static void say(char *why, size_t n, const char *fmt, ...)
-{
-	va_list ap;
-	if (!why || !n)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, n, fmt, ap);
-	va_end(ap);
-}
-
-static void on_alarm(int sig)
-{
-	(void)sig; /* only interrupts KVM_RUN */
-}
-
 static uint64_t code_addr(const unsigned char *sym)
 {
 	return KVM_CODE + (uint64_t)(sym - kvm_guest_start);
-}
-
-static void put64(unsigned char *mem, uint64_t gpa, uint64_t v)
-{
-	memcpy(mem + gpa, &v, 8);
 }
 
 /* Paging structures, GDT, IDT, TSS and code of the harness region. */
 static void harness_init(unsigned char *h)
 {
 	memset(h, 0, KVM_HARNESS_SIZE);
-	put64(h, KVM_HARNESS_PDPT, KVM_PD | 0x27);
-	put64(h, KVM_PD, KVM_PT | 0x27);
+	kvm_common_put64(h, KVM_HARNESS_PDPT, KVM_PD | 0x27);
+	kvm_common_put64(h, KVM_PD, KVM_PT | 0x27);
 	for (uint64_t pa = 0x1000; pa < KVM_HARNESS_SIZE; pa += 0x1000)
-		put64(h, KVM_PT + (pa >> 12) * 8, pa | 0x67); /* P|RW|US|A|D */
+		kvm_common_put64(h, KVM_PT + (pa >> 12) * 8, pa | 0x67); /* P|RW|US|A|D */
 
 	kvm_common_tables(h, KVM_GDT, KVM_IDT, KVM_TSS, KVM_CODE, KVM_KSTACK, 0);
 
@@ -101,14 +81,7 @@ void kvm_vm_free(kvm_vm *vm)
 {
 	if (!vm)
 		return;
-	if (vm->run)
-		munmap(vm->run, vm->run_size);
-	if (vm->vcpu >= 0)
-		close(vm->vcpu);
-	if (vm->vm >= 0)
-		close(vm->vm);
-	if (vm->kvm >= 0)
-		close(vm->kvm);
+	kvm_common_close(vm->kvm, vm->vm, vm->vcpu, vm->run, vm->run_size);
 	if (vm->harness)
 		munmap(vm->harness, KVM_HARNESS_SIZE);
 	free(vm);
@@ -118,55 +91,55 @@ kvm_vm *kvm_vm_new(char *why, size_t n)
 {
 	kvm_vm *vm = calloc(1, sizeof(*vm));
 	if (!vm) {
-		say(why, n, "out of memory");
+		kvm_common_say(why, n, "out of memory");
 		return NULL;
 	}
 	vm->kvm = vm->vm = vm->vcpu = -1;
 	vm->kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->kvm < 0) {
-		say(why, n, "open /dev/kvm: %s", strerror(errno));
+		kvm_common_say(why, n, "open /dev/kvm: %s", strerror(errno));
 		goto fail;
 	}
 	if (ioctl(vm->kvm, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) {
-		say(why, n, "unexpected KVM API version");
+		kvm_common_say(why, n, "unexpected KVM API version");
 		goto fail;
 	}
 	vm->vm = ioctl(vm->kvm, KVM_CREATE_VM, 0);
 	if (vm->vm < 0) {
-		say(why, n, "KVM_CREATE_VM: %s", strerror(errno));
+		kvm_common_say(why, n, "KVM_CREATE_VM: %s", strerror(errno));
 		goto fail;
 	}
 	vm->harness = mmap(NULL, KVM_HARNESS_SIZE, PROT_READ | PROT_WRITE,
 			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (vm->harness == MAP_FAILED) {
 		vm->harness = NULL;
-		say(why, n, "mmap: %s", strerror(errno));
+		kvm_common_say(why, n, "mmap: %s", strerror(errno));
 		goto fail;
 	}
 	harness_init(vm->harness);
 	if (set_slot(vm, 0, KVM_HARNESS_SIZE, vm->harness) < 0) {
-		say(why, n, "KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
+		kvm_common_say(why, n, "KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
 		goto fail;
 	}
 	vm->vcpu = ioctl(vm->vm, KVM_CREATE_VCPU, 0);
 	if (vm->vcpu < 0) {
-		say(why, n, "KVM_CREATE_VCPU: %s", strerror(errno));
+		kvm_common_say(why, n, "KVM_CREATE_VCPU: %s", strerror(errno));
 		goto fail;
 	}
 	int sz = ioctl(vm->kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (sz <= 0) {
-		say(why, n, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
+		kvm_common_say(why, n, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
 		goto fail;
 	}
 	vm->run_size = (size_t)sz;
 	vm->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vm->vcpu, 0);
 	if (vm->run == MAP_FAILED) {
 		vm->run = NULL;
-		say(why, n, "mmap kvm_run: %s", strerror(errno));
+		kvm_common_say(why, n, "mmap kvm_run: %s", strerror(errno));
 		goto fail;
 	}
 	if (kvm_common_set_cpuid(vm->kvm, vm->vcpu) < 0) {
-		say(why, n, "KVM_SET_CPUID2: %s", strerror(errno));
+		kvm_common_say(why, n, "KVM_SET_CPUID2: %s", strerror(errno));
 		goto fail;
 	}
 	return vm;
@@ -182,27 +155,17 @@ int kvm_vm_add_page(kvm_vm *vm, uint64_t gpa, void *host)
 	return set_slot(vm, gpa, 0x1000, host);
 }
 
-static struct kvm_segment seg(uint16_t sel, uint8_t type, bool code)
-{
-	struct kvm_segment s = {
-		.base = 0, .limit = 0xffffffff, .selector = sel, .type = type,
-		.present = 1, .dpl = sel & 3, .db = code ? 0 : 1, .s = 1,
-		.l = code ? 1 : 0, .g = 1,
-	};
-	return s;
-}
-
 static int set_state(kvm_vm *vm, const kvm_access *acc, char *why, size_t n)
 {
 	struct kvm_sregs sr;
 	if (ioctl(vm->vcpu, KVM_GET_SREGS, &sr) < 0) {
-		say(why, n, "KVM_GET_SREGS: %s", strerror(errno));
+		kvm_common_say(why, n, "KVM_GET_SREGS: %s", strerror(errno));
 		return -1;
 	}
 	bool user = acc->cpl == 3;
-	sr.cs = seg(user ? SEL_UCODE : SEL_KCODE, 11, true);
-	sr.ds = sr.es = sr.fs = sr.gs = seg(user ? SEL_UDATA : SEL_KDATA, 3, false);
-	sr.ss = seg(user ? SEL_UDATA : SEL_KDATA, 3, false);
+	sr.cs = kvm_common_seg(user ? SEL_UCODE : SEL_KCODE, 11, true);
+	sr.ds = sr.es = sr.fs = sr.gs = kvm_common_seg(user ? SEL_UDATA : SEL_KDATA, 3, false);
+	sr.ss = kvm_common_seg(user ? SEL_UDATA : SEL_KDATA, 3, false);
 	sr.tr = (struct kvm_segment){ .base = KVM_TSS, .limit = 0x67, .selector = SEL_TSS,
 				      .type = 11, .present = 1 };
 	sr.ldt = (struct kvm_segment){ .unusable = 1 };
@@ -215,7 +178,7 @@ static int set_state(kvm_vm *vm, const kvm_access *acc, char *why, size_t n)
 	sr.cr4 = acc->cr4;
 	sr.efer = acc->efer;
 	if (ioctl(vm->vcpu, KVM_SET_SREGS, &sr) < 0) {
-		say(why, n, "KVM_SET_SREGS: %s", strerror(errno));
+		kvm_common_say(why, n, "KVM_SET_SREGS: %s", strerror(errno));
 		return -1;
 	}
 
@@ -229,40 +192,31 @@ static int set_state(kvm_vm *vm, const kvm_access *acc, char *why, size_t n)
 	r.rip = code_addr(acc->type == KVM_ACC_READ ? kvm_guest_do_read :
 			  acc->type == KVM_ACC_WRITE ? kvm_guest_do_write : kvm_guest_do_fetch);
 	if (ioctl(vm->vcpu, KVM_SET_REGS, &r) < 0) {
-		say(why, n, "KVM_SET_REGS: %s", strerror(errno));
+		kvm_common_say(why, n, "KVM_SET_REGS: %s", strerror(errno));
 		return -1;
 	}
 	return 0;
 }
 
-static void arm_timer(unsigned sec)
-{
-	struct itimerval it = { .it_value = { .tv_sec = sec } };
-	setitimer(ITIMER_REAL, &it, NULL);
-}
-
 int kvm_vm_run(kvm_vm *vm, const kvm_access *acc, kvm_outcome *out, char *why, size_t n)
 {
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_alarm; /* no SA_RESTART: KVM_RUN returns EINTR */
-	sigaction(SIGALRM, &sa, NULL);
+	kvm_common_install_alarm();
 
 	memset(out, 0, sizeof(*out));
 	if (set_state(vm, acc, why, n) < 0)
 		return -1;
-	arm_timer(5);
+	kvm_common_arm_timer(5);
 	int rc = ioctl(vm->vcpu, KVM_RUN, 0);
 	int err = errno;
-	arm_timer(0);
+	kvm_common_arm_timer(0);
 	if (rc < 0) {
-		say(why, n, "KVM_RUN: %s%s", strerror(err), err == EINTR ? " (guest timed out)" : "");
+		kvm_common_say(why, n, "KVM_RUN: %s%s", strerror(err), err == EINTR ? " (guest timed out)" : "");
 		return -1;
 	}
 	if (vm->run->exit_reason != KVM_EXIT_HLT) {
 		struct kvm_regs r;
 		ioctl(vm->vcpu, KVM_GET_REGS, &r);
-		say(why, n, "unexpected exit reason %u (rip 0x%llx%s)", vm->run->exit_reason,
+		kvm_common_say(why, n, "unexpected exit reason %u (rip 0x%llx%s)", vm->run->exit_reason,
 		    (unsigned long long)r.rip,
 		    vm->run->exit_reason == KVM_EXIT_MMIO ? ", MMIO" :
 		    vm->run->exit_reason == KVM_EXIT_INTERNAL_ERROR ? ", internal error" :
@@ -271,7 +225,7 @@ int kvm_vm_run(kvm_vm *vm, const kvm_access *acc, kvm_outcome *out, char *why, s
 	}
 	struct kvm_regs r;
 	if (ioctl(vm->vcpu, KVM_GET_REGS, &r) < 0) {
-		say(why, n, "KVM_GET_REGS: %s", strerror(errno));
+		kvm_common_say(why, n, "KVM_GET_REGS: %s", strerror(errno));
 		return -1;
 	}
 	out->rbyte = (uint8_t)r.rax;
@@ -315,12 +269,12 @@ bool kvm_vm_usable(char *why, size_t n)
 	};
 	bool ok = false;
 	if (kvm_vm_add_page(vm, cr3, pml4) < 0)
-		say(why, n, "KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
+		kvm_common_say(why, n, "KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
 	else if (kvm_vm_run(vm, &a, &o, why, n) == 0) {
 		if (o.completed && o.rbyte == kvm_guest_start[0])
 			ok = true;
 		else
-			say(why, n, "smoke guest did not complete its read (fault %d vector %u ec 0x%llx rip 0x%llx)",
+			kvm_common_say(why, n, "smoke guest did not complete its read (fault %d vector %u ec 0x%llx rip 0x%llx)",
 			    o.fault, o.vector, (unsigned long long)o.error_code, (unsigned long long)o.rip);
 	}
 	kvm_vm_free(vm);
