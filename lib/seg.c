@@ -230,6 +230,20 @@ static bool sel_in_table(const vmem_seg_env *env, uint16_t sel, uint64_t *la)
 	return true;
 }
 
+/* A segment-register load's descriptor: #GP(selector) when the selector is
+ * outside its table (SDM 3.5.1), else desc decoded into *c. */
+static bool sel_decode(const vmem_seg_env *env, uint16_t sel, uint64_t desc, uint16_t code,
+		       vmem_seg_cache *c, vmem_seg_result *res)
+{
+	uint64_t la;
+	if (!sel_in_table(env, sel, &la)) {
+		set_fault(res, VMEM_SEG_VEC_GP, code);
+		return false;
+	}
+	vmem_seg_desc_decode(desc, c);
+	return true;
+}
+
 vmem_err vmem_seg_locate(const vmem_seg_env *env, uint16_t selector, vmem_seg_result *res)
 {
 	if (!env_ok(env) || !res || !is_protected(env))
@@ -283,14 +297,10 @@ vmem_err vmem_seg_load(const vmem_seg_env *env, vmem_sreg sreg, uint16_t sel,
 		set_ok(res, 0, 0);
 		return VMEM_OK;
 	}
-	uint64_t la;
 	uint16_t code = sel_code(env, sel);
-	if (!sel_in_table(env, sel, &la)) {
-		set_fault(res, VMEM_SEG_VEC_GP, code);
-		return VMEM_OK;
-	}
 	vmem_seg_cache c;
-	vmem_seg_desc_decode(desc, &c);
+	if (!sel_decode(env, sel, desc, code, &c, res))
+		return VMEM_OK;
 	unsigned idx = SEG_IDX(c.s, c.type);
 	bool bad;
 	if (ss)
@@ -350,14 +360,10 @@ vmem_err vmem_seg_load_cs(const vmem_seg_env *env, uint16_t sel, uint64_t desc,
 		set_fault(res, VMEM_SEG_VEC_GP, 0);
 		return VMEM_OK;
 	}
-	uint64_t la;
 	uint16_t code = sel_code(env, sel);
-	if (!sel_in_table(env, sel, &la)) {
-		set_fault(res, VMEM_SEG_VEC_GP, code);
-		return VMEM_OK;
-	}
 	vmem_seg_cache c;
-	vmem_seg_desc_decode(desc, &c);
+	if (!sel_decode(env, sel, desc, code, &c, res))
+		return VMEM_OK;
 	unsigned idx = SEG_IDX(c.s, c.type);
 	if (!BIT(LOAD_CODE, idx)) {
 		if (c.s) {
