@@ -7,16 +7,18 @@ static void gm_window(vmem_gmem *gm)
 {
 	struct gm_window *w = &gm->win;
 	w->whost = (const uint8_t *)&w->wdummy;
-	w->wmask = 0;
 	w->whi = ~0ull;
 	w->wdummy = 0;
+	w->wmaskb = 0;
+	w->wimask = 0;
 	if (!gm->n || gm->r[0].gpa != 0 || gm->r[0].kind != VMEM_REGION_RAM)
 		return;
 	unsigned k = 63 - (unsigned)__builtin_clzll(gm->r[0].size); /* size >= 4 KiB: k >= 12 */
 	if (k > 52)
 		k = 52; /* an entry index never takes the entry's bits 62:52 (ignored) */
 	w->whost = gm->r[0].host;
-	w->wmask = (1ull << (k - 3)) - 1;
+	w->wmaskb = (1ull << k) - 4096;
+	w->wimask = 0xff8;
 	w->whi = (k < 52 ? VMI_BITS(51, k) : 0) | (1ull << 7);
 }
 

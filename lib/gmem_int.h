@@ -18,23 +18,26 @@ struct gm_region {
 /* The walker's window (gm_window in gmem.c): the largest power-of-two
  * prefix [0, 2^k) of a RAM slot at gpa 0, k <= 52, kept up to date by every
  * slot change (never by walks, so concurrent walkers read a stable view).
- * An IA-32e fast walk reads entry x (a gpa / 8) at whost + 8 * (x & wmask),
+ * An IA-32e fast walk reads the entry of a table at gpa t (the entry above
+ * ANDed with wmaskb) for index i at whost + (t & wmaskb) + (8 * i & wimask),
  * which is inside the slot whatever the guest wrote; it trusts what it read
  * only if the root and every non-leaf entry have no bit of whi set (their
- * table is then inside the window). Without a window, wmask is 0, whost
- * points at wdummy and whi has every bit set: the walk fails and takes the
- * general path. */
+ * table is then inside the window). Without a window, wmaskb and wimask are
+ * 0, whost points at wdummy and whi has every bit set: the walk fails and
+ * takes the general path. */
 struct gm_window {
 	const uint8_t *whost;   /* host address of gpa 0 */
-	uint64_t wmask;         /* 2^(k-3) - 1 */
 	uint64_t whi;           /* bits 51:k, and PS (bit 7) */
 	uint64_t wdummy;        /* what a walk without a window reads (0) */
+	uint64_t wmaskb;        /* 2^k - 4096: a table's offset in the window (entry & wmaskb) */
+	uint64_t wimask;        /* 0xff8, an entry's offset in its table (0 without a window) */
 };
 
 /* Offsets of the window fields, for walk.c's assembly (checked there). */
 #define GM_OFF_WHOST 0
-#define GM_OFF_WMASK 8
-#define GM_OFF_WHI 16
+#define GM_OFF_WHI 8
+#define GM_OFF_WMASKB 24
+#define GM_OFF_WIMASK 32
 
 struct vmem_gmem {
 	struct gm_window win;   /* first: read on every fast walk */

@@ -119,13 +119,13 @@ static void fast_build(struct vmem_mmu *m, const vmem_regs *r, vmem_mode mode,
 			f->want |= FACC_GEN;
 	}
 	/* The window path's masks, the same rules with the flipped bits (mmu_int.h). */
-	m->wpfn = m->root >> 12;
 	m->wroot = m->root;
 	m->wframe = frame4k;
 	for (unsigned k = 0; k < WIN_KEYS; k++) {
 		const struct mmu_facc *f = &m->facc[(k >> 1) | (k & 1) << 5];
 		bool ok = long_mode && ((m->acc_ok >> (k >> 1)) & 1) && !(f->want & FACC_GEN);
 		m->wtop[k] = ok ? m->top : 0;
+		m->wasm[k] = ok && m->top == 4 && m->bmi2 ? 4 : 0;
 		m->wtest[k] = f->mask | f->bad;
 		m->wwant[k] = f->mask & ~f->want;
 		m->wtail[k] = ((7ull << 48) ^ ((m->wwant[k] & (VMEM_PTE_RW | VMEM_PTE_US)) << 47)) | (1ull << 40);
@@ -273,6 +273,7 @@ vmem_err vmem_mmu_new(const vmem_allocator *alloc, const vmem_regs *r, vmem_mmu 
 	if (!m)
 		return VMEM_E_NOMEM;
 	m->alloc = alloc;
+	m->bmi2 = vmi_cpu_bmi2();
 	mmu_build(m, r, vmem_regs_mode(r));
 	*out = m;
 	return VMEM_OK;

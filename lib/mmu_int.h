@@ -44,25 +44,26 @@ struct mmu_facc {
 #define WIN_KEYS (2 * MMU_ACC_INDEXES)
 
 /* Offsets of the window fields, for walk.c's assembly (checked there). */
-#define MMU_OFF_WTOP 0
-#define MMU_OFF_WPFN 64
-#define MMU_OFF_WTEST 72
-#define MMU_OFF_WWANT 584
-#define MMU_OFF_WTAIL 1096
-#define MMU_OFF_WROOT 1608
-#define MMU_OFF_WFRAME 1616
+#define MMU_OFF_WASM 0
+#define MMU_OFF_CANON_ADD 64
+#define MMU_OFF_CANON_LIM 72
+#define MMU_OFF_WROOT 80
+#define MMU_OFF_WFRAME 88
+#define MMU_OFF_WTEST 96
+#define MMU_OFF_WWANT 608
+#define MMU_OFF_WTAIL 1120
 
 struct vmem_mmu {
 	/* Hot: read on every fast walk. */
-	uint8_t wtop[WIN_KEYS]; /* 4 or 5: the window fast path applies to k; 0: it does not */
-	uint64_t wpfn;          /* root >> 12 */
-	uint64_t wtest[WIN_KEYS], wwant[WIN_KEYS], wtail[WIN_KEYS];
-	uint64_t wroot;         /* root (its bits above the window fail the walk) */
-	uint64_t wframe;        /* bits M-1:12 */
-	uint32_t fast_ok;       /* bit acc: IA-32e paging and a valid access (fast path may try) */
-	uint8_t ftop;           /* 4 or 5 (IA-32e), else 0 */
+	uint8_t wasm[WIN_KEYS]; /* 4: the assembly's 4-level window path applies to k (wtop 4 and BMI2) */
 	uint64_t canon_add;     /* la + canon_add < canon_lim: canonical */
 	uint64_t canon_lim;
+	uint64_t wroot;         /* root (its bits above the window fail the walk) */
+	uint64_t wframe;        /* bits M-1:12 */
+	uint64_t wtest[WIN_KEYS], wwant[WIN_KEYS], wtail[WIN_KEYS];
+	uint8_t wtop[WIN_KEYS]; /* 4 or 5: the window fast path applies to k; 0: it does not */
+	uint32_t fast_ok;       /* bit acc: IA-32e paging and a valid access (fast path may try) */
+	uint8_t ftop;           /* 4 or 5 (IA-32e), else 0 */
 	uint64_t froot;         /* root (IA-32e) */
 	uint64_t fframe;        /* bits M-1:12: next table / 4K page */
 	uint64_t flarge3;       /* PS = 1 in a PDPTE: bits that must be 0 (PS itself without 1G pages) */
@@ -89,6 +90,7 @@ struct vmem_mmu {
 	/* Cold. */
 	vmem_regs regs;
 	const vmem_allocator *alloc;
+	bool bmi2;              /* the CPU runs RORX (CPUID.(7,0):EBX[8]); the assembly needs it */
 };
 
 /* Fast paths (the guest walk's and the nested walk's), shared. One IA-32e

@@ -30,4 +30,7 @@ const vmem_allocator *vmi_alloc_resolve(const vmem_allocator *a);
 void *vmi_alloc(const vmem_allocator *a, size_t size);
 void *vmi_zalloc(const vmem_allocator *a, size_t size);
 void vmi_free(const vmem_allocator *a, void *p, size_t size);
+
+/* The host CPU runs BMI2 instructions (lib/cpu.c). */
+bool vmi_cpu_bmi2(void);
 #endif

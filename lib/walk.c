@@ -336,33 +336,9 @@ walk_slow(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc, unsigned 
 	return walk_full(m, gm, la, acc, flags, res, tr);
 }
 
-/* The window fast path (gmem_int.h: struct gm_window; mmu_int.h: wtest).
- * Written around three x86-64 instructions, with C equivalents elsewhere:
- * SHLD makes the next entry's index (the table's frame number, 9 bits of
- * the address) in one instruction; ROL brings the next 9 bits of the
- * address to the top of a register that, rotated by 52 in all, gives the
- * address back (so no copy is kept); TEST against memory judges the
- * accumulated entries. The empty asm keeps the compiler from rebuilding
- * each rotation from the original address. */
-static inline __attribute__((always_inline)) uint64_t win_shld9(uint64_t hi, uint64_t lo)
-{
-#if defined(__x86_64__) && defined(__GNUC__)
-	__asm__("shldq $9, %1, %0" : "+r"(hi) : "r"(lo) : "cc");
-	return hi;
-#else
-	return (hi << 9) | (lo >> 55);
-#endif
-}
-
-static inline __attribute__((always_inline)) uint64_t win_rol(uint64_t x, unsigned n)
-{
-	x = (x << n) | (x >> (64 - n));
-#if defined(__GNUC__)
-	__asm__("" : "+r"(x));
-#endif
-	return x;
-}
-
+/* The window fast path (gmem_int.h: struct gm_window; mmu_int.h: wtest):
+ * entries read at offsets made off the chain of loads (win_at), judged
+ * once at the leaf by a TEST against memory of the accumulated entries. */
 /* a & *b != 0, with *b as a memory operand. */
 static inline __attribute__((always_inline)) bool win_test(uint64_t a, const uint64_t *b)
 {
@@ -375,43 +351,17 @@ static inline __attribute__((always_inline)) bool win_test(uint64_t a, const uin
 #endif
 }
 
-#if !WALK_ASM /* the assembly has its own */
-/* 4-level paging: lr = la rotated left by 16 (bits 63:48 at 15:0, bit 47
- * at 63) is canonical iff bits 15:0 plus bit 63 are 0 modulo 2^16 (SDM
- * 3.3.7.1). The sum replaces bits 15:0, which no index uses;
- * win_unrot16 gives the address back. */
-static inline __attribute__((always_inline)) bool win_canonical48(uint64_t *lr)
+/* An entry of the window (win_at). */
+static inline __attribute__((always_inline)) uint64_t win_entry(const uint64_t *p)
 {
-	bool ok;
-#if defined(__x86_64__) && defined(__GCC_ASM_FLAG_OUTPUTS__)
-	__asm__("btq $63, %0\n\tadcw $0, %w0" : "+r"(*lr), "=@ccz"(ok));
-#else
-	uint16_t lo = (uint16_t)(*lr + (*lr >> 63));
-	ok = lo == 0;
-	*lr = (*lr & ~0xffffull) | lo;
-#endif
-	return ok;
-}
-#endif
-
-/* The address win_canonical48 was given. */
-static inline uint64_t win_unrot16(uint64_t lr)
-{
-	uint64_t hi = (uint16_t)(lr - (lr >> 63));
-	return (lr >> 16) | hi << 48;
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 
-/* Entry x of the window (x & wmask already applied). */
-static inline __attribute__((always_inline)) uint64_t win_entry(const uint8_t *host, uint64_t x)
+/* The same, flipped (WIN_FLIP), in the register the next table's offset is
+ * made in (the empty asm keeps the compiler from flipping a copy instead). */
+static inline __attribute__((always_inline)) uint64_t win_entry_flipped(const uint64_t *p)
 {
-	return __atomic_load_n((const uint64_t *)(const void *)host + x, __ATOMIC_RELAXED);
-}
-
-/* The same, flipped (WIN_FLIP), in the register the next index is made in
- * (the empty asm keeps the compiler from flipping a copy instead). */
-static inline __attribute__((always_inline)) uint64_t win_entry_flipped(const uint8_t *host, uint64_t x)
-{
-	uint64_t pte = win_entry(host, x) ^ WIN_FLIP;
+	uint64_t pte = win_entry(p) ^ WIN_FLIP;
 #if defined(__GNUC__)
 	__asm__("" : "+r"(pte));
 #endif
@@ -445,13 +395,9 @@ win_result(const struct vmem_mmu *m, const vmem_gmem *gm, uint64_t addr, uint64_
 		*why = WIN_MISS_FULL;
 		return false;
 	}
-	/* addr: for a 4K page the address rotated by 52 (its bits 11:0 on top),
-	 * else the address; used only now, so that a failing walk keeps it. */
-	__asm__ volatile("" : "+r"(addr));
 	const uint64_t size = 1ull << (12 + 9 * (level - 1));
 	res->entry = leaf;
-	res->gpa = (leaf & m->wframe & (level > 1 ? ~(size - 1) : ~0ull)) |
-		   (level > 1 ? addr & (size - 1) : addr >> 52);
+	res->gpa = (leaf & m->wframe & ~(size - 1)) | (addr & (size - 1));
 	res->page_size = size;
 	/* perms W, U from bits 1, 2 of `any`, X from bit 63 (the XD OR), each
 	 * inverted and corrected for wwant by wtail; error code 0, status OK,
@@ -476,33 +422,38 @@ win_result(const struct vmem_mmu *m, const vmem_gmem *gm, uint64_t addr, uint64_
 	return true;
 }
 
+/* Where the entry for `la` at `level` lies: its table's offset in the
+ * window (t, from the entry above) plus what the address alone gives (its
+ * offset in the table, plus the window's host address). Only t comes from
+ * the entry just read, so the chain from one entry load to the next is one
+ * AND (t = entry & wmaskb); the rest is computed off it. Inside the window
+ * whatever the guest wrote: t < 2^k - 4095 and the offset < 4096. */
+static inline __attribute__((always_inline)) const uint64_t *
+win_at(const struct gm_window *w, uint64_t la, uint64_t t, const int level)
+{
+	return (const uint64_t *)(const void *)(w->whost + ((la >> (9 * level)) & w->wimask) + t);
+}
+
 /* The 4K walk through the window: no test between the loads; PS anywhere
  * above the leaf shows in `any` (whi holds it) and sends the walk to its
- * large-page form. lr: the address rotated so that the top level's 9 bits
- * are on top (by 16, or 7 in 5-level paging), canonical. Returns VMEM_OK or
- * what walk_miss answers. */
+ * large-page form. la is canonical. Returns VMEM_OK or what walk_miss
+ * answers. */
 static inline __attribute__((always_inline)) vmem_err
-walk_win(const struct vmem_mmu *m, vmem_gmem *gm, uint64_t lr, size_t k, vmem_walk_result *res,
+walk_win(const struct vmem_mmu *m, vmem_gmem *gm, uint64_t la, size_t k, vmem_walk_result *res,
 	 const int top)
 {
-	const uint8_t *host = gm->win.whost;
-	uint64_t x = win_shld9(m->wpfn, lr) & gm->win.wmask, any = m->wroot, pte, why;
+	const struct gm_window *w = &gm->win;
+	uint64_t any = m->wroot, t = any & w->wmaskb, pte, why;
 #pragma GCC unroll 5
 	for (int level = top; level > 1; level--) {
-		lr = win_rol(lr, 9);
-		pte = win_entry_flipped(host, x);
+		pte = win_entry_flipped(win_at(w, la, t, level));
 		any |= pte;
-		x = win_shld9(pte >> 12, lr) & gm->win.wmask;
+		t = pte & w->wmaskb;
 	}
-	lr = win_rol(lr, 9); /* rotated by 52 in all: bits 11:0 of the address on top */
-	pte = win_entry(host, x);
-	if (vmi_likely(win_result(m, gm, lr, pte, any, k, res, 1, &why)))
+	pte = win_entry(win_at(w, la, t, 1));
+	if (vmi_likely(win_result(m, gm, la, pte, any, k, res, 1, &why)))
 		return VMEM_OK;
-	/* The address back, canonical: bits 63:48 copy bit 47 (or 56). */
-	lr = win_rol(lr, 12);
-	unsigned sh = top == 5 ? 7 : 16;
-	lr = (uint64_t)((int64_t)(lr << sh) >> sh);
-	return top == 5 ? walk_miss5(m, gm, lr, k, res, why) : walk_miss4(m, gm, lr, k, res, why);
+	return top == 5 ? walk_miss5(m, gm, la, k, res, why) : walk_miss4(m, gm, la, k, res, why);
 }
 
 /* The window walk that ends at a large page: as walk_win, with PS tested at
@@ -511,13 +462,11 @@ static inline __attribute__((always_inline)) int
 walk_win_large(const struct vmem_mmu *m, const vmem_gmem *gm, uint64_t la, size_t k,
 	       vmem_walk_result *res, const int top, uint64_t *why)
 {
-	const uint8_t *host = gm->win.whost;
-	uint64_t lr = win_rol(la, top == 5 ? 7 : 16);
-	uint64_t x = win_shld9(m->wpfn, lr) & gm->win.wmask, any = m->wroot, pte;
+	const struct gm_window *w = &gm->win;
+	uint64_t any = m->wroot, t = any & w->wmaskb, pte;
 #pragma GCC unroll 5
 	for (int level = top; level > 1; level--) {
-		lr = win_rol(lr, 9);
-		pte = win_entry_flipped(host, x);
+		pte = win_entry_flipped(win_at(w, la, t, level));
 		if (level <= 3 && (pte & VMEM_PTE_PS)) {
 			uint64_t leaf = pte ^ WIN_FLIP;
 			if (leaf & (level == 3 ? m->flarge3 : m->flarge2)) {
@@ -528,10 +477,10 @@ walk_win_large(const struct vmem_mmu *m, const vmem_gmem *gm, uint64_t la, size_
 					  : win_result(m, gm, la, leaf, any, k, res, 2, why);
 		}
 		any |= pte;
-		x = win_shld9(pte >> 12, lr) & gm->win.wmask;
+		t = pte & w->wmaskb;
 	}
-	pte = win_entry(host, x);
-	return win_result(m, gm, win_rol(la, 52), pte, any, k, res, 1, why);
+	pte = win_entry(win_at(w, la, t, 1));
+	return win_result(m, gm, la, pte, any, k, res, 1, why);
 }
 
 /* The region fast path and the full walk, for a window walk that gave up. */
@@ -573,43 +522,40 @@ walk_miss5(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, size_t k, vmem_walk_re
 	return walk_miss_top(m, gm, la, k, res, why, 5);
 }
 
-/* vmem_walk past its argument checks, for what the 4-level window path does
- * not take: 5-level paging, non-canonical addresses, accesses left to the
- * general paths. lr: the address as win_canonical48 left it; k = 2 *
- * access + NO_AD (no other flag bit means anything). acc is not used (the
- * assembly below jumps here with it in place). */
+/* vmem_walk past its argument checks, for what the assembly's 4-level
+ * window path does not take: 5-level paging, non-canonical addresses,
+ * accesses left to the general paths, a CPU without BMI2 (the window path
+ * in C). k = 2 * access + NO_AD (no other flag bit means anything). acc is
+ * not used (the assembly jumps here with it in place). */
 VMI_WALK_ENTRY vmem_err
-vmi_walk_key(const vmem_mmu *m, vmem_gmem *gm, uint64_t lr, unsigned acc, unsigned k, vmem_walk_result *res)
+vmi_walk_key(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc, unsigned k, vmem_walk_result *res)
 {
 	(void)acc;
-	uint64_t la = win_unrot16(lr);
-	if (m->wtop[k] == 5 && la + m->canon_add < m->canon_lim)
-		return walk_win(m, gm, win_rol(la, 7), k, res, 5);
+	if (m->wtop[k] && la + m->canon_add < m->canon_lim) /* canonical (SDM 3.3.7.1) */
+		return m->wtop[k] == 5 ? walk_win(m, gm, la, k, res, 5) : walk_win(m, gm, la, k, res, 4);
 	return walk_slow(m, gm, la, k >> 1, k & VMEM_WALK_NO_AD, res, NULL);
 }
 
 #if WALK_ASM
-/* A 4-level window walk of the assembly below gave up: lr is the address
- * rotated by 52, `any` its flipped non-leaf entries ORed (0: the leaf
- * failed, whatever the tables). */
+/* A 4-level window walk of the assembly below gave up at the address la:
+ * `any` its flipped non-leaf entries ORed (0: the leaf failed, whatever
+ * the tables). */
 VMI_WALK_ENTRY vmem_err
-vmi_walk_miss(const vmem_mmu *m, vmem_gmem *gm, uint64_t lr, uint64_t any, unsigned k, vmem_walk_result *res)
+vmi_walk_miss(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, uint64_t any, unsigned k, vmem_walk_result *res)
 {
-	lr = win_rol(lr, 12);
-	return walk_miss4(m, gm, (uint64_t)((int64_t)(lr << 16) >> 16), k, res, any & gm->win.whi);
+	return walk_miss4(m, gm, la, k, res, any & gm->win.whi);
 }
 
-/* The assembly's 4-level window walk met a PDE with PS set: a 2-MByte page
- * (SDM 4.5), decided here without walking again. lr is the address rotated
- * by 43, `any` the flipped PML4E and PDPTE ORed (with the root's window
- * bits), res->entry the flipped PDE. What the leaf test leaves undecided
- * (tables outside the window, PS in the PDPTE, reserved bits, rights) takes
- * the same way as any other miss. */
+/* The assembly's 4-level window walk of la met a PDE with PS set: a
+ * 2-MByte page (SDM 4.5), decided here without walking again. `any` is
+ * the flipped PML4E and PDPTE ORed (with the root's window bits),
+ * res->entry the flipped PDE. What the leaf test leaves undecided (tables
+ * outside the window, PS in the PDPTE, reserved bits, rights) takes the
+ * same way as any other miss. */
 VMI_WALK_ENTRY vmem_err
-vmi_walk_pde2m(const vmem_mmu *m, vmem_gmem *gm, uint64_t lr, uint64_t any, unsigned k, vmem_walk_result *res)
+vmi_walk_pde2m(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, uint64_t any, unsigned k, vmem_walk_result *res)
 {
-	lr = win_rol(lr, 21);
-	uint64_t la = (uint64_t)((int64_t)(lr << 16) >> 16), pde = res->entry ^ WIN_FLIP, why = WIN_MISS_FULL;
+	uint64_t pde = res->entry ^ WIN_FLIP, why = WIN_MISS_FULL;
 	if (!(pde & m->flarge2) && win_result(m, gm, la, pde, any, k, res, 2, &why))
 		return VMEM_OK;
 	return walk_miss4(m, gm, la, k, res, why);
@@ -625,33 +571,42 @@ vmi_walk_slow(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc, unsig
 
 /* vmem_walk's 4-level window path, in x86-64 assembly (System V ABI): the
  * C below (the #else) written out by hand, because no compiler keeps it to
- * this count (69 instructions for a 4K page); every other case jumps to the
- * C functions above with the registers as their arguments.
- * rdi m, rsi gm, rdx la -> lr, ecx acc, r8d flags -> k, r9 res, 8(%rsp) tr;
- * r10 window host; rax entry index, then entry; r11 any. */
-_Static_assert(offsetof(struct vmem_mmu, wtop) == MMU_OFF_WTOP && offsetof(struct vmem_mmu, wpfn) == MMU_OFF_WPFN &&
-	       offsetof(struct vmem_mmu, wtest) == MMU_OFF_WTEST && offsetof(struct vmem_mmu, wwant) == MMU_OFF_WWANT &&
+ * this count (70 instructions for a 4K page, 7 per level); every other
+ * case, and a CPU without BMI2 (m->wasm), jumps to the C functions above
+ * with the registers as their arguments.
+ * rdi m, rsi gm, rdx la, ecx acc, r8d flags -> k, r9 res, 8(%rsp) tr;
+ * rax the next table's offset in the window, then the entry; rcx the
+ * entry's host address less that offset (WALK_OFFSET); r11 any. */
+_Static_assert(offsetof(struct vmem_mmu, wtest) == MMU_OFF_WTEST && offsetof(struct vmem_mmu, wwant) == MMU_OFF_WWANT &&
 	       offsetof(struct vmem_mmu, wtail) == MMU_OFF_WTAIL && offsetof(struct vmem_mmu, wroot) == MMU_OFF_WROOT &&
-	       offsetof(struct vmem_mmu, wframe) == MMU_OFF_WFRAME, "vmem_mmu window layout");
+	       offsetof(struct vmem_mmu, wframe) == MMU_OFF_WFRAME && offsetof(struct vmem_mmu, wasm) == MMU_OFF_WASM &&
+	       offsetof(struct vmem_mmu, canon_add) == MMU_OFF_CANON_ADD &&
+	       offsetof(struct vmem_mmu, canon_lim) == MMU_OFF_CANON_LIM, "vmem_mmu window layout");
 _Static_assert(offsetof(struct vmem_gmem, win.whost) == GM_OFF_WHOST &&
-	       offsetof(struct vmem_gmem, win.wmask) == GM_OFF_WMASK &&
-	       offsetof(struct vmem_gmem, win.whi) == GM_OFF_WHI, "vmem_gmem window layout");
+	       offsetof(struct vmem_gmem, win.whi) == GM_OFF_WHI &&
+	       offsetof(struct vmem_gmem, win.wmaskb) == GM_OFF_WMASKB &&
+	       offsetof(struct vmem_gmem, win.wimask) == GM_OFF_WIMASK, "vmem_gmem window layout");
 _Static_assert(offsetof(vmem_walk_result, gpa) == 0 && offsetof(vmem_walk_result, page_size) == 8 &&
 	       offsetof(vmem_walk_result, entry) == 16 && offsetof(vmem_walk_result, error_code) == 24,
 	       "vmem_walk_result layout");
 _Static_assert(WIN_FLIP == 0x27 && VMEM_PTE_D == 0x40 && MMU_ACC_INDEXES == 32, "window flip bits");
 #define WALK_S(x) #x
 #define WALK_N(x) WALK_S(x)
-/* One non-leaf level: the entry at index rax, flipped, ORed into r11; the
- * next index from its frame and the next 9 bits of the address. */
-#define WALK_LEVEL                                                     \
-	"	rolq $9, %rdx\n"                                        \
-	"	movq (%r10,%rax,8), %rax\n"                             \
+/* The byte offset of the next entry from its table (bits `sh`+8:`sh` of
+ * the address, shifted to 11:3) plus the window's host address: made from
+ * the address alone, so it stays off the chain of entry loads. */
+#define WALK_OFFSET(sh)                                                \
+	"	rorxq $" #sh ", %rdx, %rcx\n"                            \
+	"	andq " WALK_N(GM_OFF_WIMASK) "(%rsi), %rcx\n"             \
+	"	addq " WALK_N(GM_OFF_WHOST) "(%rsi), %rcx\n"
+/* One non-leaf level: the entry at rcx + rax, flipped, ORed into r11;
+ * its table's offset in the window to rax (one AND on the chain). */
+#define WALK_LEVEL(sh)                                                 \
+	WALK_OFFSET(sh)                                                 \
+	"	movq (%rcx,%rax), %rax\n"                               \
 	"	xorq $0x27, %rax\n"                                     \
 	"	orq %rax, %r11\n"                                       \
-	"	shrq $12, %rax\n"                                       \
-	"	shldq $9, %rdx, %rax\n"                                 \
-	"	andq " WALK_N(GM_OFF_WMASK) "(%rsi), %rax\n"
+	"	andq " WALK_N(GM_OFF_WMASKB) "(%rsi), %rax\n"
 __asm__(
 	"	.text\n"
 	"	.globl vmem_walk\n"
@@ -673,36 +628,26 @@ __asm__(
 	"	ja 1f\n"
 	"	andl $1, %r8d\n"                          /* k = 2 * acc + NO_AD */
 	"	leal (%r8,%rcx,2), %r8d\n"
-	"	rolq $16, %rdx\n"                         /* lr; canonical (win_canonical48) */
-	"	btq $63, %rdx\n"
-	"	adcw $0, %dx\n"
+	"	movq " WALK_N(MMU_OFF_CANON_ADD) "(%rdi), %rax\n" /* canonical (SDM 3.3.7.1) */
+	"	addq %rdx, %rax\n"
+	"	cmpq " WALK_N(MMU_OFF_CANON_LIM) "(%rdi), %rax\n"
+	"	jae 2f\n"
+	"	cmpb $4, " WALK_N(MMU_OFF_WASM) "(%rdi,%r8)\n" /* the 4-level window path applies */
 	"	jne 2f\n"
-	"	cmpb $4, " WALK_N(MMU_OFF_WTOP) "(%rdi,%r8)\n" /* the 4-level window path applies */
-	"	jne 2f\n"
-	"	movq " WALK_N(GM_OFF_WHOST) "(%rsi), %r10\n"
-	"	movq " WALK_N(MMU_OFF_WPFN) "(%rdi), %rax\n"   /* the root's index */
-	"	shldq $9, %rdx, %rax\n"
-	"	andq " WALK_N(GM_OFF_WMASK) "(%rsi), %rax\n"
-	"	rolq $9, %rdx\n"                          /* PML4E */
-	"	movq (%r10,%rax,8), %rax\n"
-	"	xorq $0x27, %rax\n"
-	"	movq %rax, %r11\n"
-	"	orq " WALK_N(MMU_OFF_WROOT) "(%rdi), %r11\n"
-	"	shrq $12, %rax\n"
-	"	shldq $9, %rdx, %rax\n"
-	"	andq " WALK_N(GM_OFF_WMASK) "(%rsi), %rax\n"
-	WALK_LEVEL                                         /* PDPTE */
-	"	rolq $9, %rdx\n"                          /* PDE */
-	"	movq (%r10,%rax,8), %rax\n"
+	"	movq " WALK_N(MMU_OFF_WROOT) "(%rdi), %r11\n"  /* any = the root */
+	"	movq %r11, %rax\n"
+	"	andq " WALK_N(GM_OFF_WMASKB) "(%rsi), %rax\n"
+	WALK_LEVEL(36)                                     /* PML4E */
+	WALK_LEVEL(27)                                     /* PDPTE */
+	WALK_OFFSET(18)                                    /* PDE */
+	"	movq (%rcx,%rax), %rax\n"
 	"	xorq $0x27, %rax\n"
 	"	testb $0x80, %al\n"                       /* PS: a 2-MByte page (SDM 4.5) */
 	"	jne 5f\n"
 	"	orq %rax, %r11\n"
-	"	shrq $12, %rax\n"
-	"	shldq $9, %rdx, %rax\n"
-	"	andq " WALK_N(GM_OFF_WMASK) "(%rsi), %rax\n"
-	"	rolq $9, %rdx\n"                          /* PTE; rdx: la rotated by 52 */
-	"	movq (%r10,%rax,8), %rax\n"
+	"	andq " WALK_N(GM_OFF_WMASKB) "(%rsi), %rax\n"
+	WALK_OFFSET(9)                                     /* PTE */
+	"	movq (%rcx,%rax), %rax\n"
 	"	testq %r11, " WALK_N(GM_OFF_WHI) "(%rsi)\n"   /* every table in the window, no PS */
 	"	jne 3f\n"
 	"	movq %rax, 16(%r9)\n"                     /* entry (a miss's answer rewrites it) */
@@ -713,7 +658,7 @@ __asm__(
 	"	testq %r11, " WALK_N(MMU_OFF_WTEST) "(%rdi,%r8,8)\n"
 	"	jne 4f\n"
 	"	andq " WALK_N(MMU_OFF_WFRAME) "(%rdi), %rax\n"
-	"	shrq $52, %rdx\n"
+	"	andl $4095, %edx\n"
 	"	orq %rdx, %rax\n"
 	"	movq %rax, (%r9)\n"                       /* gpa */
 	"	movq $4096, 8(%r9)\n"                     /* page_size */
@@ -738,6 +683,7 @@ __asm__(
 	"	.cfi_endproc\n"
 	"	.size vmem_walk, .-vmem_walk\n");
 #undef WALK_LEVEL
+#undef WALK_OFFSET
 #else
 vmem_err vmem_walk(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc,
 		   unsigned flags, vmem_walk_result *res, vmem_walk_trace *tr)
@@ -746,11 +692,10 @@ vmem_err vmem_walk(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc,
 	 * pointers whose product is 0 modulo 2^64 just take the slow path). */
 	if (vmi_likely(!tr && ((uintptr_t)m * (uintptr_t)gm * (uintptr_t)res) != 0 && acc < MMU_ACC_INDEXES)) {
 		unsigned k = 2 * acc + (flags & VMEM_WALK_NO_AD);
-		uint64_t lr = win_rol(la, 16);
 		/* Canonical (SDM 3.3.7.1): otherwise #GP, which the slow path reports. */
-		if (vmi_likely(win_canonical48(&lr) && m->wtop[k] == 4))
-			return walk_win(m, gm, lr, k, res, 4);
-		return vmi_walk_key(m, gm, lr, acc, k, res);
+		if (vmi_likely(la + m->canon_add < m->canon_lim && m->wtop[k] == 4))
+			return walk_win(m, gm, la, k, res, 4);
+		return vmi_walk_key(m, gm, la, acc, k, res);
 	}
 	return walk_slow(m, gm, la, acc, flags, res, tr);
 }
@@ -848,27 +793,24 @@ static inline __attribute__((always_inline)) void
 wbatch_first(const struct vmem_mmu *m, const vmem_gmem *gm, const uint64_t *la, struct bgroup *g,
 	     const int top)
 {
-	const uint8_t *host = gm->win.whost;
-	const uint64_t wmask = gm->win.wmask, ca = m->canon_add, cl = m->canon_lim;
-	const uint64_t pfn = m->wpfn, root = m->wroot;
+	const struct gm_window *w = &gm->win;
+	const uint64_t ca = m->canon_add, cl = m->canon_lim, root = m->wroot;
 	const unsigned n = g->n;
 	for (unsigned j = 0; j < n; j++) {
 		uint64_t a = la[j];
 		/* A non-canonical address walks too (inside the window), with
 		 * bit 0 of `any` (P, flipped: the root's is 0) set, so that its
 		 * leaf test fails and vmem_walk reports it. */
-		uint64_t any = root + (a + ca >= cl), pte;
-		uint64_t lr = win_rol(a, top == 5 ? 7 : 16);
-		uint64_t x = win_shld9(pfn, lr) & wmask;
+		uint64_t any = root + (a + ca >= cl), t = root & w->wmaskb, pte;
 #pragma GCC unroll 5
 		for (int level = top; level > 1; level--) {
-			lr = win_rol(lr, 9);
-			pte = win_entry_flipped(host, x);
+			pte = win_entry_flipped(win_at(w, a, t, level));
 			any |= pte;
-			x = win_shld9(pte >> 12, lr) & wmask;
+			t = pte & w->wmaskb;
 		}
-		__builtin_prefetch(host + 8 * x);
-		g->off[j] = x;
+		const uint64_t *p = win_at(w, a, t, 1);
+		__builtin_prefetch(p);
+		g->off[j] = (uint64_t)((const uint8_t *)p - w->whost);
 		g->any[j] = any;
 	}
 }
@@ -882,8 +824,8 @@ wbatch_second(const struct vmem_mmu *m, const vmem_gmem *gm, const uint64_t *la,
 	batch_mask slow = 0;
 	for (unsigned j = 0; j < n; j++) {
 		uint64_t why;
-		uint64_t pte = win_entry(host, g->off[j]);
-		if (!win_result(m, gm, win_rol(la[j], 52), pte, g->any[j], k, &res[j], 1, &why))
+		uint64_t pte = win_entry((const uint64_t *)(const void *)(host + g->off[j]));
+		if (!win_result(m, gm, la[j], pte, g->any[j], k, &res[j], 1, &why))
 			slow |= (batch_mask)1 << j;
 	}
 	g->slow = slow;
@@ -946,7 +888,7 @@ vmem_err vmem_walk_batch(const vmem_mmu *m, vmem_gmem *gm, const uint64_t *la, s
 {
 	if (!m || !gm || (!la && n) || (!res && n))
 		return VMEM_E_INVAL;
-	if (acc < MMU_ACC_INDEXES && gm->win.wmask) {
+	if (acc < MMU_ACC_INDEXES && gm->win.wimask) {
 		unsigned top = m->wtop[2 * acc + (flags & VMEM_WALK_NO_AD)];
 		if (top == 4)
 			return wbatch4(m, gm, la, n, acc, flags, res);

@@ -15,6 +15,11 @@ if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/access_matrix.c)
   target_link_libraries(access_matrix PRIVATE vmem_ref)
   add_test(NAME access_matrix_full COMMAND access_matrix --full)
   set_tests_properties(access_matrix_full PROPERTIES LABELS matrix-full)
+  # The same on a CPU without BMI2 (support/cpu_no_bmi2.c replaces the probe):
+  # the assembly hands the window walks to the C window path.
+  vmem_add_unit_test(access_matrix_nobmi2 ${CMAKE_CURRENT_LIST_DIR}/access_matrix.c
+    ${CMAKE_CURRENT_LIST_DIR}/support/cpu_no_bmi2.c)
+  target_link_libraries(access_matrix_nobmi2 PRIVATE vmem_ref)
 endif()
 
 # Random differential walks over every mode: fixed seed under "unit", a long run under "long".
@@ -23,6 +28,9 @@ if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/walk_random.c)
   target_link_libraries(walk_random PRIVATE vmem_ref)
   add_test(NAME walk_random_long COMMAND walk_random --count 2000000 --seed 12345)
   set_tests_properties(walk_random_long PROPERTIES LABELS long)
+  vmem_add_unit_test(walk_random_nobmi2 ${CMAKE_CURRENT_LIST_DIR}/walk_random.c
+    ${CMAKE_CURRENT_LIST_DIR}/support/cpu_no_bmi2.c)
+  target_link_libraries(walk_random_nobmi2 PRIVATE vmem_ref)
 endif()
 
 # The fuzz target as a replay driver over the committed seed corpus (no clang needed).
