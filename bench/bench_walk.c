@@ -220,6 +220,8 @@ typedef struct row {
 	double lib_ns, base_ns; /* medians over the passes */
 	double ratio;           /* median over the pairs of lib / base */
 	double ad_lib, ad_base; /* adset only: median of (as is) / (NO_AD) per rep */
+	double l1_ns;           /* median over the reps of one dependent L1 load */
+	double lib_l1;          /* median over the reps of libvmem's walk / that load */
 } row;
 
 static double time_once(int lib, const bcase *c, unsigned flags, const bench_env *env,
@@ -247,9 +249,10 @@ static int run_case(const bcase *c, row *out)
 	vmem_walk_result *res = malloc(opt.batch * sizeof(*res));
 	double *t[P_MAX], *tr = calloc(opt.reps, sizeof(double));
 	double *ad_l = calloc(opt.reps, sizeof(double)), *ad_b = calloc(opt.reps, sizeof(double));
+	double *l1 = calloc(opt.reps, sizeof(double)), *in_l1 = calloc(opt.reps, sizeof(double));
 	const bench_env *env = get_env(c->space);
 	int on[P_MAX];
-	bool fail = !la || !res || !tr || !ad_l || !ad_b;
+	bool fail = !la || !res || !tr || !ad_l || !ad_b || !l1 || !in_l1;
 
 	on[P_LIB] = !opt.only_walker || !strcmp(opt.only_walker, "lib");
 	on[P_BASE] = !opt.only_walker || !strcmp(opt.only_walker, "base");
@@ -280,6 +283,9 @@ static int run_case(const bcase *c, row *out)
 				t[p][r] = time_once(p % 2 == 0, c, p >= 2 ? VMEM_WALK_NO_AD : c->flags,
 						    env, la, n, res);
 		}
+		/* The machine's unit in the same repetition: one dependent L1 load. */
+		l1[r] = calib_l1_ns(1u << 20);
+		in_l1[r] = t[P_LIB][r] / l1[r];
 		tr[r] = t[P_BASE][r] > 0 ? t[P_LIB][r] / t[P_BASE][r] : 0;
 		ad_l[r] = t[P_LIB_NOAD][r] > 0 ? t[P_LIB][r] / t[P_LIB_NOAD][r] : 0;
 		ad_b[r] = t[P_BASE_NOAD][r] > 0 ? t[P_BASE][r] / t[P_BASE_NOAD][r] : 0;
@@ -290,8 +296,12 @@ static int run_case(const bcase *c, row *out)
 	out->ad_base = median(ad_b, opt.reps);
 	out->lib_ns = median(t[P_LIB], opt.reps);
 	out->base_ns = median(t[P_BASE], opt.reps);
+	out->l1_ns = median(l1, opt.reps);
+	out->lib_l1 = median(in_l1, opt.reps);
 	for (unsigned p = 0; p < P_MAX; p++)
 		free(t[p]);
+	free(in_l1);
+	free(l1);
 	free(ad_b);
 	free(ad_l);
 	free(tr);
@@ -303,14 +313,14 @@ static int run_case(const bcase *c, row *out)
 static void print_table(const row *rows, unsigned n)
 {
 	printf("| case | libvmem ns/walk | libvmem M walks/s | baseline ns/walk | baseline M walks/s "
-	       "| libvmem / baseline time (median of pairs) |\n");
-	printf("|---|---:|---:|---:|---:|---:|\n");
+	       "| libvmem / baseline time (median of pairs) | L1 load ns | libvmem walk in L1 loads |\n");
+	printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
 	for (unsigned i = 0; i < n; i++) {
 		const row *r = &rows[i];
-		printf("| %s `%s` | %.2f | %.1f | %.2f | %.1f | %.2f |\n", r->c->desc, r->c->name,
+		printf("| %s `%s` | %.2f | %.1f | %.2f | %.1f | %.2f | %.2f | %.2f |\n", r->c->desc, r->c->name,
 		       r->lib_ns, r->lib_ns > 0 ? 1e3 / r->lib_ns : 0.0, r->base_ns,
 		       r->base_ns > 0 ? 1e3 / r->base_ns : 0.0,
-		       r->ratio);
+		       r->ratio, r->l1_ns, r->lib_l1);
 	}
 	/* A/D already set against side-effect-free, timed in the same repetitions. */
 	for (unsigned i = 0; i < n; i++) {

@@ -54,6 +54,39 @@ static double chase_ns(size_t bytes)
 	return ns;
 }
 
+/* A 16 KiB random cycle (L1-resident), built once, timed over `steps` loads. */
+double calib_l1_ns(size_t steps)
+{
+	static void *ring[16384 / LINE * (LINE / sizeof(void *))];
+	static int built;
+	const size_t stride = LINE / sizeof(void *), n = sizeof(ring) / sizeof(ring[0]) / stride;
+
+	if (!built) {
+		size_t perm[sizeof(ring) / sizeof(ring[0]) / (LINE / sizeof(void *))];
+		uint64_t rng = 7;
+		for (size_t i = 0; i < n; i++)
+			perm[i] = i;
+		for (size_t i = n - 1; i > 0; i--) { /* Sattolo: one cycle */
+			size_t j = (size_t)(rng_next(&rng) % i), t = perm[i];
+			perm[i] = perm[j];
+			perm[j] = t;
+		}
+		for (size_t i = 0; i < n; i++)
+			ring[perm[i] * stride] = &ring[perm[(i + 1) % n] * stride];
+		built = 1;
+	}
+	void *p = ring[0];
+	for (size_t i = 0; i < n; i++) /* warm */
+		p = *(void **)p;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (size_t i = 0; i < steps; i++)
+		p = *(void **)p;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	__asm__ volatile("" : : "r"(p));
+	return ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / (double)steps;
+}
+
 void calib_print(void)
 {
 	static const size_t kib[] = { 16, 256, 2048, 16384, 131072, 262144 };

@@ -2,8 +2,15 @@
 #ifndef BENCH_CALIB_H
 #define BENCH_CALIB_H
 
+#include <stddef.h>
+
 /* Print a markdown table of ns per dependent load for working sets from
  * 16 KiB to 256 MiB (random cyclic pointer chase, huge-page backed). */
 void calib_print(void);
+
+/* ns per dependent load over a 16 KiB (L1-resident) random cycle, timed
+ * over `steps` loads: the unit the walk times are also given in, so that
+ * machines with different clocks compare. */
+double calib_l1_ns(size_t steps);
 
 #endif
