@@ -12,21 +12,12 @@
 
 #define LINE 64
 
-static double chase_ns(size_t bytes)
+/* One random cycle through n lines of buf (Sattolo's shuffle): each line's
+ * first word points at the next line. perm: n scratch entries. */
+static void cycle_build(uint8_t *buf, size_t n, size_t *perm, uint64_t seed)
 {
-	size_t n = bytes / LINE, steps = 1u << 22;
-	uint8_t *buf = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	size_t *perm = malloc(n * sizeof(*perm));
-	uint64_t rng = 42;
+	uint64_t rng = seed;
 
-	if (buf == MAP_FAILED || !perm) {
-		free(perm);
-		return -1;
-	}
-#ifdef MADV_HUGEPAGE
-	madvise(buf, bytes, MADV_HUGEPAGE);
-#endif
-	/* One random cycle through every line (Sattolo's shuffle). */
 	for (size_t i = 0; i < n; i++)
 		perm[i] = i;
 	for (size_t i = n - 1; i > 0; i--) {
@@ -36,9 +27,12 @@ static double chase_ns(size_t bytes)
 	}
 	for (size_t i = 0; i < n; i++)
 		*(void **)(buf + perm[i] * LINE) = buf + perm[(i + 1) % n] * LINE;
-	free(perm);
+}
 
-	void *p = buf;
+/* ns per step of `steps` dependent loads around the cycle at p (warmed over
+ * its n lines first). */
+static double cycle_time(void *p, size_t n, size_t steps)
+{
 	for (size_t i = 0; i < n; i++) /* warm */
 		p = *(void **)p;
 	struct timespec t0, t1;
@@ -46,45 +40,44 @@ static double chase_ns(size_t bytes)
 	for (size_t i = 0; i < steps; i++)
 		p = *(void **)p;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	double ns = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) /
-		    (double)steps;
-	if (p == NULL)
-		ns = -1; /* never: keeps the chase live */
+	__asm__ volatile("" : : "r"(p)); /* keeps the chase live */
+	return ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / (double)steps;
+}
+
+static double chase_ns(size_t bytes)
+{
+	size_t n = bytes / LINE;
+	uint8_t *buf = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	size_t *perm = malloc(n * sizeof(*perm));
+
+	if (buf == MAP_FAILED || !perm) {
+		free(perm);
+		if (buf != MAP_FAILED)
+			munmap(buf, bytes);
+		return -1;
+	}
+#ifdef MADV_HUGEPAGE
+	madvise(buf, bytes, MADV_HUGEPAGE);
+#endif
+	cycle_build(buf, n, perm, 42);
+	free(perm);
+	double ns = cycle_time(buf, n, 1u << 22);
 	munmap(buf, bytes);
 	return ns;
 }
 
-/* A 16 KiB random cycle (L1-resident), built once, timed over `steps` loads. */
 double calib_l1_ns(size_t steps)
 {
-	static void *ring[16384 / LINE * (LINE / sizeof(void *))];
+	enum { BYTES = 16384, N = BYTES / LINE };
+	static _Alignas(LINE) uint8_t ring[BYTES];
 	static int built;
-	const size_t stride = LINE / sizeof(void *), n = sizeof(ring) / sizeof(ring[0]) / stride;
 
 	if (!built) {
-		size_t perm[sizeof(ring) / sizeof(ring[0]) / (LINE / sizeof(void *))];
-		uint64_t rng = 7;
-		for (size_t i = 0; i < n; i++)
-			perm[i] = i;
-		for (size_t i = n - 1; i > 0; i--) { /* Sattolo: one cycle */
-			size_t j = (size_t)(rng_next(&rng) % i), t = perm[i];
-			perm[i] = perm[j];
-			perm[j] = t;
-		}
-		for (size_t i = 0; i < n; i++)
-			ring[perm[i] * stride] = &ring[perm[(i + 1) % n] * stride];
+		size_t perm[N];
+		cycle_build(ring, N, perm, 7);
 		built = 1;
 	}
-	void *p = ring[0];
-	for (size_t i = 0; i < n; i++) /* warm */
-		p = *(void **)p;
-	struct timespec t0, t1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (size_t i = 0; i < steps; i++)
-		p = *(void **)p;
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	__asm__ volatile("" : : "r"(p));
-	return ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / (double)steps;
+	return cycle_time(ring, N, steps);
 }
 
 void calib_print(void)
