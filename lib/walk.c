@@ -397,7 +397,7 @@ win_result(const struct vmem_mmu *m, const vmem_gmem *gm, uint64_t addr, uint64_
 	}
 	const uint64_t size = 1ull << (12 + 9 * (level - 1));
 	res->entry = leaf;
-	res->gpa = (leaf & m->wframe & ~(size - 1)) | (addr & (size - 1));
+	res->gpa = (leaf & m->wframe & (level > 1 ? ~(size - 1) : ~0ull)) | (addr & (size - 1));
 	res->page_size = size;
 	/* perms W, U from bits 1, 2 of `any`, X from bit 63 (the XD OR), each
 	 * inverted and corrected for wwant by wtail; error code 0, status OK,
@@ -427,11 +427,22 @@ win_result(const struct vmem_mmu *m, const vmem_gmem *gm, uint64_t addr, uint64_
  * offset in the table, plus the window's host address). Only t comes from
  * the entry just read, so the chain from one entry load to the next is one
  * AND (t = entry & wmaskb); the rest is computed off it. Inside the window
- * whatever the guest wrote: t < 2^k - 4095 and the offset < 4096. */
-static inline __attribute__((always_inline)) const uint64_t *
-win_at(const struct gm_window *w, uint64_t la, uint64_t t, const int level)
+ * whatever the guest wrote: t < 2^k - 4095 and the offset < 4096. The
+ * window's fields come as values (struct win_view), read once per walk. */
+struct win_view {
+	const uint8_t *whost;
+	uint64_t wmaskb, wimask;
+};
+
+static inline __attribute__((always_inline)) struct win_view win_view(const struct gm_window *w)
 {
-	return (const uint64_t *)(const void *)(w->whost + ((la >> (9 * level)) & w->wimask) + t);
+	return (struct win_view){ w->whost, w->wmaskb, w->wimask };
+}
+
+static inline __attribute__((always_inline)) const uint64_t *
+win_at(struct win_view v, uint64_t la, uint64_t t, const int level)
+{
+	return (const uint64_t *)(const void *)(v.whost + ((la >> (9 * level)) & v.wimask) + t);
 }
 
 /* The 4K walk through the window: no test between the loads; PS anywhere
@@ -442,15 +453,15 @@ static inline __attribute__((always_inline)) vmem_err
 walk_win(const struct vmem_mmu *m, vmem_gmem *gm, uint64_t la, size_t k, vmem_walk_result *res,
 	 const int top)
 {
-	const struct gm_window *w = &gm->win;
-	uint64_t any = m->wroot, t = any & w->wmaskb, pte, why;
+	const struct win_view v = win_view(&gm->win);
+	uint64_t any = m->wroot, t = any & v.wmaskb, pte, why;
 #pragma GCC unroll 5
 	for (int level = top; level > 1; level--) {
-		pte = win_entry_flipped(win_at(w, la, t, level));
+		pte = win_entry_flipped(win_at(v, la, t, level));
 		any |= pte;
-		t = pte & w->wmaskb;
+		t = pte & v.wmaskb;
 	}
-	pte = win_entry(win_at(w, la, t, 1));
+	pte = win_entry(win_at(v, la, t, 1));
 	if (vmi_likely(win_result(m, gm, la, pte, any, k, res, 1, &why)))
 		return VMEM_OK;
 	return top == 5 ? walk_miss5(m, gm, la, k, res, why) : walk_miss4(m, gm, la, k, res, why);
@@ -462,11 +473,11 @@ static inline __attribute__((always_inline)) int
 walk_win_large(const struct vmem_mmu *m, const vmem_gmem *gm, uint64_t la, size_t k,
 	       vmem_walk_result *res, const int top, uint64_t *why)
 {
-	const struct gm_window *w = &gm->win;
-	uint64_t any = m->wroot, t = any & w->wmaskb, pte;
+	const struct win_view v = win_view(&gm->win);
+	uint64_t any = m->wroot, t = any & v.wmaskb, pte;
 #pragma GCC unroll 5
 	for (int level = top; level > 1; level--) {
-		pte = win_entry_flipped(win_at(w, la, t, level));
+		pte = win_entry_flipped(win_at(v, la, t, level));
 		if (level <= 3 && (pte & VMEM_PTE_PS)) {
 			uint64_t leaf = pte ^ WIN_FLIP;
 			if (leaf & (level == 3 ? m->flarge3 : m->flarge2)) {
@@ -477,9 +488,9 @@ walk_win_large(const struct vmem_mmu *m, const vmem_gmem *gm, uint64_t la, size_
 					  : win_result(m, gm, la, leaf, any, k, res, 2, why);
 		}
 		any |= pte;
-		t = pte & w->wmaskb;
+		t = pte & v.wmaskb;
 	}
-	pte = win_entry(win_at(w, la, t, 1));
+	pte = win_entry(win_at(v, la, t, 1));
 	return win_result(m, gm, la, pte, any, k, res, 1, why);
 }
 
@@ -793,7 +804,7 @@ static inline __attribute__((always_inline)) void
 wbatch_first(const struct vmem_mmu *m, const vmem_gmem *gm, const uint64_t *la, struct bgroup *g,
 	     const int top)
 {
-	const struct gm_window *w = &gm->win;
+	const struct win_view v = win_view(&gm->win);
 	const uint64_t ca = m->canon_add, cl = m->canon_lim, root = m->wroot;
 	const unsigned n = g->n;
 	for (unsigned j = 0; j < n; j++) {
@@ -801,16 +812,16 @@ wbatch_first(const struct vmem_mmu *m, const vmem_gmem *gm, const uint64_t *la, 
 		/* A non-canonical address walks too (inside the window), with
 		 * bit 0 of `any` (P, flipped: the root's is 0) set, so that its
 		 * leaf test fails and vmem_walk reports it. */
-		uint64_t any = root + (a + ca >= cl), t = root & w->wmaskb, pte;
+		uint64_t any = root + (a + ca >= cl), t = root & v.wmaskb, pte;
 #pragma GCC unroll 5
 		for (int level = top; level > 1; level--) {
-			pte = win_entry_flipped(win_at(w, a, t, level));
+			pte = win_entry_flipped(win_at(v, a, t, level));
 			any |= pte;
-			t = pte & w->wmaskb;
+			t = pte & v.wmaskb;
 		}
-		const uint64_t *p = win_at(w, a, t, 1);
+		const uint64_t *p = win_at(v, a, t, 1);
 		__builtin_prefetch(p);
-		g->off[j] = (uint64_t)((const uint8_t *)p - w->whost);
+		g->off[j] = (uint64_t)((const uint8_t *)p - v.whost);
 		g->any[j] = any;
 	}
 }
