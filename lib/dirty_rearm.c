@@ -50,10 +50,19 @@ static void batch_locate(struct vmi_rearm_batch *b)
 }
 
 /* Stage 3: the clears, a batch after its prefetches were issued. A present
- * leaf only, as vmi_ept_foreach_leaf would visit; atomic: a flag the
- * processor sets meanwhile is kept or cleared whole, never another bit lost. */
+ * leaf only, as vmi_ept_foreach_leaf would visit, whose flag is set (one
+ * that reads clear has nothing to re-arm: D set after the read is a new
+ * write, logged; W is set only under d->lock, held in WP mode). Which
+ * store: the processor writes an EPT entry only to set A or D, each "if
+ * not already set" (SDM 29.3.5). So with both set, no processor writes
+ * this entry and a plain store of it without the flag loses nothing (as
+ * KVM's tdp_mmu_clear_spte_bits, when an entry has no "volatile" bits);
+ * the library's own writers of leaves are excluded during a harvest
+ * (d->lock in WP mode; the EPT is not changed meanwhile, dirty.h).
+ * Otherwise a locked clear: an A or D set meanwhile is not lost. */
 static inline __attribute__((always_inline)) bool batch_clear_bit(struct vmi_rearm *r, struct vmi_rearm_batch *b, uint64_t bit)
 {
+	const uint64_t ad = VMEM_EPT_A | VMEM_EPT_D;
 	bool changed = false;
 	for (unsigned k = 0; k < b->n; k++) {
 		uint64_t *t = b->pt[b->ri[k]], g = b->g[k];
@@ -64,10 +73,15 @@ static inline __attribute__((always_inline)) bool batch_clear_bit(struct vmi_rea
 		}
 		uint64_t *e0 = &t[(g >> 12) & 511];
 		for (uint64_t m = b->mask[k]; m; m &= m - 1) {
-			uint64_t *e = e0 + __builtin_ctzll(m);
-			if ((__atomic_load_n(e, __ATOMIC_RELAXED) & VMEM_EPT_PERM_MASK) &&
-			    (__atomic_fetch_and(e, ~bit, __ATOMIC_SEQ_CST) & bit))
+			uint64_t *e = e0 + __builtin_ctzll(m), v = __atomic_load_n(e, __ATOMIC_RELAXED);
+			if (!(v & VMEM_EPT_PERM_MASK) || !(v & bit))
+				continue;
+			if ((v & ad) == ad) {
+				__atomic_store_n(e, v & ~bit, __ATOMIC_RELAXED);
 				changed = true;
+			} else if (__atomic_fetch_and(e, ~bit, __ATOMIC_SEQ_CST) & bit) {
+				changed = true;
+			}
 		}
 	}
 	b->n = b->nreg = 0;
@@ -100,5 +114,8 @@ bool vmi_rearm_finish(struct vmi_rearm *r)
 	batch_locate(&r->b[c]);
 	batch_clear(r, &r->b[older]);
 	batch_clear(r, &r->b[c]);
+	/* The plain clears are seen by every processor before the harvest
+	 * returns (as a locked clear would be), before the caller reads a page. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	return r->changed;
 }

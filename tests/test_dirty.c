@@ -401,8 +401,10 @@ static void *writer(void *arg)
 		if (r->mode == VMEM_DIRTY_EPT_D) {
 			__atomic_fetch_or(l, VMEM_EPT_D, __ATOMIC_SEQ_CST); /* the processor's D update (SDM 29.3.5) */
 		} else if (r->mode == VMEM_DIRTY_PML) {
-			/* A D flag the processor sets is logged (SDM 29.3.6). */
-			if (!(__atomic_fetch_or(l, VMEM_EPT_D, __ATOMIC_SEQ_CST) & VMEM_EPT_D)) {
+			/* The processor sets A and D (SDM 29.3.5); a D flag it sets is
+			 * logged (SDM 29.3.6). With both set, the harvest clears D by a
+			 * plain store: this locked OR races with it. */
+			if (!(__atomic_fetch_or(l, VMEM_EPT_A | VMEM_EPT_D, __ATOMIC_SEQ_CST) & VMEM_EPT_D)) {
 				pml_lock(r);
 				while (!vmem_pml_log(&r->pml, (uint64_t)p << 12))
 					vmem_dirty_pml_drain(r->d); /* log full: exit reason 62 */
