@@ -1,5 +1,6 @@
 /* libvmem dirty-page logging: write-protection faults, EPT dirty-flag harvest, or PML drain, into one bitmap. */
 #include <libvmem/dirty.h>
+#include "dirty_int.h"
 #include "ept_map_int.h"
 #include "vmem_int.h"
 
@@ -83,7 +84,6 @@ vmem_err vmem_dirty_new(const vmem_allocator *alloc, vmem_ept *ept, uint64_t gpa
 
 struct leaf_arg {
 	vmem_dirty *d;
-	uint64_t *out;      /* harvest: bits to report */
 	bool changed;
 };
 
@@ -147,7 +147,7 @@ vmem_err vmem_dirty_set_mode(vmem_dirty *d, vmem_dirty_mode mode, vmem_pml *pml,
 			return e;
 		fl.flags |= sf.flags;
 	}
-	struct leaf_arg a = { d, NULL, false };
+	struct leaf_arg a = { d, false };
 	lock(d);
 	/* Leave the old mode. */
 	if (d->mode == VMEM_DIRTY_WP)
@@ -252,111 +252,12 @@ void vmem_dirty_pml_drain(vmem_dirty *d)
 	p->index = 511;
 }
 
-static int rearm_page(void *arg, uint64_t *e, uint64_t gpa, unsigned level)
-{
-	struct leaf_arg *a = arg;
-	(void)gpa, (void)level;
-	uint64_t old = __atomic_fetch_and(e, ~VMEM_EPT_W, __ATOMIC_SEQ_CST);
-	if (old & VMEM_EPT_W)
-		a->changed = true;
-	return 0;
-}
-
-static int clear_d_page(void *arg, uint64_t *e, uint64_t gpa, unsigned level)
-{
-	struct leaf_arg *a = arg;
-	(void)gpa, (void)level;
-	if (__atomic_fetch_and(e, ~VMEM_EPT_D, __ATOMIC_SEQ_CST) & VMEM_EPT_D)
-		a->changed = true;
-	return 0;
-}
-
-/* The harvest's re-arm of logged pages, as KVM's kvm_mmu_clear_dirty_pt_masked:
- * the pages of one bitmap word that share a table of 4K leaves are one run
- * (first leaf + mask), found with one table lookup (the last one is kept:
- * pages come in GPA order). The leaves of a batch of runs are prefetched,
- * then cleared, so that the batch's cache misses overlap instead of each
- * waiting behind the locked clear before it. */
-#define REARM_RUNS 64
-struct rearm {
-	vmem_dirty *d;
-	uint64_t bit;       /* WP: W (take write access away again); PML: D (log the next write) */
-	int (*fn)(void *, uint64_t *, uint64_t, unsigned); /* the same, per leaf, for vmi_ept_foreach_leaf */
-	struct leaf_arg *a;
-	uint64_t gpa2m;     /* the 2 MiB that pt maps; 1 (not aligned): none */
-	uint64_t *pt;
-	unsigned n;
-	struct { uint64_t *e0, mask; } run[REARM_RUNS];
-};
-
-static void rearm_flush(struct rearm *r)
-{
-	bool changed = false;
-	for (unsigned k = 0; k < r->n; k++) {
-		uint64_t *e0 = r->run[k].e0;
-		for (uint64_t m = r->run[k].mask; m; m &= m - 1) {
-			uint64_t *e = e0 + __builtin_ctzll(m);
-			/* A present leaf, as vmi_ept_foreach_leaf would visit it. */
-			if ((__atomic_load_n(e, __ATOMIC_RELAXED) & VMEM_EPT_PERM_MASK) &&
-			    (__atomic_fetch_and(e, ~r->bit, __ATOMIC_SEQ_CST) & r->bit))
-				changed = true;
-		}
-	}
-	if (changed)
-		r->a->changed = true;
-	r->n = 0;
-}
-
-/* Re-arm the pages g + 4K * k for the bits k of mask, all in the 2 MiB of g,
- * as vmi_ept_foreach_leaf(page, 4 KiB, fn) would: their 4K leaves join the
- * batch; a large leaf (or none) takes the callback walk. */
-static void rearm_run(struct rearm *r, uint64_t g, uint64_t mask)
-{
-	if ((g & ~0x1fffffull) != r->gpa2m) {
-		r->pt = vmi_ept_leaf_table(r->d->ept, g);
-		r->gpa2m = r->pt ? g & ~0x1fffffull : 1;
-	}
-	if (!r->pt) {
-		for (; mask; mask &= mask - 1)
-			vmi_ept_foreach_leaf(r->d->ept, g + ((uint64_t)__builtin_ctzll(mask) << 12), 4096, r->fn, r->a);
-		return;
-	}
-	unsigned i0 = (unsigned)(g >> 12) & 511;
-	uint64_t *e0 = &r->pt[i0];
-	/* One prefetch per 64-byte line of leaves. */
-	for (uint64_t m = mask; m;) {
-		unsigned k = (unsigned)__builtin_ctzll(m), end = ((i0 + k) | 7) - i0;
-		__builtin_prefetch(e0 + k, 1);
-		m = end >= 63 ? 0 : m & ~((2ull << end) - 1);
-	}
-	r->run[r->n].e0 = e0;
-	r->run[r->n].mask = mask;
-	if (++r->n == REARM_RUNS)
-		rearm_flush(r);
-}
-
-/* The pages of one bitmap word, page g first: one run, or two when the
- * 256 KiB crosses a 2 MiB boundary (the tracked range need not be aligned). */
-static void rearm_word(struct rearm *r, uint64_t g, uint64_t bits)
-{
-	unsigned split = (unsigned)((0x200000 - (g & 0x1fffff)) >> 12); /* pages left in g's 2 MiB */
-	if (split >= 64) {
-		rearm_run(r, g, bits);
-		return;
-	}
-	uint64_t lo = bits & ((1ull << split) - 1);
-	if (lo)
-		rearm_run(r, g, lo);
-	if (bits >> split)
-		rearm_run(r, g + ((uint64_t)split << 12), bits >> split);
-}
-
 vmem_err vmem_dirty_harvest(vmem_dirty *d, uint64_t *out, vmem_ept_flush *flush)
 {
 	if (!d || !out)
 		return VMEM_E_INVAL;
 	vmem_ept_flush fl = { 0, 0, 0 };
-	struct leaf_arg a = { d, out, false };
+	struct leaf_arg a = { d, false };
 	bool scan = d->mode == VMEM_DIRTY_EPT_D;
 	if (scan) {
 		/* Clear D on every leaf and report it if it was set (atomic: a racing
@@ -371,32 +272,42 @@ vmem_err vmem_dirty_harvest(vmem_dirty *d, uint64_t *out, vmem_ept_flush *flush)
 	}
 	/* Take what faults or the PML logged; re-arm those pages. */
 	bool wp = d->mode == VMEM_DIRTY_WP, rearming = wp || d->mode == VMEM_DIRTY_PML;
-	struct rearm r;
-	r.d = d;
-	r.bit = wp ? VMEM_EPT_W : VMEM_EPT_D;
-	r.fn = wp ? rearm_page : clear_d_page;
-	r.a = &a;
-	r.gpa2m = 1;
-	r.pt = NULL;
-	r.n = 0;
+	struct vmi_rearm r;
+	vmi_rearm_init(&r, d->ept, wp ? VMEM_EPT_W : VMEM_EPT_D); /* WP: take write access away again; PML: log the next write */
 	if (wp)
 		lock(d);
-	for (uint64_t w = 0; w < d->words; w++) {
-		/* A word read as zero takes no locked exchange: a bit set after the
-		 * read stays for the next harvest. */
-		uint64_t bits = __atomic_load_n(&d->bitmap[w], __ATOMIC_RELAXED);
-		if (bits)
-			bits = __atomic_exchange_n(&d->bitmap[w], 0, __ATOMIC_SEQ_CST);
-		out[w] = scan ? out[w] | bits : bits;
-		if (!rearming)
-			continue;
-		if (!bits)
-			continue;
-		if (wp)
-			__atomic_fetch_or(&d->armed[w], bits, __ATOMIC_SEQ_CST);
-		rearm_word(&r, d->gpa + (w << 18), bits);
+	/* The bitmap is taken with plain loads and stores: nothing sets a bit
+	 * while a harvest runs. WP mode: faults set bits under d->lock, held
+	 * here. PML mode: only vmem_dirty_pml_drain sets bits, from the one
+	 * log, which this harvest drained first and which does not change
+	 * meanwhile (its vCPU is out of guest mode, dirty.h): a drain running
+	 * alongside sets only bits this harvest's drain set too, or had set
+	 * all of its bits before this harvest's drain found the log empty
+	 * (tests/test_dirty.c, test_race_pml_drainer). EPT_D and OFF modes:
+	 * nothing sets bits. 64 words at a time; no branch
+	 * depends on one word (at 1 % dirty half the words are zero, at random:
+	 * such a branch would mispredict on each); the non-zero ones are found
+	 * by a mask. */
+	for (uint64_t w = 0; w < d->words; w += 64) {
+		unsigned nw = d->words - w < 64 ? (unsigned)(d->words - w) : 64;
+		uint64_t nz = 0;
+		for (unsigned k = 0; k < nw; k++) {
+			uint64_t bits = __atomic_load_n(&d->bitmap[w + k], __ATOMIC_RELAXED);
+			out[w + k] = scan ? out[w + k] | bits : bits;
+			nz |= (uint64_t)(bits != 0) << k;
+		}
+		for (; nz; nz &= nz - 1) {
+			uint64_t k = w + (uint64_t)__builtin_ctzll(nz);
+			__atomic_store_n(&d->bitmap[k], 0, __ATOMIC_RELAXED);
+			if (!rearming)
+				continue;
+			if (wp)
+				__atomic_fetch_or(&d->armed[k], out[k], __ATOMIC_SEQ_CST);
+			vmi_rearm_word(&r, d->gpa + (k << 18), out[k]); /* out[k] is the word taken: not EPT_D mode */
+		}
 	}
-	rearm_flush(&r);
+	if (vmi_rearm_finish(&r))
+		a.changed = true;
 	if (wp)
 		unlock(d);
 	if (a.changed)

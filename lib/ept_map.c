@@ -639,13 +639,13 @@ vmem_err vmem_ept_grant(vmem_ept *ept, uint64_t hpa, uint64_t size)
 	return VMEM_OK;
 }
 
-/* Where the walk for gpa stops: the table holding its leaf (or its first
- * non-present entry), at *level. */
-static struct ept_node *walk_stop(const vmem_ept *ept, uint64_t gpa, unsigned *level)
+/* Where the walk for gpa stops, going no lower than level low: the table
+ * holding its leaf (or its first non-present entry), at *level. */
+static struct ept_node *walk_down(const vmem_ept *ept, uint64_t gpa, unsigned low, unsigned *level)
 {
 	struct ept_node *n = ept->root;
 	unsigned L = ept->cfg.levels;
-	for (; L > 1; L--) {
+	for (; L > low; L--) {
 		unsigned i = (unsigned)(gpa >> (12 + 9 * (L - 1))) & 511;
 		if (!present(n->pt[i]) || !n->child || !n->child[i])
 			break;
@@ -653,6 +653,11 @@ static struct ept_node *walk_stop(const vmem_ept *ept, uint64_t gpa, unsigned *l
 	}
 	*level = L;
 	return n;
+}
+
+static struct ept_node *walk_stop(const vmem_ept *ept, uint64_t gpa, unsigned *level)
+{
+	return walk_down(ept, gpa, 1, level);
 }
 
 vmem_err vmem_ept_lookup(const vmem_ept *ept, uint64_t gpa, uint64_t *leaf, unsigned *level)
@@ -673,13 +678,37 @@ vmem_err vmem_ept_lookup(const vmem_ept *ept, uint64_t gpa, uint64_t *leaf, unsi
 	return VMEM_OK;
 }
 
-uint64_t *vmi_ept_leaf_table(vmem_ept *ept, uint64_t gpa)
+/* The level-1 node of each gpa[k] (the walk above it kept per 1 GiB),
+ * prefetched; vmi_ept_node_table reads it a batch later, so that the
+ * nodes' cache misses overlap other work. */
+void vmi_ept_leaf_nodes(vmem_ept *ept, const uint64_t *gpa, unsigned n, const void **node)
 {
-	if (gpa >> (12 + 9 * ept->cfg.levels))
-		return NULL;
-	unsigned L;
-	struct ept_node *n = walk_stop(ept, gpa, &L);
-	return L == 1 ? n->pt : NULL;
+	struct ept_node *pd = NULL;
+	uint64_t pd_1g = 0; /* the 1 GiB that pd maps (gpa >> 30), once pd_known */
+	bool pd_known = false;
+	for (unsigned k = 0; k < n; k++) {
+		uint64_t g = gpa[k];
+		node[k] = NULL;
+		if (g >> (12 + 9 * ept->cfg.levels))
+			continue;
+		if (!pd_known || g >> 30 != pd_1g) {
+			unsigned L;
+			pd = walk_down(ept, g, 2, &L);
+			pd = L == 2 ? pd : NULL; /* stopped above: no table of 4K leaves here */
+			pd_1g = g >> 30;
+			pd_known = true;
+		}
+		unsigned i = (unsigned)(g >> 21) & 511;
+		if (pd && present(pd->pt[i]) && pd->child && pd->child[i]) {
+			node[k] = pd->child[i];
+			__builtin_prefetch(node[k]);
+		}
+	}
+}
+
+uint64_t *vmi_ept_node_table(const void *node)
+{
+	return node ? ((const struct ept_node *)node)->pt : NULL;
 }
 
 void vmem_ept_get_stats(const vmem_ept *ept, vmem_ept_stats *st)

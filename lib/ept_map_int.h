@@ -12,9 +12,13 @@ int vmi_ept_foreach_leaf(vmem_ept *ept, uint64_t gpa, uint64_t size,
  * [gpa, gpa+size) that has it and, when out is not NULL, set bit
  * (leaf gpa - gpa) / 4K in out. true if any D was cleared. */
 bool vmi_ept_harvest_d(vmem_ept *ept, uint64_t gpa, uint64_t size, uint64_t *out);
-/* The table of 4K leaves (level 1) that maps gpa, or NULL when the walk for
- * gpa ends above it (a non-present entry or a large leaf). */
-uint64_t *vmi_ept_leaf_table(vmem_ept *ept, uint64_t gpa);
+/* The table of 4K leaves (level 1) that maps gpa, in two steps so that a
+ * batch's lookups overlap: node[k] for each gpa[k] (k < n), prefetched;
+ * then vmi_ept_node_table(node[k]) is that table, or NULL when the walk for
+ * gpa[k] ends above it (a non-present entry or a large leaf). Valid while
+ * the tables stay as they are. */
+void vmi_ept_leaf_nodes(vmem_ept *ept, const uint64_t *gpa, unsigned n, const void **node);
+uint64_t *vmi_ept_node_table(const void *node);
 /* While held, uniform tables are not collapsed into large leaves. */
 void vmi_ept_hold_collapse(vmem_ept *ept, bool hold);
 #endif

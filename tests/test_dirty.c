@@ -1,4 +1,5 @@
 /* Dirty logging: write-protect faults, EPT dirty-flag harvest, PML with log-full, and no write lost to a racing harvest. */
+#define _GNU_SOURCE /* a writer-preferring rwlock */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -361,21 +362,32 @@ struct race {
 	uint8_t written[NPAGES];
 	int stop, bad;
 	unsigned harvests;
-	/* PML mode: the vCPU's log. The writer holds pml_lock while it logs
-	 * (and drains on log-full, its exit handler); the harvester holds it
-	 * while it harvests, as a VMM kicks the vCPU out of guest mode to
-	 * drain its log. The D flags race with the harvest all the same. */
+	/* PML mode: the vCPU's log. The writer holds guest mode exclusively
+	 * while it logs (and drains on log-full, its exit handler); the
+	 * harvester holds it shared while it harvests, as a VMM kicks the vCPU
+	 * out of guest mode to drain its log. The D flags race with the
+	 * harvest all the same. With drainer set, a third thread drains the
+	 * same frozen log (shared) alongside the harvests: the harvest's plain
+	 * take of the bitmap must not lose what it sets. */
 	vmem_pml pml;
 	uint64_t log[512];
-	int pml_lock;
+	pthread_rwlock_t guest_mode;
+	bool drainer;
 };
 
-static void pml_lock(struct race *r)
+static void pml_lock(struct race *r) { pthread_rwlock_wrlock(&r->guest_mode); }
+static void pml_unlock(struct race *r) { pthread_rwlock_unlock(&r->guest_mode); }
+
+static void *drainer(void *arg)
 {
-	while (__atomic_exchange_n(&r->pml_lock, 1, __ATOMIC_ACQUIRE))
-		;
+	struct race *r = arg;
+	while (!__atomic_load_n(&r->stop, __ATOMIC_SEQ_CST) && !__atomic_load_n(&r->bad, __ATOMIC_SEQ_CST)) {
+		pthread_rwlock_rdlock(&r->guest_mode);
+		vmem_dirty_pml_drain(r->d);
+		pthread_rwlock_unlock(&r->guest_mode);
+	}
+	return NULL;
 }
-static void pml_unlock(struct race *r) { __atomic_store_n(&r->pml_lock, 0, __ATOMIC_RELEASE); }
 
 static void *writer(void *arg)
 {
@@ -389,8 +401,10 @@ static void *writer(void *arg)
 		if (r->mode == VMEM_DIRTY_EPT_D) {
 			__atomic_fetch_or(l, VMEM_EPT_D, __ATOMIC_SEQ_CST); /* the processor's D update (SDM 29.3.5) */
 		} else if (r->mode == VMEM_DIRTY_PML) {
-			/* A D flag the processor sets is logged (SDM 29.3.6). */
-			if (!(__atomic_fetch_or(l, VMEM_EPT_D, __ATOMIC_SEQ_CST) & VMEM_EPT_D)) {
+			/* The processor sets A and D (SDM 29.3.5); a D flag it sets is
+			 * logged (SDM 29.3.6). With both set, the harvest clears D by a
+			 * plain store: this locked OR races with it. */
+			if (!(__atomic_fetch_or(l, VMEM_EPT_A | VMEM_EPT_D, __ATOMIC_SEQ_CST) & VMEM_EPT_D)) {
 				pml_lock(r);
 				while (!vmem_pml_log(&r->pml, (uint64_t)p << 12))
 					vmem_dirty_pml_drain(r->d); /* log full: exit reason 62 */
@@ -412,11 +426,18 @@ static void *writer(void *arg)
 	return NULL;
 }
 
-static void race(vmem_dirty_mode mode)
+static void race(vmem_dirty_mode mode, bool with_drainer)
 {
 	struct race *r = calloc(1, sizeof(*r));
 	r->e = mk(true);
 	r->mode = mode;
+	r->drainer = with_drainer;
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	/* The vCPU gets back into guest mode between the harvests and drains. */
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&r->guest_mode, &ra);
+	pthread_rwlockattr_destroy(&ra);
 	assert_int_equal(vmem_dirty_new(NULL, r->e, 0, 2 * M2, &r->d), VMEM_OK);
 	/* Split first so that the writer's leaf pointers stay valid. */
 	assert_int_equal(vmem_ept_split(r->e, 0, 2 * M2, NULL), VMEM_OK);
@@ -424,15 +445,17 @@ static void race(vmem_dirty_mode mode)
 	assert_int_equal(vmem_dirty_set_mode(r->d, mode, mode == VMEM_DIRTY_PML ? &r->pml : NULL, NULL), VMEM_OK);
 	uint8_t seen[NPAGES] = { 0 };
 	uint64_t bm[NPAGES / 64];
-	pthread_t t;
+	pthread_t t, td;
 	pthread_create(&t, NULL, writer, r);
+	if (r->drainer)
+		pthread_create(&td, NULL, drainer, r);
 	unsigned harvests = 0;
 	while (!__atomic_load_n(&r->stop, __ATOMIC_SEQ_CST) && !__atomic_load_n(&r->bad, __ATOMIC_SEQ_CST)) {
 		if (mode == VMEM_DIRTY_PML)
-			pml_lock(r);
+			pthread_rwlock_rdlock(&r->guest_mode);
 		vmem_err err = vmem_dirty_harvest(r->d, bm, NULL);
 		if (mode == VMEM_DIRTY_PML)
-			pml_unlock(r);
+			pthread_rwlock_unlock(&r->guest_mode);
 		assert_int_equal(err, VMEM_OK);
 		for (unsigned i = 0; i < NPAGES; i++)
 			seen[i] |= bit(bm, i);
@@ -440,6 +463,8 @@ static void race(vmem_dirty_mode mode)
 		__atomic_store_n(&r->harvests, harvests, __ATOMIC_SEQ_CST);
 	}
 	pthread_join(t, NULL);
+	if (r->drainer)
+		pthread_join(td, NULL);
 	assert_int_equal(r->bad, 0);
 	assert_int_equal(vmem_dirty_harvest(r->d, bm, NULL), VMEM_OK);
 	for (unsigned i = 0; i < NPAGES; i++) {
@@ -450,12 +475,14 @@ static void race(vmem_dirty_mode mode)
 	assert_true(harvests > 1);
 	vmem_dirty_free(r->d);
 	vmem_ept_free(r->e);
+	pthread_rwlock_destroy(&r->guest_mode);
 	free(r);
 }
 
-static void test_race_ept_d(void **s) { (void)s; race(VMEM_DIRTY_EPT_D); }
-static void test_race_wp(void **s) { (void)s; race(VMEM_DIRTY_WP); }
-static void test_race_pml(void **s) { (void)s; race(VMEM_DIRTY_PML); }
+static void test_race_ept_d(void **s) { (void)s; race(VMEM_DIRTY_EPT_D, false); }
+static void test_race_wp(void **s) { (void)s; race(VMEM_DIRTY_WP, false); }
+static void test_race_pml(void **s) { (void)s; race(VMEM_DIRTY_PML, false); }
+static void test_race_pml_drainer(void **s) { (void)s; race(VMEM_DIRTY_PML, true); }
 
 int main(void)
 {
@@ -469,6 +496,7 @@ int main(void)
 		cmocka_unit_test(test_race_ept_d),
 		cmocka_unit_test(test_race_wp),
 		cmocka_unit_test(test_race_pml),
+		cmocka_unit_test(test_race_pml_drainer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -72,7 +72,9 @@ void vmem_dirty_pml_drain(vmem_dirty *d);
  * provided the caller performs the INVEPT *flush asks for before it reads the
  * pages' contents (the TLB may cache a dirty translation). PML mode drains
  * the log first: its vCPU must be out of guest mode meanwhile, as on a
- * log-full exit. Cost: EPT_D mode reads every leaf of the range (8 bytes per
+ * log-full exit. The EPT's tables must not be changed meanwhile
+ * (vmem_ept_map, _unmap, _protect, _split): the harvest reads them and
+ * clears flags in them. Cost: EPT_D mode reads every leaf of the range (8 bytes per
  * 4 KiB page); WP and PML modes read the bitmap and touch only the logged
  * pages' leaves. */
 vmem_err vmem_dirty_harvest(vmem_dirty *d, uint64_t *out, vmem_ept_flush *flush);
