@@ -11,6 +11,7 @@ static void gm_window(vmem_gmem *gm)
 	w->wdummy = 0;
 	w->wmaskb = 0;
 	w->wimask = 0;
+	w->wmask = 0;
 	if (!gm->n || gm->r[0].gpa != 0 || gm->r[0].kind != VMEM_REGION_RAM)
 		return;
 	unsigned k = 63 - (unsigned)__builtin_clzll(gm->r[0].size); /* size >= 4 KiB: k >= 12 */
@@ -19,6 +20,7 @@ static void gm_window(vmem_gmem *gm)
 	w->whost = gm->r[0].host;
 	w->wmaskb = (1ull << k) - 4096;
 	w->wimask = 0xff8;
+	w->wmask = (1ull << (k - 3)) - 1;
 	w->whi = (k < 52 ? VMI_BITS(51, k) : 0) | (1ull << 7);
 }
 

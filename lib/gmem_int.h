@@ -24,13 +24,15 @@ struct gm_region {
  * only if the root and every non-leaf entry have no bit of whi set (their
  * table is then inside the window). Without a window, wmaskb and wimask are
  * 0, whost points at wdummy and whi has every bit set: the walk fails and
- * takes the general path. */
+ * takes the general path. The C single walk reads entry x (a gpa / 8) at
+ * whost + 8 * (x & wmask) instead. */
 struct gm_window {
 	const uint8_t *whost;   /* host address of gpa 0 */
 	uint64_t whi;           /* bits 51:k, and PS (bit 7) */
 	uint64_t wdummy;        /* what a walk without a window reads (0) */
 	uint64_t wmaskb;        /* 2^k - 4096: a table's offset in the window (entry & wmaskb) */
 	uint64_t wimask;        /* 0xff8, an entry's offset in its table (0 without a window) */
+	uint64_t wmask;         /* 2^(k-3) - 1: an entry's index in the window (0 without a window) */
 };
 
 /* Offsets of the window fields, for walk.c's assembly (checked there). */

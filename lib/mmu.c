@@ -119,6 +119,7 @@ static void fast_build(struct vmem_mmu *m, const vmem_regs *r, vmem_mode mode,
 			f->want |= FACC_GEN;
 	}
 	/* The window path's masks, the same rules with the flipped bits (mmu_int.h). */
+	m->wpfn = m->root >> 12;
 	m->wroot = m->root;
 	m->wframe = frame4k;
 	for (unsigned k = 0; k < WIN_KEYS; k++) {

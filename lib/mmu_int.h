@@ -62,6 +62,7 @@ struct vmem_mmu {
 	uint64_t wframe;        /* bits M-1:12 */
 	uint64_t wtest[WIN_KEYS], wwant[WIN_KEYS], wtail[WIN_KEYS];
 	uint8_t wtop[WIN_KEYS]; /* 4 or 5: the window fast path applies to k; 0: it does not */
+	uint64_t wpfn;          /* root >> 12 (the C window walk) */
 	uint32_t fast_ok;       /* bit acc: IA-32e paging and a valid access (fast path may try) */
 	uint8_t ftop;           /* 4 or 5 (IA-32e), else 0 */
 	uint64_t froot;         /* root (IA-32e) */

@@ -336,9 +336,35 @@ walk_slow(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc, unsigned 
 	return walk_full(m, gm, la, acc, flags, res, tr);
 }
 
-/* The window fast path (gmem_int.h: struct gm_window; mmu_int.h: wtest):
- * entries read at offsets made off the chain of loads (win_at), judged
- * once at the leaf by a TEST against memory of the accumulated entries. */
+/* The window fast path (gmem_int.h: struct gm_window; mmu_int.h: wtest).
+ * Two forms of the same reads: the batch lanes and the assembly make each
+ * entry's address off the chain of loads (win_at); the single walk in C
+ * makes the next entry's index with SHLD (the table's frame number, 9 bits
+ * of the address) and ROL (the next 9 bits of the address to the top of a
+ * register), which compilers keep to fewer instructions. Both judge the
+ * accumulated entries once at the leaf by a TEST against memory. The
+ * empty asm keeps the compiler from rebuilding each rotation from the
+ * original address. */
+static inline __attribute__((always_inline)) uint64_t win_shld9(uint64_t hi, uint64_t lo)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+	__asm__("shldq $9, %1, %0" : "+r"(hi) : "r"(lo) : "cc");
+	return hi;
+#else
+	return (hi << 9) | (lo >> 55);
+#endif
+}
+
+static inline __attribute__((always_inline)) uint64_t win_rol(uint64_t x, unsigned n)
+{
+	x = (x << n) | (x >> (64 - n));
+#if defined(__GNUC__)
+	__asm__("" : "+r"(x));
+#endif
+	return x;
+}
+
+
 /* a & *b != 0, with *b as a memory operand. */
 static inline __attribute__((always_inline)) bool win_test(uint64_t a, const uint64_t *b)
 {
@@ -445,6 +471,12 @@ win_at(struct win_view v, uint64_t la, uint64_t t, const int level)
 	return (const uint64_t *)(const void *)(v.whost + ((la >> (9 * level)) & v.wimask) + t);
 }
 
+/* Entry x (x & wmask already applied) of the window, by index. */
+static inline __attribute__((always_inline)) const uint64_t *win_ix(const vmem_gmem *gm, uint64_t x)
+{
+	return (const uint64_t *)(const void *)gm->win.whost + x;
+}
+
 /* The 4K walk through the window: no test between the loads; PS anywhere
  * above the leaf shows in `any` (whi holds it) and sends the walk to its
  * large-page form. la is canonical. Returns VMEM_OK or what walk_miss
@@ -453,15 +485,17 @@ static inline __attribute__((always_inline)) vmem_err
 walk_win(const struct vmem_mmu *m, vmem_gmem *gm, uint64_t la, size_t k, vmem_walk_result *res,
 	 const int top)
 {
-	const struct win_view v = win_view(&gm->win);
-	uint64_t any = m->wroot, t = any & v.wmaskb, pte, why;
+	/* la rotated so that the top level's 9 bits are on top */
+	uint64_t lr = win_rol(la, top == 5 ? 7 : 16);
+	uint64_t x = win_shld9(m->wpfn, lr) & gm->win.wmask, any = m->wroot, pte, why;
 #pragma GCC unroll 5
 	for (int level = top; level > 1; level--) {
-		pte = win_entry_flipped(win_at(v, la, t, level));
+		lr = win_rol(lr, 9);
+		pte = win_entry_flipped(win_ix(gm, x));
 		any |= pte;
-		t = pte & v.wmaskb;
+		x = win_shld9(pte >> 12, lr) & gm->win.wmask;
 	}
-	pte = win_entry(win_at(v, la, t, 1));
+	pte = win_entry(win_ix(gm, x));
 	if (vmi_likely(win_result(m, gm, la, pte, any, k, res, 1, &why)))
 		return VMEM_OK;
 	return top == 5 ? walk_miss5(m, gm, la, k, res, why) : walk_miss4(m, gm, la, k, res, why);
@@ -473,11 +507,12 @@ static inline __attribute__((always_inline)) int
 walk_win_large(const struct vmem_mmu *m, const vmem_gmem *gm, uint64_t la, size_t k,
 	       vmem_walk_result *res, const int top, uint64_t *why)
 {
-	const struct win_view v = win_view(&gm->win);
-	uint64_t any = m->wroot, t = any & v.wmaskb, pte;
+	uint64_t lr = win_rol(la, top == 5 ? 7 : 16);
+	uint64_t x = win_shld9(m->wpfn, lr) & gm->win.wmask, any = m->wroot, pte;
 #pragma GCC unroll 5
 	for (int level = top; level > 1; level--) {
-		pte = win_entry_flipped(win_at(v, la, t, level));
+		lr = win_rol(lr, 9);
+		pte = win_entry_flipped(win_ix(gm, x));
 		if (level <= 3 && (pte & VMEM_PTE_PS)) {
 			uint64_t leaf = pte ^ WIN_FLIP;
 			if (leaf & (level == 3 ? m->flarge3 : m->flarge2)) {
@@ -488,9 +523,9 @@ walk_win_large(const struct vmem_mmu *m, const vmem_gmem *gm, uint64_t la, size_
 					  : win_result(m, gm, la, leaf, any, k, res, 2, why);
 		}
 		any |= pte;
-		t = pte & v.wmaskb;
+		x = win_shld9(pte >> 12, lr) & gm->win.wmask;
 	}
-	pte = win_entry(win_at(v, la, t, 1));
+	pte = win_entry(win_ix(gm, x));
 	return win_result(m, gm, la, pte, any, k, res, 1, why);
 }
 
