@@ -95,9 +95,8 @@ struct vmem_ept_pwc {
 	struct ept_xent pd[EPT_XPD_N];
 };
 
-/* Hide a value's origin from the compiler: keep a per-walk pointer (a class
- * of e->fcls) in a register or its stack slot rather than recomputed at every
- * use, or a sum computed before the load that takes it as its address. */
+/* Keep a per-walk pointer (a class of e->fcls) in a register or its stack
+ * slot: the compiler would otherwise recompute it from its index at every use. */
 #define EPT_OPAQUE(p) __asm__("" : "+r"(p))
 
 /* Remember table t (host address, in the view) for gpa: the page table
@@ -232,10 +231,7 @@ ept_fast_xlate(const struct vmem_ept_mmu *e, const struct ept_fview *v, const st
 			size = 1ull << 12;
 			break;
 		}
-		/* mask[3] and mask[2] hold PS: a set PS fails the test and is judged here. */
-		if (vmi_unlikely((pte & c->mask[level]) != c->want)) {
-			if (level > 3 || !(pte & VMEM_EPT_PS))
-				return false;
+		if (level <= 3 && (pte & VMEM_EPT_PS)) {
 			/* A 1-GByte (PS is in lmask[3] without 1-GByte pages) or 2-MByte leaf. */
 			if (vmi_unlikely(!ept_leaf_ok(pte, c->lmask[level], c->lwant)))
 				return false;
@@ -243,6 +239,8 @@ ept_fast_xlate(const struct vmem_ept_mmu *e, const struct ept_fview *v, const st
 			hpa = (pte & EPT_ADDR) | (gpa & (size - 1));
 			break;
 		}
+		if (vmi_unlikely((pte & c->mask[level]) != c->want))
+			return false;
 		/* Tables are 4 KiB aligned, regions 4 KiB granular: one test covers the table. */
 		uint64_t off = (pte & EPT_ADDR) - v->base;
 		if (vmi_unlikely(off >= v->size))

@@ -26,7 +26,7 @@
  * in the leaf of a write, SDM 29.3.5); a leaf's mask also holds its memory
  * type, want WB (other types: ept_leaf_ok). Anything else takes the full walk. */
 struct ept_fcls {
-	uint64_t mask[6];       /* [level]: a non-leaf entry (level >= 2, PS in the mask) or a PTE (level 1: leaf) */
+	uint64_t mask[6];       /* [level]: a non-leaf entry (level >= 2) or a PTE (level 1: leaf) */
 	uint64_t lmask[4];      /* [level]: a PDPTE (3) / PDE (2) with PS set */
 	uint64_t want;          /* non-leaf: R | rights | A */
 	uint64_t lwant;         /* leaf: want, plus D for a write, and memory type WB (ept_leaf_ok) */

@@ -117,8 +117,7 @@ static void ept_build(struct vmem_ept_mmu *e, uint64_t eptp)
 		/* The fast path's tests (struct ept_fcls). An entry with R set is
 		 * present and its R/W/X combination legal; the rights on entry bits
 		 * (n never holds XU without MBEC); PML5Es and PML4Es reserve PS, and
-		 * rsvd[3][1] holds it without 1-GByte pages; a non-leaf PDPTE or PDE
-		 * has PS clear, so a leaf fails mask[3] / mask[2] and takes lmask. */
+		 * rsvd[3][1] holds it without 1-GByte pages. */
 		uint64_t nbits = VMEM_EPT_R | (n & 7) | ((uint64_t)(n & 8) << 7);
 		bool write = a == VMEM_EPT_WRITE || a == VMEM_EPT_PAGING || a == VMEM_EPT_PAGING_AD;
 		for (unsigned wad = 0; wad < 2; wad++) {
@@ -129,7 +128,7 @@ static void ept_build(struct vmem_ept_mmu *e, uint64_t eptp)
 			fc->lwant = lf;
 			fc->mask[0] = 0;
 			for (int l = 1; l <= 5; l++)
-				fc->mask[l] = e->rsvd[l][0] | (l >= 2 ? VMEM_EPT_PS : 0) | (l == 1 ? lf | EPT_MT_BITS : nl);
+				fc->mask[l] = e->rsvd[l][0] | (l >= 4 ? VMEM_EPT_PS : 0) | (l == 1 ? lf | EPT_MT_BITS : nl);
 			fc->lmask[0] = fc->lmask[1] = 0;
 			for (int l = 2; l <= 3; l++)
 				fc->lmask[l] = e->rsvd[l][1] | lf | EPT_MT_BITS;

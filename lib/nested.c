@@ -92,71 +92,29 @@ static void from_ept(vmem_nested_result *res, const vmem_ept_result *r, bool fin
 	}
 }
 
-/* The host region the guest's tables were last found in (e->ghint), as
- * base, size and delta (host - base). */
-struct nx_gview {
-	uint64_t base, size;
-	uintptr_t delta;
-};
-
-static inline void nx_gview_set(struct nx_gview *g, const struct gm_region *r)
-{
-	g->base = r->gpa;
-	g->size = r->size;
-	g->delta = (uintptr_t)r->host - r->gpa;
-}
-
-/* The guest's table page at host-physical a is outside g: move g to the RAM
- * region that holds it. false: none does. */
-static __attribute__((noinline)) bool
-nx_gview_find(struct vmem_ept_mmu *e, vmem_gmem *host, struct nx_gview *g, uint64_t a)
-{
-	int i = gm_find(host, a);
-	if (i < 0 || !host->r[i].host)
-		return false;
-	nx_gview_set(g, &host->r[i]);
-	__atomic_store_n(&e->ghint, (unsigned)i, __ATOMIC_RELAXED);
-	return true;
-}
-
-/* The host address of the guest paging-structure entry at guest-physical
- * table + idx8 (table 4 KiB aligned; src a value whose bits 20:12 are
- * table's: the entry that referenced it, or the root), through EPT with the
- * paging class (filling the walk's cache). The common case first: the 2-MByte
- * region of the previous translation (a PTE of the cached page table, or the
- * cached large leaf), whose read waits only for src's index bits; else
- * ept_fast_xlate. false: the full walk decides. */
+/* The EPT translation of a guest paging-structure access (the paging class,
+ * filling the walk's cache): the common case first (the 2-MByte region of
+ * the previous translation: a PTE of the cached page table, or the cached
+ * large leaf), else ept_fast_xlate. */
 static inline __attribute__((always_inline)) bool
-nx_entry_host(const struct vmem_ept_mmu *e, const struct ept_fview *v, const struct ept_fcls *c,
-	      struct ept_pwc *pwc, struct vmem_ept_pwc *xc, vmem_gmem *host, struct nx_gview *g,
-	      uint64_t table, uint64_t src, uint64_t idx8, const int top, const uint64_t **p)
+nx_xlate_paging(const struct vmem_ept_mmu *e, const struct ept_fview *v, const struct ept_fcls *c,
+		struct ept_pwc *pwc, struct vmem_ept_pwc *xc, uint64_t gpa, const int top, uint64_t *hpa)
 {
-	uint64_t a; /* host-physical address of the table page */
-	if (vmi_likely(pwc->k1 == table >> 21)) {
+	if (vmi_likely(pwc->k1 == gpa >> 21)) {
 		const uint64_t *pt = pwc->pt;
 		if (!pt) {
-			a = pwc->hb1 | (src & 0x1ff000);
-		} else {
-			uint64_t pte = *(const volatile uint64_t *)&pt[(src >> 12) & 511];
-			if (vmi_unlikely(!ept_leaf_ok(pte, c->mask[1], c->lwant)))
-				return false;
-			a = pte & EPT_ADDR;
+			*hpa = pwc->hb1 | (gpa & 0x1fffff);
+			return true;
 		}
-	} else {
-		uint64_t leaf, hpa;
-		int level;
-		if (!ept_fast_xlate(e, v, c, table + idx8, top, pwc, xc, true, &leaf, &level, &hpa, NULL, NULL))
+		uint64_t pte = *(const volatile uint64_t *)&pt[(gpa >> 12) & 511];
+		if (vmi_unlikely(!ept_leaf_ok(pte, c->mask[1], c->lwant)))
 			return false;
-		a = hpa & ~0xfffull;
+		*hpa = (pte & EPT_ADDR) | (gpa & 0xfff);
+		return true;
 	}
-	/* Regions are 4 KiB granular: one test covers the table page. */
-	if (vmi_unlikely(a - g->base >= g->size) &&
-	    !nx_gview_find((struct vmem_ept_mmu *)(uintptr_t)e, host, g, a))
-		return false;
-	uintptr_t d = g->delta + idx8;
-	EPT_OPAQUE(d);
-	*p = (const uint64_t *)(a + d);
-	return true;
+	uint64_t leaf;
+	int level;
+	return ept_fast_xlate(e, v, c, gpa, top, pwc, xc, true, &leaf, &level, hpa, NULL, NULL);
 }
 
 /* The status bytes of the results, stored as one word each (x86-64 is
@@ -251,21 +209,29 @@ nested_fast(const struct vmem_mmu *m, const struct vmem_ept_mmu *e, vmem_gmem *h
 	const struct ept_fcls *cp = &e->fcls[VMEM_EPT_PAGING][ead];
 	EPT_OPAQUE(cp);
 	/* The RAM region the guest's tables were last found in (ghint). */
-	unsigned gh = __atomic_load_n(&e->ghint, __ATOMIC_RELAXED);
-	struct nx_gview g;
-	nx_gview_set(&g, gh < host->n && host->r[gh].host ? &host->r[gh] : v.region);
+	struct vmem_ept_mmu *ew = (struct vmem_ept_mmu *)(uintptr_t)e;
+	unsigned gh = __atomic_load_n(&ew->ghint, __ATOMIC_RELAXED);
+	const struct gm_region *gr = gh < host->n && host->r[gh].host ? &host->r[gh] : v.region;
 	/* EPT entries read by this walk's earlier translations (ept_fast.h). */
 	struct ept_pwc pwc;
 	ept_pwc_init(&pwc);
-	uint64_t table = m->root, src = m->root, all = ~0ull, pte = 0, gpa = 0, gsize = 0;
+	uint64_t table = m->root, all = ~0ull, pte = 0, gpa = 0, gsize = 0;
 	int level;
 #pragma GCC unroll 5
 	for (level = gtop; level >= 1; level--) {
 		unsigned shift = 12 + 9 * (unsigned)(level - 1);
-		const uint64_t *p;
-		if (!nx_entry_host(e, &v, cp, &pwc, xc, host, &g, table, src, ((la >> shift) & 511) << 3, etop, &p))
+		uint64_t egpa = table + (((la >> shift) & 511) << 3);
+		uint64_t hpa;
+		if (!nx_xlate_paging(e, &v, cp, &pwc, xc, egpa, etop, &hpa))
 			return false;
-		pte = *(const volatile uint64_t *)p;
+		if (vmi_unlikely(hpa - gr->gpa >= gr->size)) {
+			int i = gm_find(host, hpa);
+			if (i < 0 || !host->r[i].host)
+				return false;
+			gr = &host->r[i];
+			__atomic_store_n(&ew->ghint, (unsigned)i, __ATOMIC_RELAXED);
+		}
+		pte = *(const volatile uint64_t *)(gr->host + (hpa - gr->gpa));
 		all &= pte ^ VMEM_PTE_XD;
 		int k = mmu_fast_entry(m, pte, level);
 		if (vmi_unlikely(k < 0))
@@ -276,7 +242,6 @@ nested_fast(const struct vmem_mmu *m, const struct vmem_ept_mmu *e, vmem_gmem *h
 			break;
 		}
 		table = pte & m->frame[level][0];
-		src = pte;
 	}
 	return nested_final(m, e, &v, &pwc, xc, acc, flags, ead, pte, all, gpa, gsize, level, res, etop);
 }
