@@ -57,13 +57,11 @@ vmem_err vmem_dirty_new(const vmem_allocator *alloc, vmem_ept *ept, uint64_t gpa
 {
 	if (!ept || !out || !size || ((gpa | size) & 0xfff) || gpa + size < gpa)
 		return VMEM_E_INVAL;
-	alloc = vmi_alloc_resolve(alloc);
-	if (!alloc)
-		return VMEM_E_INVAL;
 	uint64_t pages = size >> 12, words = (pages + 63) / 64;
-	vmem_dirty *d = vmi_zalloc(alloc, sizeof(*d));
+	vmem_err err;
+	vmem_dirty *d = vmi_handle_new(&alloc, sizeof(*d), &err);
 	if (!d)
-		return VMEM_E_NOMEM;
+		return err;
 	d->alloc = alloc;
 	d->bitmap = vmi_zalloc(alloc, words * 8);
 	d->armed = vmi_zalloc(alloc, words * 8);

@@ -158,12 +158,9 @@ vmem_err vmem_ept_mmu_new(const vmem_allocator *alloc, uint64_t eptp, const vmem
 	vmem_err err = eptp_check(&c, eptp);
 	if (err)
 		return err;
-	alloc = vmi_alloc_resolve(alloc);
-	if (!alloc)
-		return VMEM_E_INVAL;
-	struct vmem_ept_mmu *e = vmi_zalloc(alloc, sizeof(*e));
+	struct vmem_ept_mmu *e = vmi_handle_new(&alloc, sizeof(*e), &err);
 	if (!e)
-		return VMEM_E_NOMEM;
+		return err;
 	e->alloc = alloc;
 	e->caps = c;
 	ept_build(e, eptp);

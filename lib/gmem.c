@@ -28,12 +28,10 @@ vmem_err vmem_gmem_new(const vmem_allocator *alloc, vmem_gmem **out)
 {
 	if (!out)
 		return VMEM_E_INVAL;
-	alloc = vmi_alloc_resolve(alloc);
-	if (!alloc)
-		return VMEM_E_INVAL;
-	vmem_gmem *gm = vmi_zalloc(alloc, sizeof(*gm));
+	vmem_err err;
+	vmem_gmem *gm = vmi_handle_new(&alloc, sizeof(*gm), &err);
 	if (!gm)
-		return VMEM_E_NOMEM;
+		return err;
 	gm->alloc = alloc;
 	gm_window(gm);
 	*out = gm;

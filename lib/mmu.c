@@ -267,12 +267,9 @@ vmem_err vmem_mmu_new(const vmem_allocator *alloc, const vmem_regs *r, vmem_mmu 
 	vmem_err e = regs_check(r);
 	if (e)
 		return e;
-	alloc = vmi_alloc_resolve(alloc);
-	if (!alloc)
-		return VMEM_E_INVAL;
-	struct vmem_mmu *m = vmi_zalloc(alloc, sizeof(*m));
+	struct vmem_mmu *m = vmi_handle_new(&alloc, sizeof(*m), &e);
 	if (!m)
-		return VMEM_E_NOMEM;
+		return e;
 	m->alloc = alloc;
 	m->bmi2 = vmi_cpu_bmi2();
 	mmu_build(m, r, vmem_regs_mode(r));

@@ -344,12 +344,10 @@ vmem_err vmem_ept_pwc_new(const vmem_allocator *alloc, vmem_ept_pwc **out)
 {
 	if (!out)
 		return VMEM_E_INVAL;
-	alloc = vmi_alloc_resolve(alloc);
-	if (!alloc)
-		return VMEM_E_INVAL;
-	struct vmem_ept_pwc *c = vmi_zalloc(alloc, sizeof(*c));
+	vmem_err err;
+	struct vmem_ept_pwc *c = vmi_handle_new(&alloc, sizeof(*c), &err);
 	if (!c)
-		return VMEM_E_NOMEM;
+		return err;
 	c->alloc = alloc;
 	*out = c;
 	return VMEM_OK;

@@ -57,12 +57,10 @@ vmem_err vmem_tlb_new(const vmem_allocator *alloc, unsigned entries_log2, vmem_t
 {
 	if (!out || entries_log2 < 4 || entries_log2 > 20)
 		return VMEM_E_INVAL;
-	alloc = vmi_alloc_resolve(alloc);
-	if (!alloc)
-		return VMEM_E_INVAL;
-	vmem_tlb *t = vmi_zalloc(alloc, sizeof(*t));
+	vmem_err err;
+	vmem_tlb *t = vmi_handle_new(&alloc, sizeof(*t), &err);
 	if (!t)
-		return VMEM_E_NOMEM;
+		return err;
 	t->alloc = alloc;
 	for (int s = 0; s < SZ_N; s++) {
 		t->bits[s] = s == SZ_4K ? entries_log2 : entries_log2 - 2;

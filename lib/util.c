@@ -63,6 +63,14 @@ void *vmi_zalloc(const vmem_allocator *a, size_t size)
 	return p;
 }
 
+void *vmi_handle_new(const vmem_allocator **alloc, size_t size, vmem_err *err)
+{
+	*alloc = vmi_alloc_resolve(*alloc);
+	void *p = *alloc ? vmi_zalloc(*alloc, size) : NULL;
+	*err = !*alloc ? VMEM_E_INVAL : p ? VMEM_OK : VMEM_E_NOMEM;
+	return p;
+}
+
 void vmi_free(const vmem_allocator *a, void *p, size_t size)
 {
 	if (!p)

@@ -30,6 +30,9 @@ const vmem_allocator *vmi_alloc_resolve(const vmem_allocator *a);
 void *vmi_alloc(const vmem_allocator *a, size_t size);
 void *vmi_zalloc(const vmem_allocator *a, size_t size);
 void vmi_free(const vmem_allocator *a, void *p, size_t size);
+/* A handle's memory: *alloc resolved (NULL: the default), then size zeroed
+ * bytes; NULL with *err VMEM_E_INVAL (no allocator) or VMEM_E_NOMEM. */
+void *vmi_handle_new(const vmem_allocator **alloc, size_t size, vmem_err *err);
 
 /* The host CPU runs BMI2 instructions (lib/cpu.c). */
 bool vmi_cpu_bmi2(void);
