@@ -6,14 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include "support/testram.h"
 #include <libvmem/gmem.h>
 #include <libvmem/paging.h>
 #include <libvmem/pte.h>
 #include <libvmem/walk.h>
 
-/* Guest RAM is a heap block of exactly the slot's size, so that a read past
- * it (the window must never allow one, whatever the entries say) is caught
- * by Valgrind in the memcheck twin and by ASan in the sanitizer build. */
+/* Guest RAM (testram) is a heap block of exactly the slot's size, so that a
+ * read past it (the window must never allow one, whatever the entries say)
+ * is caught by Valgrind in the memcheck twin and by ASan in the sanitizer
+ * build. */
 struct fx {
 	uint8_t *ram;
 	size_t size;
@@ -31,11 +33,7 @@ static struct fx *fx_new(size_t size, uint64_t cr3)
 	struct fx *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
 	f->size = size;
-	f->ram = aligned_alloc(4096, size);
-	assert_non_null(f->ram);
-	memset(f->ram, 0, size);
-	assert_int_equal(vmem_gmem_new(NULL, &f->gm), VMEM_OK);
-	assert_int_equal(vmem_gmem_add_ram(f->gm, 0, size, f->ram, 0), VMEM_OK);
+	f->ram = testram_new(size, &f->gm);
 	vmem_regs r;
 	vmem_regs_init(&r);
 	r.cr0 = VMEM_CR0_PG | VMEM_CR0_WP | VMEM_CR0_PE;
@@ -50,22 +48,14 @@ static struct fx *fx_new(size_t size, uint64_t cr3)
 static void fx_free(struct fx *f)
 {
 	vmem_mmu_free(f->mmu);
-	vmem_gmem_free(f->gm);
-	free(f->ram);
+	testram_free(f->ram, f->gm);
 	free(f);
 }
 
 static void put64(struct fx *f, uint64_t gpa, uint64_t v)
 {
 	assert_true(gpa + 8 <= f->size);
-	memcpy(f->ram + gpa, &v, 8);
-}
-
-static uint64_t get64(struct fx *f, uint64_t gpa)
-{
-	uint64_t v;
-	memcpy(&v, f->ram + gpa, 8);
-	return v;
+	testram_put64(f->ram, gpa, v);
 }
 
 static vmem_walk_result walk(struct fx *f, uint64_t la, unsigned acc)
@@ -147,7 +137,7 @@ static void odd_slot_root_past_window(void **state)
 	r = walk(f, 0x2a, UW);
 	assert_int_equal(r.status, VMEM_WALK_OK);
 	assert_int_equal(r.gpa, 0x102a);
-	assert_int_equal(get64(f, 0x2000), 0x1000 | LEAF);
+	assert_int_equal(testram_get64(f->ram, 0x2000), 0x1000 | LEAF);
 	fx_free(f);
 }
 
