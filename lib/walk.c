@@ -10,11 +10,11 @@
 #define WALK_ASM 1
 /* The C functions the assembly jumps to: plain ABI, not exported. */
 #define VMI_WALK_ENTRY __attribute__((noinline, used, visibility("hidden")))
-VMI_WALK_ENTRY vmem_err vmi_walk_key(const vmem_mmu *m, vmem_gmem *gm, uint64_t lr, unsigned acc, unsigned k,
+VMI_WALK_ENTRY vmem_err vmi_walk_key(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc, unsigned k,
 				     vmem_walk_result *res);
-VMI_WALK_ENTRY vmem_err vmi_walk_miss(const vmem_mmu *m, vmem_gmem *gm, uint64_t lr, uint64_t any, unsigned k,
+VMI_WALK_ENTRY vmem_err vmi_walk_miss(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, uint64_t any, unsigned k,
 				      vmem_walk_result *res);
-VMI_WALK_ENTRY vmem_err vmi_walk_pde2m(const vmem_mmu *m, vmem_gmem *gm, uint64_t lr, uint64_t any, unsigned k,
+VMI_WALK_ENTRY vmem_err vmi_walk_pde2m(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, uint64_t any, unsigned k,
 				       vmem_walk_result *res);
 VMI_WALK_ENTRY vmem_err vmi_walk_slow(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc,
 				      unsigned flags, vmem_walk_result *res, vmem_walk_trace *tr);
@@ -616,10 +616,11 @@ vmi_walk_slow(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc, unsig
 }
 
 /* vmem_walk's 4-level window path, in x86-64 assembly (System V ABI): the
- * C below (the #else) written out by hand, because no compiler keeps it to
- * this count (70 instructions for a 4K page, 7 per level); every other
- * case, and a CPU without BMI2 (m->wasm), jumps to the C functions above
- * with the registers as their arguments.
+ * C below (the #else) with each entry's address made off the chain of
+ * loads, as win_at does (the C keeps SHLD/ROL indexes: compiled, the
+ * off-chain form costs more than it gains), 70 instructions for a 4K page,
+ * 7 per level; every other case, and a CPU without BMI2 (m->wasm), jumps
+ * to the C functions above with the registers as their arguments.
  * rdi m, rsi gm, rdx la, ecx acc, r8d flags -> k, r9 res, 8(%rsp) tr;
  * rax the next table's offset in the window, then the entry; rcx the
  * entry's host address less that offset (WALK_OFFSET); r11 any. */
