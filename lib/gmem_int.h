@@ -18,8 +18,8 @@ struct gm_region {
 /* The walker's window (gm_window in gmem.c): the largest power-of-two
  * prefix [0, 2^k) of a RAM slot at gpa 0, k <= 52, kept up to date by every
  * slot change (never by walks, so concurrent walkers read a stable view).
- * An IA-32e fast walk reads the entry of a table at gpa t (the entry above
- * ANDed with wmaskb) for index i at whost + (t & wmaskb) + (8 * i & wimask),
+ * The assembly's walk and the batch lanes read entry i of the table the
+ * entry above points at, at whost + (entry & wmaskb) + (8 * i & wimask),
  * which is inside the slot whatever the guest wrote; it trusts what it read
  * only if the root and every non-leaf entry have no bit of whi set (their
  * table is then inside the window). Without a window, wmaskb and wimask are
