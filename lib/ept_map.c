@@ -197,6 +197,26 @@ static void map_4k_run(vmem_ept *ept, struct ept_node *n, uint64_t base, uint64_
 		note_change(c, lo, hi);
 }
 
+/* Map entries [i, last] of table n (level L >= 2), each wholly inside the
+ * range with an aligned host-physical address, as large leaves, while they
+ * are empty (no entry, no table): the hot loop of a large map. Returns the
+ * first index left to the general code (a present entry or a table), or last + 1. */
+static unsigned map_large_run(vmem_ept *ept, struct ept_node *n, unsigned L, uint64_t base, unsigned i,
+			      unsigned last, struct ept_ctx *c)
+{
+	const unsigned sh = 12 + 9 * (L - 1);
+	uint64_t ne = (c->hpa0 + (base + ((uint64_t)i << sh) - c->gpa0)) | c->attr | VMEM_EPT_PS;
+	unsigned first = i;
+	for (; i <= last; i++, ne += 1ull << sh) {
+		if (n->pt[i] || n->child[i])
+			break;
+		store_entry(&n->pt[i], ne);
+	}
+	n->present += i - first;
+	count_leaf(ept, L, (int)(i - first));
+	return i;
+}
+
 /* Apply c->op to [lo, hi) inside table n (level L), whose region starts at base. */
 static void range_op(vmem_ept *ept, struct ept_node *n, unsigned L, uint64_t base,
 		     uint64_t lo, uint64_t hi, struct ept_ctx *c)
@@ -207,9 +227,24 @@ static void range_op(vmem_ept *ept, struct ept_node *n, unsigned L, uint64_t bas
 		map_4k_run(ept, n, base, lo, hi, c);
 		return;
 	}
+	const unsigned sh = 12 + 9 * (L - 1);
 	uint64_t esz = level_size(L);
-	unsigned first = (unsigned)((lo - base) / esz), last = (unsigned)((hi - 1 - base) / esz);
+	unsigned first = (unsigned)((lo - base) >> sh), last = (unsigned)((hi - 1 - base) >> sh);
+	/* A map whose entries [rfirst, rend) are whole and, all of them, at an
+	 * aligned host-physical address: large leaves in a run (map_large_run);
+	 * the dry run has nothing to count there (a leaf needs no table). */
+	unsigned rfirst = (unsigned)((lo - base + esz - 1) >> sh), rend = (unsigned)((hi - base) >> sh);
+	if (c->op != OP_MAP || !leaf_allowed(ept, L) || ((c->hpa0 - c->gpa0) & (esz - 1)))
+		rend = 0; /* no run */
 	for (unsigned i = first; i <= last; i++) {
+		if (i >= rfirst && i < rend) {
+			if (!c->dry)
+				i = map_large_run(ept, n, L, base, i, rend - 1, c);
+			if (c->dry || i >= rend) {
+				i = rend - 1;
+				continue;
+			}
+		}
 		uint64_t ebase = base + i * esz, elo = lo > ebase ? lo : ebase;
 		uint64_t ehi = hi < ebase + esz ? hi : ebase + esz;
 		bool full = elo == ebase && ehi == ebase + esz;

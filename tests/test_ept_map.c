@@ -241,6 +241,144 @@ static void test_failure_injection(void **s)
 }
 
 
+/* Random map / unmap / protect / split sequences over 4 GiB (4K, 2M and 1G
+ * leaves, with and without 1G pages) against a plain model: one word per 4K
+ * page (host-physical address | R/W/X | memory type, or 0). After every
+ * operation the tables, read by their own walker (raw_lookup's rules), must
+ * give each page of the operation's range, and every 16th operation each
+ * page of the space, exactly the model's translation; the statistics must
+ * count the leaves the walk finds; nothing may leak. */
+#define MSPACE (4 * G)
+#define MPAGES (MSPACE / K4)
+static uint64_t rng_state;
+static uint64_t rnd(void)
+{
+	rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+/* The leaf (or the non-present entry) for gpa: its level, 0 if none; *e the entry. */
+static unsigned raw_entry(uint64_t eptp, uint64_t gpa, uint64_t *e)
+{
+	uint64_t table = eptp & ~0xfffull;
+	for (unsigned L = 4;; L--) {
+		*e = ((uint64_t *)(uintptr_t)table)[(gpa >> (12 + 9 * (L - 1))) & 511];
+		if (!(*e & 7) || L == 1 || (*e & VMEM_EPT_PS))
+			return L;
+		table = *e & 0x000ffffffffff000ull;
+	}
+}
+
+/* Check the tables against the model over [lo, hi) (4K aligned); leaves
+ * found are counted per level in cnt[] when cnt is not NULL. */
+static void model_check(uint64_t eptp, const uint64_t *model, uint64_t lo, uint64_t hi, uint64_t *cnt)
+{
+	uint64_t gpa = lo;
+	while (gpa < hi) {
+		uint64_t e;
+		unsigned L = raw_entry(eptp, gpa, &e);
+		uint64_t size = 1ull << (12 + 9 * (L - 1)), start = gpa & ~(size - 1);
+		uint64_t end = start + size < hi ? start + size : hi;
+		if (e & 7) {
+			assert_true(L == 1 || (e & VMEM_EPT_PS));
+			if (cnt && gpa == start)
+				cnt[L]++;
+		}
+		for (; gpa < end; gpa += K4) {
+			uint64_t want = model[gpa / K4], got = 0;
+			if (e & 7)
+				got = ((e & 0x000ffffffffff000ull & ~(size - 1)) + (gpa - start)) | (e & (RWX | VMEM_EPT_MT_MASK));
+			if (got != want)
+				fail_msg("gpa %#llx: tables %#llx, model %#llx", (unsigned long long)gpa,
+					 (unsigned long long)got, (unsigned long long)want);
+		}
+	}
+}
+
+/* A range: 4K aligned, length up to a few 1G, start often 2M or 1G aligned. */
+static void model_range(uint64_t *gpa, uint64_t *size)
+{
+	static const uint64_t unit[] = { K4, M2, G };
+	uint64_t u = unit[rnd() % 3], su = unit[rnd() % 3];
+	*gpa = (rnd() % (MSPACE / u)) * u + (rnd() % 4 ? 0 : (rnd() % 4) * K4);
+	*size = ((rnd() % 3) + 1) * su + (rnd() % 3 ? 0 : (rnd() % 5) * K4);
+	if (*gpa >= MSPACE)
+		*gpa = 0;
+	if (*gpa + *size > MSPACE)
+		*size = MSPACE - *gpa;
+}
+
+static void model_run(bool gb, uint64_t seed, unsigned ops)
+{
+	struct failalloc fa;
+	fa_init(&fa);
+	vmem_ept *e = mk(&fa.a, gb);
+	uint64_t eptp = vmem_ept_eptp(e);
+	uint64_t *model = calloc(MPAGES, sizeof(*model));
+	assert_non_null(model);
+	static const uint64_t perms[] = { VMEM_EPT_R, VMEM_EPT_R | VMEM_EPT_W, VMEM_EPT_R | VMEM_EPT_X, RWX };
+	rng_state = seed;
+	for (unsigned k = 0; k < ops; k++) {
+		uint64_t gpa, size, perm = perms[rnd() % 4];
+		model_range(&gpa, &size);
+		unsigned op = (unsigned)(rnd() % 8);
+		if (op < 4) { /* map: the host address co-aligned with the guest's (large leaves) or not */
+			uint64_t mt = rnd() % 2 ? VMEM_MT_WB : VMEM_MT_UC;
+			uint64_t hpa = (rnd() % 16) * G + (gpa & (G - 1));
+			if (op == 3)
+				hpa = (hpa + (rnd() % 2 ? M2 : K4)) % (60 * G);
+			assert_int_equal(vmem_ept_map(e, gpa, hpa, size, perm, (unsigned)mt, false, NULL), VMEM_OK);
+			for (uint64_t p = 0; p < size; p += K4)
+				model[(gpa + p) / K4] = (hpa + p) | perm | mt << VMEM_EPT_MT_SHIFT;
+		} else if (op < 6) {
+			assert_int_equal(vmem_ept_unmap(e, gpa, size, NULL), VMEM_OK);
+			for (uint64_t p = 0; p < size; p += K4)
+				model[(gpa + p) / K4] = 0;
+		} else if (op == 6) {
+			assert_int_equal(vmem_ept_protect(e, gpa, size, perm, NULL), VMEM_OK);
+			for (uint64_t p = 0; p < size; p += K4)
+				if (model[(gpa + p) / K4])
+					model[(gpa + p) / K4] = (model[(gpa + p) / K4] & ~RWX) | perm;
+		} else {
+			assert_int_equal(vmem_ept_split(e, gpa, size, NULL), VMEM_OK);
+		}
+		model_check(eptp, model, gpa, gpa + size, NULL);
+		if (k % 16 == 15 || k == ops - 1) {
+			uint64_t cnt[5] = { 0 };
+			model_check(eptp, model, 0, MSPACE, cnt);
+			vmem_ept_stats st;
+			vmem_ept_get_stats(e, &st);
+			assert_int_equal(st.leaves_4k, cnt[1]);
+			assert_int_equal(st.leaves_2m, cnt[2]);
+			assert_int_equal(st.leaves_1g, cnt[3]);
+			if (!gb)
+				assert_int_equal(cnt[3], 0);
+		}
+	}
+	/* Everything unmapped: the tables give nothing, only the root stays after the flush. */
+	assert_int_equal(vmem_ept_unmap(e, 0, MSPACE, NULL), VMEM_OK);
+	memset(model, 0, MPAGES * sizeof(*model));
+	model_check(eptp, model, 0, MSPACE, NULL);
+	vmem_ept_flush_done(e);
+	vmem_ept_stats st;
+	vmem_ept_get_stats(e, &st);
+	assert_int_equal(st.table_pages, 1);
+	assert_int_equal(st.leaves_4k + st.leaves_2m + st.leaves_1g, 0);
+	vmem_ept_free(e);
+	assert_int_equal(fa.live, 0);
+	free(model);
+}
+
+static void test_random_model(void **s)
+{
+	(void)s;
+	const char *env = getenv("VMEM_EPT_MODEL_OPS");
+	unsigned ops = env ? (unsigned)strtoul(env, NULL, 0) : 300;
+	model_run(true, 0x9e3779b97f4a7c15ull, ops);
+	model_run(false, 0x2545f4914f6cdd1dull, ops);
+}
+
+
 /* 5-level EPT: a GPA above 2^48 needs the fifth level (SDM 29.3.2, page-walk length 5). */
 static int raw_lookup5(uint64_t eptp, uint64_t gpa, uint64_t *hpa, uint64_t *leaf)
 {
@@ -278,6 +416,7 @@ int main(void)
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_failure_injection),
 		cmocka_unit_test(test_5level),
+		cmocka_unit_test(test_random_model),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
