@@ -250,6 +250,62 @@ void vmem_dirty_pml_drain(vmem_dirty *d)
 	p->index = 511;
 }
 
+/* The bitmap is taken with plain loads and stores: nothing sets a bit
+ * while a harvest runs. WP mode: faults set bits under d->lock, held
+ * by the harvest. PML mode: only vmem_dirty_pml_drain sets bits, from the one
+ * log, which this harvest drained first and which does not change
+ * meanwhile (its vCPU is out of guest mode, dirty.h): a drain running
+ * alongside sets only bits this harvest's drain set too, or had set
+ * all of its bits before this harvest's drain found the log empty
+ * (tests/test_dirty.c, test_race_pml_drainer). EPT_D and OFF modes:
+ * nothing sets bits. 64 words at a time; no branch
+ * depends on one word (at 1 % dirty half the words are zero, at random:
+ * such a branch would mispredict on each); the non-zero ones are found
+ * by a mask. scan (EPT_D mode): out already holds the leaves' D flags, the
+ * bitmap's bits are ORed in; otherwise each word taken is re-armed (r), and
+ * in WP mode marked as armed. One copy per mode, its flags constants. */
+static inline __attribute__((always_inline)) void
+take_words(vmem_dirty *d, uint64_t *out, struct vmi_rearm *r, const bool scan, const bool wp, const bool rearm)
+{
+	uint64_t *bm = d->bitmap, words = d->words, gpa = d->gpa;
+	for (uint64_t w = 0; w < words; w += 64) {
+		unsigned nw = words - w < 64 ? (unsigned)(words - w) : 64;
+		uint64_t nz = 0;
+		for (unsigned k = 0; k < nw; k++) {
+			uint64_t bits = __atomic_load_n(&bm[w + k], __ATOMIC_RELAXED);
+			out[w + k] = scan ? out[w + k] | bits : bits;
+			nz |= (uint64_t)(bits != 0) << k;
+		}
+		for (; nz; nz &= nz - 1) {
+			uint64_t k = w + (uint64_t)__builtin_ctzll(nz);
+			__atomic_store_n(&bm[k], 0, __ATOMIC_RELAXED);
+			if (!rearm)
+				continue;
+			if (wp)
+				__atomic_fetch_or(&d->armed[k], out[k], __ATOMIC_SEQ_CST);
+			vmi_rearm_word(r, gpa + (k << 18), out[k]); /* out[k] is the word taken: not EPT_D mode */
+		}
+	}
+}
+
+static __attribute__((noinline)) void take_bitmap(vmem_dirty *d, uint64_t *out, struct vmi_rearm *r)
+{
+	switch (d->mode) {
+	case VMEM_DIRTY_EPT_D:
+		take_words(d, out, r, true, false, false);
+		break;
+	case VMEM_DIRTY_WP:
+		take_words(d, out, r, false, true, true);
+		break;
+	case VMEM_DIRTY_PML:
+		take_words(d, out, r, false, false, true);
+		break;
+	default:
+		take_words(d, out, r, false, false, false);
+		break;
+	}
+}
+
 vmem_err vmem_dirty_harvest(vmem_dirty *d, uint64_t *out, vmem_ept_flush *flush)
 {
 	if (!d || !out)
@@ -269,41 +325,12 @@ vmem_err vmem_dirty_harvest(vmem_dirty *d, uint64_t *out, vmem_ept_flush *flush)
 		vmem_dirty_pml_drain(d);
 	}
 	/* Take what faults or the PML logged; re-arm those pages. */
-	bool wp = d->mode == VMEM_DIRTY_WP, rearming = wp || d->mode == VMEM_DIRTY_PML;
+	bool wp = d->mode == VMEM_DIRTY_WP;
 	struct vmi_rearm r;
 	vmi_rearm_init(&r, d->ept, wp ? VMEM_EPT_W : VMEM_EPT_D); /* WP: take write access away again; PML: log the next write */
 	if (wp)
 		lock(d);
-	/* The bitmap is taken with plain loads and stores: nothing sets a bit
-	 * while a harvest runs. WP mode: faults set bits under d->lock, held
-	 * here. PML mode: only vmem_dirty_pml_drain sets bits, from the one
-	 * log, which this harvest drained first and which does not change
-	 * meanwhile (its vCPU is out of guest mode, dirty.h): a drain running
-	 * alongside sets only bits this harvest's drain set too, or had set
-	 * all of its bits before this harvest's drain found the log empty
-	 * (tests/test_dirty.c, test_race_pml_drainer). EPT_D and OFF modes:
-	 * nothing sets bits. 64 words at a time; no branch
-	 * depends on one word (at 1 % dirty half the words are zero, at random:
-	 * such a branch would mispredict on each); the non-zero ones are found
-	 * by a mask. */
-	for (uint64_t w = 0; w < d->words; w += 64) {
-		unsigned nw = d->words - w < 64 ? (unsigned)(d->words - w) : 64;
-		uint64_t nz = 0;
-		for (unsigned k = 0; k < nw; k++) {
-			uint64_t bits = __atomic_load_n(&d->bitmap[w + k], __ATOMIC_RELAXED);
-			out[w + k] = scan ? out[w + k] | bits : bits;
-			nz |= (uint64_t)(bits != 0) << k;
-		}
-		for (; nz; nz &= nz - 1) {
-			uint64_t k = w + (uint64_t)__builtin_ctzll(nz);
-			__atomic_store_n(&d->bitmap[k], 0, __ATOMIC_RELAXED);
-			if (!rearming)
-				continue;
-			if (wp)
-				__atomic_fetch_or(&d->armed[k], out[k], __ATOMIC_SEQ_CST);
-			vmi_rearm_word(&r, d->gpa + (k << 18), out[k]); /* out[k] is the word taken: not EPT_D mode */
-		}
-	}
+	take_bitmap(d, out, &r);
 	if (vmi_rearm_finish(&r))
 		a.changed = true;
 	if (wp)

@@ -28,6 +28,7 @@ struct vmi_rearm {
 	uint64_t bit;      /* the flag cleared: W (WP mode) or D (PML mode) */
 	bool changed;      /* some leaf had it */
 	unsigned cur;      /* the batch being filled; cur + 2 (mod 3) is a stage older, cur + 1 two */
+	struct vmi_rearm_batch *fill; /* &b[cur] */
 	struct vmi_rearm_batch b[3];
 };
 
@@ -39,7 +40,7 @@ void vmi_rearm_advance(struct vmi_rearm *r);
 /* One run: the pages g + 4K * k for the bits k of mask, all in g's 2 MiB. */
 static inline void vmi_rearm_run(struct vmi_rearm *r, uint64_t g, uint64_t mask)
 {
-	struct vmi_rearm_batch *b = &r->b[r->cur];
+	struct vmi_rearm_batch *b = r->fill;
 	uint64_t g2m = g & ~0x1fffffull;
 	if (!mask)
 		return;

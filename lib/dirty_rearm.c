@@ -18,6 +18,7 @@ void vmi_rearm_init(struct vmi_rearm *r, vmem_ept *ept, uint64_t bit)
 	r->bit = bit;
 	r->changed = false;
 	r->cur = 0;
+	r->fill = &r->b[0];
 	for (unsigned k = 0; k < 3; k++) {
 		r->b[k].n = r->b[k].nreg = 0;
 		r->b[k].last = 1;
@@ -103,6 +104,7 @@ void vmi_rearm_advance(struct vmi_rearm *r)
 	batch_locate(&r->b[older]);
 	batch_clear(r, &r->b[oldest]);
 	r->cur = oldest; /* emptied: filled next */
+	r->fill = &r->b[oldest];
 }
 
 bool vmi_rearm_finish(struct vmi_rearm *r)
