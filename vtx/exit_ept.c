@@ -81,13 +81,8 @@ bool vtx_exit_ept_misconfig(struct vtx_vm *vm, const struct vtx_exit *e, struct 
 bool vtx_policy_rom_discard(struct vtx_vm *vm, const struct vtx_exit *e, struct vtx_gprs *g)
 {
 	(void)g;
-	uint8_t insn[15];
-	/* At most 15 bytes (the longest instruction), not past the end of its page. */
-	size_t n = 4096 - (e->rip & 0xfff);
-	if (n > sizeof(insn))
-		n = sizeof(insn);
 	struct vtx_mov_store m;
-	if (vtx_vm_read_linear(vm, e->rip, insn, n) || !vtx_decode_mov_store(insn, n, &m)) {
+	if (!vtx_vm_fetch_mov_store(vm, e->rip, &m)) {
 		rt_printf("vtx-main: policy: not a MOV store at rip 0x%lx: stop\n", e->rip);
 		return false;
 	}

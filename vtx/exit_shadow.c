@@ -16,12 +16,8 @@ void vtx_shadow_flush(struct vtx_vm *vm)
 /* Finish a store the engine cannot let through (a write to a guest page table). */
 static bool emulate_store(struct vtx_vm *vm, const struct vtx_exit *e, struct vtx_gprs *g, uint64_t gpa)
 {
-	uint8_t insn[15];
-	size_t n = 4096 - (e->rip & 0xfff);
-	if (n > sizeof(insn))
-		n = sizeof(insn);
 	struct vtx_mov_store m;
-	if (vtx_vm_read_linear(vm, e->rip, insn, n) || !vtx_decode_mov_store(insn, n, &m)) {
+	if (!vtx_vm_fetch_mov_store(vm, e->rip, &m)) {
 		rt_printf("vtx-main: #PF emulate: not a MOV store at rip 0x%lx: stop\n", e->rip);
 		return false;
 	}

@@ -136,6 +136,15 @@ vmem_err vtx_vm_read_linear(struct vtx_vm *vm, uint64_t la, void *buf, size_t le
 	return VMEM_OK;
 }
 
+bool vtx_vm_fetch_mov_store(struct vtx_vm *vm, uint64_t rip, struct vtx_mov_store *out)
+{
+	uint8_t insn[15];
+	size_t n = 4096 - (rip & 0xfff);
+	if (n > sizeof(insn))
+		n = sizeof(insn);
+	return !vtx_vm_read_linear(vm, rip, insn, n) && vtx_decode_mov_store(insn, n, out);
+}
+
 /* VM-entry interruption information: vector, type 3 (hardware exception),
  * deliver-error-code, valid (SDM vol. 3C 25.8.3, Table 25-17). */
 void vtx_vm_inject(struct vtx_vm *vm, unsigned vector, bool has_err, uint32_t err, uint64_t cr2)

@@ -92,6 +92,9 @@ struct vtx_mov_store {
 	unsigned size; /* 4 or 8 (REX.W) */
 };
 unsigned vtx_decode_mov_store(const uint8_t *insn, size_t n, struct vtx_mov_store *out);
+/* The MOV store at guest-linear rip, read through the guest's paging (at
+ * most 15 bytes, the longest instruction, not past rip's page) and decoded. */
+bool vtx_vm_fetch_mov_store(struct vtx_vm *vm, uint64_t rip, struct vtx_mov_store *out);
 
 /* The handlers (exit_*.c): true = resume the guest. */
 bool vtx_exit_ept_violation(struct vtx_vm *vm, const struct vtx_exit *e, struct vtx_gprs *g);
