@@ -1,0 +1,601 @@
+/* libvmem nested walk in x86-64 assembly: vmem_nested_walk's common case (4-level guest paging and EPT, a 4K guest page), the C for the rest. */
+#include <stddef.h>
+#include <libvmem/nested.h>
+#include "ept_int.h"
+#include "gmem_int.h"
+#include "mmu_int.h"
+
+#if NESTED_ASM
+/* vmem_nested_walk (System V ABI), the case nested_fast (lib/nested.c) and
+ * ept_fast_xlate (lib/ept_fast.h) take without a write: no trace, IA-32e
+ * paging with 4 levels whose access takes the window path's rights test
+ * (mmu_int.h: wasm, wtest, wwant, wtail; BMI2), canonical, a 4-level EPT,
+ * every guest entry of a 4K page (a guest large page goes to the C), EPT
+ * leaves of 4K or 2M with memory type WB whose A/D flags (if on) are set,
+ * every table in the RAM regions of e->hint (EPT) and e->ghint (guest),
+ * else the view's. Anything else jumps to vmi_nested_walk_c with the
+ * arguments as they came. It reads what the C reads, writes only *res.
+ *
+ * The per-walk EPT cache of the C (struct ept_pwc) lives in registers and
+ * the frame: K1 the 2-MByte region of the last guest-entry translation
+ * and P1 its page table (host address) or, with bit 0 set, the host
+ * address of the 2-MByte page that maps it; K2/P2 the 1-GByte region and
+ * its page directory. EPT entries are tested once, at the end, as OR
+ * accumulations: non-leaf entries XORed with 0x507 (R, W, X, A, XU: every
+ * bit a class wants set) against fcls mask[4] (their reserved bits, PS and
+ * the class's rights; PS in a PDPTE or PDE is tested where it is read), so
+ * that ((e ^ 0x507) & mask) == 0 is (e & mask) == want; the paging class's
+ * PTEs XORed with its lwant against mask[1] (r10). An entry that fails still
+ * gives an address, read only inside its region, and the walk then fails.
+ * Guest entries as the window walk (walk.c): flipped (0x27) and ORed (r11),
+ * tested at the leaf against wtest[k].
+ *
+ * rdi m, rcx la (both never written); rsi the paging class, then the final
+ * access's; rdx the guest tables' region; r8 K1; r9 P1; r10 the EPT PTEs;
+ * r11 the guest entries; rax the guest entry / table; rbx, rbp scratch. */
+
+/* vmem_mmu */
+#define NX_M_ROOT 3816
+/* vmem_ept_mmu */
+#define NX_E_TOP 0
+#define NX_E_AD 1
+#define NX_E_PERMMASK 3
+#define NX_E_ROOT 32
+#define NX_E_HINT 248
+#define NX_E_GHINT 252
+#define NX_E_FCLS 264
+#define NX_FCLS_SIZE 96
+/* struct ept_fcls */
+#define NX_C_M1 8
+#define NX_C_M4 32
+#define NX_C_LM2 64
+#define NX_C_LWANT 88
+/* vmem_gmem, struct gm_region */
+#define NX_G_R 56
+#define NX_G_N 64
+#define NX_R_SIZE 48
+
+_Static_assert(offsetof(struct vmem_mmu, root) == NX_M_ROOT && offsetof(struct vmem_mmu, wasm) == MMU_OFF_WASM &&
+	       offsetof(struct vmem_mmu, canon_add) == MMU_OFF_CANON_ADD &&
+	       offsetof(struct vmem_mmu, canon_lim) == MMU_OFF_CANON_LIM &&
+	       offsetof(struct vmem_mmu, wframe) == MMU_OFF_WFRAME && offsetof(struct vmem_mmu, wtest) == MMU_OFF_WTEST &&
+	       offsetof(struct vmem_mmu, wwant) == MMU_OFF_WWANT && offsetof(struct vmem_mmu, wtail) == MMU_OFF_WTAIL,
+	       "vmem_mmu layout");
+_Static_assert(offsetof(struct vmem_ept_mmu, top) == NX_E_TOP && offsetof(struct vmem_ept_mmu, ad) == NX_E_AD &&
+	       offsetof(struct vmem_ept_mmu, permmask) == NX_E_PERMMASK &&
+	       offsetof(struct vmem_ept_mmu, root) == NX_E_ROOT && offsetof(struct vmem_ept_mmu, hint) == NX_E_HINT &&
+	       offsetof(struct vmem_ept_mmu, ghint) == NX_E_GHINT && offsetof(struct vmem_ept_mmu, fcls) == NX_E_FCLS &&
+	       sizeof(struct ept_fcls) == NX_FCLS_SIZE && sizeof(((struct vmem_ept_mmu *)0)->hint) == 4 &&
+	       sizeof(((struct vmem_ept_mmu *)0)->ghint) == 4 && sizeof(((struct vmem_ept_mmu *)0)->ad) == 1,
+	       "vmem_ept_mmu layout");
+_Static_assert(offsetof(struct ept_fcls, mask[1]) == NX_C_M1 && offsetof(struct ept_fcls, mask[4]) == NX_C_M4 &&
+	       offsetof(struct ept_fcls, lmask[2]) == NX_C_LM2 && offsetof(struct ept_fcls, lwant) == NX_C_LWANT,
+	       "struct ept_fcls layout");
+_Static_assert(offsetof(struct vmem_gmem, r) == NX_G_R && offsetof(struct vmem_gmem, n) == NX_G_N &&
+	       sizeof(((struct vmem_gmem *)0)->n) == 4 && offsetof(struct gm_region, gpa) == 0 &&
+	       offsetof(struct gm_region, size) == 8 && offsetof(struct gm_region, host) == 16 &&
+	       sizeof(struct gm_region) == NX_R_SIZE, "vmem_gmem layout");
+_Static_assert(offsetof(vmem_nested_result, hpa) == 0 && offsetof(vmem_nested_result, gpa) == 8 &&
+	       offsetof(vmem_nested_result, page_size) == 16 && offsetof(vmem_nested_result, exit_qual) == 24 &&
+	       offsetof(vmem_nested_result, linear) == 32 && offsetof(vmem_nested_result, error_code) == 40 &&
+	       offsetof(vmem_nested_result, status) == 44 && offsetof(vmem_nested_result, final) == 45 &&
+	       offsetof(vmem_nested_result, guest) == 48 && offsetof(vmem_nested_result, ept) == 80 &&
+	       sizeof(vmem_nested_result) == 136, "vmem_nested_result layout");
+_Static_assert(offsetof(vmem_walk_result, gpa) == 0 && offsetof(vmem_walk_result, page_size) == 8 &&
+	       offsetof(vmem_walk_result, entry) == 16 && offsetof(vmem_walk_result, error_code) == 24 &&
+	       sizeof(vmem_walk_result) == 32, "vmem_walk_result layout");
+_Static_assert(offsetof(vmem_ept_result, gpa) == 0 && offsetof(vmem_ept_result, hpa) == 8 &&
+	       offsetof(vmem_ept_result, page_size) == 16 && offsetof(vmem_ept_result, exit_qual) == 24 &&
+	       offsetof(vmem_ept_result, linear) == 32 && offsetof(vmem_ept_result, entry) == 40 &&
+	       offsetof(vmem_ept_result, status) == 48 && offsetof(vmem_ept_result, level) == 49 &&
+	       offsetof(vmem_ept_result, perms) == 50 && offsetof(vmem_ept_result, memtype) == 51 &&
+	       offsetof(vmem_ept_result, ipat) == 52 && sizeof(vmem_ept_result) == 56, "vmem_ept_result layout");
+_Static_assert(VMEM_EPT_READ == 0 && VMEM_EPT_WRITE == 1 && VMEM_EPT_FETCH == 2 && VMEM_EPT_PAGING == 3 &&
+	       EPT_AIDX_FETCH_USER == 5 && VMEM_ACC_WRITE == 1 && VMEM_ACC_FETCH == 2 && VMEM_WALK_NO_AD == 1 &&
+	       MMU_ACC_INDEXES == 32 && WIN_FLIP == 0x27 && VMEM_EPT_PS == 0x80 && EPT_MT_WANT_WB == 0x30 &&
+	       VMEM_NESTED_OK == 0 && VMEM_WALK_OK == 0 && VMEM_EPT_OK == 0, "constants the assembly uses");
+
+/* The frame, from rsp after the prologue. */
+#define NX_FK2 0     /* K2: the 1-GByte region's guest-physical base */
+#define NX_FP2 8     /* P2: its page directory (host address) */
+#define NX_FO2 16    /* the EPT PML4E and PDPTE above P2, flipped and ORed */
+#define NX_FO1 24    /* the same with the PDE above P1 */
+#define NX_FLEAF1 32 /* the 2-MByte leaf that maps K1 (P1 bit 0 set) */
+#define NX_FCF0 40   /* the final access's class (ept_fcls), guest U = 0 */
+#define NX_FCF1 48   /* and U = 1 (they differ for a fetch: FETCH_USER) */
+#define NX_FK 56     /* k = 2 * access + NO_AD */
+#define NX_FER 64    /* the EPT view's region (e->hint) */
+#define NX_FEROOT 72 /* the host address of the EPT PML4 */
+#define NX_FRAME 80
+/* then rbp, rbx, the arguments in rsi, rdx, r8, r9, the return address, res, trace */
+#define NX_FE (NX_FRAME + 16)
+#define NX_FRES (NX_FRAME + 56)
+
+#define NX_S(x) #x
+#define NX_N(x) NX_S(x)
+#define NX_ADDR ".Lnx_addr(%rip)"  /* EPT_ADDR: bits 51:12 */
+
+/* The EPT translation of guest-physical rax (its page) for a guest
+ * paging-structure access, from the EPT PML4 (the cache missed): fills
+ * K1/P1 and K2/P2, leaves the host page in rbp, goes to .Lnx_jL. */
+#define NX_ROOT(L)                                                                              \
+	"	cmpq .Lnx_lim(%rip), %rax\n" /* bits 63:48: beyond a 4-level EPT walk (C: VMEM_E_INVAL) */ \
+	"	jae .Lnx_c\n"                                                                   \
+	"	movq " NX_N(NX_FER) "(%rsp), %r9\n"                                             \
+	"	rorxq $36, %rax, %rbx\n"                                                        \
+	"	andl $0xff8, %ebx\n"                                                            \
+	"	addq " NX_N(NX_FEROOT) "(%rsp), %rbx\n"                                         \
+	"	movq (%rbx), %rbp\n"                             /* EPT PML4E */                \
+	"	xorq $0x507, %rbp\n"                                                            \
+	"	movq %rbp, %r8\n"                                                               \
+	"	andq " NX_ADDR ", %rbp\n"                                                       \
+	"	subq (%r9), %rbp\n"                              /* its table in the view */    \
+	"	cmpq 8(%r9), %rbp\n"                                                            \
+	"	jae .Lnx_c\n"                                                                   \
+	"	rorxq $27, %rax, %rbx\n"                                                        \
+	"	andl $0xff8, %ebx\n"                                                            \
+	"	addq 16(%r9), %rbx\n"                                                           \
+	"	movq (%rbx,%rbp), %rbp\n"                        /* PDPTE */                    \
+	"	testb $0x80, %bpl\n"                             /* a 1-GByte page (or PS reserved): the C */ \
+	"	jne .Lnx_c\n"                                                                   \
+	"	xorq $0x507, %rbp\n"                                                            \
+	"	orq %rbp, %r8\n"                                                                \
+	"	movq %r8, " NX_N(NX_FO2) "(%rsp)\n"                                             \
+	"	andq " NX_ADDR ", %rbp\n"                                                       \
+	"	subq (%r9), %rbp\n"                                                             \
+	"	cmpq 8(%r9), %rbp\n"                                                            \
+	"	jae .Lnx_c\n"                                                                   \
+	"	addq 16(%r9), %rbp\n"                                                           \
+	"	movq %rbp, " NX_N(NX_FP2) "(%rsp)\n"                                            \
+	"	movq %rax, %rbx\n"                                                              \
+	"	andq $-0x40000000, %rbx\n"                                                      \
+	"	movq %rbx, " NX_N(NX_FK2) "(%rsp)\n"                                            \
+	"	rorxq $18, %rax, %rbx\n"                                                        \
+	"	andl $0xff8, %ebx\n"                                                            \
+	"	movq (%rbp,%rbx), %rbp\n"                        /* PDE */                      \
+	"	testb $0x80, %bpl\n"                                                            \
+	"	jne .Lnx_q" #L "\n"                                                             \
+	"	xorq $0x507, %rbp\n"                                                            \
+	"	orq %rbp, %r8\n"                                                                \
+	"	testq " NX_N(NX_C_M4) "(%rsi), %r8\n"            /* the paging class, PML4E to PDE */ \
+	"	jne .Lnx_c\n"                                                                   \
+	"	movq %r8, " NX_N(NX_FO1) "(%rsp)\n"                                             \
+	"	andq " NX_ADDR ", %rbp\n"                                                       \
+	"	subq (%r9), %rbp\n"                                                             \
+	"	cmpq 8(%r9), %rbp\n"                                                            \
+	"	jae .Lnx_c\n"                                                                   \
+	"	addq 16(%r9), %rbp\n"                                                           \
+	"	movq %rbp, %r9\n"                                /* P1 */                       \
+	"	movq %rax, %r8\n"                                                               \
+	"	andq $-0x200000, %r8\n"                          /* K1 */                       \
+	"	rorxq $9, %rax, %rbx\n"                                                         \
+	"	andl $0xff8, %ebx\n"                                                            \
+	"	movq (%r9,%rbx), %rbp\n"                         /* PTE */                      \
+	"	xorq " NX_N(NX_C_LWANT) "(%rsi), %rbp\n"                                        \
+	"	orq %rbp, %r10\n"                                                               \
+	"	andq " NX_ADDR ", %rbp\n"                                                       \
+	"	jmp .Lnx_j" #L "\n"                                                             \
+	".Lnx_q" #L ":\n"                                                                       \
+	"	testq " NX_N(NX_C_M4) "(%rsi), %r8\n"            /* the paging class, PML4E and PDPTE */ \
+	"	jne .Lnx_c\n"                                                                   \
+	NX_LEAF2M(L)
+
+/* The PDE in rbp, of guest-physical rax, is a 2-MByte leaf (SDM 29.3.3):
+ * the paging class's test (reserved bits 20:12, rights, WB), then K1/P1
+ * name it; the host page of rax to rbp. */
+#define NX_LEAF2M(L)                                                                            \
+	"	movq %rbp, %rbx\n"                                                              \
+	"	xorq " NX_N(NX_C_LWANT) "(%rsi), %rbx\n"                                        \
+	"	testq " NX_N(NX_C_LM2) "(%rsi), %rbx\n"                                         \
+	"	jne .Lnx_c\n"                                                                   \
+	"	movq %rbp, " NX_N(NX_FLEAF1) "(%rsp)\n"                                         \
+	"	andq " NX_ADDR ", %rbp\n"                                                       \
+	"	leaq 1(%rbp), %r9\n"                                                            \
+	"	movq %rax, %r8\n"                                                               \
+	"	andq $-0x200000, %r8\n"                                                         \
+	"	movq %rax, %rbx\n"                                                              \
+	"	andl $0x1ff000, %ebx\n"                                                         \
+	"	orq %rbx, %rbp\n"                                                               \
+	"	jmp .Lnx_j" #L "\n"
+
+/* Guest level L's EPT translation of the table at rax (4 KiB aligned):
+ * K1 first (the common case), its host page to rbp; then .Lnx_jL. */
+#define NX_XLATE(L)                                                                             \
+	"	subq %r8, %rax\n"                                                               \
+	"	cmpq $0x200000, %rax\n"                                                         \
+	"	jae .Lnx_m" #L "\n"                                                             \
+	"	testb $1, %r9b\n"                                                               \
+	"	jne .Lnx_l" #L "\n"                                                             \
+	"	shrq $12, %rax\n"                                                               \
+	"	movq (%r9,%rax,8), %rbp\n"                       /* the EPT PTE */              \
+	"	xorq " NX_N(NX_C_LWANT) "(%rsi), %rbp\n"                                        \
+	"	orq %rbp, %r10\n"                                                               \
+	"	andq " NX_ADDR ", %rbp\n"
+
+/* The cold side of NX_XLATE: a 2-MByte page at K1; K2; the PML4. */
+#define NX_XLATE_COLD(L)                                                                        \
+	".Lnx_l" #L ":\n"                                                                       \
+	"	leaq -1(%r9,%rax), %rbp\n"                                                      \
+	"	jmp .Lnx_j" #L "\n"                                                             \
+	".Lnx_m" #L ":\n"                                                                       \
+	"	addq %r8, %rax\n"                                                               \
+	"	movq %rax, %rbp\n"                                                              \
+	"	subq " NX_N(NX_FK2) "(%rsp), %rbp\n"                                            \
+	"	cmpq $0x40000000, %rbp\n"                                                       \
+	"	jae .Lnx_r" #L "\n"                                                             \
+	"	shrq $21, %rbp\n"                                                               \
+	"	movq " NX_N(NX_FP2) "(%rsp), %rbx\n"                                            \
+	"	movq (%rbx,%rbp,8), %rbp\n"                      /* PDE */                      \
+	"	testb $0x80, %bpl\n"                                                            \
+	"	jne .Lnx_p" #L "\n"                                                             \
+	"	xorq $0x507, %rbp\n"                                                            \
+	"	testq " NX_N(NX_C_M4) "(%rsi), %rbp\n"           /* PS is 0: mask[4] is mask[2] */ \
+	"	jne .Lnx_c\n"                                                                   \
+	"	movq " NX_N(NX_FO2) "(%rsp), %rbx\n"                                            \
+	"	orq %rbp, %rbx\n"                                                               \
+	"	movq %rbx, " NX_N(NX_FO1) "(%rsp)\n"                                            \
+	"	movq " NX_N(NX_FER) "(%rsp), %rbx\n"                                            \
+	"	andq " NX_ADDR ", %rbp\n"                                                       \
+	"	subq (%rbx), %rbp\n"                                                            \
+	"	cmpq 8(%rbx), %rbp\n"                                                           \
+	"	jae .Lnx_c\n"                                                                   \
+	"	addq 16(%rbx), %rbp\n"                                                          \
+	"	movq %rbp, %r9\n"                                /* P1 */                       \
+	"	movq %rax, %r8\n"                                                               \
+	"	andq $-0x200000, %r8\n"                          /* K1 */                       \
+	"	rorxq $9, %rax, %rbx\n"                                                         \
+	"	andl $0xff8, %ebx\n"                                                            \
+	"	movq (%r9,%rbx), %rbp\n"                         /* PTE */                      \
+	"	xorq " NX_N(NX_C_LWANT) "(%rsi), %rbp\n"                                        \
+	"	orq %rbp, %r10\n"                                                               \
+	"	andq " NX_ADDR ", %rbp\n"                                                       \
+	"	jmp .Lnx_j" #L "\n"                                                             \
+	".Lnx_p" #L ":\n"                                                                       \
+	NX_LEAF2M(L)                                                                            \
+	".Lnx_r" #L ":\n"                                                                       \
+	NX_ROOT(L)
+
+/* The guest entry of level L (address bits 12+9(L-1) up, rotated by ROT =
+ * that less 3) in the host page rbp: inside the guest tables' region (the
+ * page is: regions are 4 KiB granular), read to rax. */
+#define NX_READ(L, ROT)                                                                         \
+	".Lnx_j" #L ":\n"                                                                       \
+	"	rorxq $" #ROT ", %rcx, %rbx\n"                                                  \
+	"	andl $0xff8, %ebx\n"                                                            \
+	"	addq 16(%rdx), %rbx\n"                                                          \
+	"	subq (%rdx), %rbp\n"                                                            \
+	"	cmpq 8(%rdx), %rbp\n"                                                           \
+	"	jae .Lnx_c\n"                                                                   \
+	"	movq (%rbx,%rbp), %rax\n"
+
+/* A non-leaf guest entry: flipped into r11, its table to rax. */
+#define NX_NONLEAF                                                                              \
+	"	xorq $0x27, %rax\n"                                                             \
+	"	orq %rax, %r11\n"                                                               \
+	"	andq " NX_N(MMU_OFF_WFRAME) "(%rdi), %rax\n"
+
+/* The final access's translation reached its leaf rbp (of level LVL, page
+ * SIZE, tested against the class's mask at offset LM), host-physical
+ * address r8, the non-leaf EPT entries above flipped and ORed in r11; rsi
+ * its class, rax the guest-physical address, rbx the guest leaf, r10 the
+ * guest result's last 8 bytes. Test, then the 17 stores of nested_final. */
+#define NX_FINAL(LVL, SIZE, LM)                                                                 \
+	"	testq " NX_N(NX_C_M4) "(%rsi), %r11\n"           /* rights of every non-leaf entry (SDM 29.3.3.2) */ \
+	"	jne .Lnx_c\n"                                                                   \
+	"	movq %rbp, %rdx\n"                                                              \
+	"	xorq " NX_N(NX_C_LWANT) "(%rsi), %rdx\n"                                        \
+	"	testq " NX_N(LM) "(%rsi), %rdx\n"                     /* the leaf: reserved, rights, WB */ \
+	"	jne .Lnx_c\n"                                                                   \
+	"	notq %r11\n"                                     /* perms: R, W, X, XU ANDed */  \
+	"	andq %rbp, %r11\n"                                                              \
+	"	andl $0x407, %r11d\n"                                                           \
+	"	movq %r11, %rdx\n"                                                              \
+	"	shrq $7, %rdx\n"                                                                \
+	"	orq %rdx, %r11\n"                                                               \
+	"	movq " NX_N(NX_FE) "(%rsp), %rdx\n"                                             \
+	"	movzbl " NX_N(NX_E_PERMMASK) "(%rdx), %edx\n"                                   \
+	"	andl %edx, %r11d\n"                                                             \
+	"	shlq $16, %r11\n"                                                               \
+	"	movq %rbp, %rdx\n"                                                              \
+	"	andl $0x40, %edx\n"                              /* ipat */                     \
+	"	shlq $26, %rdx\n"                                                               \
+	"	orq %rdx, %r11\n"                                                               \
+	"	orq $(0x06000000 | (" #LVL " << 8)), %r11\n"       /* memory type WB, level */    \
+	"	movq " NX_N(NX_FRES) "(%rsp), %rdx\n"                                           \
+	"	xorl %esi, %esi\n"                                                              \
+	"	movq %r8, (%rdx)\n"                              /* hpa */                      \
+	"	movq %rax, 8(%rdx)\n"                            /* gpa */                      \
+	"	movq $4096, 16(%rdx)\n"                          /* page_size: the guest's 4K */ \
+	"	movq %rsi, 24(%rdx)\n"                                                          \
+	"	movq %rsi, 32(%rdx)\n"                                                          \
+	"	movq %rsi, 40(%rdx)\n"                           /* error_code, status OK, final */ \
+	"	movq %rax, 48(%rdx)\n"                           /* guest */                    \
+	"	movq $4096, 56(%rdx)\n"                                                         \
+	"	movq %rbx, 64(%rdx)\n"                                                          \
+	"	movq %r10, 72(%rdx)\n"                                                          \
+	"	movq %rax, 80(%rdx)\n"                           /* ept */                      \
+	"	movq %r8, 88(%rdx)\n"                                                           \
+	"	movq $" #SIZE ", 96(%rdx)\n"                                                    \
+	"	movq %rsi, 104(%rdx)\n"                                                         \
+	"	movq %rsi, 112(%rdx)\n"                                                         \
+	"	movq %rbp, 120(%rdx)\n"                                                         \
+	"	movq %r11, 128(%rdx)\n"                                                         \
+	"	jmp .Lnx_ok\n"
+
+__asm__(
+	"	.pushsection .rodata\n"
+	"	.p2align 3\n"
+	".Lnx_addr:\n"
+	"	.quad 0x000ffffffffff000\n"
+	".Lnx_lim:\n"
+	"	.quad 0x0001000000000000\n"
+	"	.popsection\n"
+	"	.text\n"
+	"	.globl vmem_nested_walk\n"
+	"	.type vmem_nested_walk, @function\n"
+	"	.p2align 4\n"
+	"vmem_nested_walk:\n"
+	"	.cfi_startproc\n"
+#ifdef __CET__
+	"	endbr64\n"
+#endif
+	/* rdi mmu, rsi ept, rdx host, rcx la, r8d access, r9d flags, 8(%rsp) res, 16(%rsp) trace */
+	"	cmpq $0, 16(%rsp)\n"                      /* a trace: the C */
+	"	jne .Lnx_c0\n"
+	"	testl $-2, %r9d\n"                        /* flags other than NO_AD: the C refuses them */
+	"	jne .Lnx_c0\n"
+	"	cmpl $31, %r8d\n"
+	"	ja .Lnx_c0\n"
+	"	movq %rdi, %rax\n"                        /* mmu * ept * host * res != 0: none is NULL */
+	"	imulq %rsi, %rax\n"
+	"	imulq %rdx, %rax\n"
+	"	imulq 8(%rsp), %rax\n"
+	"	testq %rax, %rax\n"
+	"	je .Lnx_c0\n"
+	"	leal (%r9,%r8,2), %eax\n"                 /* k */
+	"	cmpb $4, " NX_N(MMU_OFF_WASM) "(%rdi,%rax)\n" /* 4-level paging, the window's rights test, BMI2 */
+	"	jne .Lnx_c0\n"
+	"	movq " NX_N(MMU_OFF_CANON_ADD) "(%rdi), %r10\n" /* canonical (SDM 3.3.7.1) */
+	"	addq %rcx, %r10\n"
+	"	cmpq " NX_N(MMU_OFF_CANON_LIM) "(%rdi), %r10\n"
+	"	jae .Lnx_c0\n"
+	"	cmpb $4, " NX_N(NX_E_TOP) "(%rsi)\n"      /* a 4-level EPT */
+	"	jne .Lnx_c0\n"
+	"	pushq %r9\n"
+	"	.cfi_adjust_cfa_offset 8\n"
+	"	pushq %r8\n"
+	"	.cfi_adjust_cfa_offset 8\n"
+	"	pushq %rdx\n"
+	"	.cfi_adjust_cfa_offset 8\n"
+	"	pushq %rsi\n"
+	"	.cfi_adjust_cfa_offset 8\n"
+	"	pushq %rbx\n"
+	"	.cfi_adjust_cfa_offset 8\n"
+	"	.cfi_rel_offset %rbx, 0\n"
+	"	pushq %rbp\n"
+	"	.cfi_adjust_cfa_offset 8\n"
+	"	.cfi_rel_offset %rbp, 0\n"
+	"	subq $" NX_N(NX_FRAME) ", %rsp\n"
+	"	.cfi_adjust_cfa_offset " NX_N(NX_FRAME) "\n"
+	"	movq %rax, " NX_N(NX_FK) "(%rsp)\n"
+	/* The EPT view: the RAM region of e->root, by e->hint (ept_fast_view). */
+	"	movl " NX_N(NX_E_HINT) "(%rsi), %ebx\n"
+	"	cmpl " NX_N(NX_G_N) "(%rdx), %ebx\n"
+	"	jae .Lnx_c\n"
+	"	imulq $" NX_N(NX_R_SIZE) ", %rbx, %rbx\n"
+	"	addq " NX_N(NX_G_R) "(%rdx), %rbx\n"
+	"	movq " NX_N(NX_E_ROOT) "(%rsi), %rbp\n"
+	"	subq (%rbx), %rbp\n"
+	"	cmpq 8(%rbx), %rbp\n"
+	"	jae .Lnx_c\n"
+	"	movq 16(%rbx), %r10\n"
+	"	testq %r10, %r10\n"
+	"	je .Lnx_c\n"
+	"	addq %r10, %rbp\n"
+	"	movq %rbx, " NX_N(NX_FER) "(%rsp)\n"
+	"	movq %rbp, " NX_N(NX_FEROOT) "(%rsp)\n"
+	/* The guest tables' region: e->ghint's if it is RAM, else the view's. */
+	"	movl " NX_N(NX_E_GHINT) "(%rsi), %eax\n"
+	"	cmpl " NX_N(NX_G_N) "(%rdx), %eax\n"
+	"	jae .Lnx_gv\n"
+	"	imulq $" NX_N(NX_R_SIZE) ", %rax, %rax\n"
+	"	addq " NX_N(NX_G_R) "(%rdx), %rax\n"
+	"	cmpq $0, 16(%rax)\n"
+	"	je .Lnx_gv\n"
+	"	movq %rax, %rdx\n"
+	".Lnx_gd:\n"
+	/* Classes: fcls[aidx][ead]; guest paging-structure accesses are writes
+	 * for EPT A/D (SDM 29.3.3.2), ead = ad && !NO_AD. */
+	"	movl %r9d, %ebp\n"
+	"	xorl $1, %ebp\n"
+	"	andb " NX_N(NX_E_AD) "(%rsi), %bpl\n"
+	"	imull $" NX_N(NX_FCLS_SIZE) ", %ebp, %ebp\n"
+	"	leaq " NX_N(NX_E_FCLS) "(%rsi,%rbp), %rbp\n"     /* fcls[0][ead] */
+	"	movl %r8d, %eax\n"                        /* final: READ, WRITE, FETCH by access bits 1:0 */
+	"	andl $3, %eax\n"
+	"	imull $" NX_N(2 * NX_FCLS_SIZE) ", %eax, %eax\n"
+	"	addq %rbp, %rax\n"
+	"	movq %rax, " NX_N(NX_FCF0) "(%rsp)\n"
+	"	andl $2, %r8d\n"                          /* a fetch from a user page: FETCH_USER (3 more) */
+	"	imull $" NX_N(3 * NX_FCLS_SIZE) ", %r8d, %r8d\n"
+	"	addq %rax, %r8\n"
+	"	movq %r8, " NX_N(NX_FCF1) "(%rsp)\n"
+	"	leaq " NX_N(6 * NX_FCLS_SIZE) "(%rbp), %rsi\n"   /* fcls[VMEM_EPT_PAGING][ead] */
+	"	xorl %r10d, %r10d\n"
+	/* Level 4: the PML4E at root + 8 * la[47:39], its EPT walk from the PML4. */
+	"	rorxq $36, %rcx, %rax\n"
+	"	andl $0xff8, %eax\n"
+	"	addq " NX_N(NX_M_ROOT) "(%rdi), %rax\n"
+	NX_ROOT(4)
+	NX_READ(4, 36)
+	"	xorq $0x27, %rax\n"
+	"	movq %rax, %r11\n"
+	"	andq " NX_N(MMU_OFF_WFRAME) "(%rdi), %rax\n"
+	NX_XLATE(3)
+	NX_READ(3, 27)
+	NX_NONLEAF
+	NX_XLATE(2)
+	NX_READ(2, 18)
+	NX_NONLEAF
+	NX_XLATE(1)
+	NX_READ(1, 9)
+	/* The guest PTE in rax: judged with the entries above as the window walk does. */
+	"	testb $0x80, %r11b\n"                     /* PS above: a large page or reserved (SDM 4.5): the C */
+	"	jne .Lnx_c\n"
+	"	testq " NX_N(NX_C_M1) "(%rsi), %r10\n"    /* every EPT PTE read: the paging class */
+	"	jne .Lnx_c\n"
+	"	andq $-65, %r11\n"                        /* D counts in the leaf only */
+	"	movq %rax, %rbx\n"
+	"	xorq $0x67, %rax\n"
+	"	orq %rax, %r11\n"
+	"	movq " NX_N(NX_FK) "(%rsp), %rdx\n"
+	"	xorq " NX_N(MMU_OFF_WWANT) "(%rdi,%rdx,8), %r11\n"
+	"	testq %r11, " NX_N(MMU_OFF_WTEST) "(%rdi,%rdx,8)\n" /* rights, A/D, reserved bits (SDM 4.5, 4.6) */
+	"	jne .Lnx_c\n"
+	"	movq %r11, %r10\n"                        /* the guest result's tail (walk.c: win_result) */
+	"	andl $6, %r11d\n"
+	"	shrq $63, %r10\n"
+	"	leaq (%r11,%r10,8), %r10\n"
+	"	shlq $47, %r10\n"
+	"	xorq " NX_N(MMU_OFF_WTAIL) "(%rdi,%rdx,8), %r10\n"
+	"	andq " NX_N(MMU_OFF_WFRAME) "(%rdi), %rax\n"  /* the access's guest-physical address */
+	"	movl %ecx, %edx\n"
+	"	andl $0xfff, %edx\n"
+	"	orq %rdx, %rax\n"
+	"	movq " NX_N(NX_FCF0) "(%rsp), %rsi\n"     /* its class: U (perms bit 1) picks FETCH_USER */
+	"	btq $49, %r10\n"
+	"	cmovcq " NX_N(NX_FCF1) "(%rsp), %rsi\n"
+	/* The final access (ept_fast_xlate, no fill): K1, K2, else the PML4. */
+	"	movq %rax, %r11\n"
+	"	subq %r8, %r11\n"
+	"	cmpq $0x200000, %r11\n"
+	"	jb .Lnx_f1\n"
+	"	movq %rax, %r11\n"
+	"	subq " NX_N(NX_FK2) "(%rsp), %r11\n"
+	"	cmpq $0x40000000, %r11\n"
+	"	jae .Lnx_f4\n"
+	"	shrq $21, %r11\n"
+	"	movq " NX_N(NX_FP2) "(%rsp), %r8\n"
+	"	movq (%r8,%r11,8), %rbp\n"                /* PDE */
+	"	movq " NX_N(NX_FO2) "(%rsp), %r11\n"
+	"	testb $0x80, %bpl\n"
+	"	jne .Lnx_f2\n"
+	".Lnx_f3:\n"                                  /* a PDE in rbp, r11 the entries above */
+	"	movq %rbp, %r8\n"
+	"	xorq $0x507, %r8\n"
+	"	orq %r8, %r11\n"
+	"	movq " NX_N(NX_FER) "(%rsp), %r8\n"
+	"	andq " NX_ADDR ", %rbp\n"
+	"	subq (%r8), %rbp\n"
+	"	cmpq 8(%r8), %rbp\n"
+	"	jae .Lnx_c\n"
+	"	addq 16(%r8), %rbp\n"
+	"	rorxq $9, %rax, %r8\n"
+	"	andl $0xff8, %r8d\n"
+	"	movq (%rbp,%r8), %rbp\n"                  /* PTE */
+	".Lnx_f0:\n"                                  /* a PTE in rbp */
+	"	movq %rbp, %r8\n"
+	"	andq " NX_ADDR ", %r8\n"
+	"	orq %rdx, %r8\n"
+	NX_FINAL(1, 4096, NX_C_M1)
+	".Lnx_f2:\n"                                  /* a 2-MByte leaf in rbp */
+	"	movq %rbp, %r8\n"
+	"	andq " NX_ADDR ", %r8\n"
+	"	movl %eax, %edx\n"
+	"	andl $0x1ff000, %edx\n"
+	"	orq %rdx, %r8\n"
+	"	movl %ecx, %edx\n"
+	"	andl $0xfff, %edx\n"
+	"	orq %rdx, %r8\n"
+	NX_FINAL(2, 0x200000, NX_C_LM2)
+	".Lnx_ok:\n"
+	"	xorl %eax, %eax\n"
+	"	.cfi_remember_state\n"
+	"	addq $" NX_N(NX_FRAME) ", %rsp\n"
+	"	.cfi_adjust_cfa_offset -" NX_N(NX_FRAME) "\n"
+	"	popq %rbp\n"
+	"	.cfi_adjust_cfa_offset -8\n"
+	"	.cfi_restore %rbp\n"
+	"	popq %rbx\n"
+	"	.cfi_adjust_cfa_offset -8\n"
+	"	.cfi_restore %rbx\n"
+	"	addq $32, %rsp\n"
+	"	.cfi_adjust_cfa_offset -32\n"
+	"	ret\n"
+	"	.cfi_restore_state\n"
+	/* The final access at K1: its page table's PTE, or the 2-MByte leaf. */
+	".Lnx_f1:\n"
+	"	testb $1, %r9b\n"
+	"	jne 1f\n"
+	"	shrq $12, %r11\n"
+	"	movq (%r9,%r11,8), %rbp\n"
+	"	movq " NX_N(NX_FO1) "(%rsp), %r11\n"
+	"	jmp .Lnx_f0\n"
+	"1:	movq " NX_N(NX_FLEAF1) "(%rsp), %rbp\n"
+	"	movq " NX_N(NX_FO2) "(%rsp), %r11\n"
+	"	jmp .Lnx_f2\n"
+	/* The final access from the PML4 (bits 63:48 refused as in NX_ROOT). */
+	".Lnx_f4:\n"
+	"	cmpq .Lnx_lim(%rip), %rax\n"
+	"	jae .Lnx_c\n"
+	"	movq " NX_N(NX_FER) "(%rsp), %r9\n"
+	"	rorxq $36, %rax, %r8\n"
+	"	andl $0xff8, %r8d\n"
+	"	addq " NX_N(NX_FEROOT) "(%rsp), %r8\n"
+	"	movq (%r8), %rbp\n"                      /* PML4E */
+	"	xorq $0x507, %rbp\n"
+	"	movq %rbp, %r11\n"
+	"	andq " NX_ADDR ", %rbp\n"
+	"	subq (%r9), %rbp\n"
+	"	cmpq 8(%r9), %rbp\n"
+	"	jae .Lnx_c\n"
+	"	rorxq $27, %rax, %r8\n"
+	"	andl $0xff8, %r8d\n"
+	"	addq 16(%r9), %r8\n"
+	"	movq (%r8,%rbp), %rbp\n"                 /* PDPTE */
+	"	testb $0x80, %bpl\n"
+	"	jne .Lnx_c\n"
+	"	xorq $0x507, %rbp\n"
+	"	orq %rbp, %r11\n"
+	"	andq " NX_ADDR ", %rbp\n"
+	"	subq (%r9), %rbp\n"
+	"	cmpq 8(%r9), %rbp\n"
+	"	jae .Lnx_c\n"
+	"	addq 16(%r9), %rbp\n"
+	"	rorxq $18, %rax, %r8\n"
+	"	andl $0xff8, %r8d\n"
+	"	movq (%rbp,%r8), %rbp\n"                 /* PDE */
+	"	testb $0x80, %bpl\n"
+	"	jne .Lnx_f2\n"
+	"	jmp .Lnx_f3\n"
+	NX_XLATE_COLD(3)
+	NX_XLATE_COLD(2)
+	NX_XLATE_COLD(1)
+	".Lnx_gv:\n"
+	"	movq %rbx, %rdx\n"
+	"	jmp .Lnx_gd\n"
+	/* Everything else: the C, with the arguments as they came. */
+	".Lnx_c:\n"
+	"	addq $" NX_N(NX_FRAME) ", %rsp\n"
+	"	.cfi_adjust_cfa_offset -" NX_N(NX_FRAME) "\n"
+	"	popq %rbp\n"
+	"	.cfi_adjust_cfa_offset -8\n"
+	"	.cfi_restore %rbp\n"
+	"	popq %rbx\n"
+	"	.cfi_adjust_cfa_offset -8\n"
+	"	.cfi_restore %rbx\n"
+	"	popq %rsi\n"
+	"	.cfi_adjust_cfa_offset -8\n"
+	"	popq %rdx\n"
+	"	.cfi_adjust_cfa_offset -8\n"
+	"	popq %r8\n"
+	"	.cfi_adjust_cfa_offset -8\n"
+	"	popq %r9\n"
+	"	.cfi_adjust_cfa_offset -8\n"
+	".Lnx_c0:\n"
+	"	jmp vmi_nested_walk_c\n"
+	"	.cfi_endproc\n"
+	"	.size vmem_nested_walk, .-vmem_nested_walk\n");
+#else
+typedef int nx_no_asm; /* the C of lib/nested.c is vmem_nested_walk */
+#endif
