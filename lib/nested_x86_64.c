@@ -99,33 +99,26 @@ _Static_assert(VMEM_EPT_READ == 0 && VMEM_EPT_WRITE == 1 && VMEM_EPT_FETCH == 2 
 #define NX_FK2 0     /* K2: the 1-GByte region's guest-physical base */
 #define NX_FP2 8     /* P2: its page directory (host address) */
 #define NX_FO2 16    /* the EPT PML4E and PDPTE above P2, flipped and ORed */
-#define NX_FO1 24    /* the same with the PDE above P1 */
-#define NX_FLEAF1 32 /* the 2-MByte leaf that maps K1 (P1 bit 0 set) */
-#define NX_FCF0 40   /* the final access's class (ept_fcls), guest U = 0 */
-#define NX_FCF1 48   /* and U = 1 (they differ for a fetch: FETCH_USER) */
-#define NX_FK 56     /* k = 2 * access + NO_AD */
-#define NX_FER 64    /* the EPT view's region (e->hint) */
-#define NX_FEROOT 72 /* the host address of the EPT PML4 */
-#define NX_FRAME 80
-/* then rbp, rbx, the arguments in rsi, rdx, r8, r9, the return address, res, trace */
-#define NX_FE (NX_FRAME + 16)
-#define NX_FRES (NX_FRAME + 56)
+#define NX_FK 24     /* k = 2 * access + NO_AD (access and flags, for the C) */
+#define NX_FER 32    /* the EPT view's region (e->hint) */
+#define NX_FEROOT 40 /* the host address of the EPT PML4 */
+#define NX_FRAME 48
+/* then the arguments in rsi and rdx, rbp, rbx, the return address, res, trace */
+#define NX_FE NX_FRAME
+#define NX_FRES (NX_FRAME + 40)
 
 #define NX_S(x) #x
 #define NX_N(x) NX_S(x)
 #define NX_ADDR ".Lnx_addr(%rip)"  /* EPT_ADDR: bits 51:12 */
+#define NX_M4 NX_N(NX_C_M4) "(%rsi)"
+#define NX_LW NX_N(NX_C_LWANT) "(%rsi)"
 
-/* The EPT translation of guest-physical rax (its page) for a guest
- * paging-structure access, from the EPT PML4 (the cache missed): fills
- * K1/P1 and K2/P2, leaves the host page in rbp, goes to .Lnx_jL. */
-#define NX_ROOT(L)                                                                              \
-	"	cmpq .Lnx_lim(%rip), %rax\n" /* bits 63:48: beyond a 4-level EPT walk (C: VMEM_E_INVAL) */ \
-	"	jae .Lnx_c\n"                                                                   \
-	"	movq " NX_N(NX_FER) "(%rsp), %r9\n"                                             \
-	"	rorxq $36, %rax, %rbx\n"                                                        \
-	"	andl $0xff8, %ebx\n"                                                            \
-	"	addq " NX_N(NX_FEROOT) "(%rsp), %rbx\n"                                         \
-	"	movq (%rbx), %rbp\n"                             /* EPT PML4E */                \
+/* The EPT translation, for a guest paging-structure access, of the page of
+ * guest-physical rax from the PML4E in rbp (r9 the view's region): fills
+ * K2/P2 and K1/P1, leaves the host page in rbp and goes on at .Lnx_aL (a
+ * page table at K1) or .Lnx_bL (a 2-MByte page). OLOP starts or extends
+ * the PTE accumulation (r10); ZB zeroes it on the way to .Lnx_bL. */
+#define NX_WALK(L, OLOP, ZB)                                                                    \
 	"	xorq $0x507, %rbp\n"                                                            \
 	"	movq %rbp, %r8\n"                                                               \
 	"	andq " NX_ADDR ", %rbp\n"                                                       \
@@ -157,66 +150,89 @@ _Static_assert(VMEM_EPT_READ == 0 && VMEM_EPT_WRITE == 1 && VMEM_EPT_FETCH == 2 
 	"	jne .Lnx_q" #L "\n"                                                             \
 	"	xorq $0x507, %rbp\n"                                                            \
 	"	orq %rbp, %r8\n"                                                                \
-	"	testq " NX_N(NX_C_M4) "(%rsi), %r8\n"            /* the paging class, PML4E to PDE */ \
+	"	testq " NX_M4 ", %r8\n"                          /* the paging class, PML4E to PDE */ \
 	"	jne .Lnx_c\n"                                                                   \
-	"	movq %r8, " NX_N(NX_FO1) "(%rsp)\n"                                             \
 	"	andq " NX_ADDR ", %rbp\n"                                                       \
 	"	subq (%r9), %rbp\n"                                                             \
 	"	cmpq 8(%r9), %rbp\n"                                                            \
 	"	jae .Lnx_c\n"                                                                   \
 	"	addq 16(%r9), %rbp\n"                                                           \
 	"	movq %rbp, %r9\n"                                /* P1 */                       \
-	"	movq %rax, %r8\n"                                                               \
-	"	andq $-0x200000, %r8\n"                          /* K1 */                       \
 	"	rorxq $9, %rax, %rbx\n"                                                         \
 	"	andl $0xff8, %ebx\n"                                                            \
 	"	movq (%r9,%rbx), %rbp\n"                         /* PTE */                      \
-	"	xorq " NX_N(NX_C_LWANT) "(%rsi), %rbp\n"                                        \
-	"	orq %rbp, %r10\n"                                                               \
+	"	movq %rax, %r8\n"                                                               \
+	"	andq $-0x200000, %r8\n"                          /* K1 */                       \
+	"	xorq " NX_LW ", %rbp\n"                                                         \
+	"	" OLOP " %rbp, %r10\n"                                                          \
 	"	andq " NX_ADDR ", %rbp\n"                                                       \
-	"	jmp .Lnx_j" #L "\n"                                                             \
+	"	jmp .Lnx_a" #L "\n"                                                             \
 	".Lnx_q" #L ":\n"                                                                       \
-	"	testq " NX_N(NX_C_M4) "(%rsi), %r8\n"            /* the paging class, PML4E and PDPTE */ \
+	"	testq " NX_M4 ", %r8\n"                          /* the paging class, PML4E and PDPTE */ \
 	"	jne .Lnx_c\n"                                                                   \
+	ZB                                                                                      \
 	NX_LEAF2M(L)
 
 /* The PDE in rbp, of guest-physical rax, is a 2-MByte leaf (SDM 29.3.3):
- * the paging class's test (reserved bits 20:12, rights, WB), then K1/P1
- * name it; the host page of rax to rbp. */
+ * the paging class's test (reserved bits 20:12, rights, A/D, WB), then
+ * K1/P1 name it; the host page of rax to rbp, on at .Lnx_bL. */
 #define NX_LEAF2M(L)                                                                            \
 	"	movq %rbp, %rbx\n"                                                              \
-	"	xorq " NX_N(NX_C_LWANT) "(%rsi), %rbx\n"                                        \
+	"	xorq " NX_LW ", %rbx\n"                                                         \
 	"	testq " NX_N(NX_C_LM2) "(%rsi), %rbx\n"                                         \
 	"	jne .Lnx_c\n"                                                                   \
-	"	movq %rbp, " NX_N(NX_FLEAF1) "(%rsp)\n"                                         \
 	"	andq " NX_ADDR ", %rbp\n"                                                       \
-	"	leaq 1(%rbp), %r9\n"                                                            \
+	"	movq %rbp, %r9\n"                                /* P1: the page */             \
 	"	movq %rax, %r8\n"                                                               \
-	"	andq $-0x200000, %r8\n"                                                         \
+	"	andq $-0x200000, %r8\n"                          /* K1 */                       \
 	"	movq %rax, %rbx\n"                                                              \
 	"	andl $0x1ff000, %ebx\n"                                                         \
 	"	orq %rbx, %rbp\n"                                                               \
-	"	jmp .Lnx_j" #L "\n"
+	"	jmp .Lnx_b" #L "\n"
 
-/* Guest level L's EPT translation of the table at rax (4 KiB aligned):
- * K1 first (the common case), its host page to rbp; then .Lnx_jL. */
-#define NX_XLATE(L)                                                                             \
+/* The guest entry of level L (address bits 12+9(L-1) up, rotated by ROT =
+ * that less 3) in the host page rbp: inside the guest tables' region (the
+ * page is: regions are 4 KiB granular), read to rax; a non-leaf entry is
+ * flipped into r11 and its table goes to rax. */
+#define NX_READ(ROT)                                                                            \
+	"	rorxq $" #ROT ", %rcx, %rbx\n"                                                  \
+	"	andl $0xff8, %ebx\n"                                                            \
+	"	addq 16(%rdx), %rbx\n"                                                          \
+	"	subq (%rdx), %rbp\n"                                                            \
+	"	cmpq 8(%rdx), %rbp\n"                                                           \
+	"	jae .Lnx_c\n"                                                                   \
+	"	movq (%rbx,%rbp), %rax\n"
+#define NX_NONLEAF                                                                              \
+	"	xorq $0x27, %rax\n"                                                             \
+	"	orq %rax, %r11\n"                                                               \
+	"	andq " NX_N(MMU_OFF_WFRAME) "(%rdi), %rax\n"
+
+/* Guest level L's EPT translation of the table at rax (4 KiB aligned) when
+ * K1 is a page table (state a: its PTE) or a 2-MByte page (state b); then
+ * the guest entry. */
+#define NX_LEVEL_A(L, ROT)                                                                      \
 	"	subq %r8, %rax\n"                                                               \
 	"	cmpq $0x200000, %rax\n"                                                         \
 	"	jae .Lnx_m" #L "\n"                                                             \
-	"	testb $1, %r9b\n"                                                               \
-	"	jne .Lnx_l" #L "\n"                                                             \
 	"	shrq $12, %rax\n"                                                               \
 	"	movq (%r9,%rax,8), %rbp\n"                       /* the EPT PTE */              \
-	"	xorq " NX_N(NX_C_LWANT) "(%rsi), %rbp\n"                                        \
+	"	xorq " NX_LW ", %rbp\n"                                                         \
 	"	orq %rbp, %r10\n"                                                               \
-	"	andq " NX_ADDR ", %rbp\n"
+	"	andq " NX_ADDR ", %rbp\n"                                                       \
+	".Lnx_a" #L ":\n"                                                                       \
+	NX_READ(ROT)
+#define NX_LEVEL_B(L, ROT)                                                                      \
+	"	subq %r8, %rax\n"                                                               \
+	"	cmpq $0x200000, %rax\n"                                                         \
+	"	jae .Lnx_m" #L "\n"                                                             \
+	"	leaq (%r9,%rax), %rbp\n"                                                        \
+	".Lnx_b" #L ":\n"                                                                       \
+	NX_READ(ROT)
 
-/* The cold side of NX_XLATE: a 2-MByte page at K1; K2; the PML4. */
-#define NX_XLATE_COLD(L)                                                                        \
-	".Lnx_l" #L ":\n"                                                                       \
-	"	leaq -1(%r9,%rax), %rbp\n"                                                      \
-	"	jmp .Lnx_j" #L "\n"                                                             \
+/* The cold side of a level: not in K1's region; K2's page directory, else
+ * the PML4 (bits 63:48 of the address: beyond a 4-level EPT walk, which
+ * the C refuses). */
+#define NX_MISS(L)                                                                              \
 	".Lnx_m" #L ":\n"                                                                       \
 	"	addq %r8, %rax\n"                                                               \
 	"	movq %rax, %rbp\n"                                                              \
@@ -229,11 +245,8 @@ _Static_assert(VMEM_EPT_READ == 0 && VMEM_EPT_WRITE == 1 && VMEM_EPT_FETCH == 2 
 	"	testb $0x80, %bpl\n"                                                            \
 	"	jne .Lnx_p" #L "\n"                                                             \
 	"	xorq $0x507, %rbp\n"                                                            \
-	"	testq " NX_N(NX_C_M4) "(%rsi), %rbp\n"           /* PS is 0: mask[4] is mask[2] */ \
+	"	testq " NX_M4 ", %rbp\n"                         /* PS is 0: mask[4] is mask[2] */ \
 	"	jne .Lnx_c\n"                                                                   \
-	"	movq " NX_N(NX_FO2) "(%rsp), %rbx\n"                                            \
-	"	orq %rbp, %rbx\n"                                                               \
-	"	movq %rbx, " NX_N(NX_FO1) "(%rsp)\n"                                            \
 	"	movq " NX_N(NX_FER) "(%rsp), %rbx\n"                                            \
 	"	andq " NX_ADDR ", %rbp\n"                                                       \
 	"	subq (%rbx), %rbp\n"                                                            \
@@ -246,69 +259,56 @@ _Static_assert(VMEM_EPT_READ == 0 && VMEM_EPT_WRITE == 1 && VMEM_EPT_FETCH == 2 
 	"	rorxq $9, %rax, %rbx\n"                                                         \
 	"	andl $0xff8, %ebx\n"                                                            \
 	"	movq (%r9,%rbx), %rbp\n"                         /* PTE */                      \
-	"	xorq " NX_N(NX_C_LWANT) "(%rsi), %rbp\n"                                        \
+	"	xorq " NX_LW ", %rbp\n"                                                         \
 	"	orq %rbp, %r10\n"                                                               \
 	"	andq " NX_ADDR ", %rbp\n"                                                       \
-	"	jmp .Lnx_j" #L "\n"                                                             \
+	"	jmp .Lnx_a" #L "\n"                                                             \
 	".Lnx_p" #L ":\n"                                                                       \
 	NX_LEAF2M(L)                                                                            \
 	".Lnx_r" #L ":\n"                                                                       \
-	NX_ROOT(L)
-
-/* The guest entry of level L (address bits 12+9(L-1) up, rotated by ROT =
- * that less 3) in the host page rbp: inside the guest tables' region (the
- * page is: regions are 4 KiB granular), read to rax. */
-#define NX_READ(L, ROT)                                                                         \
-	".Lnx_j" #L ":\n"                                                                       \
-	"	rorxq $" #ROT ", %rcx, %rbx\n"                                                  \
-	"	andl $0xff8, %ebx\n"                                                            \
-	"	addq 16(%rdx), %rbx\n"                                                          \
-	"	subq (%rdx), %rbp\n"                                                            \
-	"	cmpq 8(%rdx), %rbp\n"                                                           \
+	"	cmpq .Lnx_lim(%rip), %rax\n"                                                    \
 	"	jae .Lnx_c\n"                                                                   \
-	"	movq (%rbx,%rbp), %rax\n"
-
-/* A non-leaf guest entry: flipped into r11, its table to rax. */
-#define NX_NONLEAF                                                                              \
-	"	xorq $0x27, %rax\n"                                                             \
-	"	orq %rax, %r11\n"                                                               \
-	"	andq " NX_N(MMU_OFF_WFRAME) "(%rdi), %rax\n"
+	"	movq " NX_N(NX_FER) "(%rsp), %r9\n"                                             \
+	"	rorxq $36, %rax, %rbx\n"                                                        \
+	"	andl $0xff8, %ebx\n"                                                            \
+	"	addq " NX_N(NX_FEROOT) "(%rsp), %rbx\n"                                         \
+	"	movq (%rbx), %rbp\n"                             /* EPT PML4E */                \
+	NX_WALK(L, "orq", "")
 
 /* The final access's translation reached its leaf rbp (of level LVL, page
  * SIZE, tested against the class's mask at offset LM), host-physical
  * address r8, the non-leaf EPT entries above flipped and ORed in r11; rsi
  * its class, rax the guest-physical address, rbx the guest leaf, r10 the
- * guest result's last 8 bytes. Test, then the 17 stores of nested_final. */
+ * guest result's last 8 bytes. Test, then nested_final's 17 stores. The
+ * EPT result's perms (bits 2:0 and XU, bit 10, of the entries ANDed: the
+ * flipped OR inverted), ipat (leaf bit 6; bit 6 is reserved, so 0, in
+ * the non-leaf entries) and the rest of its last 8 bytes by one multiply:
+ * bits 2:0 to 18:16, 10 to 19, 6 to 32, the products that collide land
+ * in bits 26 to 29, masked off. */
 #define NX_FINAL(LVL, SIZE, LM)                                                                 \
-	"	testq " NX_N(NX_C_M4) "(%rsi), %r11\n"           /* rights of every non-leaf entry (SDM 29.3.3.2) */ \
+	"	testq " NX_M4 ", %r11\n"                         /* rights of every non-leaf entry (SDM 29.3.3.2) */ \
 	"	jne .Lnx_c\n"                                                                   \
 	"	movq %rbp, %rdx\n"                                                              \
-	"	xorq " NX_N(NX_C_LWANT) "(%rsi), %rdx\n"                                        \
-	"	testq " NX_N(LM) "(%rsi), %rdx\n"                     /* the leaf: reserved, rights, WB */ \
+	"	xorq " NX_LW ", %rdx\n"                                                         \
+	"	testq " NX_N(LM) "(%rsi), %rdx\n"                /* the leaf: reserved, rights, A/D, WB */ \
 	"	jne .Lnx_c\n"                                                                   \
-	"	notq %r11\n"                                     /* perms: R, W, X, XU ANDed */  \
+	"	notq %r11\n"                                                                    \
 	"	andq %rbp, %r11\n"                                                              \
-	"	andl $0x407, %r11d\n"                                                           \
-	"	movq %r11, %rdx\n"                                                              \
-	"	shrq $7, %rdx\n"                                                                \
-	"	orq %rdx, %r11\n"                                                               \
+	"	andl $0x447, %r11d\n"                                                           \
+	"	imulq $0x04010200, %r11, %r11\n"                                                \
 	"	movq " NX_N(NX_FE) "(%rsp), %rdx\n"                                             \
 	"	movzbl " NX_N(NX_E_PERMMASK) "(%rdx), %edx\n"                                   \
-	"	andl %edx, %r11d\n"                                                             \
-	"	shlq $16, %r11\n"                                                               \
-	"	movq %rbp, %rdx\n"                                                              \
-	"	andl $0x40, %edx\n"                              /* ipat */                     \
-	"	shlq $26, %rdx\n"                                                               \
-	"	orq %rdx, %r11\n"                                                               \
-	"	orq $(0x06000000 | (" #LVL " << 8)), %r11\n"       /* memory type WB, level */    \
+	"	shll $16, %edx\n"                                                               \
+	"	btsq $32, %rdx\n"                                                               \
+	"	andq %rdx, %r11\n"                                                              \
+	"	orq $(0x06000000 | (" #LVL " << 8)), %r11\n"     /* memory type WB, level */    \
 	"	movq " NX_N(NX_FRES) "(%rsp), %rdx\n"                                           \
-	"	xorl %esi, %esi\n"                                                              \
 	"	movq %r8, (%rdx)\n"                              /* hpa */                      \
 	"	movq %rax, 8(%rdx)\n"                            /* gpa */                      \
 	"	movq $4096, 16(%rdx)\n"                          /* page_size: the guest's 4K */ \
-	"	movq %rsi, 24(%rdx)\n"                                                          \
-	"	movq %rsi, 32(%rdx)\n"                                                          \
-	"	movq %rsi, 40(%rdx)\n"                           /* error_code, status OK, final */ \
+	"	movq $0, 24(%rdx)\n"                                                            \
+	"	movq $0, 32(%rdx)\n"                                                            \
+	"	movq $0, 40(%rdx)\n"                             /* error_code, status OK, final */ \
 	"	movq %rax, 48(%rdx)\n"                           /* guest */                    \
 	"	movq $4096, 56(%rdx)\n"                                                         \
 	"	movq %rbx, 64(%rdx)\n"                                                          \
@@ -316,11 +316,136 @@ _Static_assert(VMEM_EPT_READ == 0 && VMEM_EPT_WRITE == 1 && VMEM_EPT_FETCH == 2 
 	"	movq %rax, 80(%rdx)\n"                           /* ept */                      \
 	"	movq %r8, 88(%rdx)\n"                                                           \
 	"	movq $" #SIZE ", 96(%rdx)\n"                                                    \
-	"	movq %rsi, 104(%rdx)\n"                                                         \
-	"	movq %rsi, 112(%rdx)\n"                                                         \
+	"	movq $0, 104(%rdx)\n"                                                           \
+	"	movq $0, 112(%rdx)\n"                                                           \
 	"	movq %rbp, 120(%rdx)\n"                                                         \
 	"	movq %r11, 128(%rdx)\n"                                                         \
-	"	jmp .Lnx_ok\n"
+	"	xorl %eax, %eax\n"                                                              \
+	"	.cfi_remember_state\n"                                                          \
+	"	addq $" NX_N(NX_FRAME + 16) ", %rsp\n"                                          \
+	"	.cfi_adjust_cfa_offset -" NX_N(NX_FRAME + 16) "\n"                              \
+	"	popq %rbp\n"                                                                    \
+	"	.cfi_adjust_cfa_offset -8\n"                                                    \
+	"	.cfi_restore %rbp\n"                                                            \
+	"	popq %rbx\n"                                                                    \
+	"	.cfi_adjust_cfa_offset -8\n"                                                    \
+	"	.cfi_restore %rbx\n"                                                            \
+	"	ret\n"                                                                          \
+	"	.cfi_restore_state\n"
+
+/* The guest PTE in rax (state S): judged with the entries above as the
+ * window walk judges them (walk.c: win_result); then the final access
+ * (ept_fast_xlate without fill) from K2's page directory (K1's region is
+ * inside K2's, so K1 is not needed), else the PML4. */
+#define NX_TAIL(S)                                                                              \
+	"	testb $0x80, %r11b\n"                     /* PS above: a large page or reserved (SDM 4.5): the C */ \
+	"	jne .Lnx_c\n"                                                                   \
+	"	testq " NX_N(NX_C_M1) "(%rsi), %r10\n"    /* every EPT PTE read: the paging class */ \
+	"	jne .Lnx_c\n"                                                                   \
+	"	andq $-65, %r11\n"                        /* D counts in the leaf only */       \
+	"	movq %rax, %rbx\n"                                                              \
+	"	xorq $0x67, %rax\n"                                                             \
+	"	orq %rax, %r11\n"                                                               \
+	"	movq " NX_N(NX_FK) "(%rsp), %rdx\n"                                             \
+	"	xorq " NX_N(MMU_OFF_WWANT) "(%rdi,%rdx,8), %r11\n"                              \
+	"	testq %r11, " NX_N(MMU_OFF_WTEST) "(%rdi,%rdx,8)\n" /* rights, A/D, reserved bits (SDM 4.5, 4.6) */ \
+	"	jne .Lnx_c\n"                                                                   \
+	"	movq %r11, %r10\n"                        /* the guest result's tail */         \
+	"	andl $6, %r11d\n"                                                               \
+	"	shrq $63, %r10\n"                                                               \
+	"	leaq (%r11,%r10,8), %r10\n"                                                     \
+	"	shlq $47, %r10\n"                                                               \
+	"	xorq " NX_N(MMU_OFF_WTAIL) "(%rdi,%rdx,8), %r10\n"                              \
+	"	rorxq $43, %r10, %r11\n"                  /* the final access's class: by k and U (perms bit 1) */ \
+	"	andl $64, %r11d\n"                                                              \
+	"	addl %edx, %r11d\n"                                                             \
+	"	leaq .Lnx_cls(%rip), %rbp\n"                                                    \
+	"	movswq (%rbp,%r11,2), %r11\n"                                                   \
+	"	addq %r11, %rsi\n"                                                              \
+	"	andq " NX_N(MMU_OFF_WFRAME) "(%rdi), %rax\n"  /* the access's guest-physical address */ \
+	"	movl %ecx, %edx\n"                                                              \
+	"	andl $0xfff, %edx\n"                                                            \
+	"	orq %rdx, %rax\n"                                                               \
+	"	movq %rax, %r11\n"                                                              \
+	"	subq " NX_N(NX_FK2) "(%rsp), %r11\n"                                            \
+	"	cmpq $0x40000000, %r11\n"                                                       \
+	"	jae .Lnx_f4" #S "\n"                                                            \
+	"	shrq $21, %r11\n"                                                               \
+	"	movq " NX_N(NX_FP2) "(%rsp), %r8\n"                                             \
+	"	movq (%r8,%r11,8), %rbp\n"                /* PDE */                             \
+	"	movq " NX_N(NX_FO2) "(%rsp), %r11\n"                                            \
+	"	testb $0x80, %bpl\n"                                                            \
+	"	jne .Lnx_f2" #S "\n"                                                            \
+	".Lnx_f3" #S ":\n"                            /* a PDE in rbp, r11 the entries above */ \
+	"	movq %rbp, %r8\n"                                                               \
+	"	xorq $0x507, %r8\n"                                                             \
+	"	orq %r8, %r11\n"                                                                \
+	"	movq " NX_N(NX_FER) "(%rsp), %r8\n"                                             \
+	"	andq " NX_ADDR ", %rbp\n"                                                       \
+	"	subq (%r8), %rbp\n"                                                             \
+	"	cmpq 8(%r8), %rbp\n"                                                            \
+	"	jae .Lnx_c\n"                                                                   \
+	"	addq 16(%r8), %rbp\n"                                                           \
+	"	rorxq $9, %rax, %r8\n"                                                          \
+	"	andl $0xff8, %r8d\n"                                                            \
+	"	movq (%rbp,%r8), %rbp\n"                  /* PTE */                             \
+	"	movq %rbp, %r8\n"                                                               \
+	"	andq " NX_ADDR ", %r8\n"                                                        \
+	"	orq %rdx, %r8\n"                                                                \
+	NX_FINAL(1, 4096, NX_C_M1)                                                              \
+	".Lnx_f2" #S ":\n"                            /* a 2-MByte leaf in rbp */           \
+	"	movq %rbp, %r8\n"                                                               \
+	"	andq " NX_ADDR ", %r8\n"                                                        \
+	"	movl %eax, %edx\n"                                                              \
+	"	andl $0x1fffff, %edx\n"                                                         \
+	"	orq %rdx, %r8\n"                                                                \
+	NX_FINAL(2, 0x200000, NX_C_LM2)                                                         \
+	".Lnx_f4" #S ":\n"                            /* from the PML4 */                   \
+	"	cmpq .Lnx_lim(%rip), %rax\n"                                                    \
+	"	jae .Lnx_c\n"                                                                   \
+	"	movq " NX_N(NX_FER) "(%rsp), %r9\n"                                             \
+	"	rorxq $36, %rax, %r8\n"                                                         \
+	"	andl $0xff8, %r8d\n"                                                            \
+	"	addq " NX_N(NX_FEROOT) "(%rsp), %r8\n"                                          \
+	"	movq (%r8), %rbp\n"                       /* PML4E */                           \
+	"	xorq $0x507, %rbp\n"                                                            \
+	"	movq %rbp, %r11\n"                                                              \
+	"	andq " NX_ADDR ", %rbp\n"                                                       \
+	"	subq (%r9), %rbp\n"                                                             \
+	"	cmpq 8(%r9), %rbp\n"                                                            \
+	"	jae .Lnx_c\n"                                                                   \
+	"	rorxq $27, %rax, %r8\n"                                                         \
+	"	andl $0xff8, %r8d\n"                                                            \
+	"	addq 16(%r9), %r8\n"                                                            \
+	"	movq (%r8,%rbp), %rbp\n"                  /* PDPTE */                           \
+	"	testb $0x80, %bpl\n"                                                            \
+	"	jne .Lnx_c\n"                                                                   \
+	"	xorq $0x507, %rbp\n"                                                            \
+	"	orq %rbp, %r11\n"                                                               \
+	"	andq " NX_ADDR ", %rbp\n"                                                       \
+	"	subq (%r9), %rbp\n"                                                             \
+	"	cmpq 8(%r9), %rbp\n"                                                            \
+	"	jae .Lnx_c\n"                                                                   \
+	"	addq 16(%r9), %rbp\n"                                                           \
+	"	rorxq $18, %rax, %r8\n"                                                         \
+	"	andl $0xff8, %r8d\n"                                                            \
+	"	movq (%rbp,%r8), %rbp\n"                  /* PDE */                             \
+	"	testb $0x80, %bpl\n"                                                            \
+	"	jne .Lnx_f2" #S "\n"                                                            \
+	"	jmp .Lnx_f3" #S "\n"
+
+/* The final access's class relative to the paging class, by k | U << 6
+ * (k = 2 * access + NO_AD, U the guest's perms bit 1): final_aidx of
+ * lib/nested.c (READ, WRITE, FETCH, or FETCH_USER for a fetch from a
+ * user-mode address, SDM 29.3.3.2 with MBEC), less VMEM_EPT_PAGING, times
+ * 2 * sizeof(struct ept_fcls). */
+#define NX_CLS_TABLE                                                                            \
+	".Lnx_cls:\n"                                                                           \
+	"	.set .Lnx_i, 0\n"                                                               \
+	"	.rept 128\n"                                                                    \
+	"	.short ((((.Lnx_i >> 1) & 1) + ((.Lnx_i >> 2) & 1) * (1 - ((.Lnx_i >> 1) & 1)) * (2 + 3 * ((.Lnx_i >> 6) & 1))) - 3) * " NX_N(2 * NX_FCLS_SIZE) "\n" \
+	"	.set .Lnx_i, .Lnx_i + 1\n"                                                      \
+	"	.endr\n"
 
 __asm__(
 	"	.pushsection .rodata\n"
@@ -329,6 +454,7 @@ __asm__(
 	"	.quad 0x000ffffffffff000\n"
 	".Lnx_lim:\n"
 	"	.quad 0x0001000000000000\n"
+	NX_CLS_TABLE
 	"	.popsection\n"
 	"	.text\n"
 	"	.globl vmem_nested_walk\n"
@@ -361,38 +487,39 @@ __asm__(
 	"	jae .Lnx_c0\n"
 	"	cmpb $4, " NX_N(NX_E_TOP) "(%rsi)\n"      /* a 4-level EPT */
 	"	jne .Lnx_c0\n"
-	"	pushq %r9\n"
-	"	.cfi_adjust_cfa_offset 8\n"
-	"	pushq %r8\n"
-	"	.cfi_adjust_cfa_offset 8\n"
-	"	pushq %rdx\n"
-	"	.cfi_adjust_cfa_offset 8\n"
-	"	pushq %rsi\n"
-	"	.cfi_adjust_cfa_offset 8\n"
 	"	pushq %rbx\n"
 	"	.cfi_adjust_cfa_offset 8\n"
 	"	.cfi_rel_offset %rbx, 0\n"
 	"	pushq %rbp\n"
 	"	.cfi_adjust_cfa_offset 8\n"
 	"	.cfi_rel_offset %rbp, 0\n"
+	"	pushq %rdx\n"
+	"	.cfi_adjust_cfa_offset 8\n"
+	"	pushq %rsi\n"
+	"	.cfi_adjust_cfa_offset 8\n"
 	"	subq $" NX_N(NX_FRAME) ", %rsp\n"
 	"	.cfi_adjust_cfa_offset " NX_N(NX_FRAME) "\n"
-	"	movq %rax, " NX_N(NX_FK) "(%rsp)\n"
+	"	movq %rax, " NX_N(NX_FK) "(%rsp)\n"       /* (r8 and r9 are made again from k) */
+	/* The paging class: guest paging-structure accesses are writes for
+	 * EPT A/D (SDM 29.3.3.2), ead = ad && !NO_AD. */
+	"	xorl $1, %r9d\n"
+	"	andb " NX_N(NX_E_AD) "(%rsi), %r9b\n"
+	"	imull $" NX_N(NX_FCLS_SIZE) ", %r9d, %r11d\n"
 	/* The EPT view: the RAM region of e->root, by e->hint (ept_fast_view). */
-	"	movl " NX_N(NX_E_HINT) "(%rsi), %ebx\n"
-	"	cmpl " NX_N(NX_G_N) "(%rdx), %ebx\n"
+	"	movl " NX_N(NX_E_HINT) "(%rsi), %r9d\n"
+	"	cmpl " NX_N(NX_G_N) "(%rdx), %r9d\n"
 	"	jae .Lnx_c\n"
-	"	imulq $" NX_N(NX_R_SIZE) ", %rbx, %rbx\n"
-	"	addq " NX_N(NX_G_R) "(%rdx), %rbx\n"
+	"	imulq $" NX_N(NX_R_SIZE) ", %r9, %r9\n"
+	"	addq " NX_N(NX_G_R) "(%rdx), %r9\n"
 	"	movq " NX_N(NX_E_ROOT) "(%rsi), %rbp\n"
-	"	subq (%rbx), %rbp\n"
-	"	cmpq 8(%rbx), %rbp\n"
+	"	subq (%r9), %rbp\n"
+	"	cmpq 8(%r9), %rbp\n"
 	"	jae .Lnx_c\n"
-	"	movq 16(%rbx), %r10\n"
+	"	movq 16(%r9), %r10\n"
 	"	testq %r10, %r10\n"
 	"	je .Lnx_c\n"
 	"	addq %r10, %rbp\n"
-	"	movq %rbx, " NX_N(NX_FER) "(%rsp)\n"
+	"	movq %r9, " NX_N(NX_FER) "(%rsp)\n"
 	"	movq %rbp, " NX_N(NX_FEROOT) "(%rsp)\n"
 	/* The guest tables' region: e->ghint's if it is RAM, else the view's. */
 	"	movl " NX_N(NX_E_GHINT) "(%rsi), %eax\n"
@@ -404,194 +531,65 @@ __asm__(
 	"	je .Lnx_gv\n"
 	"	movq %rax, %rdx\n"
 	".Lnx_gd:\n"
-	/* Classes: fcls[aidx][ead]; guest paging-structure accesses are writes
-	 * for EPT A/D (SDM 29.3.3.2), ead = ad && !NO_AD. */
-	"	movl %r9d, %ebp\n"
-	"	xorl $1, %ebp\n"
-	"	andb " NX_N(NX_E_AD) "(%rsi), %bpl\n"
-	"	imull $" NX_N(NX_FCLS_SIZE) ", %ebp, %ebp\n"
-	"	leaq " NX_N(NX_E_FCLS) "(%rsi,%rbp), %rbp\n"     /* fcls[0][ead] */
-	"	movl %r8d, %eax\n"                        /* final: READ, WRITE, FETCH by access bits 1:0 */
-	"	andl $3, %eax\n"
-	"	imull $" NX_N(2 * NX_FCLS_SIZE) ", %eax, %eax\n"
-	"	addq %rbp, %rax\n"
-	"	movq %rax, " NX_N(NX_FCF0) "(%rsp)\n"
-	"	andl $2, %r8d\n"                          /* a fetch from a user page: FETCH_USER (3 more) */
-	"	imull $" NX_N(3 * NX_FCLS_SIZE) ", %r8d, %r8d\n"
-	"	addq %rax, %r8\n"
-	"	movq %r8, " NX_N(NX_FCF1) "(%rsp)\n"
-	"	leaq " NX_N(6 * NX_FCLS_SIZE) "(%rbp), %rsi\n"   /* fcls[VMEM_EPT_PAGING][ead] */
-	"	xorl %r10d, %r10d\n"
+	"	leaq " NX_N(NX_E_FCLS + 6 * NX_FCLS_SIZE) "(%rsi,%r11), %rsi\n" /* fcls[VMEM_EPT_PAGING][ead] */
 	/* Level 4: the PML4E at root + 8 * la[47:39], its EPT walk from the PML4. */
 	"	rorxq $36, %rcx, %rax\n"
 	"	andl $0xff8, %eax\n"
 	"	addq " NX_N(NX_M_ROOT) "(%rdi), %rax\n"
-	NX_ROOT(4)
-	NX_READ(4, 36)
+	"	cmpq .Lnx_lim(%rip), %rax\n"
+	"	jae .Lnx_c\n"
+	"	rorxq $36, %rax, %rbx\n"
+	"	andl $0xff8, %ebx\n"
+	"	movq (%rbp,%rbx), %rbp\n"                 /* EPT PML4E */
+	NX_WALK(4, "movq", "	xorl %r10d, %r10d\n")
+	/* State a: K1 is a page table. */
+	".Lnx_a4:\n"
+	NX_READ(36)
 	"	xorq $0x27, %rax\n"
 	"	movq %rax, %r11\n"
 	"	andq " NX_N(MMU_OFF_WFRAME) "(%rdi), %rax\n"
-	NX_XLATE(3)
-	NX_READ(3, 27)
+	NX_LEVEL_A(3, 27)
 	NX_NONLEAF
-	NX_XLATE(2)
-	NX_READ(2, 18)
+	NX_LEVEL_A(2, 18)
 	NX_NONLEAF
-	NX_XLATE(1)
-	NX_READ(1, 9)
-	/* The guest PTE in rax: judged with the entries above as the window walk does. */
-	"	testb $0x80, %r11b\n"                     /* PS above: a large page or reserved (SDM 4.5): the C */
-	"	jne .Lnx_c\n"
-	"	testq " NX_N(NX_C_M1) "(%rsi), %r10\n"    /* every EPT PTE read: the paging class */
-	"	jne .Lnx_c\n"
-	"	andq $-65, %r11\n"                        /* D counts in the leaf only */
-	"	movq %rax, %rbx\n"
-	"	xorq $0x67, %rax\n"
-	"	orq %rax, %r11\n"
-	"	movq " NX_N(NX_FK) "(%rsp), %rdx\n"
-	"	xorq " NX_N(MMU_OFF_WWANT) "(%rdi,%rdx,8), %r11\n"
-	"	testq %r11, " NX_N(MMU_OFF_WTEST) "(%rdi,%rdx,8)\n" /* rights, A/D, reserved bits (SDM 4.5, 4.6) */
-	"	jne .Lnx_c\n"
-	"	movq %r11, %r10\n"                        /* the guest result's tail (walk.c: win_result) */
-	"	andl $6, %r11d\n"
-	"	shrq $63, %r10\n"
-	"	leaq (%r11,%r10,8), %r10\n"
-	"	shlq $47, %r10\n"
-	"	xorq " NX_N(MMU_OFF_WTAIL) "(%rdi,%rdx,8), %r10\n"
-	"	andq " NX_N(MMU_OFF_WFRAME) "(%rdi), %rax\n"  /* the access's guest-physical address */
-	"	movl %ecx, %edx\n"
-	"	andl $0xfff, %edx\n"
-	"	orq %rdx, %rax\n"
-	"	movq " NX_N(NX_FCF0) "(%rsp), %rsi\n"     /* its class: U (perms bit 1) picks FETCH_USER */
-	"	btq $49, %r10\n"
-	"	cmovcq " NX_N(NX_FCF1) "(%rsp), %rsi\n"
-	/* The final access (ept_fast_xlate, no fill): K1, K2, else the PML4. */
+	NX_LEVEL_A(1, 9)
+	NX_TAIL(a)
+	/* State b: K1 is a 2-MByte page. */
+	".Lnx_b4:\n"
+	NX_READ(36)
+	"	xorq $0x27, %rax\n"
 	"	movq %rax, %r11\n"
-	"	subq %r8, %r11\n"
-	"	cmpq $0x200000, %r11\n"
-	"	jb .Lnx_f1\n"
-	"	movq %rax, %r11\n"
-	"	subq " NX_N(NX_FK2) "(%rsp), %r11\n"
-	"	cmpq $0x40000000, %r11\n"
-	"	jae .Lnx_f4\n"
-	"	shrq $21, %r11\n"
-	"	movq " NX_N(NX_FP2) "(%rsp), %r8\n"
-	"	movq (%r8,%r11,8), %rbp\n"                /* PDE */
-	"	movq " NX_N(NX_FO2) "(%rsp), %r11\n"
-	"	testb $0x80, %bpl\n"
-	"	jne .Lnx_f2\n"
-	".Lnx_f3:\n"                                  /* a PDE in rbp, r11 the entries above */
-	"	movq %rbp, %r8\n"
-	"	xorq $0x507, %r8\n"
-	"	orq %r8, %r11\n"
-	"	movq " NX_N(NX_FER) "(%rsp), %r8\n"
-	"	andq " NX_ADDR ", %rbp\n"
-	"	subq (%r8), %rbp\n"
-	"	cmpq 8(%r8), %rbp\n"
-	"	jae .Lnx_c\n"
-	"	addq 16(%r8), %rbp\n"
-	"	rorxq $9, %rax, %r8\n"
-	"	andl $0xff8, %r8d\n"
-	"	movq (%rbp,%r8), %rbp\n"                  /* PTE */
-	".Lnx_f0:\n"                                  /* a PTE in rbp */
-	"	movq %rbp, %r8\n"
-	"	andq " NX_ADDR ", %r8\n"
-	"	orq %rdx, %r8\n"
-	NX_FINAL(1, 4096, NX_C_M1)
-	".Lnx_f2:\n"                                  /* a 2-MByte leaf in rbp */
-	"	movq %rbp, %r8\n"
-	"	andq " NX_ADDR ", %r8\n"
-	"	movl %eax, %edx\n"
-	"	andl $0x1ff000, %edx\n"
-	"	orq %rdx, %r8\n"
-	"	movl %ecx, %edx\n"
-	"	andl $0xfff, %edx\n"
-	"	orq %rdx, %r8\n"
-	NX_FINAL(2, 0x200000, NX_C_LM2)
-	".Lnx_ok:\n"
-	"	xorl %eax, %eax\n"
-	"	.cfi_remember_state\n"
-	"	addq $" NX_N(NX_FRAME) ", %rsp\n"
-	"	.cfi_adjust_cfa_offset -" NX_N(NX_FRAME) "\n"
-	"	popq %rbp\n"
-	"	.cfi_adjust_cfa_offset -8\n"
-	"	.cfi_restore %rbp\n"
-	"	popq %rbx\n"
-	"	.cfi_adjust_cfa_offset -8\n"
-	"	.cfi_restore %rbx\n"
-	"	addq $32, %rsp\n"
-	"	.cfi_adjust_cfa_offset -32\n"
-	"	ret\n"
-	"	.cfi_restore_state\n"
-	/* The final access at K1: its page table's PTE, or the 2-MByte leaf. */
-	".Lnx_f1:\n"
-	"	testb $1, %r9b\n"
-	"	jne 1f\n"
-	"	shrq $12, %r11\n"
-	"	movq (%r9,%r11,8), %rbp\n"
-	"	movq " NX_N(NX_FO1) "(%rsp), %r11\n"
-	"	jmp .Lnx_f0\n"
-	"1:	movq " NX_N(NX_FLEAF1) "(%rsp), %rbp\n"
-	"	movq " NX_N(NX_FO2) "(%rsp), %r11\n"
-	"	jmp .Lnx_f2\n"
-	/* The final access from the PML4 (bits 63:48 refused as in NX_ROOT). */
-	".Lnx_f4:\n"
-	"	cmpq .Lnx_lim(%rip), %rax\n"
-	"	jae .Lnx_c\n"
-	"	movq " NX_N(NX_FER) "(%rsp), %r9\n"
-	"	rorxq $36, %rax, %r8\n"
-	"	andl $0xff8, %r8d\n"
-	"	addq " NX_N(NX_FEROOT) "(%rsp), %r8\n"
-	"	movq (%r8), %rbp\n"                      /* PML4E */
-	"	xorq $0x507, %rbp\n"
-	"	movq %rbp, %r11\n"
-	"	andq " NX_ADDR ", %rbp\n"
-	"	subq (%r9), %rbp\n"
-	"	cmpq 8(%r9), %rbp\n"
-	"	jae .Lnx_c\n"
-	"	rorxq $27, %rax, %r8\n"
-	"	andl $0xff8, %r8d\n"
-	"	addq 16(%r9), %r8\n"
-	"	movq (%r8,%rbp), %rbp\n"                 /* PDPTE */
-	"	testb $0x80, %bpl\n"
-	"	jne .Lnx_c\n"
-	"	xorq $0x507, %rbp\n"
-	"	orq %rbp, %r11\n"
-	"	andq " NX_ADDR ", %rbp\n"
-	"	subq (%r9), %rbp\n"
-	"	cmpq 8(%r9), %rbp\n"
-	"	jae .Lnx_c\n"
-	"	addq 16(%r9), %rbp\n"
-	"	rorxq $18, %rax, %r8\n"
-	"	andl $0xff8, %r8d\n"
-	"	movq (%rbp,%r8), %rbp\n"                 /* PDE */
-	"	testb $0x80, %bpl\n"
-	"	jne .Lnx_f2\n"
-	"	jmp .Lnx_f3\n"
-	NX_XLATE_COLD(3)
-	NX_XLATE_COLD(2)
-	NX_XLATE_COLD(1)
+	"	andq " NX_N(MMU_OFF_WFRAME) "(%rdi), %rax\n"
+	NX_LEVEL_B(3, 27)
+	NX_NONLEAF
+	NX_LEVEL_B(2, 18)
+	NX_NONLEAF
+	NX_LEVEL_B(1, 9)
+	NX_TAIL(b)
+	NX_MISS(3)
+	NX_MISS(2)
+	NX_MISS(1)
 	".Lnx_gv:\n"
-	"	movq %rbx, %rdx\n"
+	"	movq %r9, %rdx\n"
 	"	jmp .Lnx_gd\n"
 	/* Everything else: the C, with the arguments as they came. */
 	".Lnx_c:\n"
+	"	movq " NX_N(NX_FK) "(%rsp), %r9\n"
+	"	movl %r9d, %r8d\n"
+	"	shrl $1, %r8d\n"                          /* access = k >> 1 */
+	"	andl $1, %r9d\n"                          /* flags = k & 1 */
 	"	addq $" NX_N(NX_FRAME) ", %rsp\n"
 	"	.cfi_adjust_cfa_offset -" NX_N(NX_FRAME) "\n"
-	"	popq %rbp\n"
-	"	.cfi_adjust_cfa_offset -8\n"
-	"	.cfi_restore %rbp\n"
-	"	popq %rbx\n"
-	"	.cfi_adjust_cfa_offset -8\n"
-	"	.cfi_restore %rbx\n"
 	"	popq %rsi\n"
 	"	.cfi_adjust_cfa_offset -8\n"
 	"	popq %rdx\n"
 	"	.cfi_adjust_cfa_offset -8\n"
-	"	popq %r8\n"
+	"	popq %rbp\n"
 	"	.cfi_adjust_cfa_offset -8\n"
-	"	popq %r9\n"
+	"	.cfi_restore %rbp\n"
+	"	popq %rbx\n"
 	"	.cfi_adjust_cfa_offset -8\n"
+	"	.cfi_restore %rbx\n"
 	".Lnx_c0:\n"
 	"	jmp vmi_nested_walk_c\n"
 	"	.cfi_endproc\n"
