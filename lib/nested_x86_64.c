@@ -332,7 +332,7 @@ _Static_assert(VMEM_EPT_READ == 0 && VMEM_EPT_WRITE == 1 && VMEM_EPT_FETCH == 2 
 	"	xorl %eax, %eax\n"                                                              \
 	"	.cfi_remember_state\n"                                                          \
 	"	addq $" NX_N(NX_FRAME + 16) ", %rsp\n"                                          \
-	"	.cfi_adjust_cfa_offset -" NX_N(NX_FRAME + 16) "\n"                              \
+	"	.cfi_adjust_cfa_offset -(" NX_N(NX_FRAME + 16) ")\n"                              \
 	"	popq %rbp\n"                                                                    \
 	"	.cfi_adjust_cfa_offset -8\n"                                                    \
 	"	.cfi_restore %rbp\n"                                                            \
