@@ -555,12 +555,12 @@ __asm__(
 	"	addq %rdx, %rbx\n"
 	"	movq %rbx, " NX_F(NX_FGD) "\n"
 	"	leaq " NX_N(NX_E_FCLS + 6 * NX_FCLS_SIZE) "(%rsi,%r11), %rsi\n" /* fcls[VMEM_EPT_PAGING][ead] */
-	/* Level 4: the PML4E at root + 8 * la[47:39], its EPT walk from the PML4
-	 * (rbp its host address, r10 the view's host less host-physical). */
+	/* Level 4: the PML4E at root + 8 * la[47:39] (r11 its offset); the EPT
+	 * walk from the PML4 (rbp its host address, r10 the view's host less
+	 * host-physical) translates the root's page. */
 	"	rorxq $36, %rcx, %r11\n"
 	"	andl $0xff8, %r11d\n"
 	"	movq " NX_N(NX_M_ROOT) "(%rdi), %rax\n"
-	"	addq %r11, %rax\n"
 	"	cmpq .Lnx_lim(%rip), %rax\n"              /* bits 63:48: beyond a 4-level EPT walk (the C refuses) */
 	"	jae .Lnx_c\n"
 	"	rorxq $36, %rax, %rbx\n"
