@@ -86,6 +86,17 @@ bool vmi_nx_entry(struct nx_walk *nx, uint64_t egpa, uint64_t *hpa, uint8_t *per
  * whose translation had EPT permissions perms. false: an EPT exit. */
 bool vmi_nx_ad_write(struct nx_walk *nx, uint64_t egpa, uint8_t perms);
 
+/* x86-64: vmem_nested_walk's common case is assembly (lib/nested_x86_64.c),
+ * which jumps to the C of lib/nested.c, under this name, for the rest. */
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__ELF__) && !defined(VMEM_NO_ASM)
+#define NESTED_ASM 1
+__attribute__((visibility("hidden"))) vmem_err
+vmi_nested_walk_c(const vmem_mmu *mmu, const vmem_ept_mmu *ept, vmem_gmem *host, uint64_t la,
+		  unsigned acc, unsigned flags, vmem_nested_result *res, vmem_nested_trace *tr);
+#else
+#define NESTED_ASM 0
+#endif
+
 struct vmem_mmu;
 /* The guest walk of vmem_walk with every entry reached through EPT (lib/walk.c):
  * res->status WALK_ST_EPT when EPT stopped it. */

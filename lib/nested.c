@@ -324,12 +324,16 @@ nested_walk(const vmem_mmu *mmu, const vmem_ept_mmu *ept, vmem_gmem *host, struc
 	return VMEM_OK;
 }
 
+#if NESTED_ASM
+#define vmem_nested_walk vmi_nested_walk_c /* the assembly's fallback (nested_x86_64.c) */
+#endif
 vmem_err vmem_nested_walk(const vmem_mmu *mmu, const vmem_ept_mmu *ept, vmem_gmem *host,
 			  uint64_t la, unsigned acc, unsigned flags,
 			  vmem_nested_result *res, vmem_nested_trace *tr)
 {
 	return nested_walk(mmu, ept, host, NULL, la, acc, flags, res, tr);
 }
+#undef vmem_nested_walk
 
 vmem_err vmem_nested_walk_pwc(const vmem_mmu *mmu, const vmem_ept_mmu *ept, vmem_gmem *host,
 			      vmem_ept_pwc *pwc, uint64_t la, unsigned acc, unsigned flags,

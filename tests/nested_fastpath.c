@@ -53,6 +53,19 @@ static void mark_ept_words(const vmem_nested_trace *tr)
 }
 static uint64_t rs = 88172645463325252ull;
 static uint64_t rnd(void) { rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17; return rs; }
+/* A second stream for what was added later (host memory's layout per walk,
+ * non-canonical addresses), so that the first draws what it always drew. */
+static uint64_t rs2 = 0x9e3779b97f4a7c15ull;
+static uint64_t rnd2(void) { rs2 ^= rs2 << 13; rs2 ^= rs2 >> 7; rs2 ^= rs2 << 17; return rs2; }
+
+/* The MMIO page of gm3: reads as the zeros the RAM page under it holds. */
+static int mmio_zero(void *opaque, uint64_t gpa, unsigned size, bool is_write, uint64_t *val)
+{
+	(void)opaque, (void)gpa, (void)size;
+	if (!is_write)
+		*val = 0;
+	return 0;
+}
 static void put(uint64_t a, uint64_t v) { memcpy(ram + a, &v, 8); }
 static uint64_t get(uint64_t a) { uint64_t v; memcpy(&v, ram + a, 8); return v; }
 
@@ -183,12 +196,18 @@ int main(int argc, char **argv)
 	ram = aligned_alloc(4096, RAM);
 	snap = malloc(RAM);
 	after_fast = malloc(RAM);
-	/* Host memory as one slot, or two (the guest's tables in either). */
-	vmem_gmem *gm1, *gm2;
+	/* Host memory as one slot, or two (the guest's tables in either); gm3
+	 * with page 0 MMIO, gm4 with page 0 a RAM slot of its own: the EPT root
+	 * and the guest's tables are past the first slot, where the hints of a
+	 * new EPT context point (the fast paths' region misses). */
+	vmem_gmem *gm1, *gm2, *gm3, *gm4;
 	vmem_ept_pwc *pwc;
 	if (!ram || !snap || !after_fast || !ept_word || vmem_gmem_new(NULL, &gm1) || vmem_gmem_add_ram(gm1, 0, RAM, ram, 0) ||
 	    vmem_gmem_new(NULL, &gm2) || vmem_gmem_add_ram(gm2, 0, RAM / 2, ram, 0) ||
-	    vmem_gmem_add_ram(gm2, RAM / 2, RAM / 2, ram + RAM / 2, 0) || vmem_ept_pwc_new(NULL, &pwc))
+	    vmem_gmem_add_ram(gm2, RAM / 2, RAM / 2, ram + RAM / 2, 0) || vmem_ept_pwc_new(NULL, &pwc) ||
+	    vmem_gmem_new(NULL, &gm3) || vmem_gmem_add_mmio(gm3, 0, 0x1000, mmio_zero, NULL) ||
+	    vmem_gmem_add_ram(gm3, 0x1000, RAM - 0x1000, ram + 0x1000, 0) || vmem_gmem_new(NULL, &gm4) ||
+	    vmem_gmem_add_ram(gm4, 0, 0x1000, ram, 0) || vmem_gmem_add_ram(gm4, 0x1000, RAM - 0x1000, ram + 0x1000, 0))
 		return 2;
 	long n_ok = 0, n_tot = 0, failed = 0, n_rewritten = 0;
 	for (long it = 0; it < iters && !failed; it++) {
@@ -257,13 +276,19 @@ int main(int argc, char **argv)
 			vmem_ept_mmu_free(ept);
 			continue;
 		}
-		vmem_gmem *gm = (rnd() & 1) ? gm2 : gm1;
+		vmem_gmem *gmi = (rnd() & 1) ? gm2 : gm1;
 		vmem_ept_pwc_invept(pwc, VMEM_INVEPT_ALL, 0); /* new tables */
 		int stale = 0; /* an EPT entry was rewritten: INVEPT before the next cached walk */
 		for (int k = 0; k < 16 && !failed; k++) {
 			uint64_t la = scatter ? las[rnd() % 16] + (rnd() & 0xfff) : (rnd() % 64) * 4096 + (rnd() & 0xfff);
 			if ((rnd() & 15) == 0)
 				la |= 0xffff800000000000ull;
+			if ((rnd2() & 31) == 0)
+				la ^= 1ull << 47; /* non-canonical with 4-level paging */
+			/* Now and then another layout of the same host memory (the
+			 * regions' hints then point elsewhere, or past the end). */
+			unsigned lay = (unsigned)(rnd2() & 7);
+			vmem_gmem *gm = lay == 0 ? gm1 : lay == 1 ? gm3 : lay == 2 ? gm4 : gmi;
 			unsigned acc = (unsigned)(rnd() % 32), fl = (unsigned)(rnd() & 1);
 			if (it < from)
 				continue;
@@ -315,6 +340,8 @@ int main(int argc, char **argv)
 	vmem_ept_pwc_free(pwc);
 	vmem_gmem_free(gm1);
 	vmem_gmem_free(gm2);
+	vmem_gmem_free(gm3);
+	vmem_gmem_free(gm4);
 	free(ram);
 	free(snap);
 	free(after_fast);

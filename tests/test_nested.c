@@ -406,6 +406,10 @@ static void test_bad_hpa(void **state)
 	assert_int_equal(vmem_nested_walk(NULL, f->ept, f->gm, 0, 0, 0, &r2, NULL), VMEM_E_INVAL);
 	assert_int_equal(vmem_nested_walk(f->mmu, f->ept, f->gm, 0, VMEM_ACC_WRITE | VMEM_ACC_FETCH,
 					  0, &r2, NULL), VMEM_E_INVAL);
+	/* An access index or a flag beyond those defined (the assembly's first tests). */
+	assert_int_equal(vmem_nested_walk(f->mmu, f->ept, f->gm, 0, 32, 0, &r2, NULL), VMEM_E_INVAL);
+	assert_int_equal(vmem_nested_walk(f->mmu, f->ept, f->gm, 0, VMEM_ACC_READ, 2, &r2, NULL), VMEM_E_INVAL);
+	assert_int_equal(vmem_nested_walk(f->mmu, f->ept, f->gm, 0, VMEM_ACC_READ, 0, NULL, NULL), VMEM_E_INVAL);
 	/* Non-canonical: #GP, before any access. */
 	r = nwalk(f, 0x800000000000ull, VMEM_ACC_READ, NULL);
 	assert_int_equal(r.status, VMEM_NESTED_GP);
