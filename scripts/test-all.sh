@@ -35,8 +35,9 @@ else
   summary+=("gcc: BUILD FAILED"); status=1
 fi
 
-# The clang build takes the C form of vmem_walk's window path (VMEM_ASM=OFF), so that
-# ASan/UBSan check it; the gcc build runs the assembly form, under memcheck too.
+# The clang build takes the C forms of vmem_walk's window path and of vmem_nested_walk's
+# common case (VMEM_ASM=OFF), so that ASan/UBSan check them; the gcc build runs the
+# assembly forms (lib/walk.c, lib/nested_x86_64.c), under memcheck too.
 step "clang: configure and build (VMEM_WERROR=ON, VMEM_SANITIZE=ON, VMEM_ASM=OFF, libFuzzer targets)"
 clang_ok=1
 CC=clang cmake -S . -B "$CLANG_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVMEM_WERROR=ON \

@@ -13,3 +13,11 @@ set_tests_properties(nested_fastpath PROPERTIES LABELS unit)
 vmem_add_memcheck(nested_fastpath 200)
 add_test(NAME nested_fastpath_long COMMAND nested_fastpath 300000)
 set_tests_properties(nested_fastpath_long PROPERTIES LABELS long)
+# The same on a CPU without BMI2 (support/cpu_no_bmi2.c replaces the probe): the
+# assembly (lib/nested_x86_64.c) hands every walk to the C fast path behind it.
+add_executable(nested_fastpath_nobmi2 ${CMAKE_CURRENT_LIST_DIR}/nested_fastpath.c
+  ${CMAKE_CURRENT_LIST_DIR}/support/cpu_no_bmi2.c)
+target_link_libraries(nested_fastpath_nobmi2 PRIVATE vmem)
+target_include_directories(nested_fastpath_nobmi2 PRIVATE ${PROJECT_SOURCE_DIR}/lib)
+add_test(NAME nested_fastpath_nobmi2 COMMAND nested_fastpath_nobmi2 2000)
+set_tests_properties(nested_fastpath_nobmi2 PROPERTIES LABELS unit)
