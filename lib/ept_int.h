@@ -86,6 +86,10 @@ bool vmi_nx_entry(struct nx_walk *nx, uint64_t egpa, uint64_t *hpa, uint8_t *per
  * whose translation had EPT permissions perms. false: an EPT exit. */
 bool vmi_nx_ad_write(struct nx_walk *nx, uint64_t egpa, uint8_t perms);
 
+/* The final access's fast-path class (access index of fcls) by
+ * (access & 3) | guest U << 2 (lib/nested.c). */
+__attribute__((visibility("hidden"))) extern const uint8_t vmi_nx_final_aidx[8];
+
 /* x86-64: vmem_nested_walk's common case is assembly (lib/nested_x86_64.c),
  * which jumps to the C of lib/nested.c, under this name, for the rest. */
 #if defined(__x86_64__) && defined(__GNUC__) && defined(__ELF__) && !defined(VMEM_NO_ASM)

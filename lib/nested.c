@@ -140,8 +140,9 @@ static inline void put_word(void *p, uint64_t w)
 /* The final access's fast-path class (access index: a fetch from a user-mode
  * address is EPT_AIDX_FETCH_USER, SDM 29.3.3.2 with MBEC), by VMEM_ACC_WRITE,
  * VMEM_ACC_FETCH and the guest's U permission (bit 2). Guest permissions:
- * VMEM_PERM_* and VMEM_EPT_GUEST_* are the same bits. */
-static const uint8_t final_aidx[8] = {
+ * VMEM_PERM_* and VMEM_EPT_GUEST_* are the same bits. The assembly
+ * (nested_x86_64.c) reads it too. */
+const uint8_t vmi_nx_final_aidx[8] = {
 	VMEM_EPT_READ, VMEM_EPT_WRITE, VMEM_EPT_FETCH, VMEM_EPT_READ,
 	VMEM_EPT_READ, VMEM_EPT_WRITE, EPT_AIDX_FETCH_USER, VMEM_EPT_READ,
 };
@@ -161,7 +162,7 @@ nested_final(const struct vmem_mmu *m, const struct vmem_ept_mmu *e, const struc
 	if (!mmu_fast_leaf_ok(m, pte, all, acc, flags, &pa))
 		return false;
 	/* The final access (qualification bit 8 = 1), guest permissions as its MBEC input. */
-	const struct ept_fcls *c = &e->fcls[final_aidx[(acc & 3) | ((pa & VMEM_EPT_GUEST_U) << 1)]][ead];
+	const struct ept_fcls *c = &e->fcls[vmi_nx_final_aidx[(acc & 3) | ((pa & VMEM_EPT_GUEST_U) << 1)]][ead];
 	EPT_OPAQUE(c);
 	uint64_t eleaf, hpa, eall, esize;
 	int elevel;

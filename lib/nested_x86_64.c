@@ -50,6 +50,8 @@
 #define NX_E_GHINT 252
 #define NX_E_FCLS 264
 #define NX_FCLS_SIZE 96
+/* VMEM_EPT_PAGING's row of fcls relative to row 0: 3 * 2 * sizeof(struct ept_fcls) */
+#define NX_PAGING_OFF 576
 /* struct ept_fcls */
 #define NX_C_M1 8
 #define NX_C_M4 32
@@ -70,7 +72,9 @@ _Static_assert(offsetof(struct vmem_ept_mmu, top) == NX_E_TOP && offsetof(struct
 	       offsetof(struct vmem_ept_mmu, permmask) == NX_E_PERMMASK &&
 	       offsetof(struct vmem_ept_mmu, root) == NX_E_ROOT && offsetof(struct vmem_ept_mmu, hint) == NX_E_HINT &&
 	       offsetof(struct vmem_ept_mmu, ghint) == NX_E_GHINT && offsetof(struct vmem_ept_mmu, fcls) == NX_E_FCLS &&
-	       sizeof(struct ept_fcls) == NX_FCLS_SIZE && sizeof(((struct vmem_ept_mmu *)0)->hint) == 4 &&
+	       sizeof(struct ept_fcls) == NX_FCLS_SIZE &&
+	       NX_PAGING_OFF == VMEM_EPT_PAGING * 2 * NX_FCLS_SIZE && 3 << 6 == 2 * NX_FCLS_SIZE &&
+	       sizeof(vmi_nx_final_aidx[0]) == 1 && sizeof(vmi_nx_final_aidx) == 8 && sizeof(((struct vmem_ept_mmu *)0)->hint) == 4 &&
 	       sizeof(((struct vmem_ept_mmu *)0)->ghint) == 4 && sizeof(((struct vmem_ept_mmu *)0)->ad) == 1,
 	       "vmem_ept_mmu layout");
 _Static_assert(offsetof(struct ept_fcls, mask[1]) == NX_C_M1 && offsetof(struct ept_fcls, mask[4]) == NX_C_M4 &&
@@ -375,12 +379,16 @@ _Static_assert(VMEM_EPT_READ == 0 && VMEM_EPT_WRITE == 1 && VMEM_EPT_FETCH == 2 
 	"	leaq (%r11,%r10,8), %r10\n"                                                     \
 	"	shlq $47, %r10\n"                                                               \
 	"	xorq " NX_N(MMU_OFF_WTAIL) "(%rdi,%rbx,8), %r10\n"                              \
-	"	rorxq $43, %r10, %r11\n"                  /* the final access's class: by k and U (perms bit 1) */ \
-	"	andl $64, %r11d\n"                                                              \
-	"	addl %ebx, %r11d\n"                                                             \
-	"	leaq .Lnx_cls(%rip), %rbx\n"                                                    \
-	"	movswq (%rbx,%r11,2), %r11\n"                                                   \
-	"	addq %r11, %rsi\n"                                                              \
+	"	rorxq $47, %r10, %r11\n"                  /* the final access's class (vmi_nx_final_aidx): */ \
+	"	andl $4, %r11d\n"                        /* the guest's U (perms bit 1, here bit 49) to bit 2, */ \
+	"	shrl $1, %ebx\n"                                                                \
+	"	andl $3, %ebx\n"                         /* the access's WRITE and FETCH (k >> 1) to bits 1:0 */ \
+	"	orl %ebx, %r11d\n"                                                              \
+	"	leaq vmi_nx_final_aidx(%rip), %rbx\n"                                           \
+	"	movzbl (%rbx,%r11), %r11d\n"                                                    \
+	"	leaq (%r11,%r11,2), %r11\n"                                                     \
+	"	shlq $6, %r11\n"                         /* times 2 * sizeof(struct ept_fcls) = 3 << 6 */ \
+	"	leaq -" NX_N(NX_PAGING_OFF) "(%rsi,%r11), %rsi\n" /* less the paging class's */ \
 	"	movq %rax, %rbx\n"                                                              \
 	"	xorq " NX_F(NX_FK2) ", %rbx\n"                                                  \
 	"	shrq $30, %rbx\n"                                                               \
@@ -431,19 +439,6 @@ _Static_assert(VMEM_EPT_READ == 0 && VMEM_EPT_WRITE == 1 && VMEM_EPT_FETCH == 2 
 	"	jne .Lnx_f2" #S "\n"                                                            \
 	"	jmp .Lnx_f3" #S "\n"
 
-/* The final access's class relative to the paging class, by k | U << 6
- * (k = 2 * access + NO_AD, U the guest's perms bit 1): final_aidx of
- * lib/nested.c (READ, WRITE, FETCH, or FETCH_USER for a fetch from a
- * user-mode address, SDM 29.3.3.2 with MBEC), less VMEM_EPT_PAGING, times
- * 2 * sizeof(struct ept_fcls). */
-#define NX_CLS_TABLE                                                                            \
-	".Lnx_cls:\n"                                                                           \
-	"	.set .Lnx_i, 0\n"                                                               \
-	"	.rept 128\n"                                                                    \
-	"	.short ((((.Lnx_i >> 1) & 1) + ((.Lnx_i >> 2) & 1) * (1 - ((.Lnx_i >> 1) & 1)) * (2 + 3 * ((.Lnx_i >> 6) & 1))) - 3) * " NX_N(2 * NX_FCLS_SIZE) "\n" \
-	"	.set .Lnx_i, .Lnx_i + 1\n"                                                      \
-	"	.endr\n"
-
 /* Level 4 read in state S: the PML4E (r11 its offset in the table). */
 #define NX_READ4                                                                                \
 	NX_INGUEST                                                                              \
@@ -460,7 +455,6 @@ __asm__(
 	"	.quad 0x000ffffffffff000\n"
 	".Lnx_lim:\n"
 	"	.quad 0x0001000000000000\n"
-	NX_CLS_TABLE
 	"	.popsection\n"
 	"	.text\n"
 	"	.globl vmem_nested_walk\n"
