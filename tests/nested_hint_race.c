@@ -14,6 +14,7 @@
 #include <libvmem/nested.h>
 #include <libvmem/paging.h>
 #include "support/nested_same.h"
+#include "support/testmmu.h"
 
 /* One backing buffer of 1 MiB, two maps of it (vmem_gmem), one EPT context.
  *   A: [0, 4K) MMIO, [4K, 1M) RAM, [1M, 1M + 4K) MMIO (no host buffer);
@@ -102,14 +103,7 @@ static int setup(void **state)
 	vmem_ept_caps caps;
 	vmem_ept_caps_init(&caps);
 	assert_int_equal(vmem_ept_mmu_new(NULL, EPTP, &caps, &ept), VMEM_OK);
-	vmem_regs r;
-	vmem_regs_init(&r);
-	r.cr0 = VMEM_CR0_PG | VMEM_CR0_WP | VMEM_CR0_PE;
-	r.cr3 = 0x10000;
-	r.cr4 = VMEM_CR4_PAE;
-	r.efer = VMEM_EFER_LME | VMEM_EFER_LMA;
-	r.maxphyaddr = 48;
-	assert_int_equal(vmem_mmu_new(NULL, &r, &mmu), VMEM_OK);
+	mmu = testmmu_4level(0x10000, 48);
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = on_trap;
