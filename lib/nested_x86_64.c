@@ -548,6 +548,7 @@ __asm__(
 	"	movq 16(%rax), %rbx\n"
 	"	addq %rdx, %rbx\n"
 	"	movq %rbx, " NX_F(NX_FGD) "\n"
+	".Lnx_gs:\n"
 	"	leaq " NX_N(NX_E_FCLS + 6 * NX_FCLS_SIZE) "(%rsi,%r11), %rsi\n" /* fcls[VMEM_EPT_PAGING][ead] */
 	/* Level 4: the PML4E at root + 8 * la[47:39] (r11 its offset); the EPT
 	 * walk from the PML4 (rbp its host address, r10 the view's host less
@@ -637,11 +638,16 @@ __asm__(
 	NX_MISS(3)
 	NX_MISS(2)
 	NX_MISS(1)
-	".Lnx_gv:\n"                                  /* (rsi still e, rdx host) */
-	"	movl " NX_N(NX_E_HINT) "(%rsi), %eax\n"
-	"	imulq $" NX_N(NX_R_SIZE) ", %rax, %rax\n"
-	"	addq " NX_N(NX_G_R) "(%rdx), %rax\n"
-	"	jmp .Lnx_gd\n"
+	/* The view's region, from the frame as it was checked: not e->hint
+	 * again, which another walker of e (over another host memory map) may
+	 * have rewritten since, to an index past host->n or of MMIO. */
+	".Lnx_gv:\n"
+	"	movq " NX_F(NX_FES) ", %rbx\n"
+	"	movq %rbx, " NX_F(NX_FGS) "\n"
+	"	movq " NX_F(NX_FENB) ", %rdx\n"
+	"	movq " NX_F(NX_FED) ", %rbx\n"
+	"	movq %rbx, " NX_F(NX_FGD) "\n"
+	"	jmp .Lnx_gs\n"
 	/* Everything else: the C, with the arguments as they came. */
 	".Lnx_c:\n"
 	"	movq " NX_F(NX_FK) ", %r9\n"

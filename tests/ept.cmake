@@ -21,3 +21,15 @@ target_link_libraries(nested_fastpath_nobmi2 PRIVATE vmem)
 target_include_directories(nested_fastpath_nobmi2 PRIVATE ${PROJECT_SOURCE_DIR}/lib)
 add_test(NAME nested_fastpath_nobmi2 COMMAND nested_fastpath_nobmi2 2000)
 set_tests_properties(nested_fastpath_nobmi2 PROPERTIES LABELS unit)
+
+# A concurrent walker of the same EPT context over another host memory map,
+# at every instruction of the nested walk (single-stepped with EFLAGS.TF, so
+# x86-64 Linux only, and no memcheck twin: Valgrind does not single-step).
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64" AND CMAKE_SYSTEM_NAME STREQUAL "Linux")
+  add_executable(nested_hint_race ${CMAKE_CURRENT_LIST_DIR}/nested_hint_race.c)
+  target_link_libraries(nested_hint_race PRIVATE vmem ${CMOCKA_LIB})
+  target_include_directories(nested_hint_race PRIVATE ${CMOCKA_INCLUDE})
+  target_compile_options(nested_hint_race PRIVATE -mno-red-zone)
+  add_test(NAME nested_hint_race COMMAND nested_hint_race)
+  set_tests_properties(nested_hint_race PROPERTIES LABELS unit)
+endif()

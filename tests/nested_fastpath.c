@@ -10,6 +10,7 @@
 #include <libvmem/paging.h>
 #include <libvmem/tlb.h>
 #include <libvmem/walk.h>
+#include "support/nested_same.h"
 
 #define RAM (1u << 20)
 #define GB 0x80000ull /* host address of guest-physical 0 (4K EPT case) */
@@ -68,23 +69,6 @@ static int mmio_zero(void *opaque, uint64_t gpa, unsigned size, bool is_write, u
 }
 static void put(uint64_t a, uint64_t v) { memcpy(ram + a, &v, 8); }
 static uint64_t get(uint64_t a) { uint64_t v; memcpy(&v, ram + a, 8); return v; }
-
-/* Every field that is an answer (not padding). */
-static int same(const vmem_nested_result *a, const vmem_nested_result *b)
-{
-	const vmem_walk_result *ga = &a->guest, *gb = &b->guest;
-	const vmem_ept_result *ea = &a->ept, *eb = &b->ept;
-	return a->hpa == b->hpa && a->gpa == b->gpa && a->page_size == b->page_size &&
-	       a->exit_qual == b->exit_qual && a->linear == b->linear && a->error_code == b->error_code &&
-	       a->status == b->status && a->final == b->final &&
-	       ga->gpa == gb->gpa && ga->page_size == gb->page_size && ga->entry == gb->entry &&
-	       ga->error_code == gb->error_code && ga->status == gb->status && ga->level == gb->level &&
-	       ga->perms == gb->perms && ga->info == gb->info &&
-	       ea->gpa == eb->gpa && ea->hpa == eb->hpa && ea->page_size == eb->page_size &&
-	       ea->exit_qual == eb->exit_qual && ea->linear == eb->linear && ea->entry == eb->entry &&
-	       ea->status == eb->status && ea->level == eb->level && ea->perms == eb->perms &&
-	       ea->memtype == eb->memtype && ea->ipat == eb->ipat && ea->info == eb->info;
-}
 
 /* Scattered tables: the guest's tables and pages at guest-physical
  * addresses spread over several 2-MByte, 1-GByte and 512-GByte regions
@@ -302,7 +286,7 @@ int main(int argc, char **argv)
 			n_tot++;
 			if (e1 == 0 && a.status == VMEM_NESTED_OK)
 				n_ok++;
-			if (e1 != e2 || (e1 == 0 && !same(&a, &b)) || memcmp(ram, after_fast, RAM)) {
+			if (e1 != e2 || (e1 == 0 && !nested_same(&a, &b)) || memcmp(ram, after_fast, RAM)) {
 				printf("MISMATCH iteration %ld la %#" PRIx64 " access %#x flags %u: err %d/%d status %u/%u "
 				       "hpa %#" PRIx64 "/%#" PRIx64 " memory %s\n", it, la, acc, fl, e1, e2, a.status,
 				       b.status, a.hpa, b.hpa, memcmp(ram, after_fast, RAM) ? "differs" : "same");
@@ -326,7 +310,7 @@ int main(int argc, char **argv)
 				 * (and, under ASan/memcheck, definedness) is checked. */
 				memcpy(ram, after_fast, RAM);
 				n_rewritten++;
-			} else if (e3 != e1 || (e1 == 0 && !same(&a, &c)) || memcmp(ram, after_fast, RAM)) {
+			} else if (e3 != e1 || (e1 == 0 && !nested_same(&a, &c)) || memcmp(ram, after_fast, RAM)) {
 				printf("MISMATCH (cached) iteration %ld la %#" PRIx64 " access %#x flags %u\n", it, la, acc, fl);
 				failed++;
 			}

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include "support/testram.h"
+#include "support/testmmu.h"
 #include <libvmem/gmem.h>
 #include <libvmem/paging.h>
 #include <libvmem/pte.h>
@@ -34,14 +35,7 @@ static struct fx *fx_new(size_t size, uint64_t cr3)
 	assert_non_null(f);
 	f->size = size;
 	f->ram = testram_new(size, &f->gm);
-	vmem_regs r;
-	vmem_regs_init(&r);
-	r.cr0 = VMEM_CR0_PG | VMEM_CR0_WP | VMEM_CR0_PE;
-	r.cr3 = cr3;
-	r.cr4 = VMEM_CR4_PAE;
-	r.efer = VMEM_EFER_LME | VMEM_EFER_LMA;
-	r.maxphyaddr = 48;
-	assert_int_equal(vmem_mmu_new(NULL, &r, &f->mmu), VMEM_OK);
+	f->mmu = testmmu_4level(cr3, 48);
 	return f;
 }
 
