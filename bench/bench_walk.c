@@ -51,6 +51,7 @@ static const bcase cases[] = {
 	{ "random2m", "(c) random, 1 GiB 2M pages", SP_1G_2M, PAT_RANDOM, MODE_SINGLE, ACC_R, 0, false },
 	{ "random5l", "(d) random, 1 GiB 4K, 5-level", SP_1G_4K_5L, PAT_RANDOM, MODE_SINGLE, ACC_R, 0, false },
 	{ "random64g", "(e) random, 64 GiB 4K", SP_64G_4K, PAT_RANDOM, MODE_SINGLE, ACC_R, 0, false },
+	{ "batch2m", "(f) batch, random 2 MiB 4K (tables in L1)", SP_2M_4K, PAT_RANDOM, MODE_BATCH, ACC_R, 0, false },
 	{ "batch1g", "(f) batch, random 1 GiB 4K", SP_1G_4K, PAT_RANDOM, MODE_BATCH, ACC_R, 0, false },
 	{ "batch64g", "(f) batch, random 64 GiB 4K", SP_64G_4K, PAT_RANDOM, MODE_BATCH, ACC_R, 0, false },
 	{ "adset", "(g) write, A/D already set, 64 MiB", SP_64M_4K, PAT_RANDOM, MODE_SINGLE, ACC_W, 0, true },
