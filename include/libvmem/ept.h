@@ -38,7 +38,10 @@ typedef struct vmem_ept_caps {
 void vmem_ept_caps_init(vmem_ept_caps *c);
 
 /* An EPT context: one EPTP with its precomputed reserved-bit masks and
- * permission tables, ready to walk. */
+ * permission tables, ready to walk. Walks may share one context from many
+ * threads at once, over the same or different host memory maps: the only
+ * state a walk writes in it is a hint (which host region held the tables
+ * last), a relaxed guess that every walk reads once and checks before use. */
 typedef struct vmem_ept_mmu vmem_ept_mmu;
 
 /* Create from an EPTP. VMEM_E_INVAL for an EPTP VM entry would refuse
