@@ -1,4 +1,4 @@
-/* The VT-x exit dispatcher on the host (vtx/vmx_soft.c backend): EPT violations mapped on demand, dirty-log INVEPT, a shadow #PF injected with the SDM's error code, a monotonic virtual TSC, the translate hypercall. */
+/* The VT-x exit dispatcher on the host (vtx/vmx_soft.c backend): EPT violations mapped on demand, dirty-log INVEPT, a shadow #PF injected with the SDM's error code, a monotonic virtual TSC, the translate hypercall, events re-injected or stopped after an exit during their delivery. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -53,14 +53,28 @@ static void vm_del(struct vtx_vm *vm)
 	free(ram);
 }
 
-static bool exit_now(struct vtx_vm *vm, struct vtx_gprs *g, uint32_t reason, uint64_t qual, uint64_t gpa,
-		     uint32_t len, uint32_t info, uint32_t err)
+/* The exit interrupted the delivery of an event (IDT-vectoring information
+ * idt, SDM vol. 3C 28.2.4): as exit_now, with that field set. */
+static bool exit_during(struct vtx_vm *vm, struct vtx_gprs *g, uint32_t reason, uint64_t qual, uint64_t gpa,
+			uint32_t len, uint32_t info, uint32_t err, uint32_t idt)
 {
 	vmx_soft_exit(reason, qual, gpa, 0x1000, len, info, err);
+	vmcs_write(IDT_VECTORING_INFORMATION, idt);
+	vmcs_write(IDT_VECTORING_ERROR_CODE, 0);
 	struct vtx_exit e;
 	vtx_exit_read(&e);
 	return vtx_vm_dispatch(vm, &e, g);
 }
+
+static bool exit_now(struct vtx_vm *vm, struct vtx_gprs *g, uint32_t reason, uint64_t qual, uint64_t gpa,
+		     uint32_t len, uint32_t info, uint32_t err)
+{
+	return exit_during(vm, g, reason, qual, gpa, len, info, err, 0);
+}
+
+/* VM-exit interruption information of a #PF exit: valid, error code,
+ * hardware exception, vector 14 (SDM vol. 3C 25.8.3). */
+#define PF_EXIT_INFO (INTR_INFO_VALID | INTR_INFO_DELIVER_ERR | INTR_TYPE_HW_EXCEPTION | VECTOR_PF)
 
 /* A write to a fresh page (qualification: write, GLA valid, final translation,
  * no rights: 0x182) maps it R/W/X to its RAM; not-present -> present needs no
@@ -170,6 +184,69 @@ static void vmcall_translate(void **state)
 	vm_del(&vm);
 }
 
+/* INT 0x30 (CD 30, two bytes) at RIP 0x1000 reads IDT entry 0x30 at linear
+ * 0x6300; that page is not mapped yet (EPT: mapped on demand; shadow: not
+ * filled), so delivery exits with IDT-vectoring information 0x80000430
+ * (valid, type 4 software interrupt, vector 0x30: SDM vol. 3C 28.2.4) and
+ * the INT's length, 2, in the VM-exit instruction length (28.2.5: faults
+ * during delivery of a software interrupt). Once mapped, the VMM re-injects
+ * the same event: VM-entry interruption information 0x80000430 and VM-entry
+ * instruction length 2, so that the return address pushed is RIP + 2
+ * (25.8.3); RIP stays on the INT. */
+static void reinject_software_interrupt(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	struct vtx_gprs g = { .rax = 0 };
+	uint32_t idt = INTR_INFO_VALID | (4u << 8) | 0x30;
+	vm_new(&vm, VTX_EPT);
+	/* EPT qualification 0x181: read, GLA valid, final translation, no rights. */
+	assert_true(exit_during(&vm, &g, EXIT_REASON_EPT_VIOLATION, 0x181, GD_IDT + 0x300, 2, 0, 0, idt));
+	assert_int_equal(vm.n.ept_mapped, 1);
+	assert_int_equal(vmcs_read(VM_ENTRY_INTERRUPTION_INFORMATION), 0x80000430);
+	assert_int_equal(vmcs_read(VM_ENTRY_INSTRUCTION_LENGTH), 2);
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1000);
+	assert_int_equal(vm.n.reinjected, 1);
+	vm_del(&vm);
+
+	vm_new(&vm, VTX_SHADOW);
+	/* Hardware error code 0 on the shadow: not present, read, supervisor. */
+	assert_true(exit_during(&vm, &g, EXIT_REASON_EXCEPTION_NMI, GD_IDT + 0x300, 0, 2, PF_EXIT_INFO, 0, idt));
+	assert_int_equal(vm.n.pf_fixed, 1);
+	assert_int_equal(vmcs_read(VM_ENTRY_INTERRUPTION_INFORMATION), 0x80000430);
+	assert_int_equal(vmcs_read(VM_ENTRY_INSTRUCTION_LENGTH), 2);
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1000);
+	vm_del(&vm);
+}
+
+/* Shadow mode, a #PF exit while the processor was delivering a #GP(0)
+ * (IDT-vectoring information 0x80000b0d: valid, error code, hardware
+ * exception, vector 13). What the engine would do next is not modelled
+ * during delivery, so the VMM must stop the guest (dispatch false) with
+ * nothing injected, never abort:
+ * - GD_NP_LA is not present in the guest's tables: a guest #PF during the
+ *   delivery of a contributory exception is a #DF (SDM vol. 3A 6.15, Table 6-5);
+ * - a push onto a "stack" in the ROM slot (error code 3: present, write):
+ *   the guest's tables allow it, the host slot does not (the VMM's policy);
+ * - a push onto the guest's own page table GD_PT_A (made a table by the
+ *   first fill): a page-table write to emulate. */
+static void shadow_fault_in_delivery_stops(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_SHADOW);
+	struct vtx_gprs g = { .rax = 0 };
+	uint32_t pf = PF_EXIT_INFO;
+	uint32_t gp = INTR_INFO_VALID | INTR_INFO_DELIVER_ERR | INTR_TYPE_HW_EXCEPTION | 13;
+	assert_false(exit_during(&vm, &g, EXIT_REASON_EXCEPTION_NMI, GD_NP_LA, 0, 0, pf, 0x2, gp));
+	assert_false(exit_during(&vm, &g, EXIT_REASON_EXCEPTION_NMI, GD_ROM + 0xff8, 0, 0, pf, 0x3, gp));
+	assert_true(exit_now(&vm, &g, EXIT_REASON_EXCEPTION_NMI, GD_DATA, 0, 0, pf, 0x2));
+	assert_false(exit_during(&vm, &g, EXIT_REASON_EXCEPTION_NMI, GD_PT_A + 0xff8, 0, 0, pf, 0x3, gp));
+	assert_int_equal(vmcs_read(VM_ENTRY_INTERRUPTION_INFORMATION) & INTR_INFO_VALID, 0);
+	assert_int_equal(vm.n.pf_injected + vm.n.pf_emulated + vm.n.pf_host_fault, 0);
+	vm_del(&vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -177,6 +254,8 @@ int main(void)
 		cmocka_unit_test(shadow_pf_injected),
 		cmocka_unit_test(rdtsc_monotonic),
 		cmocka_unit_test(vmcall_translate),
+		cmocka_unit_test(reinject_software_interrupt),
+		cmocka_unit_test(shadow_fault_in_delivery_stops),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

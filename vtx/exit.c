@@ -50,18 +50,27 @@ void vtx_skip_instruction(const struct vtx_exit *e)
 
 /* An exit during the delivery of an event (IDT-vectoring information valid,
  * SDM vol. 3C 28.2.4): once the cause is fixed the VMM delivers the event
- * again with VM-entry event injection. Only hardware exceptions are expected
- * (no software interrupts: no instruction length to carry). */
+ * again with VM-entry event injection, of the same type. The guest chooses
+ * it: INT n, INT3, INTO and INT1 (types 4 to 6) carry their instruction's
+ * length, which such exits report (28.2.5), as the VM-entry instruction
+ * length, from which the return address pushed follows (25.8.3). */
 static void reinject(struct vtx_vm *vm, const struct vtx_exit *e)
 {
 	if (!(e->idt_info & INTR_INFO_VALID))
 		return;
-	RT_ASSERT(INTR_INFO_TYPE(e->idt_info) == 3);
 	/* The handler must not have injected something else. */
 	RT_ASSERT(!(vmcs_read(VM_ENTRY_INTERRUPTION_INFORMATION) & INTR_INFO_VALID));
-	unsigned vec = INTR_INFO_VECTOR(e->idt_info);
-	vtx_vm_inject(vm, vec, e->idt_info & INTR_INFO_DELIVER_ERR, e->idt_err,
-		      vec == VECTOR_PF && vm ? vm->pending_cr2 : 0);
+	unsigned vec = INTR_INFO_VECTOR(e->idt_info), type = INTR_INFO_TYPE(e->idt_info);
+	if (type == 3) {
+		vtx_vm_inject(vm, vec, e->idt_info & INTR_INFO_DELIVER_ERR, e->idt_err,
+			      vec == VECTOR_PF && vm ? vm->pending_cr2 : 0);
+	} else {
+		/* Bit 12 is undefined on exit and reserved on entry (Table 25-17). */
+		vmcs_write(VM_ENTRY_INTERRUPTION_INFORMATION, e->idt_info & (INTR_INFO_VALID | INTR_INFO_DELIVER_ERR | 0x7ff));
+		vmcs_write(VM_ENTRY_EXCEPTION_ERROR_CODE, e->idt_err);
+		if (type >= 4)
+			vmcs_write(VM_ENTRY_INSTRUCTION_LENGTH, e->instr_len);
+	}
 	if (vm)
 		vm->n.reinjected++;
 }
