@@ -1,4 +1,4 @@
-/* The VT-x exit dispatcher on the host (vtx/vmx_soft.c backend): EPT violations mapped on demand, dirty-log INVEPT, a shadow #PF injected with the SDM's error code, a monotonic virtual TSC, the translate hypercall, events re-injected or stopped after an exit during their delivery. */
+/* The VT-x exit dispatcher on the host (vtx/vmx_soft.c backend): EPT violations mapped on demand, dirty-log INVEPT, a shadow #PF injected with the SDM's error code, a monotonic virtual TSC, the translate hypercall, events re-injected or stopped after an exit during their delivery, the ROM policy. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -247,6 +247,36 @@ static void shadow_fault_in_delivery_stops(void **state)
 	vm_del(&vm);
 }
 
+/* The ROM policy drops the guest's own MOV store (48 89 07 at RIP) and
+ * nothing else. Writes to GD_ROM (EPT rights r-x, so qualification bits 3
+ * and 5) it must not drop, RIP staying on the MOV and the guest stopped:
+ * - qualification 0xaa (write, GLA valid, bit 8 clear): the processor
+ *   setting an accessed/dirty flag in a guest paging structure placed in
+ *   the ROM (SDM vol. 3C 28.2.1, Table 28-7), not the MOV's store, which
+ *   may target writable RAM;
+ * - qualification 0x1aa during the delivery of INT 0x30 (IDT-vectoring
+ *   information 0x80000430, 28.2.4): the processor pushing the event's
+ *   frame onto a stack in the ROM. */
+static void rom_policy_only_the_mov(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_EPT);
+	struct vtx_gprs g = { .rax = 0 };
+	memcpy(ram + 0x1000, "\x48\x89\x07", 3); /* mov %rax, (%rdi) at linear 0x1000 */
+	assert_true(exit_now(&vm, &g, EXIT_REASON_EPT_VIOLATION, 0x181, GD_ROM, 0, 0, 0));
+	assert_false(exit_now(&vm, &g, EXIT_REASON_EPT_VIOLATION, 0xaa, GD_ROM + 0x20, 0, 0, 0));
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1000);
+	assert_false(exit_during(&vm, &g, EXIT_REASON_EPT_VIOLATION, 0x1aa, GD_ROM + 0xff8, 2, 0, 0,
+				 INTR_INFO_VALID | (4u << 8) | 0x30));
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1000);
+	assert_int_equal(vmcs_read(VM_ENTRY_INTERRUPTION_INFORMATION) & INTR_INFO_VALID, 0);
+	/* The MOV's own store (0x1aa, no event): dropped, RIP past it. */
+	assert_true(exit_now(&vm, &g, EXIT_REASON_EPT_VIOLATION, 0x1aa, GD_ROM + 0x10, 0, 0, 0));
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1003);
+	vm_del(&vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -256,6 +286,7 @@ int main(void)
 		cmocka_unit_test(vmcall_translate),
 		cmocka_unit_test(reinject_software_interrupt),
 		cmocka_unit_test(shadow_fault_in_delivery_stops),
+		cmocka_unit_test(rom_policy_only_the_mov),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -81,6 +81,19 @@ bool vtx_exit_ept_misconfig(struct vtx_vm *vm, const struct vtx_exit *e, struct 
 bool vtx_policy_rom_discard(struct vtx_vm *vm, const struct vtx_exit *e, struct vtx_gprs *g)
 {
 	(void)g;
+	/* Only the instruction's own write to its linear address is the MOV's
+	 * store: not a fetch, not the processor's write of a guest paging
+	 * structure's A/D flags (EPT qualification bit 8 clear, SDM vol. 3C
+	 * 28.2.1), not a push while delivering an event (28.2.4). */
+	bool own = e->reason == EXIT_REASON_EPT_VIOLATION ?
+			   (e->qual & (VMEM_EPTQ_WRITE | VMEM_EPTQ_GLA_VALID | VMEM_EPTQ_FINAL)) ==
+				   (VMEM_EPTQ_WRITE | VMEM_EPTQ_GLA_VALID | VMEM_EPTQ_FINAL) :
+			   (e->intr_err & VMEM_PFEC_W);
+	if (!own || (e->idt_info & INTR_INFO_VALID)) {
+		rt_printf("vtx-main: policy: not the instruction's own write (qual 0x%lx, event 0x%x): stop\n", e->qual,
+			  e->idt_info);
+		return false;
+	}
 	struct vtx_mov_store m;
 	if (!vtx_vm_fetch_mov_store(vm, e->rip, &m)) {
 		rt_printf("vtx-main: policy: not a MOV store at rip 0x%lx: stop\n", e->rip);
