@@ -1,4 +1,4 @@
-/* The VT-x exit dispatcher on the host (vtx/vmx_soft.c backend): EPT violations mapped on demand, dirty-log INVEPT, a shadow #PF injected with the SDM's error code, a monotonic virtual TSC, the translate hypercall, events re-injected or stopped after an exit during their delivery, the ROM policy. */
+/* The VT-x exit dispatcher on the host (vtx/vmx_soft.c backend): EPT violations mapped on demand, dirty-log INVEPT, a shadow #PF injected with the SDM's error code, a monotonic virtual TSC, the translate hypercall, events re-injected or stopped after an exit during their delivery, the ROM policy, the MOV decoder at its edges. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -277,6 +277,57 @@ static void rom_policy_only_the_mov(void **state)
 	vm_del(&vm);
 }
 
+static unsigned decode(const char *bytes, size_t n, struct vtx_mov_store *m)
+{
+	memset(m, 0xa5, sizeof(*m));
+	return vtx_decode_mov_store((const uint8_t *)bytes, n, m);
+}
+
+/* MOV r/m, reg (89 /r) by hand (SDM vol. 2A 2.1.5 Table 2-2, 2.2.1 REX):
+ * 48 89 07: REX.W, ModR/M 07 = mod 00 reg 000 (RAX) rm 111 ([RDI]) -> 3 bytes, RAX, 8;
+ * 4c 89 47 08: REX.W+R, ModR/M 47 = mod 01 (disp8) reg 000 -> 4 bytes, R8, 8;
+ * 89 87 + disp32: mod 10 -> 6 bytes, EAX, 4. Refused: a SIB (rm 100),
+ * RIP-relative (mod 00 rm 101), a register destination (mod 11), any
+ * legacy prefix, another opcode, and every instruction longer than the
+ * bytes given (the decoder must not look past n). The fetch reads at most
+ * to the end of RIP's page: a MOV in the last 3 bytes of guest RAM (a heap
+ * block of exactly its size: one byte read past it is a memcheck error)
+ * decodes; one whose disp8 would be the first byte past RAM does not. */
+static void decode_mov_store_edges(void **state)
+{
+	(void)state;
+	struct vtx_mov_store m;
+	assert_int_equal(decode("\x48\x89\x07", 3, &m), 3);
+	assert_int_equal(m.len, 3), assert_int_equal(m.src, 0), assert_int_equal(m.size, 8);
+	assert_int_equal(decode("\x4c\x89\x47\x08", 4, &m), 4);
+	assert_int_equal(m.src, 8), assert_int_equal(m.size, 8);
+	assert_int_equal(decode("\x89\x87\x00\x10\x00\x00", 6, &m), 6);
+	assert_int_equal(m.src, 0), assert_int_equal(m.size, 4);
+	assert_int_equal(decode("\x89\x04\x24", 3, &m), 0);
+	assert_int_equal(decode("\x89\x05\x00\x00\x00\x00", 6, &m), 0);
+	assert_int_equal(decode("\x89\xc0", 2, &m), 0);
+	assert_int_equal(decode("\x66\x89\x07", 3, &m), 0);
+	assert_int_equal(decode("\x48\x48\x89\x07", 4, &m), 0);
+	assert_int_equal(decode("\x8b\x07", 2, &m), 0);
+	assert_int_equal(decode("\x48\x89\x47", 3, &m), 0);
+	assert_int_equal(decode("\x89\x87\x00\x10\x00", 5, &m), 0);
+	assert_int_equal(decode("\x48\x89", 2, &m), 0);
+	assert_int_equal(decode("\x48", 1, &m), 0);
+	assert_int_equal(decode("", 0, &m), 0);
+
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_EPT);
+	memcpy(ram + GD_RAM_SIZE - 3, "\x48\x89\x07", 3);
+	assert_true(vtx_vm_fetch_mov_store(&vm, GD_RAM_SIZE - 3, &m));
+	assert_int_equal(m.len, 3);
+	memcpy(ram + GD_RAM_SIZE - 3, "\x48\x89\x47", 3);
+	assert_false(vtx_vm_fetch_mov_store(&vm, GD_RAM_SIZE - 3, &m));
+	/* Past RAM, and a non-canonical RIP: nothing to read, nothing decoded. */
+	assert_false(vtx_vm_fetch_mov_store(&vm, GD_RAM_SIZE, &m));
+	assert_false(vtx_vm_fetch_mov_store(&vm, 0x0000800000000000ull, &m));
+	vm_del(&vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -287,6 +338,7 @@ int main(void)
 		cmocka_unit_test(reinject_software_interrupt),
 		cmocka_unit_test(shadow_fault_in_delivery_stops),
 		cmocka_unit_test(rom_policy_only_the_mov),
+		cmocka_unit_test(decode_mov_store_edges),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
