@@ -253,8 +253,8 @@ vmem_err vmem_seg_locate(const vmem_seg_env *env, uint16_t selector, vmem_seg_re
 		set_fault(res, VMEM_SEG_VEC_GP, 0);
 	else if (!sel_in_table(env, selector, &la))
 		set_fault(res, VMEM_SEG_VEC_GP, sel_code(env, selector));
-	else
-		set_ok(res, env->mode == VMEM_SEG_LONG ? la : la & 0xFFFFFFFFull, 0);
+	else /* GDTR/LDTR bases are 64 bits in all of IA-32e mode, compat included (SDM 2.4.1, 3.5.2) */
+		set_ok(res, is_ia32e(env) ? la : la & 0xFFFFFFFFull, 0);
 	return VMEM_OK;
 }
 

@@ -212,6 +212,31 @@ static void locate(void **state)
 	assert_int_equal(vmem_seg_locate(&env, 0x10, &r), VMEM_E_INVAL);
 }
 
+/* IA-32e mode, compatibility mode included: GDTR and LDTR hold 64-bit bases
+ * (SDM vol. 3A 2.4.1, 2.4.2, 3.5.2), so a compat-mode MOV DS reads its
+ * descriptor at the full 64-bit address (a 64-bit kernel's GDT sits high). */
+static void locate_ia32e(void **state)
+{
+	(void)state;
+	vmem_seg_env env = { .gdt_base = 0xFFFFFE0000001000ull, .gdt_limit = 0x7F,
+			     .ldt_base = 0xFFFF888000002000ull, .ldt_limit = 0x17, .ldt_usable = true,
+			     .mode = VMEM_SEG_COMPAT };
+	vmem_seg_result r;
+	assert_int_equal(vmem_seg_locate(&env, 0x23, &r), VMEM_OK); /* index 4, RPL 3 */
+	assert_int_equal(r.status, VMEM_SEG_OK);
+	assert_int_equal(r.linear, 0xFFFFFE0000001020ull);
+	vmem_seg_locate(&env, 0x14, &r); /* LDT index 2 */
+	assert_int_equal(r.linear, 0xFFFF888000002010ull);
+	env.mode = VMEM_SEG_LONG;
+	vmem_seg_locate(&env, 0x23, &r);
+	assert_int_equal(r.linear, 0xFFFFFE0000001020ull);
+	/* Legacy protected mode: GDTR.base is 32 bits; the sum wraps at 4 GiB (SDM 2.4.1). */
+	env.mode = VMEM_SEG_PROT;
+	env.gdt_base = 0xFFFFFFF8ull;
+	vmem_seg_locate(&env, 0x10, &r);
+	assert_int_equal(r.linear, 0x8);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -226,6 +251,7 @@ int main(void)
 		cmocka_unit_test(access_rights),
 		cmocka_unit_test(init_real),
 		cmocka_unit_test(locate),
+		cmocka_unit_test(locate_ia32e),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
