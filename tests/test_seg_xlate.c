@@ -248,6 +248,29 @@ static void load_then_use(void **state)
 	assert_int_equal(res.vector, GP);
 }
 
+/* Expand-down with G = 1 (SDM 3.4.5.1, 5.3): the scaled limit (raw << 12) | 0xFFF
+ * is the last invalid offset; B picks the upper bound. Raw limit 1, type 6,
+ * DPL 0: B = 1 is 0x00C0960000000001 (valid 0x2000..0xFFFFFFFF), B = 0 is
+ * 0x0080960000000001 (valid 0x2000..0xFFFF). */
+static void expand_down_granular(void **state)
+{
+	(void)state;
+	vmem_seg_env env = { .gdt_limit = 0xFF, .mode = P, .cpl = 0 };
+	vmem_seg_cache es, ss;
+	vmem_seg_result res;
+	assert_int_equal(vmem_seg_load(&env, ES, 0x0010, 0x00C0960000000001ull, &es, &res), VMEM_OK);
+	assert_int_equal(es.limit, 0x1FFF);
+	assert_int_equal(vmem_seg_load(&env, SSR, 0x0010, 0x0080960000000001ull, &ss, &res), VMEM_OK);
+	const struct { const vmem_seg_cache *c; uint8_t sreg; uint64_t off; uint8_t size, vec; } cases[] = {
+		{ &es, ES, 0x1FFF, 1, GP }, { &es, ES, 0x2000, 1, OK }, { &es, ES, 0xFFFFFFFC, 4, OK },
+		{ &ss, SSR, 0x1FFF, 2, SS }, { &ss, SSR, 0xFFFE, 2, OK }, { &ss, SSR, 0x10000, 2, SS },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		vmem_seg_translate(&env, cases[i].c, cases[i].sreg, cases[i].off, cases[i].size, WR, &res);
+		assert_int_equal(res.status == VMEM_SEG_OK ? OK : res.vector, cases[i].vec);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -255,6 +278,7 @@ int main(void)
 		cmocka_unit_test(walk_flags_ignored),
 		cmocka_unit_test(inval),
 		cmocka_unit_test(load_then_use),
+		cmocka_unit_test(expand_down_granular),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

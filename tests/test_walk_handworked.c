@@ -385,6 +385,183 @@ static void test_batch_matches_single(void **state)
 	}
 }
 
+/* ---- Subtle SDM rules, one each (audit4) ---- */
+
+#define CR0_PG_WP_PE 0x80010001ull
+#define CR0_PG_PE 0x80000001ull
+#define CR4_PSE 0x10ull
+#define CR4_PAE 0x20ull
+#define CR4_LA57 0x1000ull
+#define CR4_SMEP (1ull << 20)
+#define CR4_SMAP (1ull << 21)
+#define CR4_PKE (1ull << 22)
+#define EFER_LM 0x500ull     /* LME | LMA */
+#define EFER_NXE 0x800ull
+
+/* A walk that must fault with error code ec at level. */
+static void expect_pf(struct fx *f, uint64_t la, unsigned acc, uint32_t ec, unsigned level)
+{
+	vmem_walk_result r = walk(f, la, acc);
+	assert_int_equal(r.status, VMEM_WALK_PF);
+	assert_int_equal(r.error_code, ec);
+	assert_int_equal(r.level, level);
+}
+
+/* PML4 0x1000 -> PDPT 0x2000 -> PD 0x3000 -> PT 0x4000, la 0 -> leaf. */
+static void tables4(struct fx *f, uint64_t pml4e, uint64_t leaf)
+{
+	put64(f, 0x1000, pml4e);
+	put64(f, 0x2000, 0x3007);
+	put64(f, 0x3000, 0x4007);
+	put64(f, 0x4000, leaf);
+}
+
+/* SDM 4.6: a user-mode address has U/S = 1 in every paging-structure entry;
+ * one supervisor PML4E makes the page supervisor, however its PTE reads. So
+ * SMEP and SMAP (4.6.1) and protection keys (4.6.2) leave it alone, and a
+ * user access faults P|U without PK (4.7: PK needs a user-mode address). */
+static void test_user_address_needs_us_everywhere(void **state)
+{
+	struct fx *f = *state;
+	tables4(f, 0x2003, (5ull << 59) | 0x5067); /* PML4E U/S = 0; leaf user, key 5 */
+	set_cpu(f, CR0_PG_WP_PE, 0x1000, CR4_PAE | CR4_SMEP | CR4_SMAP | CR4_PKE, EFER_LM | EFER_NXE, 48,
+		true, 3u << 10); /* PKRU: AD5 = WD5 = 1 */
+	vmem_walk_result r = walk(f, 0x10, VMEM_ACC_FETCH);
+	assert_int_equal(r.status, VMEM_WALK_OK);
+	assert_int_equal(r.perms, VMEM_PERM_W | VMEM_PERM_X);
+	assert_int_equal(walk(f, 0x10, VMEM_ACC_READ).status, VMEM_WALK_OK);
+	assert_int_equal(walk(f, 0x10, VMEM_ACC_WRITE).status, VMEM_WALK_OK);
+	expect_pf(f, 0x10, VMEM_ACC_READ | VMEM_ACC_USER, VMEM_PFEC_P | VMEM_PFEC_U, 1);
+}
+
+/* SDM 4.7: RSVD is set when there is no translation because of a reserved
+ * bit; access rights (4.6) only judge a translation. So a reserved bit in
+ * the PTE (bit 51 >= MAXPHYADDR 48, 4.5.4) wins over the U/S = 0 above it
+ * (P|U|RSVD, not P|U), as a not-present PTE does (U alone), and neither
+ * fault sets an accessed flag (4.8). */
+static void test_rsvd_and_not_present_before_rights(void **state)
+{
+	struct fx *f = *state;
+	tables4(f, 0x2003, (1ull << 51) | 0x5007);
+	set_cpu(f, CR0_PG_WP_PE, 0x1000, CR4_PAE, EFER_LM, 48, true, 0);
+	expect_pf(f, 0x10, VMEM_ACC_READ | VMEM_ACC_USER, VMEM_PFEC_P | VMEM_PFEC_U | VMEM_PFEC_RSVD, 1);
+	put64(f, 0x4000, 0x5006);
+	expect_pf(f, 0x10, VMEM_ACC_READ | VMEM_ACC_USER, VMEM_PFEC_U, 1);
+	assert_int_equal(get64(f, 0x1000), 0x2003);
+	assert_int_equal(get64(f, 0x3000), 0x4007);
+}
+
+/* SDM 4.6.1, supervisor data writes to a user-mode address with SMAP = 1:
+ * allowed only if explicit with EFLAGS.AC = 1, and then, with CR0.WP = 0,
+ * whatever R/W says; implicit ones never. */
+static void test_smap_ac_with_wp0(void **state)
+{
+	struct fx *f = *state;
+	tables4(f, 0x2007, 0x5005); /* read-only user page, A clear */
+	set_cpu(f, CR0_PG_PE, 0x1000, CR4_PAE | CR4_SMAP, EFER_LM, 48, true, 0);
+	vmem_walk_result r = walk(f, 0x10, VMEM_ACC_WRITE | VMEM_ACC_AC);
+	assert_int_equal(r.status, VMEM_WALK_OK);
+	assert_int_equal(get64(f, 0x4000), 0x5065); /* A and D: the write happened */
+	assert_int_equal(walk(f, 0x10, VMEM_ACC_WRITE).error_code, VMEM_PFEC_P | VMEM_PFEC_W);
+	assert_int_equal(walk(f, 0x10, VMEM_ACC_WRITE | VMEM_ACC_AC | VMEM_ACC_IMPLICIT).error_code,
+			 VMEM_PFEC_P | VMEM_PFEC_W);
+	set_cpu(f, CR0_PG_WP_PE, 0x1000, CR4_PAE | CR4_SMAP, EFER_LM, 48, true, 0);
+	assert_int_equal(walk(f, 0x10, VMEM_ACC_WRITE | VMEM_ACC_AC).error_code, VMEM_PFEC_P | VMEM_PFEC_W);
+}
+
+/* SDM 4.7, PK flag: set when its four conditions hold (IA-32e with PKE, a
+ * data access, a user-mode address with key i, PKRU denying it), whether or
+ * not the ordinary rights also deny the access. A user write to a read-only
+ * user page: P|W|U alone with PKRU = 0, and with PK under AD5 or WD5. */
+static void test_pk_bit_with_rights_fault(void **state)
+{
+	struct fx *f = *state;
+	tables4(f, 0x2007, (5ull << 59) | 0x5025);
+	const unsigned acc = VMEM_ACC_WRITE | VMEM_ACC_USER;
+	const uint32_t pfwu = VMEM_PFEC_P | VMEM_PFEC_W | VMEM_PFEC_U;
+	set_cpu(f, CR0_PG_WP_PE, 0x1000, CR4_PAE | CR4_PKE, EFER_LM, 48, true, 0);
+	assert_int_equal(walk(f, 0x10, acc).error_code, pfwu);
+	set_cpu(f, CR0_PG_WP_PE, 0x1000, CR4_PAE | CR4_PKE, EFER_LM, 48, true, 1u << 10);
+	assert_int_equal(walk(f, 0x10, acc).error_code, pfwu | VMEM_PFEC_PK);
+	set_cpu(f, CR0_PG_WP_PE, 0x1000, CR4_PAE | CR4_PKE, EFER_LM, 48, true, 2u << 10);
+	assert_int_equal(walk(f, 0x10, acc).error_code, pfwu | VMEM_PFEC_PK);
+	/* A user read passes WD5 (4.6.2: WD only restricts writes). */
+	assert_int_equal(walk(f, 0x10, VMEM_ACC_READ | VMEM_ACC_USER).status, VMEM_WALK_OK);
+}
+
+/* SDM 4.7, I/D: 1 for a fetch only if CR4.SMEP = 1, or CR4.PAE = 1 and
+ * EFER.NXE = 1. 4-level paging with NXE = 0 reports none without SMEP;
+ * 32-bit paging none even with NXE = 1. And XD with NXE = 0 is reserved in
+ * a PML4E too (4.5.4): P|RSVD at level 4. */
+static void test_id_bit_and_nxe0(void **state)
+{
+	struct fx *f = *state;
+	set_cpu(f, CR0_PG_PE, 0x1000, CR4_PAE, EFER_LM, 48, true, 0);
+	expect_pf(f, 0x10, VMEM_ACC_FETCH, 0, 4); /* PML4E 0 not present */
+	set_cpu(f, CR0_PG_PE, 0x1000, CR4_PAE | CR4_SMEP, EFER_LM, 48, true, 0);
+	assert_int_equal(walk(f, 0x10, VMEM_ACC_FETCH).error_code, VMEM_PFEC_I);
+	set_cpu(f, CR0_PG_PE, 0x1000, 0, EFER_NXE, 48, true, 0); /* 32-bit paging, PDE 0 not present */
+	assert_int_equal(walk(f, 0x10, VMEM_ACC_FETCH).error_code, 0);
+	tables4(f, VMEM_PTE_XD | 0x2007, 0x5027);
+	set_cpu(f, CR0_PG_PE, 0x1000, CR4_PAE, EFER_LM, 48, true, 0);
+	expect_pf(f, 0x10, VMEM_ACC_READ, VMEM_PFEC_P | VMEM_PFEC_RSVD, 4);
+}
+
+/* SDM 4.4.1: PAE walks use the PDPTE registers loaded by MOV to CR3, not
+ * memory: a PDPTE cleared afterwards still translates. Table 4-8: bit 63 of
+ * a PDPTE is reserved even with EFER.NXE = 1 (no XD there), so the load
+ * fails. 4.6.2: protection keys exist only in 4- and 5-level paging, so
+ * CR4.PKE with a PKRU denying everything changes nothing under PAE. */
+static void test_pae_pdpte_registers_and_no_keys(void **state)
+{
+	struct fx *f = *state;
+	put64(f, 0x1000, 0x2001);
+	put64(f, 0x2000, 0x3007);
+	put64(f, 0x3000, 0x4067);
+	set_cpu(f, CR0_PG_WP_PE, 0x1000, CR4_PAE | CR4_PKE, 0, 36, true, 0xffffffffu);
+	assert_int_equal(vmem_mmu_load_pdptes(f->mmu, f->gm), VMEM_OK);
+	put64(f, 0x1000, 0);
+	vmem_walk_result r;
+	vmem_walk_trace t;
+	assert_int_equal(vmem_walk(f->mmu, f->gm, 0x123, VMEM_ACC_WRITE | VMEM_ACC_USER, 0, &r, &t), VMEM_OK);
+	assert_int_equal(r.status, VMEM_WALK_OK);
+	assert_int_equal(r.gpa, 0x4123);
+	assert_int_equal(t.e[0].value, 0x2001);
+	put64(f, 0x1000, VMEM_PTE_XD | 0x2001);
+	set_cpu(f, CR0_PG_WP_PE, 0x1000, CR4_PAE, EFER_NXE, 36, true, 0);
+	assert_int_equal(vmem_mmu_load_pdptes(f->mmu, f->gm), VMEM_E_INVAL);
+}
+
+/* SDM 4.3, Tables 4-5 and 4-6: under 32-bit paging a PDE that names a page
+ * table and a PTE have no reserved bits, and there is no XD bit (bit 31 is
+ * an address bit, even with EFER.NXE = 1); only a 4-MByte PDE reserves bits
+ * 21:(M-19), here 21:13 with MAXPHYADDR 32 (Table 4-4). PDE 0 = 0x2007 has
+ * bit 13 set; PTE 1 is 0xFFFFF0E7 (PAT, bit 31); PDE 1 = 0x00402083 maps
+ * 4 MiB with bit 13 set. */
+static void test_32bit_reserved_bits_only_in_4m_pde(void **state)
+{
+	struct fx *f = *state;
+	put32(f, 0x1000, 0x2007);
+	put32(f, 0x2004, 0xFFFFF0E7u);
+	put32(f, 0x1004, 0x00402083u);
+	set_cpu(f, CR0_PG_WP_PE, 0x1000, CR4_PSE, EFER_NXE, 32, true, 0);
+	vmem_walk_result r = walk(f, 0x1abc, VMEM_ACC_FETCH | VMEM_ACC_USER);
+	assert_int_equal(r.status, VMEM_WALK_OK);
+	assert_int_equal(r.gpa, 0xFFFFFabcull);
+	assert_int_equal(r.page_size, 4096);
+	expect_pf(f, 0x00400000, VMEM_ACC_READ, VMEM_PFEC_P | VMEM_PFEC_RSVD, 2);
+}
+
+/* SDM 4.5, Table 4-14: PS (bit 7) of a PML5E is reserved. */
+static void test_5level_ps_in_pml5e(void **state)
+{
+	struct fx *f = *state;
+	put64(f, 0x1000, 0x2083);
+	set_cpu(f, CR0_PG_PE, 0x1000, CR4_PAE | CR4_LA57, EFER_LM, 48, true, 0);
+	expect_pf(f, 0x10, VMEM_ACC_READ, VMEM_PFEC_P | VMEM_PFEC_RSVD, 5);
+	assert_int_equal(get64(f, 0x1000), 0x2083);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -400,6 +577,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_swap_entry_fault, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readonly_slot_tables, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_matches_single, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_user_address_needs_us_everywhere, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rsvd_and_not_present_before_rights, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_smap_ac_with_wp0, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pk_bit_with_rights_fault, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_id_bit_and_nxe0, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pae_pdpte_registers_and_no_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_32bit_reserved_bits_only_in_4m_pde, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_5level_ps_in_pml5e, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
