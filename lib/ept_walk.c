@@ -338,10 +338,13 @@ static bool ept_walk_once(const struct vmem_ept_mmu *e, vmem_gmem *host, uint64_
 		 * translation completed, each by compare-and-swap. */
 		bool write = acc->type == VMEM_EPT_WRITE || acc->type == VMEM_EPT_PAGING ||
 			     acc->type == VMEM_EPT_PAGING_AD;
-		if (e->pml && write && !(ev[n - 1] & VMEM_EPT_D)) {
-			/* SDM 29.3.6: a dirty flag about to be set is logged first; with the
-			 * index outside 0..511 the log is full: exit, no flag, no access. */
-			if (e->pml->index > 511) {
+		if (e->pml && e->pml->index > 511) {
+			/* SDM 29.3.6: any accessed or dirty flag about to be set first finds
+			 * the index outside 0..511, the log full: exit, no flag, no access. */
+			uint64_t flags_clear = write ? ~ev[n - 1] & VMEM_EPT_D : 0;
+			for (unsigned i = 0; i < n; i++)
+				flags_clear |= ~ev[i] & VMEM_EPT_A;
+			if (flags_clear) {
 				res->status = VMEM_EPT_PML_FULL;
 				res->gpa = gpa;
 				return true;

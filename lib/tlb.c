@@ -224,7 +224,8 @@ void vmem_tlb_flush_vpid(vmem_tlb *t, uint16_t vpid)
 
 vmem_err vmem_tlb_invvpid(vmem_tlb *t, unsigned type, uint16_t vpid, uint64_t la)
 {
-	if (!t)
+	/* SDM vol. 3C 31.3 INVVPID: types 0, 1 and 3 with VPID 0 fail (VMfailValid), invalidating nothing. */
+	if (!t || (vpid == 0 && type != VMEM_INVVPID_ALL))
 		return VMEM_E_INVAL;
 	switch (type) {
 	case VMEM_INVVPID_ADDR: flush_addr(t, la, vpid, -1, true); break;

@@ -472,6 +472,84 @@ static void test_host_memory(void **state)
 	free(ro);
 }
 
+/* SDM 29.3.6: the log-full check comes before ANY accessed or dirty flag the
+ * access needs ("an accessed or dirty flag for EPT"); only a dirty flag set
+ * from 0 to 1 writes a log entry. Index 0xffff: full. */
+static void test_pml_accessed(void **state)
+{
+	struct fx *f = *state;
+	uint64_t log[512] = { 0 };
+	vmem_pml pml = { log, 0xffff };
+	load(f, EPTP_WB4_AD);
+	vmem_ept_mmu_set_pml(f->ept, &pml);
+	path4k(f, 0x2007, 0x3007, 0x4007, 0x9037); /* every A clear */
+	/* A read that must set A flags with the log full: exit, no flag, no access. */
+	vmem_ept_result r = walk(f, 0x5123, VMEM_EPT_READ, true, 0);
+	assert_int_equal(r.status, VMEM_EPT_PML_FULL);
+	assert_int_equal(r.gpa, 0x5123);
+	assert_int_equal(get(f, PML4), 0x2007);
+	assert_int_equal(get(f, PT + 0x28), 0x9037);
+	/* Index 0 (in range): A set everywhere, no dirty flag: nothing logged. */
+	pml.index = 0;
+	r = walk(f, 0x5123, VMEM_EPT_READ, true, 0);
+	assert_int_equal(r.status, VMEM_EPT_OK);
+	assert_int_equal(get(f, PML4), 0x2107);
+	assert_int_equal(get(f, PT + 0x28), 0x9137);
+	assert_int_equal(pml.index, 0);
+	/* A write sets D: log[0] = the page, the index wraps to 0xffff. */
+	r = walk(f, 0x5123, VMEM_EPT_WRITE, true, 0);
+	assert_int_equal(r.status, VMEM_EPT_OK);
+	assert_int_equal(get(f, PT + 0x28), 0x9337);
+	assert_int_equal(log[0], 0x5000);
+	assert_int_equal(pml.index, 0xffff);
+	/* Log full, but no flag to set: reads and writes proceed. */
+	assert_int_equal(walk(f, 0x5123, VMEM_EPT_READ, true, 0).status, VMEM_EPT_OK);
+	assert_int_equal(walk(f, 0x5123, VMEM_EPT_WRITE, true, 0).status, VMEM_EPT_OK);
+	/* A leaf with A set and D clear: a read needs no flag, a write does. */
+	put(f, PT + 0x30, 0xa137);
+	assert_int_equal(walk(f, 0x6000, VMEM_EPT_READ, true, 0).status, VMEM_EPT_OK);
+	assert_int_equal(walk(f, 0x6000, VMEM_EPT_WRITE, true, 0).status, VMEM_EPT_PML_FULL);
+	assert_int_equal(get(f, PT + 0x30), 0xa137);
+	/* Only the leaf's A is clear: a fetch stops too. */
+	put(f, PT + 0x30, 0xa037);
+	assert_int_equal(walk(f, 0x6000, VMEM_EPT_FETCH, true, 0).status, VMEM_EPT_PML_FULL);
+	assert_int_equal(get(f, PT + 0x30), 0xa037);
+	assert_int_equal(pml.index, 0xffff);
+}
+
+/* SDM 29.3.5: under EPT A/D a guest paging-structure access is a write: it
+ * sets D in the leaf that maps it (a 4K PTE or a 2M PDE), A only above, and
+ * PML logs it (29.3.6); the PDPTE loads of PAE paging are not modelled here. */
+static void test_paging_dirty(void **state)
+{
+	struct fx *f = *state;
+	uint64_t log[512] = { 0 };
+	vmem_pml pml = { log, 511 };
+	path4k(f, 0x2007, 0x3007, 0x4007, 0x9037);
+	put(f, PD + 8, 0x600000 | 0x80 | 0x30 | 3);         /* GPA 2M..4M -> HPA 6M, RW- */
+	load(f, EPTP_WB4_AD);
+	vmem_ept_mmu_set_pml(f->ept, &pml);
+	vmem_ept_result r = walk(f, 0x5ff8, VMEM_EPT_PAGING, true, 0);
+	assert_int_equal(r.status, VMEM_EPT_OK);
+	assert_int_equal(get(f, PML4), 0x2107);
+	assert_int_equal(get(f, PDPT), 0x3107);
+	assert_int_equal(get(f, PD), 0x4107);
+	assert_int_equal(get(f, PT + 0x28), 0x9337);
+	assert_int_equal(log[511], 0x5000);
+	r = walk(f, 0x2abc08, VMEM_EPT_PAGING, true, 0);
+	assert_int_equal(r.status, VMEM_EPT_OK);
+	assert_int_equal(get(f, PD + 8), 0x600000 | 0x300 | 0x80 | 0x30 | 3);
+	assert_int_equal(log[510], 0x2ab000);
+	assert_int_equal(pml.index, 509);
+	/* A/D off in the EPTP: a read, nothing written, nothing logged. */
+	put(f, PT + 0x28, 0x9037);
+	load(f, EPTP_WB4);
+	vmem_ept_mmu_set_pml(f->ept, &pml);
+	assert_int_equal(walk(f, 0x5ff8, VMEM_EPT_PAGING, true, 0).status, VMEM_EPT_OK);
+	assert_int_equal(get(f, PT + 0x28), 0x9037);
+	assert_int_equal(pml.index, 509);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -487,6 +565,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_five_level, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_eptp_checks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_host_memory, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pml_accessed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_paging_dirty, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

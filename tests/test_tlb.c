@@ -101,6 +101,13 @@ static void op_invvpid_addr_nonglobal(vmem_tlb *t) { vmem_tlb_invvpid(t, VMEM_IN
 static void op_invvpid_single(vmem_tlb *t) { vmem_tlb_invvpid(t, VMEM_INVVPID_SINGLE, 1, 0); }
 static void op_invvpid_all(vmem_tlb *t) { vmem_tlb_invvpid(t, VMEM_INVVPID_ALL, 0, 0); }
 static void op_invvpid_keep_global(vmem_tlb *t) { vmem_tlb_invvpid(t, VMEM_INVVPID_SINGLE_KEEP_GLOBAL, 1, 0); }
+/* INVVPID types 0, 1 and 3 with VPID 0 fail (VMfailValid): nothing invalidated. */
+static void op_invvpid_vpid0(vmem_tlb *t)
+{
+	assert_int_equal(vmem_tlb_invvpid(t, VMEM_INVVPID_ADDR, 0, 0xd000), VMEM_E_INVAL);
+	assert_int_equal(vmem_tlb_invvpid(t, VMEM_INVVPID_SINGLE, 0, 0), VMEM_E_INVAL);
+	assert_int_equal(vmem_tlb_invvpid(t, VMEM_INVVPID_SINGLE_KEEP_GLOBAL, 0, 0), VMEM_E_INVAL);
+}
 static void op_invept_b(vmem_tlb *t) { vmem_tlb_invept(t, VMEM_INVEPT_SINGLE, EPT_B | 0x5e); }
 static void op_invept_all(vmem_tlb *t) { vmem_tlb_invept(t, VMEM_INVEPT_ALL, 0); }
 
@@ -129,6 +136,7 @@ static const struct op OPS[] = {
 	{ "INVVPID 1", op_invvpid_single, B(4) | B(6) | B(8) },
 	{ "INVVPID 2: all but VPID 0", op_invvpid_all, B(6) },
 	{ "INVVPID 3", op_invvpid_keep_global, ALL & ~(B(0) | B(1) | B(2) | B(5)) },
+	{ "INVVPID 0, 1, 3 of VPID 0: VMfail", op_invvpid_vpid0, ALL },
 	/* INVEPT (SDM vol. 3C 29.4.3.1): by EP4TA, across VPIDs and PCIDs. */
 	{ "INVEPT single (EPT B)", op_invept_b, ALL & ~(B(5) | B(8)) },
 	{ "INVEPT all", op_invept_all, 0 },
@@ -280,6 +288,11 @@ static void model_invalidate(vmem_tlb *t, uint64_t *s, const vmem_tlb_tag *tg, u
 	bool pcide = rnd(s) & 1;
 	if (op >= 1 && op <= 4 && pcid > 0xfff) { /* INVPCID of a PCID above 12 bits: #GP, nothing done */
 		assert_int_equal(vmem_tlb_invpcid(t, vpid, op - 1, pcid, la), VMEM_E_INVAL);
+		return;
+	}
+	if ((op == 7 || op == 8 || op == 10) && vpid == 0) { /* INVVPID 0, 1, 3 of VPID 0: VMfail, nothing done */
+		assert_int_equal(vmem_tlb_invvpid(t, op == 7 ? VMEM_INVVPID_ADDR : op == 8 ? VMEM_INVVPID_SINGLE
+							 : VMEM_INVVPID_SINGLE_KEEP_GLOBAL, vpid, la), VMEM_E_INVAL);
 		return;
 	}
 	for (unsigned i = 0; i < nref; i++) {

@@ -58,8 +58,9 @@ uint64_t vmem_ept_mmu_eptp(const vmem_ept_mmu *ept);
 unsigned vmem_ept_mmu_levels(const vmem_ept_mmu *ept);
 /* The "enable PML" VM-execution control with its log (SDM vol. 3C 29.3.6):
  * every EPT dirty flag a walk sets from 0 to 1 first appends the access's
- * page-aligned GPA to pml (see dirty.h); a full log stops the access with
- * VMEM_EPT_PML_FULL. NULL turns PML off. Needs EPTP bit 6 to matter. */
+ * page-aligned GPA to pml (see dirty.h); a full log stops any access that
+ * would set an accessed or dirty flag with VMEM_EPT_PML_FULL. NULL turns PML
+ * off. Needs EPTP bit 6 to matter. */
 void vmem_ept_mmu_set_pml(vmem_ept_mmu *ept, vmem_pml *pml);
 
 /* What kind of access. */
@@ -100,7 +101,7 @@ typedef enum vmem_ept_status {
 	VMEM_EPT_MISCONFIG = 2, /* gpa */
 	VMEM_EPT_BAD_HPA = 3,   /* an EPT entry lies outside host memory: hpa says where */
 	VMEM_EPT_PML_FULL = 4   /* page-modification log full (exit reason 62): the access and its
-				 * dirty flag did not happen; gpa says which access */
+				 * accessed / dirty flags did not happen; gpa says which access */
 } vmem_ept_status;
 
 /* Effective rights, as an index: entry bits 2:0 (R, W, X) as bits 0-2,

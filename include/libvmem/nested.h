@@ -20,7 +20,7 @@ typedef enum vmem_nested_status {
 	VMEM_NESTED_EPT_VIOLATION = 3, /* exit_qual, gpa, linear (when qualification bit 7 is set) */
 	VMEM_NESTED_EPT_MISCONFIG = 4, /* gpa */
 	VMEM_NESTED_BAD_HPA = 5,       /* an entry (EPT or guest) lies outside host memory: hpa says where */
-	VMEM_NESTED_PML_FULL = 6       /* page-modification log full before a dirty flag (gpa: the access) */
+	VMEM_NESTED_PML_FULL = 6       /* page-modification log full before an EPT A/D flag (gpa: the access) */
 } vmem_nested_status;
 
 typedef struct vmem_nested_result {

@@ -107,7 +107,8 @@ vmem_err vmem_tlb_invpcid(vmem_tlb *tlb, uint16_t vpid, unsigned type, uint16_t 
 void vmem_tlb_mov_cr3(vmem_tlb *tlb, uint16_t vpid, uint64_t cr3, bool pcide);
 /* A change of CR0.PG, CR4.PGE, CR4.PCIDE... : every translation of the VPID, globals included. */
 void vmem_tlb_flush_vpid(vmem_tlb *tlb, uint16_t vpid);
-/* INVVPID types (SDM vol. 3C 31.3, INVVPID). */
+/* INVVPID types (SDM vol. 3C 31.3, INVVPID). VMEM_E_INVAL, nothing done, for
+ * VPID 0 with types 0, 1 and 3 (the instruction's VMfailValid). */
 #define VMEM_INVVPID_ADDR 0              /* (vpid, la): every PCID, globals included */
 #define VMEM_INVVPID_SINGLE 1            /* every translation of vpid */
 #define VMEM_INVVPID_ALL 2               /* every VPID except 0 */
