@@ -116,6 +116,9 @@ static bool get_enum(pctx *c, const vj_value *j, const char *field, const char *
 {
 	if (j->type != VJ_STR)
 		return perr(c, field, "expected a string, got %s", vj_type_name(j->type));
+	/* strcmp would stop at an escaped NUL and take "walk\u0000x" for "walk". */
+	if (strlen(j->s) != j->len)
+		return perr(c, field, "contains a NUL character");
 	for (unsigned k = 0; k < n; k++)
 		if (strcmp(j->s, names[k]) == 0) {
 			*out = k;
