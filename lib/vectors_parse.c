@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libvmem/ept.h>
 #include "json.h"
 #include "vectors_int.h"
 
@@ -339,11 +340,16 @@ static bool parse_expect(pctx *c, const vj_value *root, vmem_vector *v)
 		  "expect.exit_qualification" },
 		{ e->result >= VMEM_VRES_EPT_VIOLATION, VMEM_VEXP_GUEST_PHYS,
 		  "expect.guest_physical" },
+		/* "ept_violation, when the qualification says it is valid": bit 7 of
+		 * the exit qualification (SDM 3C, EPT violations) says so. */
+		{ e->result == VMEM_VRES_EPT_VIOLATION && (e->exit_qualification & VMEM_EPTQ_GLA_VALID),
+		  VMEM_VEXP_GUEST_LIN, "expect.guest_linear" },
 	};
 	for (unsigned k = 0; k < sizeof(req) / sizeof(req[0]); k++)
 		if (req[k].when && !(e->have & req[k].bit))
-			return perr(c, req[k].field, "required when result is %s",
-				    result_names[r]);
+			return perr(c, req[k].field, "required when result is %s%s",
+				    result_names[r], req[k].bit == VMEM_VEXP_GUEST_LIN ?
+				    " and exit_qualification bit 7 (guest-linear address valid) is set" : "");
 	j = vj_get(ex, "mem_after");
 	if (j) {
 		e->have |= VMEM_VEXP_MEM_AFTER;

@@ -209,6 +209,13 @@ static const struct { const char *in; const char *field; const char *msg; } malf
 	  "expect.result", "NUL" },
 	{ W("\"cpu\":{\"cr0\":\"0x1\",\"cr3\\u0000x\":\"0x0\",\"cr4\":\"0x0\",\"efer\":\"0x0\"}",
 	    ACC, MEM, EXP), "cpu.cr3", "required" },
+	/* vectors.md, expect: "guest_linear | ept_violation, when the qualification
+	 * says it is valid" -- SDM 3C "Exit Qualification for EPT Violations": bit 7
+	 * set means the guest linear-address field is valid. */
+	{ VEC("\"v\":1", "\"kind\":\"ept\"", "\"cpu\":{},\"ept\":{\"eptp\":\"0x1e\"}",
+	      "\"access\":{\"addr\":\"0x10\",\"type\":\"read\",\"linear\":\"0x10\"}", MEM,
+	      "\"expect\":{\"result\":\"ept_violation\",\"exit_qualification\":\"0x181\","
+	      "\"guest_physical\":\"0x10\"}"), "expect.guest_linear", "required" },
 };
 
 /* "a reader must ... ignore fields it does not know": "cr3\u0000x" and
