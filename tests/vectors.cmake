@@ -78,3 +78,12 @@ vmem_cli_test(vmem_translate_bad_base 2 "--base must be 4 KiB aligned" translate
 
 # The CLI's check path under Valgrind.
 vmem_add_memcheck(vmem_cli vectors check ${VMEM_VEC_DATA}/examples-walk-v1.jsonl)
+
+# The vector-reader fuzz target as a replay driver over its seeds (no clang needed).
+add_executable(fuzz_vectors_replay ${PROJECT_SOURCE_DIR}/fuzz/fuzz_vectors.c
+  ${PROJECT_SOURCE_DIR}/fuzz/replay_main.c)
+target_link_libraries(fuzz_vectors_replay PRIVATE vmem)
+file(GLOB VMEM_FUZZ_VECTORS_SEEDS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/fuzz/corpus/vectors/*)
+add_test(NAME fuzz_vectors_replay COMMAND fuzz_vectors_replay ${VMEM_FUZZ_VECTORS_SEEDS})
+set_tests_properties(fuzz_vectors_replay PROPERTIES LABELS unit)
+vmem_add_memcheck(fuzz_vectors_replay ${VMEM_FUZZ_VECTORS_SEEDS})
