@@ -288,10 +288,18 @@ static void parse_value(vj_parser *ps, vj_value *v, unsigned depth);
 typedef struct scratch {
 	vj_value *v;
 	const char **k;
+	size_t *kl;
 	size_t n, cap;
 } scratch;
 
-static vj_value *scratch_push(vj_parser *ps, scratch *s, const char *key)
+static void scratch_free(scratch *s)
+{
+	free(s->v);
+	free(s->k);
+	free(s->kl);
+}
+
+static vj_value *scratch_push(vj_parser *ps, scratch *s, const char *key, size_t klen)
 {
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 8;
@@ -307,9 +315,16 @@ static vj_value *scratch_push(vj_parser *ps, scratch *s, const char *key)
 			return NULL;
 		}
 		s->k = nk;
+		size_t *nl = realloc(s->kl, cap * sizeof(*nl));
+		if (!nl) {
+			ps->rc = -2;
+			return NULL;
+		}
+		s->kl = nl;
 		s->cap = cap;
 	}
 	s->k[s->n] = key;
+	s->kl[s->n] = klen;
 	memset(&s->v[s->n], 0, sizeof(vj_value));
 	return &s->v[s->n++];
 }
@@ -325,10 +340,12 @@ static void finish_container(vj_parser *ps, vj_value *v, scratch *s, bool obj)
 			v->keys = arena_alloc(ps, s->n * sizeof(char *));
 			if (v->keys)
 				memcpy(v->keys, s->k, s->n * sizeof(char *));
+			v->key_lens = arena_alloc(ps, s->n * sizeof(size_t));
+			if (v->key_lens)
+				memcpy(v->key_lens, s->kl, s->n * sizeof(size_t));
 		}
 	}
-	free(s->v);
-	free(s->k);
+	scratch_free(s);
 }
 
 static void parse_container(vj_parser *ps, vj_value *v, unsigned depth, bool obj)
@@ -349,9 +366,9 @@ static void parse_container(vj_parser *ps, vj_value *v, unsigned depth, bool obj
 	}
 	for (;;) {
 		const char *key = NULL;
+		size_t klen = 0;
 		skip_ws(ps);
 		if (obj) {
-			size_t klen;
 			const unsigned char *kat = ps->p;
 			if (ps->p >= ps->end || *ps->p != '"') {
 				fail_at(ps, ps->p, "object key (a string) expected");
@@ -361,7 +378,7 @@ static void parse_container(vj_parser *ps, vj_value *v, unsigned depth, bool obj
 			if (!key)
 				break;
 			for (size_t k = 0; k < s.n; k++)
-				if (strcmp(s.k[k], key) == 0) {
+				if (s.kl[k] == klen && memcmp(s.k[k], key, klen) == 0) {
 					fail_at(ps, kat, "duplicate key \"%.40s\"", key);
 					break;
 				}
@@ -375,7 +392,7 @@ static void parse_container(vj_parser *ps, vj_value *v, unsigned depth, bool obj
 			ps->p++;
 			skip_ws(ps);
 		}
-		vj_value *child = scratch_push(ps, &s, key);
+		vj_value *child = scratch_push(ps, &s, key, klen);
 		if (!child)
 			break;
 		parse_value(ps, child, depth + 1);
@@ -394,8 +411,7 @@ static void parse_container(vj_parser *ps, vj_value *v, unsigned depth, bool obj
 		fail_at(ps, ps->p, obj ? "',' or '}' expected" : "',' or ']' expected");
 		break;
 	}
-	free(s.v);
-	free(s.k);
+	scratch_free(&s);
 }
 
 static void parse_value(vj_parser *ps, vj_value *v, unsigned depth)
@@ -485,8 +501,10 @@ const vj_value *vj_get(const vj_value *obj, const char *key)
 {
 	if (!obj || obj->type != VJ_OBJ)
 		return NULL;
+	/* By length too: a key with an escaped NUL is not the name it starts with. */
+	size_t len = strlen(key);
 	for (size_t k = 0; k < obj->n; k++)
-		if (strcmp(obj->keys[k], key) == 0)
+		if (obj->key_lens[k] == len && memcmp(obj->keys[k], key, len) == 0)
 			return &obj->items[k];
 	return NULL;
 }

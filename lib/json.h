@@ -21,7 +21,8 @@ struct vj_value {
 	const char *s;      /* VJ_STR: decoded UTF-8, NUL-terminated; */
 	size_t len;         /*   len bytes (may hold an escaped NUL) */
 	vj_value *items;    /* VJ_ARR / VJ_OBJ: n values */
-	const char **keys;  /* VJ_OBJ: n keys, decoded, all distinct */
+	const char **keys;  /* VJ_OBJ: n keys, decoded, all distinct; */
+	size_t *key_lens;   /*   their lengths (a key may hold an escaped NUL) */
 	size_t n;
 };
 

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libvmem/ept.h>
 #include "json.h"
 #include "vectors_int.h"
 
@@ -116,6 +117,9 @@ static bool get_enum(pctx *c, const vj_value *j, const char *field, const char *
 {
 	if (j->type != VJ_STR)
 		return perr(c, field, "expected a string, got %s", vj_type_name(j->type));
+	/* strcmp would stop at an escaped NUL and take "walk\u0000x" for "walk". */
+	if (strlen(j->s) != j->len)
+		return perr(c, field, "contains a NUL character");
 	for (unsigned k = 0; k < n; k++)
 		if (strcmp(j->s, names[k]) == 0) {
 			*out = k;
@@ -336,11 +340,16 @@ static bool parse_expect(pctx *c, const vj_value *root, vmem_vector *v)
 		  "expect.exit_qualification" },
 		{ e->result >= VMEM_VRES_EPT_VIOLATION, VMEM_VEXP_GUEST_PHYS,
 		  "expect.guest_physical" },
+		/* "ept_violation, when the qualification says it is valid": bit 7 of
+		 * the exit qualification (SDM 3C, EPT violations) says so. */
+		{ e->result == VMEM_VRES_EPT_VIOLATION && (e->exit_qualification & VMEM_EPTQ_GLA_VALID),
+		  VMEM_VEXP_GUEST_LIN, "expect.guest_linear" },
 	};
 	for (unsigned k = 0; k < sizeof(req) / sizeof(req[0]); k++)
 		if (req[k].when && !(e->have & req[k].bit))
-			return perr(c, req[k].field, "required when result is %s",
-				    result_names[r]);
+			return perr(c, req[k].field, "required when result is %s%s",
+				    result_names[r], req[k].bit == VMEM_VEXP_GUEST_LIN ?
+				    " and exit_qualification bit 7 (guest-linear address valid) is set" : "");
 	j = vj_get(ex, "mem_after");
 	if (j) {
 		e->have |= VMEM_VEXP_MEM_AFTER;

@@ -108,6 +108,25 @@ static void test_errors(void **state)
 	}
 }
 
+/* Keys are compared as the decoded strings they are (RFC 8259 8.3: code unit by
+ * code unit), so an escaped NUL makes a key different, never a prefix match. */
+static void test_keys_with_nul(void **state)
+{
+	(void)state;
+	vj_doc d;
+	vj_error e;
+	assert_int_equal(parse("{\"a\\u0000b\":1,\"a\\u0000c\":2}", &d, &e), 0);
+	assert_int_equal(d.root->n, 2);
+	assert_null(vj_get(d.root, "a")); /* "a\0b" is not "a" */
+	vj_free(&d);
+	assert_int_equal(parse("{\"a\":1,\"a\\u0000\":2}", &d, &e), 0);
+	assert_int_equal(vj_get(d.root, "a")->i, 1);
+	vj_free(&d);
+	assert_int_equal(parse("{\"a\\u0000b\":1,\"a\\u0000b\":2}", &d, &e), -1);
+	assert_non_null(strstr(e.msg, "duplicate"));
+	vj_free(&d);
+}
+
 static void test_depth(void **state)
 {
 	(void)state;
@@ -133,6 +152,7 @@ int main(void)
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_escapes),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_keys_with_nul),
 		cmocka_unit_test(test_depth),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

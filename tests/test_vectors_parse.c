@@ -200,7 +200,38 @@ static const struct { const char *in; const char *field; const char *msg; } malf
 	{ VEC("\"v\":1", "\"kind\":\"ept\"", "\"cpu\":{},\"ept\":{\"eptp\":\"0x1e\"}", ACC, MEM,
 	      "\"expect\":{\"result\":\"ok\",\"page_size\":4096}"), "expect.hpa", "required" },
 	{ "[1,2]", "", "JSON object" },
+	/* A string with an escaped NUL is not the name it starts with: "kind" is
+	 * one of "walk", "ept", "nested", and an unknown key is no known one. */
+	{ VEC("\"v\":1", "\"kind\":\"walk\\u0000x\"", CPU, ACC, MEM, EXP), "kind", "NUL" },
+	{ W(CPU, "\"access\":{\"addr\":\"0x0\",\"type\":\"read\\u0000\"}", MEM, EXP),
+	  "access.type", "NUL" },
+	{ W(CPU, ACC, MEM, "\"expect\":{\"result\":\"page_fault\\u0000\",\"error_code\":\"0x0\"}"),
+	  "expect.result", "NUL" },
+	{ W("\"cpu\":{\"cr0\":\"0x1\",\"cr3\\u0000x\":\"0x0\",\"cr4\":\"0x0\",\"efer\":\"0x0\"}",
+	    ACC, MEM, EXP), "cpu.cr3", "required" },
+	/* vectors.md, expect: "guest_linear | ept_violation, when the qualification
+	 * says it is valid" -- SDM 3C "Exit Qualification for EPT Violations": bit 7
+	 * set means the guest linear-address field is valid. */
+	{ VEC("\"v\":1", "\"kind\":\"ept\"", "\"cpu\":{},\"ept\":{\"eptp\":\"0x1e\"}",
+	      "\"access\":{\"addr\":\"0x10\",\"type\":\"read\",\"linear\":\"0x10\"}", MEM,
+	      "\"expect\":{\"result\":\"ept_violation\",\"exit_qualification\":\"0x181\","
+	      "\"guest_physical\":\"0x10\"}"), "expect.guest_linear", "required" },
 };
+
+/* "a reader must ... ignore fields it does not know": "cr3\u0000x" and
+ * "x\u0000a" are keys it does not know, whatever they start with. */
+static void test_unknown_keys_with_nul(void **state)
+{
+	(void)state;
+	vmem_vector v;
+	vmem_vector_error e;
+	const char *s = VEC("\"v\":1,\"x\\u0000a\":1,\"x\\u0000b\":2", "\"kind\":\"walk\"",
+			    "\"cpu\":{\"cr0\":\"0x0\",\"cr3\":\"0x1000\",\"cr3\\u0000x\":\"0x5000\","
+			    "\"cr4\":\"0x0\",\"efer\":\"0x0\"}", ACC, MEM, EXP);
+	assert_int_equal(parse(s, &v, &e), VMEM_OK);
+	assert_true(v.cpu.cr3 == 0x1000);
+	vmem_vector_free(&v);
+}
 
 static void test_malformed(void **state)
 {
@@ -369,6 +400,7 @@ int main(void)
 		cmocka_unit_test(test_defaults_cpl_and_optional),
 		cmocka_unit_test(test_unknown_fields_ignored),
 		cmocka_unit_test(test_blank_and_comment),
+		cmocka_unit_test(test_unknown_keys_with_nul),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_syntax_error_column),
 		cmocka_unit_test(test_reader_lines),

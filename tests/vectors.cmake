@@ -65,7 +65,25 @@ vmem_cli_test(vmem_translate_supervisor_read 0
 vmem_cli_test(vmem_dump_4level 0
   "\n0x0000000000400000..0x0000000000402fff -> 0x5000  4K x3  L1  rwx u\n0x0000000000403000..0x0000000000403fff -> 0x8000  4K x1  L1  r-x u\n! 0x0000000000405000: level 1 entry 0x8000000009007: page fault, error code 0x9\n0x0000000000600000..0x00000000009fffff -> 0x200000  2M x2  L2  r-x u\n0x0000000040000000..0x000000007fffffff -> 0x40000000  1G x1  L3  rwx s\n# 7 pages in 4 runs, 1 bad entries\n"
   dump ${IMG})
+# Hostile images: a CR3 and entries pointing past the image's end are named, not skipped
+# (image-4level.bin is 0x5000 bytes; as a PML4, its PT at 0x4000 points to 0x5000..0x9000).
+set(IMG_RAW --image ${VMEM_VEC_DATA}/image-4level.bin --cr0 0x80010001 --cr4 0x20 --efer 0x500)
+vmem_cli_test(vmem_dump_root_outside 0
+  "! 0x0000000000000000: level 4 table at 0x100000 is outside the image\n# 0 pages in 0 runs, 1 bad entries\n"
+  dump ${IMG_RAW} --cr3 0x100000)
+vmem_cli_test(vmem_dump_entry_outside 0
+  "! 0x0000000000000000: level 3 table at 0x5000 is outside the image\n;# 0 pages in 0 runs, 5 bad entries\n"
+  dump ${IMG_RAW} --cr3 0x4000)
 vmem_cli_test(vmem_translate_bad_base 2 "--base must be 4 KiB aligned" translate ${IMG} --base 0x10 0x1000)
 
 # The CLI's check path under Valgrind.
 vmem_add_memcheck(vmem_cli vectors check ${VMEM_VEC_DATA}/examples-walk-v1.jsonl)
+
+# The vector-reader fuzz target as a replay driver over its seeds (no clang needed).
+add_executable(fuzz_vectors_replay ${PROJECT_SOURCE_DIR}/fuzz/fuzz_vectors.c
+  ${PROJECT_SOURCE_DIR}/fuzz/replay_main.c)
+target_link_libraries(fuzz_vectors_replay PRIVATE vmem)
+file(GLOB VMEM_FUZZ_VECTORS_SEEDS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/fuzz/corpus/vectors/*)
+add_test(NAME fuzz_vectors_replay COMMAND fuzz_vectors_replay ${VMEM_FUZZ_VECTORS_SEEDS})
+set_tests_properties(fuzz_vectors_replay PROPERTIES LABELS unit)
+vmem_add_memcheck(fuzz_vectors_replay ${VMEM_FUZZ_VECTORS_SEEDS})

@@ -16,7 +16,8 @@ static const char usage_dump[] =
 	"  LINEAR-START..LINEAR-END -> PHYS  SIZE xCOUNT  LEVEL  PERMS FLAGS\n"
 	"PERMS are the effective r/w/x and u (user) or s (supervisor) over every\n"
 	"level; FLAGS are the leaf's g (global) and pkN (protection key, IA-32e).\n"
-	"Entries the processor would reject (reserved bits) are listed with '!'.\n";
+	"Entries the processor would reject (reserved bits) and tables outside the\n"
+	"image are listed with '!'.\n";
 
 /* Shape of each mode's tables: top level, entry width, index bits, linear width. */
 static const struct { unsigned top, width, bits, lawidth; } shapes[] = {
@@ -131,8 +132,18 @@ static void table(dumper *d, uint64_t base, unsigned level, uint64_t la_base)
 	const bool pdpt = d->mode == VMEM_MODE_PAE && level == 3;
 	unsigned n = pdpt ? 4 : 1u << bits;
 	uint64_t pdptes[4];
-	if (pdpt)
+	uint32_t probe;
+	if (pdpt) {
 		vmem_mmu_get_pdptes(d->mmu, pdptes);
+	} else if (vmem_gmem_read32(d->gm, base, &probe)) {
+		/* CR3 or an entry points past the image: say so rather than list
+		 * nothing (tables are 4 KiB aligned, so one read covers the table). */
+		flush(d);
+		d->bad++;
+		printf("! 0x%016llx: level %u table at 0x%llx is outside the image\n",
+		       (unsigned long long)la_base, level, (unsigned long long)base);
+		return;
+	}
 	for (unsigned i = 0; i < n; i++) {
 		uint64_t e;
 		if (pdpt) {
