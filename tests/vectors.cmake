@@ -74,6 +74,16 @@ vmem_cli_test(vmem_dump_root_outside 0
 vmem_cli_test(vmem_dump_entry_outside 0
   "! 0x0000000000000000: level 3 table at 0x5000 is outside the image\n;# 0 pages in 0 runs, 5 bad entries\n"
   dump ${IMG_RAW} --cr3 0x4000)
+# A self-map: image-selfmap.bin is one 4 KiB table whose 512 entries all point
+# to itself (0x27: P, R/W, U/S, A, frame 0). Expanded, it would list 512^4
+# runs; each entry is named as recursive instead.
+vmem_cli_test(vmem_dump_selfmap 0
+  "^# 4-level paging, CR3 0x0\n~ 0x0000000000000000: level 4 entry 0x27 points back to the table at 0x0 on its path: a recursive mapping, not expanded\n;~ 0xffffff8000000000: level 4 entry 0x27;\n# 0 pages in 0 runs, 0 bad entries, 512 recursive entries not expanded\n$"
+  dump --image ${VMEM_VEC_DATA}/image-selfmap.bin --cr0 0x80010001 --cr3 0x0 --cr4 0x20 --efer 0x500)
+# --max-lines stops a listing (tables shared by many entries can make it huge) and says so.
+vmem_cli_test(vmem_dump_max_lines 0
+  "\n# stopped after 3 lines \\(--max-lines\\): the listing is incomplete\n# 0 pages in 0 runs, 0 bad entries, 3 recursive entries not expanded\n$"
+  dump --image ${VMEM_VEC_DATA}/image-selfmap.bin --cr0 0x80010001 --cr3 0x0 --cr4 0x20 --efer 0x500 --max-lines 3)
 vmem_cli_test(vmem_translate_bad_base 2 "--base must be 4 KiB aligned" translate ${IMG} --base 0x10 0x1000)
 
 # The CLI's check path under Valgrind.

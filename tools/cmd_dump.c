@@ -7,7 +7,7 @@
 
 static const char usage_dump[] =
 	"usage: vmem dump --image FILE [--base GPA] --cr0 X --cr3 X --cr4 X --efer X\n"
-	"                 [--maxphyaddr N]\n"
+	"                 [--maxphyaddr N] [--max-lines N]\n"
 	"\n"
 	"Print every present mapping of the page tables in FILE (a raw image of\n"
 	"guest-physical memory at GPA, default 0, opened read-only), one line per\n"
@@ -17,7 +17,12 @@ static const char usage_dump[] =
 	"PERMS are the effective r/w/x and u (user) or s (supervisor) over every\n"
 	"level; FLAGS are the leaf's g (global) and pkN (protection key, IA-32e).\n"
 	"Entries the processor would reject (reserved bits) and tables outside the\n"
-	"image are listed with '!'.\n";
+	"image are listed with '!'. An entry that points back to a table on its own\n"
+	"path (a recursive or self-map entry) is listed with '~' and not expanded:\n"
+	"its range maps the page tables themselves, and a hostile image made of\n"
+	"such entries would otherwise list 512^levels runs. Tables shared by many\n"
+	"entries can still make the listing huge: it stops after --max-lines lines\n"
+	"of runs and entries (default 1000000; 0: no limit) and says so.\n";
 
 /* Shape of each mode's tables: top level, entry width, index bits, linear width. */
 static const struct { unsigned top, width, bits, lawidth; } shapes[] = {
@@ -40,7 +45,11 @@ typedef struct dumper {
 	bool pse;
 	uint64_t addr_mask; /* next-table address bits of an entry */
 	run cur;
-	unsigned long leaves, runs, bad;
+	unsigned long leaves, runs, bad, recursive;
+	uint64_t max_lines; /* runs + '!' + '~' lines before the listing stops; 0: no limit */
+	bool stopped;
+	uint64_t path[6]; /* the tables being listed, root first (PAE's PDPT: none) */
+	unsigned depth;
 } dumper;
 
 #define DF_G 0x1u
@@ -126,6 +135,15 @@ static void leaf(dumper *d, uint64_t la, uint64_t entry, unsigned level)
 	add_page(d, la, res.gpa & ~(res.page_size - 1), res.page_size, level, res.perms, flags);
 }
 
+/* Is the table at base one of those the listing is inside? */
+static bool on_path(const dumper *d, uint64_t base)
+{
+	for (unsigned i = 0; i < d->depth; i++)
+		if (d->path[i] == base)
+			return true;
+	return false;
+}
+
 static void table(dumper *d, uint64_t base, unsigned level, uint64_t la_base)
 {
 	const unsigned width = shapes[d->mode].width, bits = shapes[d->mode].bits;
@@ -146,6 +164,10 @@ static void table(dumper *d, uint64_t base, unsigned level, uint64_t la_base)
 	}
 	for (unsigned i = 0; i < n; i++) {
 		uint64_t e;
+		if (d->max_lines && d->runs + d->bad + d->recursive >= d->max_lines) {
+			d->stopped = true;
+			return;
+		}
 		if (pdpt) {
 			e = pdptes[i];
 		} else if (width == 4) {
@@ -168,17 +190,29 @@ static void table(dumper *d, uint64_t base, unsigned level, uint64_t la_base)
 			continue;
 		}
 		uint64_t next = width == 4 ? (e & 0xfffff000ull) : (e & d->addr_mask);
+		if (on_path(d, next)) {
+			flush(d);
+			d->recursive++;
+			printf("~ 0x%016llx: level %u entry 0x%llx points back to the table at 0x%llx on its path: "
+			       "a recursive mapping, not expanded\n",
+			       (unsigned long long)la, level, (unsigned long long)e, (unsigned long long)next);
+			continue;
+		}
+		d->path[d->depth++] = next;
 		table(d, next, level - 1, la);
+		d->depth--;
 	}
 }
 
 int cmd_dump(int argc, char **argv)
 {
-	enum { O_HELP = REGS_TOPTS_N, O_H, O_N };
+	enum { O_HELP = REGS_TOPTS_N, O_H, O_MAX, O_N };
 	topt opts[O_N];
 	memcpy(opts, regs_topts, sizeof(regs_topts));
 	opts[O_HELP] = (topt){ "--help", false };
 	opts[O_H] = (topt){ "-h", false };
+	opts[O_MAX] = (topt){ "--max-lines", true };
+	uint64_t max_lines = 1000000;
 	regs_opts ro;
 	memset(&ro, 0, sizeof(ro));
 	vmem_regs_init(&ro.regs);
@@ -191,6 +225,11 @@ int cmd_dump(int argc, char **argv)
 		if (w == -1) {
 			fprintf(stderr, "vmem dump: unexpected argument '%s'\n", val);
 			return EXIT_USAGE;
+		}
+		if (w == O_MAX) {
+			if (!parse_u64("dump", "--max-lines", val, &max_lines))
+				return EXIT_USAGE;
+			continue;
 		}
 		if (w >= REGS_TOPTS_N) {
 			fputs(usage_dump, stdout);
@@ -210,7 +249,7 @@ int cmd_dump(int argc, char **argv)
 		return 1;
 	}
 	dumper d = { .mmu = mmu, .gm = im.gm, .mode = vmem_mmu_mode(mmu),
-		     .pse = (ro.regs.cr4 & VMEM_CR4_PSE) != 0 };
+		     .pse = (ro.regs.cr4 & VMEM_CR4_PSE) != 0, .max_lines = max_lines };
 	d.addr_mask = ((1ull << ro.regs.maxphyaddr) - 1) & ~0xfffull;
 	printf("# %s paging, CR3 0x%llx\n", vmem_mode_name(d.mode), (unsigned long long)ro.regs.cr3);
 	if (d.mode == VMEM_MODE_NONE) {
@@ -219,10 +258,18 @@ int cmd_dump(int argc, char **argv)
 		unsigned top = shapes[d.mode].top;
 		uint64_t root = d.mode == VMEM_MODE_32BIT ? ro.regs.cr3 & 0xfffff000ull :
 				d.mode == VMEM_MODE_PAE ? 0 : ro.regs.cr3 & d.addr_mask;
+		if (d.mode != VMEM_MODE_PAE) /* PAE's PDPTEs are registers, not a table in memory */
+			d.path[d.depth++] = root;
 		table(&d, root, top, 0);
 		flush(&d);
 	}
-	printf("# %lu pages in %lu runs, %lu bad entries\n", d.leaves, d.runs, d.bad);
+	if (d.stopped)
+		printf("# stopped after %llu lines (--max-lines): the listing is incomplete\n",
+		       (unsigned long long)d.max_lines);
+	printf("# %lu pages in %lu runs, %lu bad entries", d.leaves, d.runs, d.bad);
+	if (d.recursive)
+		printf(", %lu recursive entries not expanded", d.recursive);
+	printf("\n");
 	vmem_mmu_free(mmu);
 	image_close(&im);
 	return 0;
