@@ -336,29 +336,22 @@ const void *gm_entry_slow(const vmem_gmem *gm, uint64_t gpa, unsigned size,
 {
 	int i = gm_find(gm, gpa);
 	*writable = false;
-	if (i < 0) {
-		if (gm->miss == VMEM_GMEM_MISS_ZERO) {
-			*val = 0;
-			return NULL;
-		}
-		*err = VMEM_E_RANGE;
-		return NULL;
-	}
-	const struct gm_region *r = &gm->r[i];
-	if (r->kind == VMEM_REGION_RAM) {
+	if (i >= 0 && gm->r[i].kind == VMEM_REGION_RAM) {
+		const struct gm_region *r = &gm->r[i];
 		*hint = (unsigned)i;
 		/* Remember it for the next walk: a relaxed guess, never trusted unchecked. */
 		__atomic_store_n(&((vmem_gmem *)(uintptr_t)gm)->hint, (unsigned)i, __ATOMIC_RELAXED);
 		*writable = !(r->flags & VMEM_SLOT_READONLY);
-		return r->host + (gpa - r->gpa);
+		return r->host + (gpa - r->gpa); /* RAM is 4 KiB granular: the whole entry is in it */
 	}
-	/* A paging-structure entry in MMIO: read through the callback, never written. */
+	/* MMIO or unbacked, never written. MMIO holes have byte granularity, so
+	 * the entry may span a hole's end: read it as vmem_gmem_read would, piece
+	 * by piece, so that no device sees an access beyond its own region. */
 	uint64_t v = 0;
-	int rc = r->mmio(r->opaque, gpa, size, false, &v);
-	if (rc) {
+	if (vmem_gmem_read(gm, gpa, &v, size)) {
 		*err = VMEM_E_RANGE;
 		return NULL;
 	}
-	*val = size == 4 ? (uint32_t)v : v;
+	*val = v;
 	return NULL;
 }

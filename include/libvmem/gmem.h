@@ -32,7 +32,8 @@ typedef enum vmem_gmem_miss {
 } vmem_gmem_miss;
 
 /* MMIO callback: read (is_write false, fill *val) or write (*val holds data)
- * of `size` bytes (1, 2, 4 or 8) at `gpa`. Return VMEM_OK or an error. */
+ * of `size` bytes (1, 2, 4 or 8) at `gpa`, always wholly inside the callback's
+ * own region (the walker's entry reads too). Return VMEM_OK or an error. */
 typedef int (*vmem_mmio_fn)(void *opaque, uint64_t gpa, unsigned size,
 			    bool is_write, uint64_t *val);
 
