@@ -169,12 +169,23 @@ int vmem_gmem_foreach(const vmem_gmem *gm, int (*fn)(void *arg, const vmem_regio
 {
 	if (!gm || !fn)
 		return 0;
-	for (unsigned i = 0; i < gm->n; i++) {
+	for (unsigned i = 0; i < gm->n;) {
 		vmem_region_info info;
 		gm_info(&gm->r[i], gm->r[i].gpa, &info);
 		int rc = fn(arg, &info);
 		if (rc)
 			return rc;
+		/* Resume after this region's gpa, not at index i + 1: fn may have
+		 * added or removed regions, which moves the rest of the array. */
+		unsigned lo = 0, hi = gm->n;
+		while (lo < hi) {
+			unsigned mid = lo + (hi - lo) / 2;
+			if (gm->r[mid].gpa <= info.gpa)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		i = lo;
 	}
 	return 0;
 }

@@ -91,7 +91,8 @@ vmem_err vmem_gmem_write64(vmem_gmem *gm, uint64_t gpa, uint64_t val);
 vmem_err vmem_gmem_cmpxchg64(vmem_gmem *gm, uint64_t gpa, uint64_t *expected, uint64_t desired);
 vmem_err vmem_gmem_cmpxchg32(vmem_gmem *gm, uint64_t gpa, uint32_t *expected, uint32_t desired);
 
-/* Visit every region in ascending gpa order; stop early if fn returns non-zero. */
+/* Visit every region in ascending gpa order; stop early if fn returns non-zero.
+ * fn may add or remove regions: the visit resumes above the gpa it was at. */
 int vmem_gmem_foreach(const vmem_gmem *gm,
 		      int (*fn)(void *arg, const vmem_region_info *r), void *arg);
 
