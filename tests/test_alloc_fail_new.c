@@ -1,4 +1,4 @@
-/* Failure injection for the constructors test_alloc_fail.c does not cover (tlb, ept, ept_mmu, pwc, dirty): each allocation fails in turn; *out untouched, nothing leaks. */
+/* Failure injection for the constructors test_alloc_fail.c does not cover (tlb, ept, ept grant, ept_mmu, pwc, dirty): each allocation fails in turn; *out untouched, nothing leaks. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -103,6 +103,32 @@ static void test_ept_new_fails(void **state)
 	assert_no_leak();
 }
 
+/* A grant that must grow the grant array (8 disjoint ones fill it) fails
+ * with the grants as before: map still refuses its HPA, accepts the others. */
+static void test_ept_grant_grow_fails(void **state)
+{
+	(void)state;
+	failalloc_init(&fa);
+	vmem_ept *e;
+	assert_int_equal(vmem_ept_new(&fa.a, &ept_cfg, &e), VMEM_OK);
+	const uint64_t step = 1ull << 24; /* disjoint, never adjacent */
+	for (uint64_t i = 0; i < 8; i++)
+		assert_int_equal(vmem_ept_grant(e, i * step, 4096), VMEM_OK);
+	long live = fa.live;
+	failalloc_fail_in(&fa, 0);
+	assert_int_equal(vmem_ept_grant(e, 8 * step, 4096), VMEM_E_NOMEM);
+	failalloc_never(&fa);
+	assert_int_equal(fa.live, live);
+	const uint64_t r = VMEM_EPT_R;
+	assert_int_equal(vmem_ept_map(e, 0, 8 * step, 4096, r, VMEM_MT_WB, false, NULL), VMEM_E_RANGE);
+	for (uint64_t i = 0; i < 8; i++)
+		assert_int_equal(vmem_ept_map(e, i * 4096, i * step, 4096, r, VMEM_MT_WB, false, NULL), VMEM_OK);
+	assert_int_equal(vmem_ept_grant(e, 8 * step, 4096), VMEM_OK);
+	assert_int_equal(vmem_ept_map(e, 0, 8 * step, 4096, r, VMEM_MT_WB, false, NULL), VMEM_OK);
+	vmem_ept_free(e);
+	assert_no_leak();
+}
+
 /* ---- ept_mmu and pwc: one handle each ---- */
 
 static vmem_err mk_ept_mmu(void *arg, void **out)
@@ -164,6 +190,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tlb_new_fails),
 		cmocka_unit_test(test_ept_new_fails),
+		cmocka_unit_test(test_ept_grant_grow_fails),
 		cmocka_unit_test(test_ept_mmu_and_pwc_new_fail),
 		cmocka_unit_test(test_dirty_new_fails),
 	};
