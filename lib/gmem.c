@@ -242,10 +242,17 @@ static vmem_err gm_copy(const vmem_gmem *gm, uint64_t gpa, unsigned char *buf, s
 		if (r->kind == VMEM_REGION_RAM) {
 			if (is_write && (r->flags & VMEM_SLOT_READONLY))
 				return VMEM_E_RANGE;
-			if (op == 2)
-				vmi_memcpy(buf, r->host + (gpa - r->gpa), chunk);
-			else if (op == 3)
-				vmi_memcpy(r->host + (gpa - r->gpa), buf, chunk);
+			if (op >= 2) {
+				uint8_t *h = r->host + (gpa - r->gpa);
+				void *d = op == 2 ? (void *)buf : h;
+				const void *s = op == 2 ? (const void *)h : buf;
+				/* buf may be guest memory itself (from vmem_gmem_hva):
+				 * vmi_memcpy copies forward, so an overlap moves. */
+				if ((uintptr_t)buf < (uintptr_t)h + chunk && (uintptr_t)h < (uintptr_t)buf + chunk)
+					vmi_memmove(d, s, chunk);
+				else
+					vmi_memcpy(d, s, chunk);
+			}
 		} else if (op >= 2) {
 			size_t done = 0;
 			while (done < chunk) {

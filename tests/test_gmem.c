@@ -740,6 +740,38 @@ static void test_foreach_changing(void **state)
 	free(buf);
 }
 
+/* buf inside the slot's own buffer (a VMM moving guest memory through
+ * vmem_gmem_hva): the copy behaves as memmove (gmem.h). Pattern byte i = i. */
+static void test_copy_overlapping_buf(void **state)
+{
+	(void)state;
+	vmem_gmem *gm;
+	uint8_t *ram = page_alloc(1, 0);
+	uint8_t want[64];
+	assert_int_equal(vmem_gmem_new(NULL, &gm), VMEM_OK);
+	assert_int_equal(vmem_gmem_add_ram(gm, 0x1000, PG, ram, 0), VMEM_OK);
+	for (int dir = 0; dir < 4; dir++) {
+		for (unsigned i = 0; i < 64; i++)
+			ram[i] = (uint8_t)i;
+		/* dir 0/1: write from 8 bytes below/above; 2/3: read to 8 bytes above/below. */
+		uint64_t gpa = dir == 1 || dir == 2 ? 0x1000 : 0x1008;
+		uint8_t *buf = vmem_gmem_hva(gm, dir == 1 || dir == 2 ? 0x1008 : 0x1000, 32);
+		assert_non_null(buf);
+		/* Hand-worked: the 32 bytes at src land at dst; the rest is as before. */
+		unsigned src = dir < 2 ? (unsigned)(buf - ram) : (unsigned)(gpa - 0x1000);
+		unsigned dst = dir < 2 ? (unsigned)(gpa - 0x1000) : (unsigned)(buf - ram);
+		for (unsigned i = 0; i < 64; i++)
+			want[i] = (uint8_t)(i - dst < 32 ? src + (i - dst) : i);
+		if (dir < 2)
+			assert_int_equal(vmem_gmem_write(gm, gpa, buf, 32), VMEM_OK);
+		else
+			assert_int_equal(vmem_gmem_read(gm, gpa, buf, 32), VMEM_OK);
+		assert_memory_equal(ram, want, 64);
+	}
+	vmem_gmem_free(gm);
+	free(ram);
+}
+
 /* ---- the last page of the 64-bit space ---- */
 
 static void test_top_of_space(void **state)
@@ -1001,6 +1033,7 @@ int main(void)
 		cmocka_unit_test(test_cmpxchg),
 		cmocka_unit_test(test_remove_foreach),
 		cmocka_unit_test(test_foreach_changing),
+		cmocka_unit_test(test_copy_overlapping_buf),
 		cmocka_unit_test(test_top_of_space),
 		cmocka_unit_test(test_guard_isolated),
 		cmocka_unit_test(test_guard_adjacent),

@@ -76,7 +76,8 @@ void *vmem_gmem_hva(const vmem_gmem *gm, uint64_t gpa, uint64_t len);
  * first, so an unbacked or read-only part fails the write with nothing
  * written; a write that reaches MMIO must lie within that one MMIO region
  * (VMEM_E_INVAL otherwise), since a device's side effects cannot be undone:
- * a callback failing midway stops the write where it failed. */
+ * a callback failing midway stops the write where it failed. buf may overlap
+ * the guest memory copied (a vmem_gmem_hva pointer): the copy acts as memmove. */
 vmem_err vmem_gmem_read(const vmem_gmem *gm, uint64_t gpa, void *buf, size_t len);
 vmem_err vmem_gmem_write(vmem_gmem *gm, uint64_t gpa, const void *buf, size_t len);
 /* Naturally aligned 4- and 8-byte accesses (the width of a paging entry).
