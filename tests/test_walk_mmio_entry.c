@@ -1,4 +1,4 @@
-/* A paging-structure entry only partly in an MMIO hole: each device sees only accesses inside its own region. */
+/* A paging-structure or EPT entry only partly in an MMIO hole: each device sees only accesses inside its own region. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,6 +7,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <libvmem/ept.h>
 #include <libvmem/gmem.h>
 #include <libvmem/paging.h>
 #include <libvmem/walk.h>
@@ -99,11 +100,39 @@ static void test_two_devices_one_entry(void **state)
 	vmem_gmem_free(gm);
 }
 
+/* The EPT walk reads its entries the same way: EPTP WB, 4 levels, root at
+ * 0x1000, whose first 8 bytes are two 4-byte devices. gpa 0 uses entry 0. */
+static void test_ept_entry_two_devices(void **state)
+{
+	(void)state;
+	vmem_gmem *host;
+	assert_int_equal(vmem_gmem_new(NULL, &host), VMEM_OK);
+	struct dev a = { 0x1000, 4, 0x11223344, 0, 0 }, b = { 0x1004, 4, 0x55667788, 0, 0 };
+	assert_int_equal(vmem_gmem_add_mmio(host, a.base, a.size, dev_cb, &a), VMEM_OK);
+	vmem_ept_mmu *e;
+	assert_int_equal(vmem_ept_mmu_new(NULL, 0x1000 | 0x1e, NULL, &e), VMEM_OK);
+	vmem_ept_access acc = { VMEM_EPT_READ, 0, 0, 0 };
+	vmem_ept_result res;
+	vmem_ept_trace tr;
+	/* High half unbacked: BAD_HPA at the entry, the device never asked for 8 bytes. */
+	assert_int_equal(vmem_ept_walk(e, host, 0, &acc, 0, &res, NULL), VMEM_OK);
+	assert_int_equal(res.status, VMEM_EPT_BAD_HPA);
+	assert_true(res.hpa == 0x1000);
+	assert_int_equal(a.outside, 0);
+	assert_int_equal(vmem_gmem_add_mmio(host, b.base, b.size, dev_cb, &b), VMEM_OK);
+	assert_int_equal(vmem_ept_walk(e, host, 0, &acc, 0, &res, &tr), VMEM_OK);
+	assert_int_equal(a.outside + b.outside, 0);
+	assert_true(tr.n >= 1 && tr.e[0].value == 0x5566778811223344ull);
+	vmem_ept_mmu_free(e);
+	vmem_gmem_free(host);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_half_mmio_half_unbacked),
 		cmocka_unit_test(test_two_devices_one_entry),
+		cmocka_unit_test(test_ept_entry_two_devices),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
