@@ -169,12 +169,23 @@ int vmem_gmem_foreach(const vmem_gmem *gm, int (*fn)(void *arg, const vmem_regio
 {
 	if (!gm || !fn)
 		return 0;
-	for (unsigned i = 0; i < gm->n; i++) {
+	for (unsigned i = 0; i < gm->n;) {
 		vmem_region_info info;
 		gm_info(&gm->r[i], gm->r[i].gpa, &info);
 		int rc = fn(arg, &info);
 		if (rc)
 			return rc;
+		/* Resume after this region's gpa, not at index i + 1: fn may have
+		 * added or removed regions, which moves the rest of the array. */
+		unsigned lo = 0, hi = gm->n;
+		while (lo < hi) {
+			unsigned mid = lo + (hi - lo) / 2;
+			if (gm->r[mid].gpa <= info.gpa)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		i = lo;
 	}
 	return 0;
 }
@@ -231,10 +242,17 @@ static vmem_err gm_copy(const vmem_gmem *gm, uint64_t gpa, unsigned char *buf, s
 		if (r->kind == VMEM_REGION_RAM) {
 			if (is_write && (r->flags & VMEM_SLOT_READONLY))
 				return VMEM_E_RANGE;
-			if (op == 2)
-				vmi_memcpy(buf, r->host + (gpa - r->gpa), chunk);
-			else if (op == 3)
-				vmi_memcpy(r->host + (gpa - r->gpa), buf, chunk);
+			if (op >= 2) {
+				uint8_t *h = r->host + (gpa - r->gpa);
+				void *d = op == 2 ? (void *)buf : h;
+				const void *s = op == 2 ? (const void *)h : buf;
+				/* buf may be guest memory itself (from vmem_gmem_hva):
+				 * vmi_memcpy copies forward, so an overlap moves. */
+				if ((uintptr_t)buf < (uintptr_t)h + chunk && (uintptr_t)h < (uintptr_t)buf + chunk)
+					vmi_memmove(d, s, chunk);
+				else
+					vmi_memcpy(d, s, chunk);
+			}
 		} else if (op >= 2) {
 			size_t done = 0;
 			while (done < chunk) {
@@ -336,29 +354,22 @@ const void *gm_entry_slow(const vmem_gmem *gm, uint64_t gpa, unsigned size,
 {
 	int i = gm_find(gm, gpa);
 	*writable = false;
-	if (i < 0) {
-		if (gm->miss == VMEM_GMEM_MISS_ZERO) {
-			*val = 0;
-			return NULL;
-		}
-		*err = VMEM_E_RANGE;
-		return NULL;
-	}
-	const struct gm_region *r = &gm->r[i];
-	if (r->kind == VMEM_REGION_RAM) {
+	if (i >= 0 && gm->r[i].kind == VMEM_REGION_RAM) {
+		const struct gm_region *r = &gm->r[i];
 		*hint = (unsigned)i;
 		/* Remember it for the next walk: a relaxed guess, never trusted unchecked. */
 		__atomic_store_n(&((vmem_gmem *)(uintptr_t)gm)->hint, (unsigned)i, __ATOMIC_RELAXED);
 		*writable = !(r->flags & VMEM_SLOT_READONLY);
-		return r->host + (gpa - r->gpa);
+		return r->host + (gpa - r->gpa); /* RAM is 4 KiB granular: the whole entry is in it */
 	}
-	/* A paging-structure entry in MMIO: read through the callback, never written. */
+	/* MMIO or unbacked, never written. MMIO holes have byte granularity, so
+	 * the entry may span a hole's end: read it as vmem_gmem_read would, piece
+	 * by piece, so that no device sees an access beyond its own region. */
 	uint64_t v = 0;
-	int rc = r->mmio(r->opaque, gpa, size, false, &v);
-	if (rc) {
+	if (vmem_gmem_read(gm, gpa, &v, size)) {
 		*err = VMEM_E_RANGE;
 		return NULL;
 	}
-	*val = size == 4 ? (uint32_t)v : v;
+	*val = v;
 	return NULL;
 }

@@ -49,11 +49,23 @@ static size_t find_page(const vv_mem *m, uint64_t gpa)
 	return hit ? (size_t)(hit - m->gpa) : (size_t)-1;
 }
 
+/* A word as vectors.h defines it (the parser checks the same): 4 or 8 bytes,
+ * naturally aligned, hence inside one page. A caller-built vector may break it. */
+static bool words_ok(const vmem_vector_word *w, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		if ((w[k].size != 4 && w[k].size != 8) || (w[k].addr & (w[k].size - 1)))
+			return false;
+	return true;
+}
+
 /* Pages of w and extra (extra pages start zeroed: mem_after words outside mem). */
 vmem_err vv_mem_build(vv_mem *m, const vmem_vector_word *w, size_t nw,
 		      const vmem_vector_word *extra, size_t nextra)
 {
 	memset(m, 0, sizeof(*m));
+	if (!words_ok(w, nw) || !words_ok(extra, nextra))
+		return VMEM_E_INVAL;
 	size_t total = nw + nextra;
 	m->gpa = malloc((total ? total : 1) * sizeof(uint64_t));
 	if (!m->gpa)

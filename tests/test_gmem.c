@@ -681,6 +681,97 @@ static void test_remove_foreach(void **state)
 	free(buf);
 }
 
+/* foreach whose callback changes the regions (gmem.h: the visit resumes above
+ * the gpa it was at): removing the visited region skips none of the others,
+ * and regions added above are visited, those added below are not. */
+struct churn {
+	vmem_gmem *gm;
+	uint8_t *buf;
+	unsigned n;
+	uint64_t gpa[32];
+};
+
+static int remove_cb(void *arg, const vmem_region_info *r)
+{
+	struct churn *c = arg;
+	c->gpa[c->n++] = r->gpa;
+	assert_int_equal(vmem_gmem_remove(c->gm, r->gpa), VMEM_OK);
+	return 0;
+}
+
+static int add_cb(void *arg, const vmem_region_info *r)
+{
+	struct churn *c = arg;
+	c->gpa[c->n++] = r->gpa;
+	if (r->gpa == 0x10000) /* enough slots to grow the array: it moves under foreach */
+		for (unsigned i = 0; i < 12; i++) {
+			uint64_t below = 0x1000 * i, above = 0x20000 + 0x1000 * i;
+			assert_int_equal(vmem_gmem_add_ram(c->gm, below, PG, c->buf, 0), VMEM_OK);
+			assert_int_equal(vmem_gmem_add_ram(c->gm, above, PG, c->buf, 0), VMEM_OK);
+		}
+	return 0;
+}
+
+static void test_foreach_changing(void **state)
+{
+	(void)state;
+	vmem_gmem *gm;
+	uint8_t *buf = page_alloc(1, 0);
+	assert_int_equal(vmem_gmem_new(NULL, &gm), VMEM_OK);
+	for (unsigned i = 0; i < 5; i++)
+		assert_int_equal(vmem_gmem_add_ram(gm, 0x100000 * (i + 1), PG, buf, 0), VMEM_OK);
+	struct churn c = { gm, buf, 0, { 0 } };
+	assert_int_equal(vmem_gmem_foreach(gm, remove_cb, &c), 0);
+	assert_int_equal(c.n, 5);
+	for (unsigned i = 0; i < 5; i++)
+		assert_true(c.gpa[i] == 0x100000 * (i + 1));
+	c.n = 0;
+	assert_int_equal(vmem_gmem_foreach(gm, remove_cb, &c), 0);
+	assert_int_equal(c.n, 0);
+
+	/* Adds: one region at 0x10000, then 12 below it and 12 above it from the callback. */
+	assert_int_equal(vmem_gmem_add_ram(gm, 0x10000, PG, buf, 0), VMEM_OK);
+	assert_int_equal(vmem_gmem_foreach(gm, add_cb, &c), 0);
+	assert_int_equal(c.n, 13);
+	assert_true(c.gpa[0] == 0x10000);
+	for (unsigned i = 0; i < 12; i++)
+		assert_true(c.gpa[i + 1] == 0x20000 + 0x1000 * i);
+	vmem_gmem_free(gm);
+	free(buf);
+}
+
+/* buf inside the slot's own buffer (a VMM moving guest memory through
+ * vmem_gmem_hva): the copy behaves as memmove (gmem.h). Pattern byte i = i. */
+static void test_copy_overlapping_buf(void **state)
+{
+	(void)state;
+	vmem_gmem *gm;
+	uint8_t *ram = page_alloc(1, 0);
+	uint8_t want[64];
+	assert_int_equal(vmem_gmem_new(NULL, &gm), VMEM_OK);
+	assert_int_equal(vmem_gmem_add_ram(gm, 0x1000, PG, ram, 0), VMEM_OK);
+	for (int dir = 0; dir < 4; dir++) {
+		for (unsigned i = 0; i < 64; i++)
+			ram[i] = (uint8_t)i;
+		/* dir 0/1: write from 8 bytes below/above; 2/3: read to 8 bytes above/below. */
+		uint64_t gpa = dir == 1 || dir == 2 ? 0x1000 : 0x1008;
+		uint8_t *buf = vmem_gmem_hva(gm, dir == 1 || dir == 2 ? 0x1008 : 0x1000, 32);
+		assert_non_null(buf);
+		/* Hand-worked: the 32 bytes at src land at dst; the rest is as before. */
+		unsigned src = dir < 2 ? (unsigned)(buf - ram) : (unsigned)(gpa - 0x1000);
+		unsigned dst = dir < 2 ? (unsigned)(gpa - 0x1000) : (unsigned)(buf - ram);
+		for (unsigned i = 0; i < 64; i++)
+			want[i] = (uint8_t)(i - dst < 32 ? src + (i - dst) : i);
+		if (dir < 2)
+			assert_int_equal(vmem_gmem_write(gm, gpa, buf, 32), VMEM_OK);
+		else
+			assert_int_equal(vmem_gmem_read(gm, gpa, buf, 32), VMEM_OK);
+		assert_memory_equal(ram, want, 64);
+	}
+	vmem_gmem_free(gm);
+	free(ram);
+}
+
 /* ---- the last page of the 64-bit space ---- */
 
 static void test_top_of_space(void **state)
@@ -941,6 +1032,8 @@ int main(void)
 		cmocka_unit_test(test_miss_policy),
 		cmocka_unit_test(test_cmpxchg),
 		cmocka_unit_test(test_remove_foreach),
+		cmocka_unit_test(test_foreach_changing),
+		cmocka_unit_test(test_copy_overlapping_buf),
 		cmocka_unit_test(test_top_of_space),
 		cmocka_unit_test(test_guard_isolated),
 		cmocka_unit_test(test_guard_adjacent),

@@ -126,6 +126,41 @@ static void test_unsupported_and_refused(void **state)
 		   "\"expect\":{\"result\":\"page_fault\",\"error_code\":\"0x0\"}}", VMEM_VCHECK_ERROR, regs);
 }
 
+/* A caller-built memory list breaking vectors.h's word rule ("size is 4 or 8",
+ * naturally aligned, as the parser demands): the check refuses the setup
+ * (VMEM_VCHECK_ERROR; answer: VMEM_E_INVAL) instead of storing the word past
+ * its page's buffer. */
+static void test_bad_words_refused(void **state)
+{
+	(void)state;
+	static const char line[] =
+		"{\"v\":1,\"kind\":\"walk\",\"cpu\":{\"cr0\":\"0x80010001\",\"cr3\":\"0x1000\",\"cr4\":\"0x20\","
+		"\"efer\":\"0x500\"},\"access\":{\"addr\":\"0x0\",\"type\":\"read\"},\"mem\":[[\"0x1000\",\"0x0\"]],"
+		"\"expect\":{\"result\":\"page_fault\",\"error_code\":\"0x0\"}}";
+	static const vmem_vector_word bad[] = {
+		{ 0xffc, 0x1122334455667788ull, 8 },  /* unaligned: its last 4 bytes are past the page */
+		{ 0x1002, 0x11223344, 4 },            /* unaligned */
+		{ 0x1ff0, 0, 16 },                    /* no such size */
+		{ 0x1000, 0, 0 },
+		{ 0x1000, 0, 1u << 20 },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		vmem_vector v;
+		vmem_vector_error e;
+		vmem_vector_verdict vd;
+		assert_int_equal(vmem_vector_parse_line(line, strlen(line), &v, &e), VMEM_OK);
+		assert_int_equal(v.n_mem, 1);
+		v.mem[0] = bad[i];
+		assert_int_equal(vmem_vector_check(&v, &vd), VMEM_OK);
+		if (vd.status != VMEM_VCHECK_ERROR)
+			fail_msg("word %zu: status %d, want %d\n%s", i, vd.status, VMEM_VCHECK_ERROR, vd.diff);
+		vmem_vector_verdict_free(&vd);
+		assert_int_equal(vmem_vector_answer(&v), VMEM_E_INVAL);
+		assert_true(v.mem[0].addr == bad[i].addr && v.mem[0].size == bad[i].size);
+		vmem_vector_free(&v);
+	}
+}
+
 static unsigned check_file(const char *path, unsigned *unsupported)
 {
 	FILE *f = fopen(path, "r");
@@ -255,6 +290,7 @@ int main(void)
 		cmocka_unit_test(test_hand_worked),
 		cmocka_unit_test(test_wrong_expectations),
 		cmocka_unit_test(test_unsupported_and_refused),
+		cmocka_unit_test(test_bad_words_refused),
 		cmocka_unit_test(test_shared_examples),
 		cmocka_unit_test(test_generator),
 	};

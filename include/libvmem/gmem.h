@@ -32,7 +32,8 @@ typedef enum vmem_gmem_miss {
 } vmem_gmem_miss;
 
 /* MMIO callback: read (is_write false, fill *val) or write (*val holds data)
- * of `size` bytes (1, 2, 4 or 8) at `gpa`. Return VMEM_OK or an error. */
+ * of `size` bytes (1, 2, 4 or 8) at `gpa`, always wholly inside the callback's
+ * own region (the walker's entry reads too). Return VMEM_OK or an error. */
 typedef int (*vmem_mmio_fn)(void *opaque, uint64_t gpa, unsigned size,
 			    bool is_write, uint64_t *val);
 
@@ -75,7 +76,8 @@ void *vmem_gmem_hva(const vmem_gmem *gm, uint64_t gpa, uint64_t len);
  * first, so an unbacked or read-only part fails the write with nothing
  * written; a write that reaches MMIO must lie within that one MMIO region
  * (VMEM_E_INVAL otherwise), since a device's side effects cannot be undone:
- * a callback failing midway stops the write where it failed. */
+ * a callback failing midway stops the write where it failed. buf may overlap
+ * the guest memory copied (a vmem_gmem_hva pointer): the copy acts as memmove. */
 vmem_err vmem_gmem_read(const vmem_gmem *gm, uint64_t gpa, void *buf, size_t len);
 vmem_err vmem_gmem_write(vmem_gmem *gm, uint64_t gpa, const void *buf, size_t len);
 /* Naturally aligned 4- and 8-byte accesses (the width of a paging entry).
@@ -90,7 +92,8 @@ vmem_err vmem_gmem_write64(vmem_gmem *gm, uint64_t gpa, uint64_t val);
 vmem_err vmem_gmem_cmpxchg64(vmem_gmem *gm, uint64_t gpa, uint64_t *expected, uint64_t desired);
 vmem_err vmem_gmem_cmpxchg32(vmem_gmem *gm, uint64_t gpa, uint32_t *expected, uint32_t desired);
 
-/* Visit every region in ascending gpa order; stop early if fn returns non-zero. */
+/* Visit every region in ascending gpa order; stop early if fn returns non-zero.
+ * fn may add or remove regions: the visit resumes above the gpa it was at. */
 int vmem_gmem_foreach(const vmem_gmem *gm,
 		      int (*fn)(void *arg, const vmem_region_info *r), void *arg);
 

@@ -34,7 +34,8 @@ typedef enum vmem_vector_result {
 	VMEM_VRES_EPT_MISCONFIG = 3
 } vmem_vector_result;
 
-/* One memory word: [addr, value] or [addr, value, size]; size is 4 or 8. */
+/* One memory word: [addr, value] or [addr, value, size]; size is 4 or 8 and
+ * addr a multiple of it (else check says VMEM_VCHECK_ERROR, answer VMEM_E_INVAL). */
 typedef struct vmem_vector_word {
 	uint64_t addr, value;
 	unsigned size;
