@@ -18,7 +18,11 @@ extern "C" {
  * - Everything else is unbacked. By default an access there fails with
  *   VMEM_E_RANGE; VMEM_GMEM_MISS_ZERO makes reads return 0 (and writes fail),
  *   which is how test vectors describe memory ("not listed reads as zero").
- * No accessor ever touches host memory outside a slot's buffer. */
+ * No accessor ever touches host memory outside a slot's buffer.
+ * Threads: walks and accessors may run at once on one vmem_gmem (the hints
+ * they store are relaxed guesses, checked before use); adding or removing a
+ * region (or changing the miss policy) must not overlap any of them: the
+ * caller serialises those, as a VMM does around a memory-map change. */
 typedef struct vmem_gmem vmem_gmem;
 
 /* Slot flags. */
