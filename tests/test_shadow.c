@@ -355,21 +355,27 @@ static void t_32bit(void **st)
 	env_fini(&e);
 }
 
+/* PAE guest: PDPT at 0x1020, PDPTE[1] -> PD 0x2000 -> PT 0x3000; la 0x40007000 -> 0x16000 (no-exec). */
+static void guest_pae(struct env *e)
+{
+	*g64(e, 0x1020 + 8 * 1) = 0x2000 | P;
+	*g64(e, 0x2000 + 8 * 0) = 0x3000 | P | RW;
+	*g64(e, 0x3000 + 8 * 7) = 0x16000 | P | RW | XD;
+	vmem_regs_init(&e->regs);
+	e->regs.cr0 = VMEM_CR0_PE | VMEM_CR0_PG | VMEM_CR0_WP;
+	e->regs.cr4 = VMEM_CR4_PAE;
+	e->regs.efer = VMEM_EFER_NXE;
+	e->regs.cr3 = 0x1020;
+	assert_int_equal(vmem_shadow_set_regs(e->sh, &e->regs), VMEM_OK);
+}
+
 /* PAE: PDPTEs are registers, loaded by MOV CR3 (SDM 4.4.1). */
 static void t_pae(void **st)
 {
 	(void)st;
 	struct env e;
 	env_init(&e, 4, 64);
-	*g64(&e, 0x1020 + 8 * 1) = 0x2000 | P;           /* PDPT at 0x1020; PDPTE[1] -> PD 0x2000 */
-	*g64(&e, 0x2000 + 8 * 0) = 0x3000 | P | RW;
-	*g64(&e, 0x3000 + 8 * 7) = 0x16000 | P | RW | XD;
-	vmem_regs_init(&e.regs);
-	e.regs.cr0 = VMEM_CR0_PE | VMEM_CR0_PG | VMEM_CR0_WP;
-	e.regs.cr4 = VMEM_CR4_PAE;
-	e.regs.efer = VMEM_EFER_NXE;
-	e.regs.cr3 = 0x1020;
-	assert_int_equal(vmem_shadow_set_regs(e.sh, &e.regs), VMEM_OK);
+	guest_pae(&e);
 	assert_int_equal(fault(&e, 0x40007000, VMEM_ACC_WRITE).outcome, VMEM_SHADOW_FIXED);
 	assert_int_equal(sleaf(&e, 0x40007000, 4), hpa(&e, 0x16000) | P | RW | A | D | XD);
 	assert_int_equal(*g64(&e, 0x1028), 0x2000 | P); /* a PDPTE takes no A */
@@ -383,6 +389,31 @@ static void t_pae(void **st)
 	uint64_t root = vmem_shadow_root(e.sh);
 	assert_int_equal(vmem_shadow_set_regs(e.sh, &e.regs), VMEM_E_INVAL);
 	assert_int_equal(vmem_shadow_root(e.sh), root);
+	env_fini(&e);
+}
+
+/* PAE: MOV CR0/CR4 reload the PDPTEs only when they change CR0.CD/NW/PG or
+ * CR4.PAE/PGE/PSE/SMEP (SDM 4.4.1); toggling CR0.WP or CR4.SMAP keeps them. */
+static void t_pae_keep(void **st)
+{
+	(void)st;
+	struct env e;
+	env_init(&e, 4, 64);
+	guest_pae(&e);
+	*g64(&e, 0x1028) = 0;                            /* the PDPT in memory, not the register */
+	e.regs.cr0 &= ~VMEM_CR0_WP;                      /* MOV CR0: WP only, no load */
+	assert_int_equal(vmem_shadow_set_regs(e.sh, &e.regs), VMEM_OK);
+	vmem_shadow_fault_result r = fault(&e, 0x40007000, VMEM_ACC_READ);
+	assert_int_equal(r.outcome, VMEM_SHADOW_FIXED);
+	assert_int_equal(r.gpa, 0x16000);
+	e.regs.cr4 |= VMEM_CR4_SMAP;                     /* MOV CR4: SMAP only, no load */
+	assert_int_equal(vmem_shadow_set_regs(e.sh, &e.regs), VMEM_OK);
+	assert_int_equal(fault(&e, 0x40007000, VMEM_ACC_READ).outcome, VMEM_SHADOW_FIXED);
+	e.regs.cr4 |= VMEM_CR4_SMEP;                     /* MOV CR4: SMEP is in the list: load */
+	assert_int_equal(vmem_shadow_set_regs(e.sh, &e.regs), VMEM_OK);
+	r = fault(&e, 0x40007000, VMEM_ACC_READ);
+	assert_int_equal(r.outcome, VMEM_SHADOW_INJECT_PF);
+	assert_int_equal(r.error_code, 0);               /* PDPTE[1] not present, supervisor read */
 	env_fini(&e);
 }
 
@@ -501,7 +532,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(t_fill_rights), cmocka_unit_test(t_dirty), cmocka_unit_test(t_inject),
 		cmocka_unit_test(t_host_limits), cmocka_unit_test(t_table_writes), cmocka_unit_test(t_roots),
-		cmocka_unit_test(t_wp0), cmocka_unit_test(t_32bit), cmocka_unit_test(t_pae),
+		cmocka_unit_test(t_wp0), cmocka_unit_test(t_32bit), cmocka_unit_test(t_pae), cmocka_unit_test(t_pae_keep),
 		cmocka_unit_test(t_budget), cmocka_unit_test(t_mmio_table), cmocka_unit_test(t_ept),
 		cmocka_unit_test(t_bad_config),
 	};
