@@ -110,6 +110,9 @@ static bool pae_loads(const struct sh_root *cur, const vmem_regs *r)
 
 static void switch_to(vmem_shadow *sh, struct sh_root *rt)
 {
+	/* The host TLB tags by VPID and PCID, not CR3: the old root's entries
+	 * must go as the guest's MOV CR3 drops them (SDM 4.10.4.1). */
+	sh->flush |= rt != sh->cur;
 	sh->cur = rt;
 	rt->stamp = ++sh->clock;
 	sh->st.root_hits++;
@@ -191,6 +194,7 @@ vmem_err vmem_shadow_set_regs(vmem_shadow *sh, const vmem_regs *r)
 	 * following nothing, and every fill through it is refused. */
 	uint64_t gfn = rt->glevel[sh->hlevels] && is_ram_frame(sh, key) ? key : SH_DIRECT;
 	rt->top = vmi_shm_take(sh, rt, NULL, 0, sh->hlevels, gfn, 0, rt->glevel[sh->hlevels]);
+	sh->flush = true; /* a new root: the old one's host TLB entries must go (SDM 4.10.4.1) */
 	sh->cur = rt;
 	rt->stamp = ++sh->clock;
 	sh->st.root_misses++;

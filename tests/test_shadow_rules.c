@@ -1,4 +1,4 @@
-/* Shadow paging, hand-worked SDM rules: P 0->1 without INVLPG, RSVD, a 2-MiB page in 4-KiB leaves, protection keys, host registers, I/D, PCID roots, A after aging. */
+/* Shadow paging, hand-worked SDM rules: P 0->1 without INVLPG, RSVD, a 2-MiB page in 4-KiB leaves, protection keys, host registers, I/D, PCID roots, host flush on a root switch, A after aging. */
 #include "shadow_env.h"
 
 /* SDM 4.10.4.3: nothing caches a P = 0 entry, so a guest store making a PTE or
@@ -173,6 +173,38 @@ static void t_pcid_root(void **st)
 	env_fini(&e);
 }
 
+/* A guest MOV CR3 drops its non-global TLB entries (SDM 4.10.4.1), but the
+ * host TLB tags entries by VPID and PCID (0: the host runs without PCIDE),
+ * not by CR3: a switch to another root must ask for the flush (INVVPID, as
+ * SDM Vol. 3C "Guidelines for Use of the INVVPID Instruction" says for an
+ * emulated MOV CR3), or the old root's entries (here the WP = 0 root's
+ * writable supervisor leaf) would serve the new root. */
+static void t_switch_flush(void **st)
+{
+	(void)st;
+	struct env e;
+	env_init(&e, 4, 64);
+	guest_4level(&e, 0, 0);
+	set_pte(&e, 0, 0x10000 | P | D);                 /* supervisor, read-only */
+	assert_int_equal(fault(&e, LA, VMEM_ACC_WRITE).outcome, VMEM_SHADOW_FIXED);
+	assert_int_equal(sleaf(&e, LA, 4) & RW, RW);     /* CR0.WP = 0: writable */
+	(void)vmem_shadow_take_flush(e.sh);
+	e.regs.cr0 |= VMEM_CR0_WP;                       /* another role, another root */
+	assert_int_equal(vmem_shadow_set_regs(e.sh, &e.regs), VMEM_OK);
+	assert_true(vmem_shadow_take_flush(e.sh));
+	assert_int_equal(fault(&e, LA, VMEM_ACC_WRITE).outcome, VMEM_SHADOW_INJECT_PF);
+	*g64(&e, 0x5000) = 0x2000 | P | RW | US;         /* another CR3 */
+	e.regs.cr3 = 0x5000;
+	assert_int_equal(vmem_shadow_set_regs(e.sh, &e.regs), VMEM_OK);
+	assert_true(vmem_shadow_take_flush(e.sh));
+	e.regs.cr3 = 0x1000;                             /* back to a cached root */
+	assert_int_equal(vmem_shadow_set_regs(e.sh, &e.regs), VMEM_OK);
+	assert_true(vmem_shadow_take_flush(e.sh));
+	assert_int_equal(vmem_shadow_set_regs(e.sh, &e.regs), VMEM_OK); /* same root: its entries are current */
+	assert_false(vmem_shadow_take_flush(e.sh));
+	env_fini(&e);
+}
+
 /* Page aging (SDM 4.8, 4.10.4.1): the guest clears A and does INVLPG; the next
  * access walks again and sets A. */
 static void t_aging(void **st)
@@ -195,7 +227,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(t_np_to_p),   cmocka_unit_test(t_rsvd),     cmocka_unit_test(t_large_split),
 		cmocka_unit_test(t_pke),       cmocka_unit_test(t_host_regs), cmocka_unit_test(t_fetch_xd),
-		cmocka_unit_test(t_pcid_root), cmocka_unit_test(t_aging),
+		cmocka_unit_test(t_pcid_root), cmocka_unit_test(t_switch_flush), cmocka_unit_test(t_aging),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -135,8 +135,9 @@ void vmem_shadow_invlpg(vmem_shadow *sh, uint64_t la);
 /* Drop every shadow translation of every root (roots stay cached, empty). */
 void vmem_shadow_zap_all(vmem_shadow *sh);
 
-/* True (once) if a shadow entry lost rights or was removed since the last
- * call: the host TLB must be flushed (INVVPID single context) before the
+/* True (once) if a shadow entry lost rights or was removed, or the current
+ * root changed (the host TLB is not tagged by CR3), since the last call:
+ * the host TLB must be flushed (INVVPID single context) before the
  * guest runs again. Freed table pages may go back to the allocator at once
  * because the guest does not run until then. */
 bool vmem_shadow_take_flush(vmem_shadow *sh);
