@@ -104,8 +104,9 @@ static bool pae_loads(const struct sh_root *cur, const vmem_regs *r)
 	const vmem_regs *o = vmem_mmu_regs(cur->mmu);
 	const uint64_t cr0 = VMEM_CR0_PG | (3ull << 29); /* PG, CD, NW */
 	const uint64_t cr4 = VMEM_CR4_PAE | VMEM_CR4_PGE | VMEM_CR4_PSE | VMEM_CR4_SMEP;
-	return cur->mmu_mode != VMEM_MODE_PAE || o->cr3 != r->cr3 || same_regs(o, r) ||
-	       ((o->cr0 ^ r->cr0) & cr0) || ((o->cr4 ^ r->cr4) & cr4);
+	bool same = o->cr0 == r->cr0 && o->cr4 == r->cr4 && o->efer == r->efer; /* PKRU: no key in PAE */
+	return cur->mmu_mode != VMEM_MODE_PAE || o->cr3 != r->cr3 || same || ((o->cr0 ^ r->cr0) & cr0) ||
+	       ((o->cr4 ^ r->cr4) & cr4);
 }
 
 static void switch_to(vmem_shadow *sh, struct sh_root *rt)

@@ -150,8 +150,7 @@ static void ref_set_cpu(struct run *r, const vmem_regs *g)
 static bool ref_loads_pdptes(const ref_cpu *o, const vmem_regs *g)
 {
 	bool pae = (o->cr0 & VMEM_CR0_PG) && (o->cr4 & VMEM_CR4_PAE) && !(o->efer & VMEM_EFER_LMA);
-	bool same = o->cr0 == g->cr0 && o->cr4 == g->cr4 && o->efer == g->efer && o->pkru == g->pkru &&
-		    o->maxphyaddr == g->maxphyaddr && o->gbpages == g->gbpages;
+	bool same = o->cr0 == g->cr0 && o->cr4 == g->cr4 && o->efer == g->efer;
 	uint64_t c0 = (o->cr0 ^ g->cr0) & (VMEM_CR0_PG | 1ull << 29 | 1ull << 30);
 	uint64_t c4 = (o->cr4 ^ g->cr4) & (VMEM_CR4_PAE | VMEM_CR4_PGE | VMEM_CR4_PSE | VMEM_CR4_SMEP);
 	return !pae || o->cr3 != g->cr3 || same || c0 || c4;
