@@ -95,8 +95,25 @@ static bool same_regs(const vmem_regs *a, const vmem_regs *b)
 	       a->pkru == b->pkru && a->maxphyaddr == b->maxphyaddr && a->gbpages == b->gbpages;
 }
 
+/* PAE: does this call load the PDPTEs (SDM 4.4.1)? MOV to CR3 does (a call
+ * that changes CR3, or nothing: CR3 written again); MOV to CR0/CR4 only when
+ * it enters PAE paging or changes CR0.CD/NW/PG or CR4.PAE/PGE/PSE/SMEP;
+ * WRMSR EFER never. Otherwise the PDPTE registers keep their values. */
+static bool pae_loads(const struct sh_root *cur, const vmem_regs *r)
+{
+	const vmem_regs *o = vmem_mmu_regs(cur->mmu);
+	const uint64_t cr0 = VMEM_CR0_PG | (3ull << 29); /* PG, CD, NW */
+	const uint64_t cr4 = VMEM_CR4_PAE | VMEM_CR4_PGE | VMEM_CR4_PSE | VMEM_CR4_SMEP;
+	bool same = o->cr0 == r->cr0 && o->cr4 == r->cr4 && o->efer == r->efer; /* PKRU: no key in PAE */
+	return cur->mmu_mode != VMEM_MODE_PAE || o->cr3 != r->cr3 || same || ((o->cr0 ^ r->cr0) & cr0) ||
+	       ((o->cr4 ^ r->cr4) & cr4);
+}
+
 static void switch_to(vmem_shadow *sh, struct sh_root *rt)
 {
+	/* The host TLB tags by VPID and PCID, not CR3: the old root's entries
+	 * must go as the guest's MOV CR3 drops them (SDM 4.10.4.1). */
+	sh->flush |= rt != sh->cur;
 	sh->cur = rt;
 	rt->stamp = ++sh->clock;
 	sh->st.root_hits++;
@@ -129,10 +146,15 @@ vmem_err vmem_shadow_set_regs(vmem_shadow *sh, const vmem_regs *r)
 		return e;
 	uint64_t pdpte[4] = { 0 };
 	if (m == VMEM_MODE_PAE) {
-		e = vmem_mmu_load_pdptes(sh->scratch, sh->gm);
-		if (e)
-			return e;
-		vmem_mmu_get_pdptes(sh->scratch, pdpte);
+		if (pae_loads(sh->cur, r)) {
+			e = vmem_mmu_load_pdptes(sh->scratch, sh->gm);
+			if (e)
+				return e;
+			vmem_mmu_get_pdptes(sh->scratch, pdpte);
+		} else {
+			vmem_mmu_get_pdptes(sh->cur->mmu, pdpte);
+			vmem_mmu_set_pdptes(sh->scratch, pdpte);
+		}
 		struct sh_root *rt = find_root(sh, role, key, pdpte);
 		if (rt) {
 			vmem_mmu *t = rt->mmu;
@@ -173,6 +195,7 @@ vmem_err vmem_shadow_set_regs(vmem_shadow *sh, const vmem_regs *r)
 	 * following nothing, and every fill through it is refused. */
 	uint64_t gfn = rt->glevel[sh->hlevels] && is_ram_frame(sh, key) ? key : SH_DIRECT;
 	rt->top = vmi_shm_take(sh, rt, NULL, 0, sh->hlevels, gfn, 0, rt->glevel[sh->hlevels]);
+	sh->flush = true; /* a new root: the old one's host TLB entries must go (SDM 4.10.4.1) */
 	sh->cur = rt;
 	rt->stamp = ++sh->clock;
 	sh->st.root_misses++;

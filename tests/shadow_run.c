@@ -144,12 +144,24 @@ static void ref_set_cpu(struct run *r, const vmem_regs *g)
 	memcpy(r->cpu.pdpte, pd, sizeof(pd));
 }
 
+/* SDM 4.4.1: MOV CR3 loads the PDPTEs (an op that changes CR3 or nothing is
+ * one); MOV CR0/CR4 only on entering PAE paging or changing CR0.CD/NW/PG or
+ * CR4.PAE/PGE/PSE/SMEP. */
+static bool ref_loads_pdptes(const ref_cpu *o, const vmem_regs *g)
+{
+	bool pae = (o->cr0 & VMEM_CR0_PG) && (o->cr4 & VMEM_CR4_PAE) && !(o->efer & VMEM_EFER_LMA);
+	bool same = o->cr0 == g->cr0 && o->cr4 == g->cr4 && o->efer == g->efer;
+	uint64_t c0 = (o->cr0 ^ g->cr0) & (VMEM_CR0_PG | 1ull << 29 | 1ull << 30);
+	uint64_t c4 = (o->cr4 ^ g->cr4) & (VMEM_CR4_PAE | VMEM_CR4_PGE | VMEM_CR4_PSE | VMEM_CR4_SMEP);
+	return !pae || o->cr3 != g->cr3 || same || c0 || c4;
+}
+
 /* MOV to CR*: true if it succeeds (a PAE PDPTE load can #GP). */
 static bool ref_set_regs(struct run *r, const vmem_regs *g)
 {
 	ref_cpu old = r->cpu;
 	ref_set_cpu(r, g);
-	if (vmem_regs_mode(g) == VMEM_MODE_PAE) {
+	if (vmem_regs_mode(g) == VMEM_MODE_PAE && ref_loads_pdptes(&old, g)) {
 		ref_mem m = { rm_read, rm_write, r };
 		if (ref_pae_load_pdptes(&r->cpu, &m, r->cpu.pdpte) != REF_OK) {
 			r->cpu = old;

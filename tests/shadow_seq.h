@@ -27,7 +27,7 @@ enum seq_kind {
 	SEQ_ACCESS = 0,   /* access `acc` (VMEM_ACC_*) at linear `addr`; a write stores the 8 bytes of `val` */
 	SEQ_PT_WRITE = 1, /* the guest stores `size` (4 or 8) bytes of `val` at guest-physical `addr`
 			   * (a page-table update: through the emulation path on the shadow side) */
-	SEQ_SET_REGS = 2, /* MOV CR0/CR3/CR4, WRMSR EFER: `regs` (PAE: PDPTEs loaded from memory) */
+	SEQ_SET_REGS = 2, /* MOV CR0/CR3/CR4, WRMSR EFER: `regs` (PAE: PDPTEs loaded as SDM 4.4.1 says) */
 	SEQ_INVLPG = 3,   /* INVLPG `addr` */
 	SEQ_SET_PKRU = 4  /* WRPKRU `val` */
 };

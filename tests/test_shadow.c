@@ -1,120 +1,5 @@
 /* Shadow paging, hand-worked: fill rights, A/D emulation, injected #PF, host limits, table writes, roots, INVLPG, CR0.WP = 0, 32-bit and PAE guests, budget, MMIO, EPT. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-#include <cmocka.h>
-#include <libvmem/pte.h>
-#include <libvmem/shadow.h>
-#include <libvmem/walk.h>
-
-/* Guest memory: 4 MiB of RAM at 0, 4 read-only pages at 4 MiB, 4 no-exec pages after them. */
-#define RAM_SIZE 0x400000ull
-#define RO_GPA 0x400000ull
-#define NX_GPA 0x404000ull
-#define P VMEM_PTE_P
-#define RW VMEM_PTE_RW
-#define US VMEM_PTE_US
-#define A VMEM_PTE_A
-#define D VMEM_PTE_D
-#define PS VMEM_PTE_PS
-#define XD VMEM_PTE_XD
-
-struct env {
-	uint8_t *ram, *ro, *nx;
-	vmem_gmem *gm;
-	vmem_shadow *sh;
-	vmem_regs regs;
-};
-
-static uint64_t hpa(struct env *e, uint64_t gpa)
-{
-	if (gpa >= NX_GPA)
-		return (uint64_t)(uintptr_t)(e->nx + (gpa - NX_GPA));
-	if (gpa >= RO_GPA)
-		return (uint64_t)(uintptr_t)(e->ro + (gpa - RO_GPA));
-	return (uint64_t)(uintptr_t)(e->ram + gpa);
-}
-
-static uint64_t *g64(struct env *e, uint64_t gpa) { return (uint64_t *)(uintptr_t)hpa(e, gpa); }
-static uint32_t *g32(struct env *e, uint64_t gpa) { return (uint32_t *)(uintptr_t)hpa(e, gpa); }
-
-static void audit(struct env *e)
-{
-	char why[256];
-	vmem_err rc = vmem_shadow_audit(e->sh, why, sizeof(why));
-	if (rc)
-		fail_msg("audit: %s", why);
-}
-
-static void env_init(struct env *e, unsigned host_levels, unsigned pages)
-{
-	memset(e, 0, sizeof(*e));
-	e->ram = aligned_alloc(4096, RAM_SIZE);
-	e->ro = aligned_alloc(4096, 0x4000);
-	e->nx = aligned_alloc(4096, 0x4000);
-	assert_non_null(e->ram);
-	memset(e->ram, 0, RAM_SIZE);
-	memset(e->ro, 0, 0x4000);
-	memset(e->nx, 0, 0x4000);
-	assert_int_equal(vmem_gmem_new(NULL, &e->gm), VMEM_OK);
-	assert_int_equal(vmem_gmem_add_ram(e->gm, 0, RAM_SIZE, e->ram, 0), VMEM_OK);
-	assert_int_equal(vmem_gmem_add_ram(e->gm, RO_GPA, 0x4000, e->ro, VMEM_SLOT_READONLY), VMEM_OK);
-	assert_int_equal(vmem_gmem_add_ram(e->gm, NX_GPA, 0x4000, e->nx, VMEM_SLOT_NOEXEC), VMEM_OK);
-	vmem_shadow_config c = { .gmem = e->gm, .host_levels = host_levels, .max_pages = pages, .max_roots = 4 };
-	assert_int_equal(vmem_shadow_new(&c, &e->sh), VMEM_OK);
-	audit(e);
-}
-
-static void env_fini(struct env *e)
-{
-	audit(e);
-	vmem_shadow_free(e->sh);
-	vmem_gmem_free(e->gm);
-	free(e->ram);
-	free(e->ro);
-	free(e->nx);
-}
-
-/* 4-level guest: PML4 0x1000, PDPT 0x2000, PD 0x3000, PT 0x4000; la 0x400000 + i*4K -> PT[i]. */
-#define LA 0x400000ull
-static void guest_4level(struct env *e, uint64_t cr0_extra, uint64_t cr4_extra)
-{
-	*g64(e, 0x1000) = 0x2000 | P | RW | US;
-	*g64(e, 0x2000) = 0x3000 | P | RW | US;
-	*g64(e, 0x3000 + 2 * 8) = 0x4000 | P | RW | US;
-	vmem_regs_init(&e->regs);
-	e->regs.cr0 = VMEM_CR0_PE | VMEM_CR0_PG | cr0_extra;
-	e->regs.cr4 = VMEM_CR4_PAE | cr4_extra;
-	e->regs.efer = VMEM_EFER_LME | VMEM_EFER_LMA | VMEM_EFER_NXE;
-	e->regs.cr3 = 0x1000;
-	assert_int_equal(vmem_shadow_set_regs(e->sh, &e->regs), VMEM_OK);
-}
-
-static void set_pte(struct env *e, unsigned i, uint64_t v) { *g64(e, 0x4000 + 8 * i) = v; }
-
-/* The processor's view: read the shadow tables (pages are identity-physical here). */
-static uint64_t sleaf(struct env *e, uint64_t la, unsigned levels)
-{
-	uint64_t t = vmem_shadow_root(e->sh);
-	for (unsigned L = levels; L >= 1; L--) {
-		uint64_t v = ((uint64_t *)(uintptr_t)t)[(la >> (12 + 9 * (L - 1))) & 511];
-		if (L == 1 || !(v & P))
-			return L == 1 ? v : 0;
-		t = v & 0x000ffffffffff000ull;
-	}
-	return 0;
-}
-
-static vmem_shadow_fault_result fault(struct env *e, uint64_t la, unsigned acc)
-{
-	vmem_shadow_fault_result r;
-	assert_int_equal(vmem_shadow_fault(e->sh, la, acc, &r), VMEM_OK);
-	audit(e);
-	return r;
-}
+#include "shadow_env.h"
 
 /* Rights are guest ∩ host; guest A is set on every level by the fill. */
 static void t_fill_rights(void **st)
@@ -355,21 +240,27 @@ static void t_32bit(void **st)
 	env_fini(&e);
 }
 
+/* PAE guest: PDPT at 0x1020, PDPTE[1] -> PD 0x2000 -> PT 0x3000; la 0x40007000 -> 0x16000 (no-exec). */
+static void guest_pae(struct env *e)
+{
+	*g64(e, 0x1020 + 8 * 1) = 0x2000 | P;
+	*g64(e, 0x2000 + 8 * 0) = 0x3000 | P | RW;
+	*g64(e, 0x3000 + 8 * 7) = 0x16000 | P | RW | XD;
+	vmem_regs_init(&e->regs);
+	e->regs.cr0 = VMEM_CR0_PE | VMEM_CR0_PG | VMEM_CR0_WP;
+	e->regs.cr4 = VMEM_CR4_PAE;
+	e->regs.efer = VMEM_EFER_NXE;
+	e->regs.cr3 = 0x1020;
+	assert_int_equal(vmem_shadow_set_regs(e->sh, &e->regs), VMEM_OK);
+}
+
 /* PAE: PDPTEs are registers, loaded by MOV CR3 (SDM 4.4.1). */
 static void t_pae(void **st)
 {
 	(void)st;
 	struct env e;
 	env_init(&e, 4, 64);
-	*g64(&e, 0x1020 + 8 * 1) = 0x2000 | P;           /* PDPT at 0x1020; PDPTE[1] -> PD 0x2000 */
-	*g64(&e, 0x2000 + 8 * 0) = 0x3000 | P | RW;
-	*g64(&e, 0x3000 + 8 * 7) = 0x16000 | P | RW | XD;
-	vmem_regs_init(&e.regs);
-	e.regs.cr0 = VMEM_CR0_PE | VMEM_CR0_PG | VMEM_CR0_WP;
-	e.regs.cr4 = VMEM_CR4_PAE;
-	e.regs.efer = VMEM_EFER_NXE;
-	e.regs.cr3 = 0x1020;
-	assert_int_equal(vmem_shadow_set_regs(e.sh, &e.regs), VMEM_OK);
+	guest_pae(&e);
 	assert_int_equal(fault(&e, 0x40007000, VMEM_ACC_WRITE).outcome, VMEM_SHADOW_FIXED);
 	assert_int_equal(sleaf(&e, 0x40007000, 4), hpa(&e, 0x16000) | P | RW | A | D | XD);
 	assert_int_equal(*g64(&e, 0x1028), 0x2000 | P); /* a PDPTE takes no A */
@@ -383,6 +274,31 @@ static void t_pae(void **st)
 	uint64_t root = vmem_shadow_root(e.sh);
 	assert_int_equal(vmem_shadow_set_regs(e.sh, &e.regs), VMEM_E_INVAL);
 	assert_int_equal(vmem_shadow_root(e.sh), root);
+	env_fini(&e);
+}
+
+/* PAE: MOV CR0/CR4 reload the PDPTEs only when they change CR0.CD/NW/PG or
+ * CR4.PAE/PGE/PSE/SMEP (SDM 4.4.1); toggling CR0.WP or CR4.SMAP keeps them. */
+static void t_pae_keep(void **st)
+{
+	(void)st;
+	struct env e;
+	env_init(&e, 4, 64);
+	guest_pae(&e);
+	*g64(&e, 0x1028) = 0;                            /* the PDPT in memory, not the register */
+	e.regs.cr0 &= ~VMEM_CR0_WP;                      /* MOV CR0: WP only, no load */
+	assert_int_equal(vmem_shadow_set_regs(e.sh, &e.regs), VMEM_OK);
+	vmem_shadow_fault_result r = fault(&e, 0x40007000, VMEM_ACC_READ);
+	assert_int_equal(r.outcome, VMEM_SHADOW_FIXED);
+	assert_int_equal(r.gpa, 0x16000);
+	e.regs.cr4 |= VMEM_CR4_SMAP;                     /* MOV CR4: SMAP only, no load */
+	assert_int_equal(vmem_shadow_set_regs(e.sh, &e.regs), VMEM_OK);
+	assert_int_equal(fault(&e, 0x40007000, VMEM_ACC_READ).outcome, VMEM_SHADOW_FIXED);
+	e.regs.cr4 |= VMEM_CR4_SMEP;                     /* MOV CR4: SMEP is in the list: load */
+	assert_int_equal(vmem_shadow_set_regs(e.sh, &e.regs), VMEM_OK);
+	r = fault(&e, 0x40007000, VMEM_ACC_READ);
+	assert_int_equal(r.outcome, VMEM_SHADOW_INJECT_PF);
+	assert_int_equal(r.error_code, 0);               /* PDPTE[1] not present, supervisor read */
 	env_fini(&e);
 }
 
@@ -501,7 +417,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(t_fill_rights), cmocka_unit_test(t_dirty), cmocka_unit_test(t_inject),
 		cmocka_unit_test(t_host_limits), cmocka_unit_test(t_table_writes), cmocka_unit_test(t_roots),
-		cmocka_unit_test(t_wp0), cmocka_unit_test(t_32bit), cmocka_unit_test(t_pae),
+		cmocka_unit_test(t_wp0), cmocka_unit_test(t_32bit), cmocka_unit_test(t_pae), cmocka_unit_test(t_pae_keep),
 		cmocka_unit_test(t_budget), cmocka_unit_test(t_mmio_table), cmocka_unit_test(t_ept),
 		cmocka_unit_test(t_bad_config),
 	};

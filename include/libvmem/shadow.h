@@ -63,7 +63,10 @@ void vmem_shadow_free(vmem_shadow *sh);
 /* The guest wrote CR0, CR3, CR4 or EFER (or VM entry loaded them): select
  * the root for these registers, from the cache when this CR3 and role were
  * seen recently, else a new empty one. In PAE mode the PDPTEs are loaded
- * from guest memory as MOV to CR3 does (SDM 4.4.1). Errors, with nothing
+ * from guest memory when hardware loads them (SDM 4.4.1): a call that
+ * changes CR3 or nothing (MOV CR3), enters PAE paging or changes CR0.CD/NW/PG
+ * or CR4.PAE/PGE/PSE/SMEP; any other call (CR0.WP, CR4.SMAP, EFER...) keeps
+ * the PDPTE registers. Errors, with nothing
  * changed: VMEM_E_INVAL (registers hardware refuses; a present PDPTE with a
  * reserved bit: the MOV would #GP), VMEM_E_RANGE (PDPT not in guest memory),
  * VMEM_E_UNSUPPORTED (5-level guest on a 4-level host, CR4.PKS),
@@ -132,8 +135,9 @@ void vmem_shadow_invlpg(vmem_shadow *sh, uint64_t la);
 /* Drop every shadow translation of every root (roots stay cached, empty). */
 void vmem_shadow_zap_all(vmem_shadow *sh);
 
-/* True (once) if a shadow entry lost rights or was removed since the last
- * call: the host TLB must be flushed (INVVPID single context) before the
+/* True (once) if a shadow entry lost rights or was removed, or the current
+ * root changed (the host TLB is not tagged by CR3), since the last call:
+ * the host TLB must be flushed (INVVPID single context) before the
  * guest runs again. Freed table pages may go back to the allocator at once
  * because the guest does not run until then. */
 bool vmem_shadow_take_flush(vmem_shadow *sh);
