@@ -102,7 +102,8 @@ static bool same_regs(const vmem_regs *a, const vmem_regs *b)
 static bool pae_loads(const struct sh_root *cur, const vmem_regs *r)
 {
 	const vmem_regs *o = vmem_mmu_regs(cur->mmu);
-	const uint64_t cr0 = VMEM_CR0_PG | (3ull << 29); /* PG, CD, NW */
+	const uint64_t cr0_cd = 1ull << 30, cr0_nw = 1ull << 29;
+	const uint64_t cr0 = VMEM_CR0_PG | cr0_cd | cr0_nw;
 	const uint64_t cr4 = VMEM_CR4_PAE | VMEM_CR4_PGE | VMEM_CR4_PSE | VMEM_CR4_SMEP;
 	bool same = o->cr0 == r->cr0 && o->cr4 == r->cr4 && o->efer == r->efer; /* PKRU: no key in PAE */
 	return cur->mmu_mode != VMEM_MODE_PAE || o->cr3 != r->cr3 || same || ((o->cr0 ^ r->cr0) & cr0) ||

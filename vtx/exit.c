@@ -61,16 +61,16 @@ static void reinject(struct vtx_vm *vm, const struct vtx_exit *e)
 	/* The handler must not have injected something else. */
 	RT_ASSERT(!(vmcs_read(VM_ENTRY_INTERRUPTION_INFORMATION) & INTR_INFO_VALID));
 	unsigned vec = INTR_INFO_VECTOR(e->idt_info), type = INTR_INFO_TYPE(e->idt_info);
-	if (type == 3) {
-		vtx_vm_inject(vm, vec, e->idt_info & INTR_INFO_DELIVER_ERR, e->idt_err,
-			      vec == VECTOR_PF && vm ? vm->pending_cr2 : 0);
-	} else {
-		/* Bit 12 is undefined on exit and reserved on entry (Table 25-17). */
-		vmcs_write(VM_ENTRY_INTERRUPTION_INFORMATION, e->idt_info & (INTR_INFO_VALID | INTR_INFO_DELIVER_ERR | 0x7ff));
-		vmcs_write(VM_ENTRY_EXCEPTION_ERROR_CODE, e->idt_err);
-		if (type >= 4)
-			vmcs_write(VM_ENTRY_INSTRUCTION_LENGTH, e->instr_len);
-	}
+	bool has_err = e->idt_info & INTR_INFO_DELIVER_ERR;
+	/* The IDT-vectoring fields become the VM-entry ones as they are: vector,
+	 * type, error code (bit 12 is undefined on exit, reserved on entry:
+	 * Table 25-17). */
+	vmcs_write(VM_ENTRY_INTERRUPTION_INFORMATION, e->idt_info & (INTR_INFO_VALID | INTR_INFO_DELIVER_ERR | 0x7ff));
+	vmcs_write(VM_ENTRY_EXCEPTION_ERROR_CODE, has_err ? e->idt_err : 0);
+	if (type >= 4)
+		vmcs_write(VM_ENTRY_INSTRUCTION_LENGTH, e->instr_len);
+	if (type == 3 && vec == VECTOR_PF) /* the #PF being delivered keeps its CR2 */
+		vmx_set_guest_cr2(vm ? vm->pending_cr2 : 0);
 	if (vm)
 		vm->n.reinjected++;
 }
