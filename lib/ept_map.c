@@ -175,6 +175,13 @@ static void try_collapse(vmem_ept *ept, struct ept_node *parent, unsigned idx, s
 	zombify(ept, n, c); /* also uncounts its 512 leaves */
 }
 
+/* A present leaf that already is ne but for its A/D flags: left as it is,
+ * since clearing A or D needs an INVEPT (SDM vol. 3C 29.4.3.4). */
+static inline bool same_translation(uint64_t e, uint64_t ne)
+{
+	return present(e) && (e & ~(VMEM_EPT_A | VMEM_EPT_D)) == ne;
+}
+
 /* Map a run of 4K leaves in one page table: the hot loop of a large 4K map. */
 static void map_4k_run(vmem_ept *ept, struct ept_node *n, uint64_t base, uint64_t lo, uint64_t hi,
 		       struct ept_ctx *c)
@@ -185,10 +192,10 @@ static void map_4k_run(vmem_ept *ept, struct ept_node *n, uint64_t base, uint64_
 	bool changed = false;
 	for (unsigned i = first; i <= last; i++, ne += 4096) {
 		uint64_t e = n->pt[i];
-		if (present(e))
-			changed |= (e & ~(VMEM_EPT_A | VMEM_EPT_D)) != ne;
-		else
-			added++;
+		if (same_translation(e, ne))
+			continue;
+		changed |= present(e);
+		added += !present(e);
 		store_entry(&n->pt[i], ne);
 	}
 	n->present += added;
@@ -262,11 +269,12 @@ static void range_op(vmem_ept *ept, struct ept_node *n, unsigned L, uint64_t bas
 				if (c->dry)
 					continue;
 				uint64_t ne = hpa | c->attr | (L > 1 ? VMEM_EPT_PS : 0);
+				if (!ch && same_translation(e, ne))
+					continue;
 				if (ch)
 					zombify(ept, ch, c), n->child[i] = NULL;
 				if (present(e)) {
-					if (ch || (e & ~(VMEM_EPT_A | VMEM_EPT_D)) != ne)
-						note_change(c, ebase, ebase + esz);
+					note_change(c, ebase, ebase + esz);
 					if (!ch)
 						count_leaf(ept, L, -1);
 				} else {

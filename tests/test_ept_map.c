@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <libvmem/ept.h>
 #include <libvmem/ept_map.h>
+#include <libvmem/gmem.h>
 
 #define G (1ull << 30)
 #define M2 (1ull << 21)
@@ -407,6 +409,66 @@ static void test_5level(void **s)
 	vmem_ept_free(e);
 }
 
+/* The tables as host memory for vmem_ept_walk: every table page at its physical address. */
+static int reg_table(void *arg, void *page, uint64_t phys)
+{
+	return vmem_gmem_add_ram((vmem_gmem *)arg, phys, 4096, page, 0);
+}
+
+/* One data access through the EPT walk (A/D set as the processor would). */
+static vmem_ept_result walk_one(vmem_ept *e, uint64_t gpa, vmem_ept_atype type)
+{
+	vmem_gmem *host;
+	vmem_ept_mmu *m;
+	vmem_ept_caps caps;
+	vmem_ept_caps_init(&caps);
+	caps.maxphyaddr = 52;
+	assert_int_equal(vmem_gmem_new(NULL, &host), VMEM_OK);
+	assert_int_equal(vmem_ept_foreach_table(e, reg_table, host), 0);
+	assert_int_equal(vmem_ept_mmu_new(NULL, vmem_ept_eptp(e), &caps, &m), VMEM_OK);
+	vmem_ept_access acc = { 0 };
+	acc.type = (uint8_t)type;
+	vmem_ept_result r;
+	assert_int_equal(vmem_ept_walk(m, host, gpa, &acc, 0, &r, NULL), VMEM_OK);
+	vmem_ept_mmu_free(m);
+	vmem_gmem_free(host);
+	return r;
+}
+
+/* Mapping again exactly what is mapped (same HPA, rights, memory type,
+ * ignore-PAT) must not clear the accessed and dirty flags the processor
+ * set unless the flush result asks for INVEPT: with EPTP bit 6 set,
+ * clearing bit 8 (A) or, in the last entry, bit 9 (D) needs a
+ * single-context INVEPT, or the processor keeps using the cached
+ * translation and never sets them again (SDM vol. 3C 29.4.3.4, guidelines
+ * for INVEPT). A write to 0x5000 (4K leaf) and to 4 * 2M (2M leaf) sets
+ * A and D in their leaves (SDM 29.3.5). */
+static void test_remap_identical_keeps_ad(void **s)
+{
+	(void)s;
+	vmem_ept *e = mk(NULL, true);
+	vmem_ept_flush fl;
+	uint64_t leaf;
+	unsigned lvl;
+	const uint64_t gpa[2] = { 0x5000, 4 * M2 }, hpa[2] = { 0x9000, 10 * M2 }, size[2] = { K4, M2 };
+	for (unsigned k = 0; k < 2; k++) {
+		assert_int_equal(vmem_ept_map(e, gpa[k], hpa[k], size[k], RWX, VMEM_MT_WB, false, NULL), VMEM_OK);
+		vmem_ept_result r = walk_one(e, gpa[k] + 8, VMEM_EPT_WRITE);
+		assert_int_equal(r.status, VMEM_EPT_OK);
+		assert_int_equal(r.hpa, hpa[k] + 8);
+		assert_int_equal(vmem_ept_lookup(e, gpa[k], &leaf, &lvl), VMEM_OK);
+		assert_int_equal(lvl, k + 1);
+		assert_int_equal(leaf & (VMEM_EPT_A | VMEM_EPT_D), VMEM_EPT_A | VMEM_EPT_D);
+		assert_int_equal(vmem_ept_map(e, gpa[k], hpa[k], size[k], RWX, VMEM_MT_WB, false, &fl), VMEM_OK);
+		assert_int_equal(vmem_ept_lookup(e, gpa[k], &leaf, &lvl), VMEM_OK);
+		assert_int_equal(leaf & ~(VMEM_EPT_A | VMEM_EPT_D),
+				 hpa[k] | RWX | (6u << 3) | (k ? VMEM_EPT_PS : 0));
+		if ((leaf & (VMEM_EPT_A | VMEM_EPT_D)) != (VMEM_EPT_A | VMEM_EPT_D))
+			assert_true(fl.flags & VMEM_EPT_FLUSH_INVEPT);
+	}
+	vmem_ept_free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -417,6 +479,7 @@ int main(void)
 		cmocka_unit_test(test_failure_injection),
 		cmocka_unit_test(test_5level),
 		cmocka_unit_test(test_random_model),
+		cmocka_unit_test(test_remap_identical_keeps_ad),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
