@@ -5,6 +5,8 @@
 
 #define EPT_ADDR_MASK VMI_BITS(51, 12)
 #define EPT_ENTRIES 512u
+/* Host-physical addresses an entry can hold: bits 51:12 (SDM 29.3.2; MAXPHYADDR <= 52, SDM 4.1.4). */
+#define EPT_PA_LIMIT (1ull << 52)
 /* Attribute bits a leaf carries besides its address, A and D. */
 #define EPT_LEAF_ATTR (VMEM_EPT_PERM_MASK | VMEM_EPT_MT_MASK | VMEM_EPT_IPAT | VMEM_EPT_PS | VMEM_EPT_SVE)
 
@@ -651,6 +653,8 @@ vmem_err vmem_ept_grant(vmem_ept *ept, uint64_t hpa, uint64_t size)
 	if (!ept || !size || ((hpa | size) & 0xfff) || hpa + size < hpa)
 		return VMEM_E_INVAL;
 	uint64_t lo = hpa, hi = hpa + size;
+	if (hi > EPT_PA_LIMIT)
+		return VMEM_E_RANGE; /* not a host-physical address: an entry would keep only bits 51:12 */
 	/* Merge with every grant it touches, then insert the union. */
 	unsigned keep = 0;
 	for (unsigned i = 0; i < ept->ngrant; i++) {

@@ -469,6 +469,32 @@ static void test_remap_identical_keeps_ad(void **s)
 	vmem_ept_free(e);
 }
 
+/* An EPT entry holds a host-physical address in bits 51:12 only; bits
+ * 62:52 are ignored and bit 63 is suppress-#VE (SDM vol. 3C 29.3.2, Tables
+ * 29-1..29-6; MAXPHYADDR is at most 52, SDM vol. 3A 4.1.4).
+ * A grant reaching 2^52 would let map write an entry whose address is the
+ * HPA modulo 2^52 (host memory never granted) or set SVE: refused. The
+ * last 4K below 2^52 is a valid host-physical page. */
+static void test_grant_beyond_52_bits(void **s)
+{
+	(void)s;
+	vmem_ept_config cfg = { .levels = 4, .eptp_mt = VMEM_MT_WB };
+	vmem_ept *e;
+	uint64_t leaf;
+	assert_int_equal(vmem_ept_new(NULL, &cfg, &e), VMEM_OK);
+	assert_int_equal(vmem_ept_grant(e, 1ull << 52, K4), VMEM_E_RANGE);
+	assert_int_equal(vmem_ept_grant(e, 1ull << 63, K4), VMEM_E_RANGE);
+	assert_int_equal(vmem_ept_grant(e, (1ull << 52) - K4, 2 * K4), VMEM_E_RANGE);
+	assert_int_equal(vmem_ept_map(e, 0, 1ull << 52, K4, VMEM_EPT_R, VMEM_MT_WB, false, NULL), VMEM_E_RANGE);
+	assert_int_equal(vmem_ept_map(e, 0, 1ull << 63, K4, VMEM_EPT_R, VMEM_MT_WB, false, NULL), VMEM_E_RANGE);
+	assert_int_equal(vmem_ept_lookup(e, 0, &leaf, NULL), VMEM_E_NOENT);
+	assert_int_equal(vmem_ept_grant(e, (1ull << 52) - K4, K4), VMEM_OK);
+	assert_int_equal(vmem_ept_map(e, 0, (1ull << 52) - K4, K4, VMEM_EPT_R, VMEM_MT_WB, false, NULL), VMEM_OK);
+	assert_int_equal(vmem_ept_lookup(e, 0, &leaf, NULL), VMEM_OK);
+	assert_int_equal(leaf, 0x000ffffffffff000ull | VMEM_EPT_R | (6u << 3));
+	vmem_ept_free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -480,6 +506,7 @@ int main(void)
 		cmocka_unit_test(test_5level),
 		cmocka_unit_test(test_random_model),
 		cmocka_unit_test(test_remap_identical_keeps_ad),
+		cmocka_unit_test(test_grant_beyond_52_bits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
