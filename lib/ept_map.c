@@ -149,9 +149,10 @@ static void split_fill(struct ept_node *t, uint64_t leaf)
 	t->present = EPT_ENTRIES;
 }
 
-/* If table n (under parent entry idx) is 512 leaves that one large leaf can
- * express, replace it by that leaf (SDM 29.3.2: 2M/1G leaves). */
-static void try_collapse(vmem_ept *ept, struct ept_node *parent, unsigned idx, struct ept_ctx *c)
+/* If table n (under parent entry idx, region at ebase) is 512 leaves that one
+ * large leaf can express, replace it by that leaf (SDM 29.3.2: 2M/1G leaves). */
+static void try_collapse(vmem_ept *ept, struct ept_node *parent, unsigned idx, uint64_t ebase,
+			 struct ept_ctx *c)
 {
 	struct ept_node *n = parent->child[idx];
 	if (ept->collapse_holds)
@@ -175,6 +176,8 @@ static void try_collapse(vmem_ept *ept, struct ept_node *parent, unsigned idx, s
 	parent->child[idx] = NULL;
 	count_leaf(ept, parent->level, 1);
 	zombify(ept, n, c); /* also uncounts its 512 leaves */
+	/* Bit 7 of the parent entry changed: flush the region (SDM 29.4.3.4). */
+	note_change(c, ebase, ebase + level_size(parent->level));
 }
 
 /* A present leaf that already is ne but for its A/D flags: left as it is,
@@ -347,7 +350,7 @@ descend:
 			n->present--;
 			zombify(ept, ch, c);
 		} else {
-			try_collapse(ept, n, i, c);
+			try_collapse(ept, n, i, ebase, c);
 		}
 	}
 }

@@ -495,6 +495,29 @@ static void test_grant_beyond_52_bits(void **s)
 	vmem_ept_free(e);
 }
 
+/* A collapse changes bit 7 of the EPT PDE (table -> 2M page), a change
+ * that needs INVEPT (SDM vol. 3C 29.4.3.4): the flush result says INVEPT
+ * and names the 2M region as changed, as it does for the split that is the
+ * same change in the other direction. Map [1G, 1G + 2M - 4K) with 4K
+ * leaves (hpa = gpa, no large leaf fits), then the last 4K: the PT becomes
+ * uniform and collapses into one 2M leaf at 1G. */
+static void test_collapse_flush_range(void **s)
+{
+	(void)s;
+	vmem_ept *e = mk(NULL, true);
+	vmem_ept_flush fl;
+	uint64_t leaf;
+	unsigned lvl;
+	assert_int_equal(vmem_ept_map(e, G, G, M2 - K4, RWX, VMEM_MT_WB, false, &fl), VMEM_OK);
+	assert_int_equal(fl.flags, 0);
+	assert_int_equal(vmem_ept_map(e, G + M2 - K4, G + M2 - K4, K4, RWX, VMEM_MT_WB, false, &fl), VMEM_OK);
+	assert_int_equal(vmem_ept_lookup(e, G + 0x1234, &leaf, &lvl), VMEM_OK);
+	assert_int_equal(lvl, 2);
+	assert_int_equal(fl.flags, VMEM_EPT_FLUSH_INVEPT | VMEM_EPT_FLUSH_TABLES_FREED);
+	assert_true(fl.start <= G && fl.end >= G + M2);
+	vmem_ept_free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -507,6 +530,7 @@ int main(void)
 		cmocka_unit_test(test_random_model),
 		cmocka_unit_test(test_remap_identical_keeps_ad),
 		cmocka_unit_test(test_grant_beyond_52_bits),
+		cmocka_unit_test(test_collapse_flush_range),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
