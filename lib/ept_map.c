@@ -138,6 +138,17 @@ static void note_change(struct ept_ctx *c, uint64_t lo, uint64_t hi)
 	c->fl.flags |= VMEM_EPT_FLUSH_INVEPT;
 }
 
+/* Give a present leaf the rights perm, keeping the A/D flags a processor may
+ * set meanwhile with its locked writes (SDM 29.3.5). Returns the old entry. */
+static uint64_t set_rights(uint64_t *p, uint64_t perm)
+{
+	uint64_t e = __atomic_load_n(p, __ATOMIC_RELAXED), ne;
+	do
+		ne = (e & ~VMEM_EPT_PERM_MASK) | perm;
+	while (ne != e && !__atomic_compare_exchange_n(p, &e, ne, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+	return e;
+}
+
 /* A table replacing a large leaf: 512 leaves one level down, the same translations. */
 static void split_fill(struct ept_node *t, uint64_t leaf)
 {
@@ -305,12 +316,10 @@ static void range_op(vmem_ept *ept, struct ept_node *n, unsigned L, uint64_t bas
 					store_entry(&n->pt[i], 0);
 					n->present--;
 				} else {
-					uint64_t ne = (e & ~VMEM_EPT_PERM_MASK) | c->perm;
-					if (ne != e)
-						store_entry(&n->pt[i], ne);
+					uint64_t old = set_rights(&n->pt[i], c->perm);
 					/* Fewer rights must be flushed; more rights need not (a stale
 					 * translation then only causes a spurious EPT violation). */
-					if ((e & VMEM_EPT_PERM_MASK) & ~c->perm)
+					if ((old & VMEM_EPT_PERM_MASK) & ~c->perm)
 						note_change(c, ebase, ebase + esz);
 				}
 				if (c->op == OP_UNMAP)

@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -518,6 +519,82 @@ static void test_collapse_flush_range(void **s)
 	vmem_ept_free(e);
 }
 
+/* vmem_ept_protect while a processor writes the pages: the processor sets
+ * an EPT dirty flag with a locked write (SDM vol. 3C 29.3.5) whenever it
+ * likes, and protect keeps A and D of the leaves it changes, so every D a
+ * completed write set must still be there after it. Writes go through
+ * vmem_ept_walk (its own compare-and-swap, as a processor's); protect
+ * toggles X only, so every write is allowed. 512 4K leaves (hpa = gpa +
+ * 4K: no large leaf, no collapse, the tables stay put); each round clears
+ * the flags, writes every page once in a second thread while protect
+ * keeps running, then checks all 512 D flags. Before protect kept the
+ * flags atomically, a D set between its read and its store was lost (a
+ * page dirtied but never logged), within the first rounds on two cores. */
+struct protect_race {
+	vmem_ept_mmu *m;
+	vmem_gmem *host;
+	int go, done, bad;
+};
+
+static void *protect_race_writer(void *arg)
+{
+	struct protect_race *r = arg;
+	vmem_ept_access wr = { 0 };
+	wr.type = VMEM_EPT_WRITE;
+	while (!__atomic_load_n(&r->go, __ATOMIC_ACQUIRE))
+		;
+	for (uint64_t p = 0; p < 512; p++) {
+		vmem_ept_result res;
+		vmem_err rc;
+		while ((rc = vmem_ept_walk(r->m, r->host, p << 12, &wr, 0, &res, NULL)) == VMEM_E_RETRY)
+			;
+		if (rc || res.status != VMEM_EPT_OK || !(res.entry & VMEM_EPT_D))
+			__atomic_store_n(&r->bad, 1, __ATOMIC_RELAXED);
+	}
+	__atomic_store_n(&r->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void test_protect_keeps_racing_dirty(void **s)
+{
+	(void)s;
+	vmem_ept *e = mk(NULL, true);
+	struct protect_race r = { 0 };
+	uint64_t eptp = vmem_ept_eptp(e), hpa, leaf;
+	const uint64_t rw = VMEM_EPT_R | VMEM_EPT_W;
+	vmem_ept_caps caps;
+	assert_int_equal(vmem_ept_map(e, 0, K4, M2, rw, VMEM_MT_WB, false, NULL), VMEM_OK);
+	vmem_ept_caps_init(&caps);
+	assert_int_equal(vmem_gmem_new(NULL, &r.host), VMEM_OK);
+	assert_int_equal(vmem_ept_foreach_table(e, reg_table, r.host), 0);
+	assert_int_equal(vmem_ept_mmu_new(NULL, eptp, &caps, &r.m), VMEM_OK);
+	/* The PT of [0, 2M): PML4E 0 -> PDPTE 0 -> PDE 0 (identity-"physical" pages). */
+	uint64_t *pt = (uint64_t *)(uintptr_t)(eptp & ~0xfffull);
+	for (unsigned L = 4; L > 1; L--)
+		pt = (uint64_t *)(uintptr_t)(pt[0] & 0x000ffffffffff000ull);
+	assert_int_equal(raw_lookup(eptp, 4, 511 << 12, &hpa, &leaf), 1);
+	assert_int_equal(leaf, pt[511]);
+	unsigned lost = 0;
+	for (unsigned round = 0; round < 300 && !lost; round++) {
+		for (unsigned p = 0; p < 512; p++)
+			pt[p] &= ~(VMEM_EPT_A | VMEM_EPT_D);
+		r.go = r.done = 0;
+		pthread_t t;
+		assert_int_equal(pthread_create(&t, NULL, protect_race_writer, &r), 0);
+		__atomic_store_n(&r.go, 1, __ATOMIC_RELEASE);
+		for (unsigned k = 0; !__atomic_load_n(&r.done, __ATOMIC_ACQUIRE); k++)
+			assert_int_equal(vmem_ept_protect(e, 0, M2, k & 1 ? rw | VMEM_EPT_X : rw, NULL), VMEM_OK);
+		assert_int_equal(pthread_join(t, NULL), 0);
+		assert_int_equal(r.bad, 0);
+		for (unsigned p = 0; p < 512; p++)
+			lost += !(pt[p] & VMEM_EPT_D);
+	}
+	assert_int_equal(lost, 0);
+	vmem_ept_mmu_free(r.m);
+	vmem_gmem_free(r.host);
+	vmem_ept_free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -531,6 +608,7 @@ int main(void)
 		cmocka_unit_test(test_remap_identical_keeps_ad),
 		cmocka_unit_test(test_grant_beyond_52_bits),
 		cmocka_unit_test(test_collapse_flush_range),
+		cmocka_unit_test(test_protect_keeps_racing_dirty),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
