@@ -595,6 +595,78 @@ static void test_protect_keeps_racing_dirty(void **s)
 	vmem_ept_free(e);
 }
 
+/* The raw tables as one value: a hash of every table page's physical
+ * address and 512 entries, in vmem_ept_foreach_table's order. */
+static int hash_table(void *arg, void *page, uint64_t phys)
+{
+	uint64_t *h = arg;
+	const uint64_t *q = page;
+	*h = (*h ^ phys) * 0x100000001b3ull;
+	for (unsigned i = 0; i < 512; i++)
+		*h = (*h ^ q[i]) * 0x100000001b3ull;
+	return 0;
+}
+
+static uint64_t tables_hash(const vmem_ept *e)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	assert_int_equal(vmem_ept_foreach_table(e, hash_table, &h), 0);
+	return h;
+}
+
+/* Every mutation, not only map, fails at each of its allocations in turn:
+ * the tables (every page and entry), the statistics and the live
+ * allocations stay exactly as before; then it succeeds. The sequence
+ * splits 1G and 2M leaves at both ends of a range (protect), unmaps
+ * [1G - 4K, 2G + 4K) (splits), maps at an HPA that only 4K leaves fit
+ * (splits), splits a 1G span to 4K, and protects all back (collapses). */
+static int fi_protect(vmem_ept *e) { return vmem_ept_protect(e, 5 * M2 + K4, 3 * G, VMEM_EPT_R, NULL); }
+static int fi_unmap(vmem_ept *e) { return vmem_ept_unmap(e, G - K4, G + 2 * K4, NULL); }
+static int fi_map(vmem_ept *e)
+{
+	return vmem_ept_map(e, G + K4, 9 * G + M2 + K4, G - 2 * K4, RWX, VMEM_MT_UC, true, NULL);
+}
+static int fi_split(vmem_ept *e) { return vmem_ept_split(e, 2 * G + M2, G, NULL); }
+static int fi_collapse(vmem_ept *e) { return vmem_ept_protect(e, 0, 4 * G, RWX, NULL); }
+
+static void test_failure_injection_every_op(void **s)
+{
+	(void)s;
+	int (*const op[])(vmem_ept *) = { fi_protect, fi_unmap, fi_map, fi_split, fi_collapse };
+	struct failalloc fa;
+	fa_init(&fa);
+	vmem_ept *e = mk(&fa.a, true);
+	assert_int_equal(vmem_ept_map(e, 0, 8 * G, 4 * G, RWX, VMEM_MT_WB, false, NULL), VMEM_OK);
+	for (unsigned o = 0; o < sizeof(op) / sizeof(op[0]); o++) {
+		long k = 1;
+		for (;; k++) {
+			vmem_ept_stats before, after;
+			uint64_t h = tables_hash(e);
+			long live = fa.live;
+			vmem_ept_get_stats(e, &before);
+			fa.calls = 0;
+			fa.fail_at = k;
+			int rc = op[o](e);
+			fa.fail_at = 0;
+			if (rc == VMEM_OK)
+				break;
+			assert_int_equal(rc, VMEM_E_NOMEM);
+			assert_int_equal(fa.live, live);
+			assert_true(tables_hash(e) == h);
+			vmem_ept_get_stats(e, &after);
+			assert_memory_equal(&after, &before, sizeof(after));
+		}
+		if (op[o] != fi_collapse)
+			assert_true(k > 1); /* each of these needed tables: its failures were exercised */
+		vmem_ept_flush_done(e);
+	}
+	vmem_ept_stats st;
+	vmem_ept_get_stats(e, &st);
+	assert_int_equal(st.leaves_1g, 1); /* [3G, 4G) collapsed back; holes at 1G - 4K, 1G, 2G - 4K, 2G keep the rest apart */
+	vmem_ept_free(e);
+	assert_int_equal(fa.live, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -609,6 +681,7 @@ int main(void)
 		cmocka_unit_test(test_grant_beyond_52_bits),
 		cmocka_unit_test(test_collapse_flush_range),
 		cmocka_unit_test(test_protect_keeps_racing_dirty),
+		cmocka_unit_test(test_failure_injection_every_op),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
