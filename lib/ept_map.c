@@ -28,7 +28,7 @@ struct vmem_ept {
 	unsigned ngrant, gcap;
 	struct ept_node *zombies;  /* released tables awaiting the caller's INVEPT */
 	vmem_ept_stats st;
-	unsigned collapse_holds;   /* dirty logging keeps 4K granularity: no collapse */
+	unsigned collapse_holds;   /* dirty logging keeps 4K granularity: no collapse, no new large leaf */
 };
 
 /* One operation on a range; also the dry run that counts the tables it needs. */
@@ -115,6 +115,8 @@ static void count_leaf(vmem_ept *ept, unsigned level, int delta)
 
 static bool leaf_allowed(const vmem_ept *ept, unsigned level)
 {
+	if (ept->collapse_holds)
+		return level == 1; /* dirty logging: a large leaf's D cannot say which 4K page (SDM 29.3.5) */
 	return level == 1 || level == 2 || (level == 3 && ept->cfg.gbpages);
 }
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <libvmem/dirty.h>
 #include <libvmem/ept.h>
 #include <libvmem/ept_map.h>
 #include <libvmem/gmem.h>
@@ -667,6 +668,44 @@ static void test_failure_injection_every_op(void **s)
 	assert_int_equal(fa.live, 0);
 }
 
+/* Dirty logging holds 4K granularity (no collapse while it runs): a map
+ * during EPT_D logging must not make a large leaf either. A processor
+ * write sets D in the leaf that translates it (SDM vol. 3C 29.3.5); in a
+ * 2M leaf that D cannot say which 4K page was written, and the harvest
+ * (one bit per 4K page, dirty.h) would report page 512 for a write to
+ * page 517. Logging [0, 8M) in EPT_D mode; unmap [2M, 4M) and map it
+ * again at the same, 2M-aligned, HPA; write gpa 2M + 5 * 4K through the
+ * EPT walk: the harvest must give exactly bit 512 + 5. */
+static void test_map_while_logging_keeps_4k(void **s)
+{
+	(void)s;
+	vmem_ept *e = mk(NULL, true);
+	vmem_dirty *d;
+	uint64_t bm[4 * 512 / 64] = { 0 }, leaf;
+	unsigned lvl;
+	assert_int_equal(vmem_ept_map(e, 0, 0, 4 * M2, RWX, VMEM_MT_WB, false, NULL), VMEM_OK);
+	assert_int_equal(vmem_dirty_new(NULL, e, 0, 4 * M2, &d), VMEM_OK);
+	assert_int_equal(vmem_dirty_set_mode(d, VMEM_DIRTY_EPT_D, NULL, NULL), VMEM_OK);
+	assert_int_equal(vmem_ept_unmap(e, M2, M2, NULL), VMEM_OK);
+	assert_int_equal(vmem_ept_map(e, M2, M2, M2, RWX, VMEM_MT_WB, false, NULL), VMEM_OK);
+	vmem_ept_result r = walk_one(e, M2 + 5 * K4 + 0x10, VMEM_EPT_WRITE);
+	assert_int_equal(r.status, VMEM_EPT_OK);
+	assert_int_equal(r.hpa, M2 + 5 * K4 + 0x10);
+	assert_int_equal(vmem_dirty_harvest(d, bm, NULL), VMEM_OK);
+	for (unsigned w = 0; w < 4 * 512 / 64; w++)
+		assert_int_equal(bm[w], w == 8 ? 1ull << 5 : 0);
+	assert_int_equal(vmem_ept_lookup(e, M2 + 5 * K4, &leaf, &lvl), VMEM_OK);
+	assert_int_equal(lvl, 1);
+	/* Logging off: maps make large leaves again. */
+	assert_int_equal(vmem_dirty_set_mode(d, VMEM_DIRTY_OFF, NULL, NULL), VMEM_OK);
+	assert_int_equal(vmem_ept_unmap(e, 2 * M2, M2, NULL), VMEM_OK);
+	assert_int_equal(vmem_ept_map(e, 2 * M2, 2 * M2, M2, RWX, VMEM_MT_WB, false, NULL), VMEM_OK);
+	assert_int_equal(vmem_ept_lookup(e, 2 * M2, &leaf, &lvl), VMEM_OK);
+	assert_int_equal(lvl, 2);
+	vmem_dirty_free(d);
+	vmem_ept_free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -682,6 +721,7 @@ int main(void)
 		cmocka_unit_test(test_collapse_flush_range),
 		cmocka_unit_test(test_protect_keeps_racing_dirty),
 		cmocka_unit_test(test_failure_injection_every_op),
+		cmocka_unit_test(test_map_while_logging_keeps_4k),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
