@@ -706,6 +706,38 @@ static void test_map_while_logging_keeps_4k(void **s)
 	vmem_ept_free(e);
 }
 
+/* Protecting part of a large leaf with the rights it already has changes
+ * no entry: nothing to split, so no table to allocate and no INVEPT (SDM
+ * vol. 3C 29.4.3.4 lists only changed entries; bit 7 stays as it is).
+ * Before, the 2M leaf was split, then collapsed back: INVEPT, a table
+ * freed, and VMEM_E_NOMEM possible for a no-op. */
+static void test_protect_same_rights_no_split(void **s)
+{
+	(void)s;
+	struct failalloc fa;
+	fa_init(&fa);
+	vmem_ept *e = mk(&fa.a, true);
+	vmem_ept_flush fl;
+	uint64_t leaf;
+	unsigned lvl;
+	assert_int_equal(vmem_ept_map(e, 4 * M2, 10 * M2, M2, RWX, VMEM_MT_WB, false, NULL), VMEM_OK);
+	assert_int_equal(vmem_ept_map(e, G, 3 * G, G, VMEM_EPT_R, VMEM_MT_WB, false, NULL), VMEM_OK);
+	fa.calls = 0;
+	fa.fail_at = 1; /* any allocation fails */
+	assert_int_equal(vmem_ept_protect(e, 4 * M2 + 7 * K4, K4, RWX, &fl), VMEM_OK);
+	assert_int_equal(fl.flags, 0);
+	assert_int_equal(vmem_ept_protect(e, G + M2 + K4, M2, VMEM_EPT_R, &fl), VMEM_OK);
+	assert_int_equal(fl.flags, 0);
+	fa.fail_at = 0;
+	assert_int_equal(vmem_ept_lookup(e, 4 * M2 + 7 * K4, &leaf, &lvl), VMEM_OK);
+	assert_int_equal(lvl, 2);
+	assert_int_equal(leaf, 10 * M2 | RWX | (6u << 3) | VMEM_EPT_PS);
+	assert_int_equal(vmem_ept_lookup(e, G + M2 + K4, &leaf, &lvl), VMEM_OK);
+	assert_int_equal(lvl, 3);
+	vmem_ept_free(e);
+	assert_int_equal(fa.live, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -722,6 +754,7 @@ int main(void)
 		cmocka_unit_test(test_protect_keeps_racing_dirty),
 		cmocka_unit_test(test_failure_injection_every_op),
 		cmocka_unit_test(test_map_while_logging_keeps_4k),
+		cmocka_unit_test(test_protect_same_rights_no_split),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
