@@ -302,6 +302,8 @@ static void range_op(vmem_ept *ept, struct ept_node *n, unsigned L, uint64_t bas
 				count_leaf(ept, L, 1);
 				continue;
 			}
+			if (is_leaf && L > 1 && same_translation(e, hpa | c->attr | VMEM_EPT_PS))
+				continue; /* the large leaf maps this part so already: no split */
 		} else {
 			if (!vpresent)
 				continue;               /* holes stay holes */

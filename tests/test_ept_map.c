@@ -738,6 +738,43 @@ static void test_protect_same_rights_no_split(void **s)
 	assert_int_equal(fa.live, 0);
 }
 
+/* The same for map: mapping part of a large leaf exactly as the leaf
+ * already maps it (HPA at the same offset, rights, memory type, ignore-PAT)
+ * changes no entry, so no split, no allocation, no INVEPT. A 4K inside a
+ * 2M leaf at 10 * 2M (gpa 4 * 2M + 7 * 4K -> 10 * 2M + 7 * 4K) and a 2M
+ * inside a 1G leaf (gpa 1G + 2M -> 3G + 2M); one 4K page at another HPA
+ * still splits (and needs INVEPT: bits 51:12 change). */
+static void test_map_same_inside_large_no_split(void **s)
+{
+	(void)s;
+	struct failalloc fa;
+	fa_init(&fa);
+	vmem_ept *e = mk(&fa.a, true);
+	vmem_ept_flush fl;
+	uint64_t leaf;
+	unsigned lvl;
+	assert_int_equal(vmem_ept_map(e, 4 * M2, 10 * M2, M2, RWX, VMEM_MT_WB, false, NULL), VMEM_OK);
+	assert_int_equal(vmem_ept_map(e, G, 3 * G, G, VMEM_EPT_R, VMEM_MT_UC, true, NULL), VMEM_OK);
+	fa.calls = 0;
+	fa.fail_at = 1; /* any allocation fails */
+	assert_int_equal(vmem_ept_map(e, 4 * M2 + 7 * K4, 10 * M2 + 7 * K4, K4, RWX, VMEM_MT_WB, false, &fl), VMEM_OK);
+	assert_int_equal(fl.flags, 0);
+	assert_int_equal(vmem_ept_map(e, G + M2, 3 * G + M2, M2 + K4, VMEM_EPT_R, VMEM_MT_UC, true, &fl), VMEM_OK);
+	assert_int_equal(fl.flags, 0);
+	fa.fail_at = 0;
+	assert_int_equal(vmem_ept_lookup(e, 4 * M2 + 7 * K4, &leaf, &lvl), VMEM_OK);
+	assert_int_equal(lvl, 2);
+	assert_int_equal(vmem_ept_lookup(e, G + M2, &leaf, &lvl), VMEM_OK);
+	assert_int_equal(lvl, 3);
+	assert_int_equal(vmem_ept_map(e, 4 * M2 + 7 * K4, 20 * M2, K4, RWX, VMEM_MT_WB, false, &fl), VMEM_OK);
+	assert_true(fl.flags & VMEM_EPT_FLUSH_INVEPT);
+	assert_int_equal(vmem_ept_lookup(e, 4 * M2 + 7 * K4, &leaf, &lvl), VMEM_OK);
+	assert_int_equal(lvl, 1);
+	assert_int_equal(leaf, 20 * M2 | RWX | (6u << 3));
+	vmem_ept_free(e);
+	assert_int_equal(fa.live, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -755,6 +792,7 @@ int main(void)
 		cmocka_unit_test(test_failure_injection_every_op),
 		cmocka_unit_test(test_map_while_logging_keeps_4k),
 		cmocka_unit_test(test_protect_same_rights_no_split),
+		cmocka_unit_test(test_map_same_inside_large_no_split),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
