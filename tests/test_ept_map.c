@@ -706,71 +706,73 @@ static void test_map_while_logging_keeps_4k(void **s)
 	vmem_ept_free(e);
 }
 
+/* A 2M leaf [4 * 2M, 5 * 2M) -> 10 * 2M (RWX, WB) and a 1G leaf [1G, 2G) ->
+ * 3G (R, UC, ignore-PAT); then every allocation fails. */
+static vmem_ept *two_large_leaves(struct failalloc *fa)
+{
+	fa_init(fa);
+	vmem_ept *e = mk(&fa->a, true);
+	assert_int_equal(vmem_ept_map(e, 4 * M2, 10 * M2, M2, RWX, VMEM_MT_WB, false, NULL), VMEM_OK);
+	assert_int_equal(vmem_ept_map(e, G, 3 * G, G, VMEM_EPT_R, VMEM_MT_UC, true, NULL), VMEM_OK);
+	fa->calls = 0;
+	fa->fail_at = 1;
+	return e;
+}
+
+/* The leaf for gpa: at level lvl, entry want (A/D aside). */
+static void assert_leaf(const vmem_ept *e, uint64_t gpa, unsigned lvl, uint64_t want)
+{
+	uint64_t leaf;
+	unsigned l;
+	assert_int_equal(vmem_ept_lookup(e, gpa, &leaf, &l), VMEM_OK);
+	assert_int_equal(l, lvl);
+	assert_int_equal(leaf & ~(VMEM_EPT_A | VMEM_EPT_D), want);
+}
+
 /* Protecting part of a large leaf with the rights it already has changes
  * no entry: nothing to split, so no table to allocate and no INVEPT (SDM
  * vol. 3C 29.4.3.4 lists only changed entries; bit 7 stays as it is).
- * Before, the 2M leaf was split, then collapsed back: INVEPT, a table
+ * Before, the large leaf was split, then collapsed back: INVEPT, a table
  * freed, and VMEM_E_NOMEM possible for a no-op. */
 static void test_protect_same_rights_no_split(void **s)
 {
 	(void)s;
 	struct failalloc fa;
-	fa_init(&fa);
-	vmem_ept *e = mk(&fa.a, true);
+	vmem_ept *e = two_large_leaves(&fa);
 	vmem_ept_flush fl;
-	uint64_t leaf;
-	unsigned lvl;
-	assert_int_equal(vmem_ept_map(e, 4 * M2, 10 * M2, M2, RWX, VMEM_MT_WB, false, NULL), VMEM_OK);
-	assert_int_equal(vmem_ept_map(e, G, 3 * G, G, VMEM_EPT_R, VMEM_MT_WB, false, NULL), VMEM_OK);
-	fa.calls = 0;
-	fa.fail_at = 1; /* any allocation fails */
 	assert_int_equal(vmem_ept_protect(e, 4 * M2 + 7 * K4, K4, RWX, &fl), VMEM_OK);
 	assert_int_equal(fl.flags, 0);
 	assert_int_equal(vmem_ept_protect(e, G + M2 + K4, M2, VMEM_EPT_R, &fl), VMEM_OK);
 	assert_int_equal(fl.flags, 0);
 	fa.fail_at = 0;
-	assert_int_equal(vmem_ept_lookup(e, 4 * M2 + 7 * K4, &leaf, &lvl), VMEM_OK);
-	assert_int_equal(lvl, 2);
-	assert_int_equal(leaf, 10 * M2 | RWX | (6u << 3) | VMEM_EPT_PS);
-	assert_int_equal(vmem_ept_lookup(e, G + M2 + K4, &leaf, &lvl), VMEM_OK);
-	assert_int_equal(lvl, 3);
+	assert_leaf(e, 4 * M2 + 7 * K4, 2, 10 * M2 | RWX | (6u << 3) | VMEM_EPT_PS);
+	assert_leaf(e, G + M2 + K4, 3, 3 * G | VMEM_EPT_R | VMEM_EPT_IPAT | VMEM_EPT_PS);
 	vmem_ept_free(e);
 	assert_int_equal(fa.live, 0);
 }
 
 /* The same for map: mapping part of a large leaf exactly as the leaf
  * already maps it (HPA at the same offset, rights, memory type, ignore-PAT)
- * changes no entry, so no split, no allocation, no INVEPT. A 4K inside a
- * 2M leaf at 10 * 2M (gpa 4 * 2M + 7 * 4K -> 10 * 2M + 7 * 4K) and a 2M
- * inside a 1G leaf (gpa 1G + 2M -> 3G + 2M); one 4K page at another HPA
- * still splits (and needs INVEPT: bits 51:12 change). */
+ * changes no entry, so no split, no allocation, no INVEPT. A 4K inside the
+ * 2M leaf (gpa 4 * 2M + 7 * 4K -> 10 * 2M + 7 * 4K) and 2M + 4K inside the
+ * 1G leaf (gpa 1G + 2M -> 3G + 2M); one 4K page at another HPA still
+ * splits (and needs INVEPT: bits 51:12 change). */
 static void test_map_same_inside_large_no_split(void **s)
 {
 	(void)s;
 	struct failalloc fa;
-	fa_init(&fa);
-	vmem_ept *e = mk(&fa.a, true);
+	vmem_ept *e = two_large_leaves(&fa);
 	vmem_ept_flush fl;
-	uint64_t leaf;
-	unsigned lvl;
-	assert_int_equal(vmem_ept_map(e, 4 * M2, 10 * M2, M2, RWX, VMEM_MT_WB, false, NULL), VMEM_OK);
-	assert_int_equal(vmem_ept_map(e, G, 3 * G, G, VMEM_EPT_R, VMEM_MT_UC, true, NULL), VMEM_OK);
-	fa.calls = 0;
-	fa.fail_at = 1; /* any allocation fails */
 	assert_int_equal(vmem_ept_map(e, 4 * M2 + 7 * K4, 10 * M2 + 7 * K4, K4, RWX, VMEM_MT_WB, false, &fl), VMEM_OK);
 	assert_int_equal(fl.flags, 0);
 	assert_int_equal(vmem_ept_map(e, G + M2, 3 * G + M2, M2 + K4, VMEM_EPT_R, VMEM_MT_UC, true, &fl), VMEM_OK);
 	assert_int_equal(fl.flags, 0);
 	fa.fail_at = 0;
-	assert_int_equal(vmem_ept_lookup(e, 4 * M2 + 7 * K4, &leaf, &lvl), VMEM_OK);
-	assert_int_equal(lvl, 2);
-	assert_int_equal(vmem_ept_lookup(e, G + M2, &leaf, &lvl), VMEM_OK);
-	assert_int_equal(lvl, 3);
+	assert_leaf(e, 4 * M2 + 7 * K4, 2, 10 * M2 | RWX | (6u << 3) | VMEM_EPT_PS);
+	assert_leaf(e, G + M2, 3, 3 * G | VMEM_EPT_R | VMEM_EPT_IPAT | VMEM_EPT_PS);
 	assert_int_equal(vmem_ept_map(e, 4 * M2 + 7 * K4, 20 * M2, K4, RWX, VMEM_MT_WB, false, &fl), VMEM_OK);
 	assert_true(fl.flags & VMEM_EPT_FLUSH_INVEPT);
-	assert_int_equal(vmem_ept_lookup(e, 4 * M2 + 7 * K4, &leaf, &lvl), VMEM_OK);
-	assert_int_equal(lvl, 1);
-	assert_int_equal(leaf, 20 * M2 | RWX | (6u << 3));
+	assert_leaf(e, 4 * M2 + 7 * K4, 1, 20 * M2 | RWX | (6u << 3));
 	vmem_ept_free(e);
 	assert_int_equal(fa.live, 0);
 }
