@@ -5,6 +5,8 @@
 
 #define EPT_ADDR_MASK VMI_BITS(51, 12)
 #define EPT_ENTRIES 512u
+/* Host-physical addresses an entry can hold: bits 51:12 (SDM 29.3.2; MAXPHYADDR <= 52, SDM 4.1.4). */
+#define EPT_PA_LIMIT (1ull << 52)
 /* Attribute bits a leaf carries besides its address, A and D. */
 #define EPT_LEAF_ATTR (VMEM_EPT_PERM_MASK | VMEM_EPT_MT_MASK | VMEM_EPT_IPAT | VMEM_EPT_PS | VMEM_EPT_SVE)
 
@@ -26,7 +28,7 @@ struct vmem_ept {
 	unsigned ngrant, gcap;
 	struct ept_node *zombies;  /* released tables awaiting the caller's INVEPT */
 	vmem_ept_stats st;
-	unsigned collapse_holds;   /* dirty logging keeps 4K granularity: no collapse */
+	unsigned collapse_holds;   /* dirty logging keeps 4K granularity: no collapse, no new large leaf */
 };
 
 /* One operation on a range; also the dry run that counts the tables it needs. */
@@ -113,6 +115,8 @@ static void count_leaf(vmem_ept *ept, unsigned level, int delta)
 
 static bool leaf_allowed(const vmem_ept *ept, unsigned level)
 {
+	if (ept->collapse_holds)
+		return level == 1; /* dirty logging: a large leaf's D cannot say which 4K page (SDM 29.3.5) */
 	return level == 1 || level == 2 || (level == 3 && ept->cfg.gbpages);
 }
 
@@ -136,6 +140,17 @@ static void note_change(struct ept_ctx *c, uint64_t lo, uint64_t hi)
 	c->fl.flags |= VMEM_EPT_FLUSH_INVEPT;
 }
 
+/* Give a present leaf the rights perm, keeping the A/D flags a processor may
+ * set meanwhile with its locked writes (SDM 29.3.5). Returns the old entry. */
+static uint64_t set_rights(uint64_t *p, uint64_t perm)
+{
+	uint64_t e = __atomic_load_n(p, __ATOMIC_RELAXED), ne;
+	do
+		ne = (e & ~VMEM_EPT_PERM_MASK) | perm;
+	while (ne != e && !__atomic_compare_exchange_n(p, &e, ne, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+	return e;
+}
+
 /* A table replacing a large leaf: 512 leaves one level down, the same translations. */
 static void split_fill(struct ept_node *t, uint64_t leaf)
 {
@@ -147,9 +162,10 @@ static void split_fill(struct ept_node *t, uint64_t leaf)
 	t->present = EPT_ENTRIES;
 }
 
-/* If table n (under parent entry idx) is 512 leaves that one large leaf can
- * express, replace it by that leaf (SDM 29.3.2: 2M/1G leaves). */
-static void try_collapse(vmem_ept *ept, struct ept_node *parent, unsigned idx, struct ept_ctx *c)
+/* If table n (under parent entry idx, region at ebase) is 512 leaves that one
+ * large leaf can express, replace it by that leaf (SDM 29.3.2: 2M/1G leaves). */
+static void try_collapse(vmem_ept *ept, struct ept_node *parent, unsigned idx, uint64_t ebase,
+			 struct ept_ctx *c)
 {
 	struct ept_node *n = parent->child[idx];
 	if (ept->collapse_holds)
@@ -173,6 +189,15 @@ static void try_collapse(vmem_ept *ept, struct ept_node *parent, unsigned idx, s
 	parent->child[idx] = NULL;
 	count_leaf(ept, parent->level, 1);
 	zombify(ept, n, c); /* also uncounts its 512 leaves */
+	/* Bit 7 of the parent entry changed: flush the region (SDM 29.4.3.4). */
+	note_change(c, ebase, ebase + level_size(parent->level));
+}
+
+/* A present leaf that already is ne but for its A/D flags: left as it is,
+ * since clearing A or D needs an INVEPT (SDM vol. 3C 29.4.3.4). */
+static inline bool same_translation(uint64_t e, uint64_t ne)
+{
+	return present(e) && (e & ~(VMEM_EPT_A | VMEM_EPT_D)) == ne;
 }
 
 /* Map a run of 4K leaves in one page table: the hot loop of a large 4K map. */
@@ -185,10 +210,10 @@ static void map_4k_run(vmem_ept *ept, struct ept_node *n, uint64_t base, uint64_
 	bool changed = false;
 	for (unsigned i = first; i <= last; i++, ne += 4096) {
 		uint64_t e = n->pt[i];
-		if (present(e))
-			changed |= (e & ~(VMEM_EPT_A | VMEM_EPT_D)) != ne;
-		else
-			added++;
+		if (same_translation(e, ne))
+			continue;
+		changed |= present(e);
+		added += !present(e);
 		store_entry(&n->pt[i], ne);
 	}
 	n->present += added;
@@ -262,11 +287,12 @@ static void range_op(vmem_ept *ept, struct ept_node *n, unsigned L, uint64_t bas
 				if (c->dry)
 					continue;
 				uint64_t ne = hpa | c->attr | (L > 1 ? VMEM_EPT_PS : 0);
+				if (!ch && same_translation(e, ne))
+					continue;
 				if (ch)
 					zombify(ept, ch, c), n->child[i] = NULL;
 				if (present(e)) {
-					if (ch || (e & ~(VMEM_EPT_A | VMEM_EPT_D)) != ne)
-						note_change(c, ebase, ebase + esz);
+					note_change(c, ebase, ebase + esz);
 					if (!ch)
 						count_leaf(ept, L, -1);
 				} else {
@@ -276,9 +302,13 @@ static void range_op(vmem_ept *ept, struct ept_node *n, unsigned L, uint64_t bas
 				count_leaf(ept, L, 1);
 				continue;
 			}
+			if (is_leaf && L > 1 && same_translation(e, hpa | c->attr | VMEM_EPT_PS))
+				continue; /* the large leaf maps this part so already: no split */
 		} else {
 			if (!vpresent)
 				continue;               /* holes stay holes */
+			if (c->op == OP_PROTECT && vleaf && (e & VMEM_EPT_PERM_MASK) == c->perm)
+				continue;               /* a leaf with these rights already: no split */
 			if (c->op == OP_SPLIT && (L == 1 || !vleaf))
 				goto descend;           /* 4K leaves are done; tables are walked */
 			if (c->op != OP_SPLIT && full && (vleaf || c->op == OP_UNMAP)) {
@@ -292,12 +322,10 @@ static void range_op(vmem_ept *ept, struct ept_node *n, unsigned L, uint64_t bas
 					store_entry(&n->pt[i], 0);
 					n->present--;
 				} else {
-					uint64_t ne = (e & ~VMEM_EPT_PERM_MASK) | c->perm;
-					if (ne != e)
-						store_entry(&n->pt[i], ne);
+					uint64_t old = set_rights(&n->pt[i], c->perm);
 					/* Fewer rights must be flushed; more rights need not (a stale
 					 * translation then only causes a spurious EPT violation). */
-					if ((e & VMEM_EPT_PERM_MASK) & ~c->perm)
+					if ((old & VMEM_EPT_PERM_MASK) & ~c->perm)
 						note_change(c, ebase, ebase + esz);
 				}
 				if (c->op == OP_UNMAP)
@@ -337,7 +365,7 @@ descend:
 			n->present--;
 			zombify(ept, ch, c);
 		} else {
-			try_collapse(ept, n, i, c);
+			try_collapse(ept, n, i, ebase, c);
 		}
 	}
 }
@@ -643,6 +671,8 @@ vmem_err vmem_ept_grant(vmem_ept *ept, uint64_t hpa, uint64_t size)
 	if (!ept || !size || ((hpa | size) & 0xfff) || hpa + size < hpa)
 		return VMEM_E_INVAL;
 	uint64_t lo = hpa, hi = hpa + size;
+	if (hi > EPT_PA_LIMIT)
+		return VMEM_E_RANGE; /* not a host-physical address: an entry would keep only bits 51:12 */
 	/* Merge with every grant it touches, then insert the union. */
 	unsigned keep = 0;
 	for (unsigned i = 0; i < ept->ngrant; i++) {

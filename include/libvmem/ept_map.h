@@ -69,7 +69,8 @@ uint64_t vmem_ept_eptp(const vmem_ept *ept);
 
 /* Host-physical memory the VMM gave this guest. map() refuses any HPA outside
  * the union of grants: a bug in the caller can never map other host memory.
- * 4 KiB aligned; adjacent and overlapping grants merge. */
+ * 4 KiB aligned; adjacent and overlapping grants merge. VMEM_E_RANGE for
+ * memory reaching 2^52 (an EPT entry holds address bits 51:12 only). */
 vmem_err vmem_ept_grant(vmem_ept *ept, uint64_t hpa, uint64_t size);
 
 /* Map [gpa, gpa+size) -> [hpa, hpa+size) with rights `perm` (VMEM_EPT_R|W|X|XU),
