@@ -195,6 +195,9 @@ static inline void FN(lane_init)(struct FN(lane) *l, const struct vmem_mmu *m, u
 {
 #if WALK_NESTED
 	l->nx = nx;
+	/* Each attempt traces its own EPT translations, not those of one that started over. */
+	if (nx->trace)
+		nx->trace->n = 0;
 #endif
 	l->la = la;
 	l->table = m->root;

@@ -10,6 +10,7 @@
 #include <libvmem/paging.h>
 #include <libvmem/tlb.h>
 #include <libvmem/walk.h>
+#include "support/ept_rand.h"
 #include "support/nested_same.h"
 
 #define RAM (1u << 20)
@@ -199,14 +200,8 @@ int main(int argc, char **argv)
 		memset(ept_word, 0, RAM / 8);
 		ept_n = 0;
 		vmem_ept_caps caps;
-		vmem_ept_caps_init(&caps);
-		caps.maxphyaddr = 40;
-		caps.mbec = rnd() & 1;
-		caps.exec_only = rnd() & 1;
-		caps.gbpages = rnd() & 1;
-		caps.advanced_info = rnd() & 1;
-		int el = (rnd() & 3) == 0 ? 5 : 4;
-		uint64_t eptp = 0x1000 | 6 | ((uint64_t)(el - 1) << 3) | ((rnd() & 1) ? 0x40 : 0);
+		uint64_t eptp;
+		int el = ept_rand_caps(rnd, &caps, &eptp);
 		int gl = (rnd() & 3) == 0 ? 5 : 4, scatter = rnd() & 1;
 		uint64_t cr3 = 0x10000, las[16];
 		if (scatter)

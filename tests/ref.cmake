@@ -55,3 +55,12 @@ if(EXISTS ${PROJECT_SOURCE_DIR}/fuzz/fuzz_ept.c AND EXISTS ${CMAKE_CURRENT_LIST_
   set_tests_properties(fuzz_ept_replay PROPERTIES LABELS unit)
   vmem_add_memcheck(fuzz_ept_replay ${VMEM_FUZZ_EPT_SEEDS})
 endif()
+
+# The nested walk against ref_walk and ref_ept composed (random EPT and guest tables of every mode, bit flips).
+add_executable(nested_ref ${CMAKE_CURRENT_LIST_DIR}/nested_ref.c)
+target_link_libraries(nested_ref PRIVATE vmem vmem_ref vmem_ref_ept)
+add_test(NAME nested_ref COMMAND nested_ref 2000)
+set_tests_properties(nested_ref PROPERTIES LABELS unit)
+vmem_add_memcheck(nested_ref 200)
+add_test(NAME nested_ref_long COMMAND nested_ref 200000)
+set_tests_properties(nested_ref_long PROPERTIES LABELS long)

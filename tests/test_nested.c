@@ -393,6 +393,40 @@ static void test_mbec(void **state)
 	assert_int_equal(r.exit_qual, 0x4 | 0x08 | 0x40 | 0x180);
 }
 
+/* A walk that starts over (its guest A/D compare-and-swap lost to a change
+ * of the entry) traces only the attempt that answered: nested.h promises
+ * every EPT translation in order, one per guest entry read, then the final
+ * access. Made deterministic by aliasing: the guest PD is the EPT page
+ * table (HPA 0x4000), so the guest PDE for LA 0x1000 (index 0) is the EPT
+ * PTE of guest page 0, here 0x7 (RWX, UC, A/D clear: a present guest PDE,
+ * A = 0, table at GPA 0). The guest PT read (GPA 0x8) goes through that
+ * very EPT PTE, and with EPT A/D a guest paging-structure access is a
+ * write (SDM 29.3.3.2, 29.3.5): the EPT walk sets its A and D (0x307)
+ * after the guest read the PDE as 0x7, so the guest's A-flag
+ * compare-and-swap on it fails and the walk starts over; the second
+ * attempt reads 0x307 and sets A (0x327). Trace: G_PML4, G_PDPT, G_PD,
+ * 0x8, then the final 0x20000, nothing of the first attempt. */
+static void test_trace_after_retry(void **state)
+{
+	struct fx *f = *state;
+	put(f, eptpte_at(G_PD), 0x4000 | 0x37); /* guest PD = the EPT PT page */
+	put(f, eptpte_at(0), 0x7);              /* guest PDE 0 = EPT PTE 0: GPA 0 -> HPA 0 */
+	put(f, 0x8, 0x20027);                   /* guest PTE 1 at GPA 8 = HPA 8 */
+	load_ept(f, EPTP_AD);
+	vmem_nested_trace tr;
+	memset(&tr, 0, sizeof(tr));
+	vmem_nested_result r = nwalk(f, 0x1234, VMEM_ACC_READ, &tr);
+	assert_int_equal(r.status, VMEM_NESTED_OK);
+	assert_int_equal(r.hpa, 0x220234);
+	assert_int_equal(get(f, eptpte_at(0)), 0x327);
+	assert_int_equal(tr.guest.n, 4);
+	assert_int_equal(tr.guest.e[2].value, 0x307);
+	assert_int_equal(tr.n, 5);
+	static const uint64_t want[5] = { G_PML4, G_PDPT, G_PD, 0x8, 0x20234 };
+	for (unsigned i = 0; i < 5; i++)
+		assert_int_equal(tr.ept[i].gpa, want[i]);
+}
+
 /* A guest table outside host memory: reported with its host address. */
 static void test_bad_hpa(void **state)
 {
@@ -509,6 +543,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_32bit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_paging_off_advanced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mbec, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_trace_after_retry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_hpa, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pwc_invept, setup, teardown),
 	};
