@@ -256,6 +256,10 @@ static void test_generator(void **state)
 		} else {
 			ec_bits |= e->error_code;
 		}
+		/* Class ok is built to translate: SMEP/SMAP never meet a user page
+		 * there, and the leaf's protection key allows the access. */
+		if (!strcmp(cls, "ok"))
+			assert_int_equal(e->result, VMEM_VRES_OK);
 		uint64_t ec = e->result == VMEM_VRES_PAGE_FAULT ? e->error_code : ~0ull;
 		if (!strcmp(cls, "np")) {
 			assert_true(ec != ~0ull && !(ec & 1)); /* P = 0 */
@@ -267,6 +271,8 @@ static void test_generator(void **state)
 			assert_true(ec != ~0ull && (ec & 0x3) == 0x3);
 		} else if (!strcmp(cls, "u")) {
 			assert_true(ec != ~0ull && (ec & 0x5) == 0x5);
+		} else if (!strcmp(cls, "i")) {
+			assert_true(ec != ~0ull && (ec & 0x11) == 0x11); /* P and I/D: an XD page */
 		} else if (!strcmp(cls, "pk")) {
 			assert_true(ec != ~0ull && (ec & 0x25) == 0x25);
 		} else if (!strcmp(cls, "smep")) {

@@ -8,16 +8,18 @@
 static const char usage_vectors[] =
 	"usage: vmem vectors check FILE...\n"
 	"       vmem vectors gen [--seed S] [--count N] [--mode 32|pae|4|5|all]\n"
+	"                        [--kind walk|ept|nested|all]\n"
 	"\n"
 	"check: redo every vector of each JSON Lines FILE ('-' is standard input)\n"
 	"  with libvmem; print each disagreement with a diff and the walk trace,\n"
 	"  then 'N passed, N failed'. Vectors of kinds the library does not model\n"
 	"  yet, and malformed lines (reported as FILE:LINE: field: message), count\n"
 	"  as failures. Exit 1 on any failure.\n"
-	"gen: write N (default 100) walk vectors to standard output, built from\n"
-	"  random page tables seeded by S (default 1), cycling through every fault\n"
-	"  class, mode (default all) and page size; answers and mem_after come\n"
-	"  from libvmem.\n";
+	"gen: write N (default 100) vectors of a kind (default walk; all: walk,\n"
+	"  ept and nested in turn) to standard output, built from random page\n"
+	"  tables seeded by S (default 1), cycling through every fault or exit\n"
+	"  class, guest paging mode (default all; not for ept) and page size;\n"
+	"  answers and mem_after come from libvmem.\n";
 
 static const char *const status_names[] = { "pass", "FAIL", "UNSUPPORTED", "ERROR" };
 
@@ -112,18 +114,20 @@ static int vectors_gen(int argc, char **argv)
 {
 	static const topt opts[] = {
 		{ "--help", false }, { "-h", false }, { "--seed", true }, { "--count", true },
-		{ "--mode", true },
+		{ "--mode", true }, { "--kind", true },
 	};
+	static const char *const kinds[] = { "walk", "ept", "nested", "all" };
 	static const struct { const char *name; unsigned mask; } modes[] = {
 		{ "32", VMEM_VGEN_32BIT }, { "pae", VMEM_VGEN_PAE }, { "4", VMEM_VGEN_4LEVEL },
 		{ "5", VMEM_VGEN_5LEVEL }, { "all", VMEM_VGEN_ALL },
 	};
 	topt_state st = { .i = 1 };
 	const char *val, *mode_name = "all";
+	unsigned kind = 0; /* index into kinds */
 	uint64_t seed = 1, count = 100;
 	unsigned mask = VMEM_VGEN_ALL;
 	int w;
-	while ((w = topt_next(argc, argv, &st, opts, 5, &val, "vectors gen")) != -2) {
+	while ((w = topt_next(argc, argv, &st, opts, 6, &val, "vectors gen")) != -2) {
 		switch (w) {
 		case -3:
 			return EXIT_USAGE;
@@ -153,13 +157,26 @@ static int vectors_gen(int argc, char **argv)
 			}
 			mode_name = val;
 			break;
+		case 5:
+			for (kind = 0; kind < 4 && strcmp(val, kinds[kind]); kind++)
+				;
+			if (kind == 4) {
+				fprintf(stderr, "vmem vectors gen: --kind must be walk, ept, nested or all\n");
+				return EXIT_USAGE;
+			}
+			break;
 		}
 	}
-	printf("# vmem vectors gen --seed %llu --count %llu --mode %s: answers from libvmem\n",
-	       (unsigned long long)seed, (unsigned long long)count, mode_name);
+	printf("# vmem vectors gen --seed %llu --count %llu --mode %s --kind %s: answers from libvmem\n",
+	       (unsigned long long)seed, (unsigned long long)count, mode_name, kinds[kind]);
 	for (uint64_t k = 0; k < count; k++) {
 		vmem_vector v;
-		vmem_err e = vmem_vector_generate(seed, mask, (unsigned long)k, &v);
+		/* all: kinds in turn, each stream at its own index k / 3 */
+		unsigned kk = kind == 3 ? (unsigned)(k % 3) : kind;
+		unsigned long i = (unsigned long)(kind == 3 ? k / 3 : k);
+		vmem_err e = kk == 0 ? vmem_vector_generate(seed, mask, i, &v)
+			     : kk == 1 ? vmem_vector_generate_ept(seed, i, &v)
+				       : vmem_vector_generate_nested(seed, mask, i, &v);
 		if (e) {
 			fprintf(stderr, "vmem vectors gen: vector %llu: %s\n", (unsigned long long)k,
 				vmem_strerror(e));

@@ -201,6 +201,28 @@ vmem_err vmem_vector_answer(vmem_vector *v);
 vmem_err vmem_vector_generate(uint64_t seed, unsigned modes, unsigned long index,
 			      vmem_vector *out);
 
+/* Generate vector number `index` of the kind "ept" stream for `seed`: a
+ * random EPT (4- or 5-level, A/D on or off, MBEC and advanced information
+ * at random) whose tables lie in `mem` at host-physical addresses, built
+ * to hit one outcome (index cycles through them): ok with a 4K, 2M or 1G
+ * leaf; EPT violation on a not-present entry at each level, or on rights
+ * that deny the access at some level; EPT misconfiguration by write-only
+ * or write+execute rights, a reserved bit at each level, or a reserved
+ * memory type. Answered by the library with mem_after; same arguments,
+ * same vector. */
+vmem_err vmem_vector_generate_ept(uint64_t seed, unsigned long index, vmem_vector *out);
+
+/* Generate vector number `index` of the kind "nested" stream for `seed`:
+ * guest tables as vmem_vector_generate builds them (a mode from `modes`),
+ * placed by a random EPT at host-physical addresses, built to hit one
+ * outcome (index cycles through them): ok; a guest #PF of one of the walk
+ * generator's classes; an EPT violation on a guest paging-structure access
+ * (a table at some guest level not present or without the rights the
+ * access needs: read, and write when EPT A/D flags are on); an EPT
+ * violation on the final access; an EPT misconfiguration on either. */
+vmem_err vmem_vector_generate_nested(uint64_t seed, unsigned modes, unsigned long index,
+				     vmem_vector *out);
+
 #ifdef __cplusplus
 }
 #endif
