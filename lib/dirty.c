@@ -152,6 +152,10 @@ vmem_err vmem_dirty_set_mode(vmem_dirty *d, vmem_dirty_mode mode, vmem_pml *pml,
 		vmi_ept_foreach_leaf(d->ept, d->gpa, d->size, disarm_leaf, &a);
 	if (d->mode == VMEM_DIRTY_PML)
 		vmem_dirty_pml_drain(d);
+	/* EPT_D: the writes so far are D flags; they stay, in the bitmap (nothing
+	 * else sets its bits in this mode). */
+	if (d->mode == VMEM_DIRTY_EPT_D && vmi_ept_harvest_d(d->ept, d->gpa, d->size, d->bitmap))
+		a.changed = true;
 	if (d->mode != VMEM_DIRTY_OFF)
 		vmi_ept_hold_collapse(d->ept, false);
 	/* Enter the new one. */

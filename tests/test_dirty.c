@@ -354,6 +354,33 @@ static void test_fail_alloc(void **s)
 	}
 }
 
+/* Switching modes keeps what was dirtied (dirty.h: "Pages dirtied so far
+ * stay in the bitmap"). In EPT_D mode a write so far is a D flag the
+ * processor set on the leaf (SDM 29.3.5): leaving the mode must collect it,
+ * or the next harvest (which no longer reads D) never reports the page. */
+static void test_ept_d_switch_keeps_dirty(void **s)
+{
+	(void)s;
+	for (unsigned m = VMEM_DIRTY_OFF; m <= VMEM_DIRTY_PML; m++) {
+		if (m == VMEM_DIRTY_EPT_D)
+			continue;
+		vmem_ept *e = mk(true);
+		vmem_dirty *d;
+		uint64_t bm[NPAGES / 64], log[512];
+		vmem_pml pml = { log, 0 };
+		unsigned lvl;
+		assert_int_equal(vmem_dirty_new(NULL, e, 0, 2 * M2, &d), VMEM_OK);
+		assert_int_equal(vmem_dirty_set_mode(d, VMEM_DIRTY_EPT_D, NULL, NULL), VMEM_OK);
+		__atomic_fetch_or(leaf_of(e, 0x7000, &lvl), VMEM_EPT_D, __ATOMIC_SEQ_CST); /* a write at page 7 */
+		assert_int_equal(vmem_dirty_set_mode(d, (vmem_dirty_mode)m, &pml, NULL), VMEM_OK);
+		assert_int_equal(vmem_dirty_harvest(d, bm, NULL), VMEM_OK);
+		for (unsigned i = 0; i < NPAGES; i++)
+			assert_int_equal(bit(bm, i), i == 7);
+		vmem_dirty_free(d);
+		vmem_ept_free(e);
+	}
+}
+
 /* Race: a writer (the processor, or the VMM's WP fault path) against a harvester. */
 struct race {
 	vmem_ept *e;
@@ -493,6 +520,7 @@ int main(void)
 		cmocka_unit_test(test_pml_through_ept_walk),
 		cmocka_unit_test(test_unaligned_range),
 		cmocka_unit_test(test_fail_alloc),
+		cmocka_unit_test(test_ept_d_switch_keeps_dirty),
 		cmocka_unit_test(test_race_ept_d),
 		cmocka_unit_test(test_race_wp),
 		cmocka_unit_test(test_race_pml),
