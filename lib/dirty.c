@@ -122,11 +122,46 @@ static int disarm_leaf(void *arg, uint64_t *e, uint64_t gpa, unsigned level)
 	return 0;
 }
 
+/* Add what add asks to invalidate to fl (the union of the ranges). */
+static void flush_add(vmem_ept_flush *fl, const vmem_ept_flush *add)
+{
+	if (!add->flags)
+		return;
+	if (!fl->flags) {
+		*fl = *add;
+		return;
+	}
+	fl->flags |= add->flags;
+	fl->start = add->start < fl->start ? add->start : fl->start;
+	fl->end = add->end > fl->end ? add->end : fl->end;
+}
+
 static void note_flush(const vmem_dirty *d, vmem_ept_flush *fl)
 {
-	fl->flags |= VMEM_EPT_FLUSH_INVEPT;
-	fl->start = d->gpa;
-	fl->end = d->gpa + d->size;
+	vmem_ept_flush r = { VMEM_EPT_FLUSH_INVEPT, d->gpa, d->gpa + d->size };
+	flush_add(fl, &r);
+}
+
+/* WP mode takes W from whole leaves: a large leaf that crosses an edge of
+ * the range is split first (down to 4K at the edge), so that no page outside
+ * the range loses write access. */
+static vmem_err split_edges(vmem_dirty *d, vmem_ept_flush *fl)
+{
+	uint64_t edge[2] = { d->gpa, d->gpa + d->size - 4096 }, leaf;
+	for (unsigned k = 0; k < 2; k++) {
+		unsigned level;
+		if (vmem_ept_lookup(d->ept, edge[k], &leaf, &level) || level == 1)
+			continue;
+		uint64_t sz = 1ull << (12 + 9 * (level - 1)), base = edge[k] & ~(sz - 1);
+		if (base >= d->gpa && base + sz <= d->gpa + d->size)
+			continue;
+		vmem_ept_flush sf;
+		vmem_err e = vmem_ept_split(d->ept, edge[k], 4096, &sf);
+		if (e)
+			return e;
+		flush_add(fl, &sf);
+	}
+	return VMEM_OK;
 }
 
 vmem_err vmem_dirty_set_mode(vmem_dirty *d, vmem_dirty_mode mode, vmem_pml *pml, vmem_ept_flush *flush)
@@ -137,13 +172,18 @@ vmem_err vmem_dirty_set_mode(vmem_dirty *d, vmem_dirty_mode mode, vmem_pml *pml,
 	if ((mode == VMEM_DIRTY_EPT_D || mode == VMEM_DIRTY_PML) && !d->ad)
 		return VMEM_E_INVAL; /* dirty flags need EPTP bit 6 */
 	bool needs_split = mode == VMEM_DIRTY_EPT_D || mode == VMEM_DIRTY_PML;
+	/* The splits are the only step that can fail: first, so that failure
+	 * changes no mode (a split keeps the translations). */
 	if (needs_split) {
-		/* The only step that can fail: first, so that failure changes nothing. */
 		vmem_ept_flush sf;
 		vmem_err e = vmem_ept_split(d->ept, d->gpa, d->size, &sf);
 		if (e)
 			return e;
-		fl.flags |= sf.flags;
+		flush_add(&fl, &sf);
+	} else if (mode == VMEM_DIRTY_WP) {
+		vmem_err e = split_edges(d, &fl);
+		if (e)
+			return e;
 	}
 	struct leaf_arg a = { d, false };
 	lock(d);

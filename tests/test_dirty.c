@@ -105,6 +105,9 @@ static void test_ept_d_mode(void **s)
 	/* Dirty before logging starts: not reported. */
 	*leaf_of(e, 0x5000, &lvl) |= VMEM_EPT_D;
 	assert_int_equal(vmem_dirty_set_mode(d, VMEM_DIRTY_EPT_D, NULL, &fl), VMEM_OK);
+	/* The 2M leaves were split and a D cleared: the flush names the range, not an empty one. */
+	assert_true(fl.flags & VMEM_EPT_FLUSH_INVEPT);
+	assert_true(fl.start == 0 && fl.end == 2 * M2);
 	assert_int_equal(leaf_of(e, 0x5000, &lvl) != NULL, 1);
 	assert_int_equal(lvl, 1);                      /* split when logging starts */
 	__atomic_fetch_or(leaf_of(e, 0x3000, &lvl), VMEM_EPT_D, __ATOMIC_SEQ_CST);
@@ -381,6 +384,40 @@ static void test_ept_d_switch_keeps_dirty(void **s)
 	}
 }
 
+/* WP mode write-protects the tracked range only. The range here is pages
+ * 1..10 inside a 2M leaf that maps 0..2M: the leaf's other pages are not
+ * tracked, so they must stay writable (a write there is no fault of this
+ * log: vmem_dirty_wp_fault would say "not handled" and the VMM would treat
+ * the guest's ordinary write as an error). Leaving WP mode gives back W
+ * everywhere the log took it, also after a first write split the leaf. */
+static void test_wp_range_inside_large_leaf(void **s)
+{
+	(void)s;
+	vmem_ept *e = mk(false);
+	vmem_dirty *d;
+	bool handled;
+	unsigned lvl;
+	assert_int_equal(vmem_dirty_new(NULL, e, 0x1000, 10 * 4096, &d), VMEM_OK);
+	vmem_ept_flush fl;
+	assert_int_equal(vmem_dirty_set_mode(d, VMEM_DIRTY_WP, NULL, &fl), VMEM_OK);
+	/* The 2M leaf's translations changed size (SDM 29.4.3.1): all of it is named. */
+	assert_true(fl.flags & VMEM_EPT_FLUSH_INVEPT);
+	assert_true(fl.start == 0 && fl.end >= M2);
+	assert_false(*leaf_of(e, 0x1000, &lvl) & VMEM_EPT_W);   /* tracked: armed */
+	assert_false(*leaf_of(e, 0xa000, &lvl) & VMEM_EPT_W);
+	assert_true(*leaf_of(e, 0x0000, &lvl) & VMEM_EPT_W);    /* not tracked */
+	assert_true(*leaf_of(e, 0xb000, &lvl) & VMEM_EPT_W);
+	assert_true(*leaf_of(e, 0x100000, &lvl) & VMEM_EPT_W);
+	assert_int_equal(vmem_dirty_wp_fault(d, 0x2000, &handled, NULL), VMEM_OK);
+	assert_true(handled);
+	assert_true(*leaf_of(e, 0x100000, &lvl) & VMEM_EPT_W);
+	assert_int_equal(vmem_dirty_set_mode(d, VMEM_DIRTY_OFF, NULL, NULL), VMEM_OK);
+	for (uint64_t g = 0; g < M2; g += 4096)
+		assert_true(*leaf_of(e, g, &lvl) & VMEM_EPT_W);
+	vmem_dirty_free(d);
+	vmem_ept_free(e);
+}
+
 /* Race: a writer (the processor, or the VMM's WP fault path) against a harvester. */
 struct race {
 	vmem_ept *e;
@@ -521,6 +558,7 @@ int main(void)
 		cmocka_unit_test(test_unaligned_range),
 		cmocka_unit_test(test_fail_alloc),
 		cmocka_unit_test(test_ept_d_switch_keeps_dirty),
+		cmocka_unit_test(test_wp_range_inside_large_leaf),
 		cmocka_unit_test(test_race_ept_d),
 		cmocka_unit_test(test_race_wp),
 		cmocka_unit_test(test_race_pml),
