@@ -26,7 +26,7 @@ struct vmem_ept {
 	unsigned ngrant, gcap;
 	struct ept_node *zombies;  /* released tables awaiting the caller's INVEPT */
 	vmem_ept_stats st;
-	unsigned collapse_holds;   /* dirty logging keeps 4K granularity: no collapse */
+	unsigned collapse_holds;   /* dirty logging keeps 4K granularity: no collapse, no new large leaf */
 };
 
 /* One operation on a range; also the dry run that counts the tables it needs. */
@@ -111,9 +111,11 @@ static void count_leaf(vmem_ept *ept, unsigned level, int delta)
 	*ctr += (uint64_t)(int64_t)delta;
 }
 
+/* While dirty logging holds 4K granularity, a map makes no large leaf
+ * either: a 2M/1G leaf's D flag would stand for all its pages (SDM 29.3.5). */
 static bool leaf_allowed(const vmem_ept *ept, unsigned level)
 {
-	return level == 1 || level == 2 || (level == 3 && ept->cfg.gbpages);
+	return level == 1 || (!ept->collapse_holds && (level == 2 || (level == 3 && ept->cfg.gbpages)));
 }
 
 static struct ept_node *pool_take(struct ept_ctx *c, unsigned level)
