@@ -1,5 +1,6 @@
 /* libvmem dirty-page logging: write-protection faults, EPT dirty-flag harvest, or PML drain, into one bitmap. */
 #include <libvmem/dirty.h>
+#include <libvmem/ept.h>
 #include "dirty_int.h"
 #include "ept_map_int.h"
 #include "vmem_int.h"
@@ -57,6 +58,10 @@ vmem_err vmem_dirty_new(const vmem_allocator *alloc, vmem_ept *ept, uint64_t gpa
 {
 	if (!ept || !out || !size || ((gpa | size) & 0xfff) || gpa + size < gpa)
 		return VMEM_E_INVAL;
+	uint64_t eptp = vmem_ept_eptp(ept);
+	unsigned levels = (unsigned)((eptp & VMEM_EPTP_PWL_MASK) >> VMEM_EPTP_PWL_SHIFT) + 1;
+	if (gpa + size > 1ull << (12 + 9 * levels))
+		return VMEM_E_RANGE; /* beyond what the EPT translates (SDM 29.3.2) */
 	uint64_t pages = size >> 12, words = (pages + 63) / 64;
 	vmem_err err;
 	vmem_dirty *d = vmi_handle_new(&alloc, sizeof(*d), &err);
@@ -75,7 +80,7 @@ vmem_err vmem_dirty_new(const vmem_allocator *alloc, vmem_ept *ept, uint64_t gpa
 	d->gpa = gpa;
 	d->size = size;
 	d->words = words;
-	d->ad = (vmem_ept_eptp(ept) >> 6) & 1;
+	d->ad = (eptp & VMEM_EPTP_AD) != 0;
 	*out = d;
 	return VMEM_OK;
 }

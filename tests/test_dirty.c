@@ -457,6 +457,27 @@ static void test_map_while_logging(void **s)
 	}
 }
 
+/* A range the EPT cannot translate (a 4-level EPT maps GPAs below 2^48,
+ * SDM 29.3.2) is refused: else WP mode would start with nothing armed and
+ * the in-reach page 2^48 - 4K would be written unseen. */
+static void test_range_beyond_ept(void **s)
+{
+	(void)s;
+	vmem_ept *e = mk(false);
+	vmem_dirty *d = NULL;
+	const uint64_t top = 1ull << 48;
+	assert_int_equal(vmem_ept_map(e, top - 4096, 0, 4096, RW, VMEM_MT_WB, false, NULL), VMEM_OK);
+	assert_int_equal(vmem_dirty_new(NULL, e, top - 4096, 8192, &d), VMEM_E_RANGE);
+	assert_null(d);
+	assert_int_equal(vmem_dirty_new(NULL, e, top, 4096, &d), VMEM_E_RANGE);
+	assert_int_equal(vmem_dirty_new(NULL, e, top - 4096, 4096, &d), VMEM_OK);
+	assert_int_equal(vmem_dirty_set_mode(d, VMEM_DIRTY_WP, NULL, NULL), VMEM_OK);
+	unsigned lvl;
+	assert_false(*leaf_of(e, top - 4096, &lvl) & VMEM_EPT_W);
+	vmem_dirty_free(d);
+	vmem_ept_free(e);
+}
+
 /* Race: a writer (the processor, or the VMM's WP fault path) against a harvester. */
 struct race {
 	vmem_ept *e;
@@ -599,6 +620,7 @@ int main(void)
 		cmocka_unit_test(test_ept_d_switch_keeps_dirty),
 		cmocka_unit_test(test_wp_range_inside_large_leaf),
 		cmocka_unit_test(test_map_while_logging),
+		cmocka_unit_test(test_range_beyond_ept),
 		cmocka_unit_test(test_race_ept_d),
 		cmocka_unit_test(test_race_wp),
 		cmocka_unit_test(test_race_pml),

@@ -43,7 +43,8 @@ bool vmem_pml_log(vmem_pml *pml, uint64_t gpa);
 
 typedef struct vmem_dirty vmem_dirty;
 
-/* Track [gpa, gpa+size) (4 KiB aligned) of ept. Logging starts off. */
+/* Track [gpa, gpa+size) (4 KiB aligned) of ept. Logging starts off.
+ * VMEM_E_RANGE when the range goes beyond the GPAs ept translates. */
 vmem_err vmem_dirty_new(const vmem_allocator *alloc, vmem_ept *ept, uint64_t gpa,
 			uint64_t size, vmem_dirty **out);
 /* Stops logging (restoring write access in WP mode) and frees the log. */
