@@ -10,7 +10,6 @@ struct vmem_dirty {
 	vmem_ept *ept;
 	uint64_t gpa, size, words;
 	uint64_t *bitmap;   /* logged, not yet harvested */
-	uint64_t *armed;    /* WP mode: W removed by us from a writable page */
 	vmem_dirty_mode mode;
 	vmem_pml *pml;
 	bool ad;            /* the EPT has A/D enabled */
@@ -34,14 +33,6 @@ static void unlock(vmem_dirty *d)
 static inline void bit_set(uint64_t *bm, uint64_t i)
 {
 	__atomic_fetch_or(&bm[i / 64], 1ull << (i % 64), __ATOMIC_SEQ_CST);
-}
-static inline void bit_clear(uint64_t *bm, uint64_t i)
-{
-	__atomic_fetch_and(&bm[i / 64], ~(1ull << (i % 64)), __ATOMIC_SEQ_CST);
-}
-static inline bool bit_test(const uint64_t *bm, uint64_t i)
-{
-	return (__atomic_load_n(&bm[i / 64], __ATOMIC_SEQ_CST) >> (i % 64)) & 1;
 }
 
 bool vmem_pml_log(vmem_pml *pml, uint64_t gpa)
@@ -69,10 +60,7 @@ vmem_err vmem_dirty_new(const vmem_allocator *alloc, vmem_ept *ept, uint64_t gpa
 		return err;
 	d->alloc = alloc;
 	d->bitmap = vmi_zalloc(alloc, words * 8);
-	d->armed = vmi_zalloc(alloc, words * 8);
-	if (!d->bitmap || !d->armed) {
-		vmi_free(alloc, d->bitmap, words * 8);
-		vmi_free(alloc, d->armed, words * 8);
+	if (!d->bitmap) {
 		vmi_free(alloc, d, sizeof(*d));
 		return VMEM_E_NOMEM;
 	}
@@ -90,40 +78,33 @@ struct leaf_arg {
 	bool changed;
 };
 
-/* Pages of the leaf that lie in the tracked range: [first, last] page indexes. */
-static void leaf_pages(const vmem_dirty *d, uint64_t gpa, unsigned level, uint64_t *first, uint64_t *last)
+/* WP mode marks a leaf whose W it took with VMI_EPT_WP_ARMED; W and the
+ * mark change together, one for the other, only under d->lock (and by the
+ * VMM's vmem_ept_protect / _map, which drop the mark: their rights win). */
+static bool flip_armed(uint64_t *e, uint64_t from)
 {
-	uint64_t lo = gpa, hi = gpa + (1ull << (12 + 9 * (level - 1)));
-	lo = lo < d->gpa ? d->gpa : lo;
-	hi = hi > d->gpa + d->size ? d->gpa + d->size : hi;
-	*first = PAGE_IDX(d, lo);
-	*last = PAGE_IDX(d, hi) - 1;
+	const uint64_t both = VMEM_EPT_W | VMI_EPT_WP_ARMED;
+	if ((__atomic_load_n(e, __ATOMIC_RELAXED) & both) != from)
+		return false;
+	__atomic_fetch_xor(e, both, __ATOMIC_SEQ_CST); /* a locked op: A/D set meanwhile stay */
+	return true;
 }
 
+/* Take W from a writable leaf (it is armed). */
 static int arm_leaf(void *arg, uint64_t *e, uint64_t gpa, unsigned level)
 {
 	struct leaf_arg *a = arg;
-	uint64_t old = __atomic_fetch_and(e, ~VMEM_EPT_W, __ATOMIC_SEQ_CST);
-	if (old & VMEM_EPT_W) {
-		uint64_t f, l;
-		leaf_pages(a->d, gpa, level, &f, &l);
-		for (uint64_t i = f; i <= l; i++)
-			bit_set(a->d->armed, i);
+	(void)gpa, (void)level;
+	if (flip_armed(e, VMEM_EPT_W))
 		a->changed = true;
-	}
 	return 0;
 }
 
-static int disarm_leaf(void *arg, uint64_t *e, uint64_t gpa, unsigned level)
+/* Give W back to an armed leaf (more rights: no flush). */
+static int open_leaf(void *arg, uint64_t *e, uint64_t gpa, unsigned level)
 {
-	struct leaf_arg *a = arg;
-	uint64_t f, l;
-	leaf_pages(a->d, gpa, level, &f, &l);
-	if (bit_test(a->d->armed, f)) {
-		__atomic_fetch_or(e, VMEM_EPT_W, __ATOMIC_SEQ_CST);
-		for (uint64_t i = f; i <= l; i++)
-			bit_clear(a->d->armed, i);
-	}
+	(void)arg, (void)gpa, (void)level;
+	flip_armed(e, VMI_EPT_WP_ARMED);
 	return 0;
 }
 
@@ -194,7 +175,7 @@ vmem_err vmem_dirty_set_mode(vmem_dirty *d, vmem_dirty_mode mode, vmem_pml *pml,
 	lock(d);
 	/* Leave the old mode. */
 	if (d->mode == VMEM_DIRTY_WP)
-		vmi_ept_foreach_leaf(d->ept, d->gpa, d->size, disarm_leaf, &a);
+		vmi_ept_foreach_leaf(d->ept, d->gpa, d->size, open_leaf, NULL);
 	if (d->mode == VMEM_DIRTY_PML)
 		vmem_dirty_pml_drain(d);
 	/* EPT_D: the writes so far are D flags; they stay, in the bitmap (nothing
@@ -237,15 +218,7 @@ void vmem_dirty_free(vmem_dirty *d)
 	if (d->mode != VMEM_DIRTY_OFF)
 		vmem_dirty_set_mode(d, VMEM_DIRTY_OFF, NULL, NULL);
 	vmi_free(d->alloc, d->bitmap, d->words * 8);
-	vmi_free(d->alloc, d->armed, d->words * 8);
 	vmi_free(d->alloc, d, sizeof(*d));
-}
-
-static int make_writable(void *arg, uint64_t *e, uint64_t gpa, unsigned level)
-{
-	(void)arg, (void)gpa, (void)level;
-	__atomic_fetch_or(e, VMEM_EPT_W, __ATOMIC_SEQ_CST);
-	return 0;
 }
 
 vmem_err vmem_dirty_wp_fault(vmem_dirty *d, uint64_t gpa, bool *handled, vmem_ept_flush *flush)
@@ -263,8 +236,9 @@ vmem_err vmem_dirty_wp_fault(vmem_dirty *d, uint64_t gpa, bool *handled, vmem_ep
 	vmem_err e = VMEM_OK;
 	if (vmem_ept_lookup(d->ept, page, &leaf, &level))
 		goto out;
-	if (!bit_test(d->armed, i)) {
-		/* Already made writable by another vCPU (its stale translation faulted): retry. */
+	if (!(leaf & VMI_EPT_WP_ARMED)) {
+		/* Already made writable by another vCPU (its stale translation faulted):
+		 * retry; or a write protection that is not the log's. */
 		*handled = (leaf & VMEM_EPT_W) != 0;
 		goto out;
 	}
@@ -275,8 +249,7 @@ vmem_err vmem_dirty_wp_fault(vmem_dirty *d, uint64_t gpa, bool *handled, vmem_ep
 		if (e)
 			goto out;
 	}
-	bit_clear(d->armed, i);
-	vmi_ept_foreach_leaf(d->ept, page, 4096, make_writable, NULL);
+	vmi_ept_foreach_leaf(d->ept, page, 4096, open_leaf, NULL);
 	bit_set(d->bitmap, i);
 	*handled = true; /* more rights need no flush: a stale entry only faults again */
 out:
@@ -311,10 +284,10 @@ void vmem_dirty_pml_drain(vmem_dirty *d)
  * depends on one word (at 1 % dirty half the words are zero, at random:
  * such a branch would mispredict on each); the non-zero ones are found
  * by a mask. scan (EPT_D mode): out already holds the leaves' D flags, the
- * bitmap's bits are ORed in; otherwise each word taken is re-armed (r), and
- * in WP mode marked as armed. One copy per mode, its flags constants. */
+ * bitmap's bits are ORed in; otherwise each word taken is re-armed (r).
+ * One copy per mode, its flags constants. */
 static inline __attribute__((always_inline)) void
-take_words(vmem_dirty *d, uint64_t *out, struct vmi_rearm *r, const bool scan, const bool wp, const bool rearm)
+take_words(vmem_dirty *d, uint64_t *out, struct vmi_rearm *r, const bool scan, const bool rearm)
 {
 	uint64_t *bm = d->bitmap, words = d->words, gpa = d->gpa;
 	for (uint64_t w = 0; w < words; w += 64) {
@@ -330,8 +303,6 @@ take_words(vmem_dirty *d, uint64_t *out, struct vmi_rearm *r, const bool scan, c
 			__atomic_store_n(&bm[k], 0, __ATOMIC_RELAXED);
 			if (!rearm)
 				continue;
-			if (wp)
-				__atomic_fetch_or(&d->armed[k], out[k], __ATOMIC_SEQ_CST);
 			vmi_rearm_word(r, gpa + (k << 18), out[k]); /* out[k] is the word taken: not EPT_D mode */
 		}
 	}
@@ -341,16 +312,14 @@ static __attribute__((noinline)) void take_bitmap(vmem_dirty *d, uint64_t *out, 
 {
 	switch (d->mode) {
 	case VMEM_DIRTY_EPT_D:
-		take_words(d, out, r, true, false, false);
+		take_words(d, out, r, true, false);
 		break;
 	case VMEM_DIRTY_WP:
-		take_words(d, out, r, false, true, true);
-		break;
 	case VMEM_DIRTY_PML:
-		take_words(d, out, r, false, false, true);
+		take_words(d, out, r, false, true);
 		break;
 	default:
-		take_words(d, out, r, false, false, false);
+		take_words(d, out, r, false, false);
 		break;
 	}
 }

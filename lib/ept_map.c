@@ -294,7 +294,7 @@ static void range_op(vmem_ept *ept, struct ept_node *n, unsigned L, uint64_t bas
 					store_entry(&n->pt[i], 0);
 					n->present--;
 				} else {
-					uint64_t ne = (e & ~VMEM_EPT_PERM_MASK) | c->perm;
+					uint64_t ne = (e & ~(VMEM_EPT_PERM_MASK | VMI_EPT_WP_ARMED)) | c->perm;
 					if (ne != e)
 						store_entry(&n->pt[i], ne);
 					/* Fewer rights must be flushed; more rights need not (a stale

@@ -4,6 +4,12 @@
 
 #include <libvmem/ept_map.h>
 
+/* A leaf's software bit (bit 52, ignored by the processor: SDM 29.3.2,
+ * Tables 29-2, 29-4, 29-6): dirty logging in WP mode took this leaf's W
+ * and gives it back on the first write. vmem_ept_protect drops it: the
+ * rights the VMM sets replace the log's. */
+#define VMI_EPT_WP_ARMED (1ull << 52)
+
 /* Call fn on every present leaf entry overlapping [gpa, gpa+size), in order;
  * stop at the first non-zero return and return it. */
 int vmi_ept_foreach_leaf(vmem_ept *ept, uint64_t gpa, uint64_t size,

@@ -478,6 +478,43 @@ static void test_range_beyond_ept(void **s)
 	vmem_ept_free(e);
 }
 
+/* vmem_dirty_wp_fault says "handled" (and makes the page writable) only
+ * for this log's own write protection (dirty.h). The VMM may change a
+ * page's rights between harvests (only a harvest excludes table changes):
+ * a page it made read-only stays read-only, whether it was still armed
+ * (page 6) or opened by a first write before (page 5); its write
+ * violations are the VMM's. */
+static void test_wp_vmm_protect_wins(void **s)
+{
+	(void)s;
+	vmem_ept *e = mk(false);
+	vmem_dirty *d;
+	uint64_t bm[NPAGES / 64];
+	bool handled;
+	unsigned lvl;
+	assert_int_equal(vmem_dirty_new(NULL, e, 0, 2 * M2, &d), VMEM_OK);
+	assert_int_equal(vmem_dirty_set_mode(d, VMEM_DIRTY_WP, NULL, NULL), VMEM_OK);
+	assert_int_equal(vmem_dirty_wp_fault(d, 0x5000, &handled, NULL), VMEM_OK);
+	assert_true(handled);
+	assert_int_equal(vmem_ept_protect(e, 0x5000, 2 * 4096, VMEM_EPT_R, NULL), VMEM_OK);
+	assert_int_equal(vmem_dirty_harvest(d, bm, NULL), VMEM_OK);
+	assert_true(bit(bm, 5));
+	for (uint64_t g = 0x5000; g <= 0x6000; g += 0x1000) {
+		assert_int_equal(vmem_dirty_wp_fault(d, g, &handled, NULL), VMEM_OK);
+		assert_false(handled);
+		assert_false(*leaf_of(e, g, &lvl) & VMEM_EPT_W);
+	}
+	/* Leaving WP mode gives back only what the log took. */
+	assert_int_equal(vmem_dirty_set_mode(d, VMEM_DIRTY_OFF, NULL, NULL), VMEM_OK);
+	assert_false(*leaf_of(e, 0x5000, &lvl) & VMEM_EPT_W);
+	assert_false(*leaf_of(e, 0x6000, &lvl) & VMEM_EPT_W);
+	assert_true(*leaf_of(e, 0x7000, &lvl) & VMEM_EPT_W);
+	vmem_dirty_harvest(d, bm, NULL);
+	assert_int_equal(bm[0], 0);
+	vmem_dirty_free(d);
+	vmem_ept_free(e);
+}
+
 /* Race: a writer (the processor, or the VMM's WP fault path) against a harvester. */
 struct race {
 	vmem_ept *e;
@@ -621,6 +658,7 @@ int main(void)
 		cmocka_unit_test(test_wp_range_inside_large_leaf),
 		cmocka_unit_test(test_map_while_logging),
 		cmocka_unit_test(test_range_beyond_ept),
+		cmocka_unit_test(test_wp_vmm_protect_wins),
 		cmocka_unit_test(test_race_ept_d),
 		cmocka_unit_test(test_race_wp),
 		cmocka_unit_test(test_race_pml),

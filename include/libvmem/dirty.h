@@ -18,7 +18,10 @@ typedef enum vmem_dirty_mode {
 	/* Write-protect the range; the first write to each page is an EPT
 	 * violation the VMM hands to vmem_dirty_wp_fault, which logs the page and
 	 * makes it writable again. 4K granularity: a large leaf is split on its
-	 * first write. */
+	 * first write. The leaves whose W the log took carry bit 52 (ignored by
+	 * the processor) until it gives W back; rights the VMM sets meanwhile
+	 * (vmem_ept_protect) replace the log's: a page it makes read-only is
+	 * never opened by the log. */
 	VMEM_DIRTY_WP = 1,
 	/* Let the processor set EPT dirty flags (EPTP bit 6) and harvest them by
 	 * atomic clear-and-collect. Large leaves are split when logging starts. */
