@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <sched.h>
 #include <cmocka.h>
 #include <libvmem/dirty.h>
 #include <libvmem/ept.h>
@@ -515,14 +516,22 @@ static void test_wp_vmm_protect_wins(void **s)
 	vmem_ept_free(e);
 }
 
-/* Race: a writer (the processor, or the VMM's WP fault path) against a harvester. */
+/* Race: a writer (the processor, or the VMM's WP fault path) against a
+ * harvester. The contract (dirty.h): a write racing with a harvest is
+ * reported by it or by the next. So a write completed before harvest h
+ * starts is reported by h or before: by a harvest that reported its page
+ * after the write had started. Per page, the writer counts the writes it
+ * starts (wstart) and completes (wdone); the harvester takes wdone before
+ * each harvest, and for each page it reports, wstart after it (the writes
+ * it may have covered): wdone before h must never exceed that. */
 struct race {
 	vmem_ept *e;
 	vmem_dirty *d;
 	vmem_dirty_mode mode;
-	uint8_t written[NPAGES];
-	int stop, bad;
+	uint32_t wstart[NPAGES], wdone[NPAGES];
+	int stop, bad, started;
 	unsigned harvests;
+	unsigned long writes;
 	/* PML mode: the vCPU's log. The writer holds guest mode exclusively
 	 * while it logs (and drains on log-full, its exit handler); the
 	 * harvester holds it shared while it harvests, as a VMM kicks the vCPU
@@ -534,6 +543,12 @@ struct race {
 	uint64_t log[512];
 	pthread_rwlock_t guest_mode;
 	bool drainer;
+	/* The writer's accesses go through the library's EPT walk (SDM 29.3.5:
+	 * it sets A and D by compare-and-swap, and logs to the PML, 29.3.6):
+	 * every other one a guest paging-structure access, a write for D when
+	 * EPT A/D is on. */
+	vmem_ept_mmu *em;
+	vmem_gmem *host;
 };
 
 static void pml_lock(struct race *r) { pthread_rwlock_wrlock(&r->guest_mode); }
@@ -554,12 +569,32 @@ static void *writer(void *arg)
 {
 	struct race *r = arg;
 	uint64_t x = 88172645463325252ull;
-	/* Write until the harvester has run many times over (bounded). */
-	for (int k = 0; k < 20000000 && __atomic_load_n(&r->harvests, __ATOMIC_SEQ_CST) < 300; k++) {
+	__atomic_store_n(&r->started, 1, __ATOMIC_SEQ_CST); /* the harvests start now */
+	/* Write until the harvester has run many times over, thousands of
+	 * writes (bounded: the harvests do go on meanwhile). */
+	for (int k = 0; k < 20000000 && (__atomic_load_n(&r->harvests, __ATOMIC_SEQ_CST) < 300 || r->writes < 2000); k++) {
 		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
 		unsigned p = (unsigned)(x % NPAGES), lvl;
 		uint64_t *l = leaf_of(r->e, (uint64_t)p << 12, &lvl);
-		if (r->mode == VMEM_DIRTY_EPT_D) {
+		__atomic_fetch_add(&r->wstart[p], 1, __ATOMIC_SEQ_CST);
+		if (r->em) {
+			vmem_ept_access acc = { 0 };
+			vmem_ept_result res;
+			acc.type = (k & 1) ? VMEM_EPT_PAGING : VMEM_EPT_WRITE;
+			if (r->mode == VMEM_DIRTY_PML)
+				pml_lock(r); /* the vCPU in guest mode: its log is its own */
+			vmem_err err = vmem_ept_walk(r->em, r->host, (uint64_t)p << 12 | (x & 0xff8), &acc, 0, &res, NULL);
+			while (!err && res.status == VMEM_EPT_PML_FULL) {
+				vmem_dirty_pml_drain(r->d); /* exit reason 62; the access did not happen */
+				err = vmem_ept_walk(r->em, r->host, (uint64_t)p << 12, &acc, 0, &res, NULL);
+			}
+			if (r->mode == VMEM_DIRTY_PML)
+				pml_unlock(r);
+			if (err || res.status != VMEM_EPT_OK) {
+				__atomic_store_n(&r->bad, 1, __ATOMIC_SEQ_CST);
+				return NULL;
+			}
+		} else if (r->mode == VMEM_DIRTY_EPT_D) {
 			__atomic_fetch_or(l, VMEM_EPT_D, __ATOMIC_SEQ_CST); /* the processor's D update (SDM 29.3.5) */
 		} else if (r->mode == VMEM_DIRTY_PML) {
 			/* The processor sets A and D (SDM 29.3.5); a D flag it sets is
@@ -581,13 +616,14 @@ static void *writer(void *arg)
 				l = leaf_of(r->e, (uint64_t)p << 12, &lvl);
 			}
 		}
-		r->written[p] = 1; /* the write completed */
+		__atomic_fetch_add(&r->wdone[p], 1, __ATOMIC_SEQ_CST); /* the write completed */
+		r->writes++;
 	}
 	__atomic_store_n(&r->stop, 1, __ATOMIC_SEQ_CST);
 	return NULL;
 }
 
-static void race(vmem_dirty_mode mode, bool with_drainer)
+static void race(vmem_dirty_mode mode, bool with_drainer, bool walk)
 {
 	struct race *r = calloc(1, sizeof(*r));
 	r->e = mk(true);
@@ -604,46 +640,71 @@ static void race(vmem_dirty_mode mode, bool with_drainer)
 	assert_int_equal(vmem_ept_split(r->e, 0, 2 * M2, NULL), VMEM_OK);
 	r->pml.log = r->log;
 	assert_int_equal(vmem_dirty_set_mode(r->d, mode, mode == VMEM_DIRTY_PML ? &r->pml : NULL, NULL), VMEM_OK);
-	uint8_t seen[NPAGES] = { 0 };
+	if (walk) {
+		assert_int_equal(vmem_gmem_new(NULL, &r->host), VMEM_OK);
+		assert_int_equal(vmem_ept_foreach_table(r->e, reg_table, r->host), 0);
+		assert_int_equal(vmem_ept_mmu_new(NULL, vmem_ept_eptp(r->e), NULL, &r->em), VMEM_OK);
+		if (mode == VMEM_DIRTY_PML)
+			vmem_ept_mmu_set_pml(r->em, &r->pml);
+	}
+	uint32_t before[NPAGES], covered[NPAGES] = { 0 };
 	uint64_t bm[NPAGES / 64];
+	unsigned lost = NPAGES;
 	pthread_t t, td;
 	pthread_create(&t, NULL, writer, r);
 	if (r->drainer)
 		pthread_create(&td, NULL, drainer, r);
 	unsigned harvests = 0;
-	while (!__atomic_load_n(&r->stop, __ATOMIC_SEQ_CST) && !__atomic_load_n(&r->bad, __ATOMIC_SEQ_CST)) {
+	while (!__atomic_load_n(&r->started, __ATOMIC_SEQ_CST))
+		sched_yield();
+	for (bool last = false;; ) {
+		last = __atomic_load_n(&r->stop, __ATOMIC_SEQ_CST) || __atomic_load_n(&r->bad, __ATOMIC_SEQ_CST);
+		if (last) {
+			/* The writer is done: one harvest more must report the rest. */
+			pthread_join(t, NULL);
+			if (r->drainer)
+				pthread_join(td, NULL);
+		}
+		for (unsigned i = 0; i < NPAGES; i++)
+			before[i] = __atomic_load_n(&r->wdone[i], __ATOMIC_SEQ_CST);
 		if (mode == VMEM_DIRTY_PML)
 			pthread_rwlock_rdlock(&r->guest_mode);
 		vmem_err err = vmem_dirty_harvest(r->d, bm, NULL);
 		if (mode == VMEM_DIRTY_PML)
 			pthread_rwlock_unlock(&r->guest_mode);
-		assert_int_equal(err, VMEM_OK);
-		for (unsigned i = 0; i < NPAGES; i++)
-			seen[i] |= bit(bm, i);
+		if (err)
+			__atomic_store_n(&r->bad, 1, __ATOMIC_SEQ_CST);
+		for (unsigned i = 0; i < NPAGES; i++) {
+			if (bit(bm, i))
+				covered[i] = __atomic_load_n(&r->wstart[i], __ATOMIC_SEQ_CST);
+			if (before[i] > covered[i] && lost == NPAGES)
+				lost = i, __atomic_store_n(&r->bad, 1, __ATOMIC_SEQ_CST);
+		}
 		harvests++;
 		__atomic_store_n(&r->harvests, harvests, __ATOMIC_SEQ_CST);
+		if (last)
+			break;
 	}
-	pthread_join(t, NULL);
-	if (r->drainer)
-		pthread_join(td, NULL);
+	if (lost != NPAGES)
+		fail_msg("page %u: a write done before harvest %u started was not reported", lost, harvests);
 	assert_int_equal(r->bad, 0);
-	assert_int_equal(vmem_dirty_harvest(r->d, bm, NULL), VMEM_OK);
-	for (unsigned i = 0; i < NPAGES; i++) {
-		seen[i] |= bit(bm, i);
-		if (r->written[i] && !seen[i])
-			fail_msg("page %u written but never harvested (%u harvests)", i, harvests);
-	}
-	assert_true(harvests > 1);
+	/* The writer ran alongside the harvests: writes in their thousands. */
+	assert_true(harvests >= 300);
+	assert_true(r->writes >= 2000);
+	vmem_ept_mmu_free(r->em);
+	vmem_gmem_free(r->host);
 	vmem_dirty_free(r->d);
 	vmem_ept_free(r->e);
 	pthread_rwlock_destroy(&r->guest_mode);
 	free(r);
 }
 
-static void test_race_ept_d(void **s) { (void)s; race(VMEM_DIRTY_EPT_D, false); }
-static void test_race_wp(void **s) { (void)s; race(VMEM_DIRTY_WP, false); }
-static void test_race_pml(void **s) { (void)s; race(VMEM_DIRTY_PML, false); }
-static void test_race_pml_drainer(void **s) { (void)s; race(VMEM_DIRTY_PML, true); }
+static void test_race_ept_d(void **s) { (void)s; race(VMEM_DIRTY_EPT_D, false, false); }
+static void test_race_wp(void **s) { (void)s; race(VMEM_DIRTY_WP, false, false); }
+static void test_race_pml(void **s) { (void)s; race(VMEM_DIRTY_PML, false, false); }
+static void test_race_pml_drainer(void **s) { (void)s; race(VMEM_DIRTY_PML, true, false); }
+static void test_race_ept_d_walk(void **s) { (void)s; race(VMEM_DIRTY_EPT_D, false, true); }
+static void test_race_pml_walk(void **s) { (void)s; race(VMEM_DIRTY_PML, false, true); }
 
 int main(void)
 {
@@ -663,6 +724,8 @@ int main(void)
 		cmocka_unit_test(test_race_wp),
 		cmocka_unit_test(test_race_pml),
 		cmocka_unit_test(test_race_pml_drainer),
+		cmocka_unit_test(test_race_ept_d_walk),
+		cmocka_unit_test(test_race_pml_walk),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
