@@ -195,8 +195,8 @@ vmem_err vmem_dirty_set_mode(vmem_dirty *d, vmem_dirty_mode mode, vmem_pml *pml,
 		/* Writes before logging started are not reported: clear D. */
 		if (vmi_ept_harvest_d(d->ept, d->gpa, d->size, NULL))
 			a.changed = true;
-		if (pml)
-			pml->index = 511;
+		if (mode == VMEM_DIRTY_PML)
+			pml->index = 511; /* EPT_D mode leaves a log it was handed alone */
 	}
 	unlock(d);
 	if (a.changed)

@@ -516,6 +516,26 @@ static void test_wp_vmm_protect_wins(void **s)
 	vmem_ept_free(e);
 }
 
+/* The pml argument belongs to PML mode only: EPT_D mode must not touch a
+ * log it was handed (here a vCPU's log holding 11 entries, 501..511, that
+ * another range's PML log has yet to drain: SDM 29.3.6, valid entries are
+ * index+1..511). */
+static void test_ept_d_leaves_pml_alone(void **s)
+{
+	(void)s;
+	vmem_ept *e = mk(true);
+	vmem_dirty *d;
+	uint64_t log[512] = { 0 };
+	vmem_pml pml = { log, 500 };
+	assert_int_equal(vmem_dirty_new(NULL, e, 0, 2 * M2, &d), VMEM_OK);
+	assert_int_equal(vmem_dirty_set_mode(d, VMEM_DIRTY_EPT_D, &pml, NULL), VMEM_OK);
+	assert_int_equal(pml.index, 500);
+	assert_int_equal(vmem_dirty_set_mode(d, VMEM_DIRTY_OFF, &pml, NULL), VMEM_OK);
+	assert_int_equal(pml.index, 500);
+	vmem_dirty_free(d);
+	vmem_ept_free(e);
+}
+
 /* Race: a writer (the processor, or the VMM's WP fault path) against a
  * harvester. The contract (dirty.h): a write racing with a harvest is
  * reported by it or by the next. So a write completed before harvest h
@@ -720,6 +740,7 @@ int main(void)
 		cmocka_unit_test(test_map_while_logging),
 		cmocka_unit_test(test_range_beyond_ept),
 		cmocka_unit_test(test_wp_vmm_protect_wins),
+		cmocka_unit_test(test_ept_d_leaves_pml_alone),
 		cmocka_unit_test(test_race_ept_d),
 		cmocka_unit_test(test_race_wp),
 		cmocka_unit_test(test_race_pml),
