@@ -243,9 +243,10 @@ vmem_err vmem_dirty_wp_fault(vmem_dirty *d, uint64_t gpa, bool *handled, vmem_ep
 		goto out;
 	}
 	if (level > 1) {
-		/* First write under a large leaf: split it so that only this 4K page opens. */
-		uint64_t sz = 1ull << (12 + 9 * (level - 1));
-		e = vmem_ept_split(d->ept, page & ~(sz - 1), sz, flush);
+		/* First write under a large leaf: split down to this 4K page only
+		 * (a 1G leaf: into 2M leaves, and this page's 2M into 4K ones), so
+		 * that only it opens; the other leaves stay armed. */
+		e = vmem_ept_split(d->ept, page, 4096, flush);
 		if (e)
 			goto out;
 	}

@@ -536,6 +536,46 @@ static void test_ept_d_leaves_pml_alone(void **s)
 	vmem_ept_free(e);
 }
 
+/* A first write under a 1G leaf splits only what 4K granularity needs:
+ * the 1G leaf into 2M leaves, and the written page's 2M leaf into 4K ones
+ * (the other 511 2M leaves stay armed, SDM 29.3.2 Table 29-2/29-4 formats
+ * carry the same rights and memory type): 2 table pages, not 513. */
+static void test_wp_1g_split_on_write(void **s)
+{
+	(void)s;
+	vmem_ept_config cfg = { .levels = 4, .ad = false, .gbpages = true, .eptp_mt = VMEM_MT_WB };
+	vmem_ept *e;
+	vmem_dirty *d;
+	vmem_ept_stats st0, st;
+	bool handled;
+	unsigned lvl;
+	const uint64_t G1 = 1ull << 30;
+	assert_int_equal(vmem_ept_new(NULL, &cfg, &e), VMEM_OK);
+	assert_int_equal(vmem_ept_grant(e, 0, G1), VMEM_OK);
+	assert_int_equal(vmem_ept_map(e, 0, 0, G1, RW | VMEM_EPT_X, VMEM_MT_WB, false, NULL), VMEM_OK);
+	vmem_ept_get_stats(e, &st0);
+	assert_int_equal(st0.leaves_1g, 1);
+	assert_int_equal(vmem_dirty_new(NULL, e, 0, G1, &d), VMEM_OK);
+	assert_int_equal(vmem_dirty_set_mode(d, VMEM_DIRTY_WP, NULL, NULL), VMEM_OK);
+	assert_int_equal(vmem_dirty_wp_fault(d, 0x12345678, &handled, NULL), VMEM_OK);
+	assert_true(handled);
+	vmem_ept_get_stats(e, &st);
+	assert_int_equal(st.leaves_1g, 0);
+	assert_int_equal(st.leaves_2m, 511);
+	assert_int_equal(st.leaves_4k, 512);
+	assert_int_equal(st.table_pages, st0.table_pages + 2);
+	uint64_t *l = leaf_of(e, 0x12345000, &lvl);
+	assert_int_equal(lvl, 1);
+	assert_int_equal(*l & (VMEM_EPT_PERM_MASK | VMEM_EPT_MT_MASK), RW | VMEM_EPT_X | (6u << 3));
+	assert_int_equal(*leaf_of(e, 0x12344000, &lvl) & VMEM_EPT_W, 0);
+	assert_int_equal(*leaf_of(e, 0x40000000 - 4096, &lvl) & VMEM_EPT_W, 0);
+	assert_int_equal(lvl, 2);
+	vmem_dirty_free(d);
+	for (uint64_t g = 0; g < G1; g += M2)
+		assert_true(*leaf_of(e, g, &lvl) & VMEM_EPT_W);
+	vmem_ept_free(e);
+}
+
 /* Race: a writer (the processor, or the VMM's WP fault path) against a
  * harvester. The contract (dirty.h): a write racing with a harvest is
  * reported by it or by the next. So a write completed before harvest h
@@ -741,6 +781,7 @@ int main(void)
 		cmocka_unit_test(test_range_beyond_ept),
 		cmocka_unit_test(test_wp_vmm_protect_wins),
 		cmocka_unit_test(test_ept_d_leaves_pml_alone),
+		cmocka_unit_test(test_wp_1g_split_on_write),
 		cmocka_unit_test(test_race_ept_d),
 		cmocka_unit_test(test_race_wp),
 		cmocka_unit_test(test_race_pml),
