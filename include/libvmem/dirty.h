@@ -78,7 +78,12 @@ void vmem_dirty_pml_drain(vmem_dirty *d);
  * the log first: its vCPU must be out of guest mode meanwhile, as on a
  * log-full exit. The EPT's tables must not be changed meanwhile
  * (vmem_ept_map, _unmap, _protect, _split): the harvest reads them and
- * clears flags in them. Cost: EPT_D mode reads every leaf of the range (8 bytes per
+ * clears flags in them. Between harvests they may change, but the log
+ * sees only what the leaves say: a leaf vmem_ept_map replaces or _unmap
+ * removes takes its D flag (EPT_D mode) with it, and a page mapped
+ * writable in WP mode is not write-protected until set_mode(WP) again;
+ * the caller reports such pages itself (as KVM marks a page dirty when it
+ * maps it writable during logging). Cost: EPT_D mode reads every leaf of the range (8 bytes per
  * 4 KiB page); WP and PML modes read the bitmap and touch only the logged
  * pages' leaves. */
 vmem_err vmem_dirty_harvest(vmem_dirty *d, uint64_t *out, vmem_ept_flush *flush);
