@@ -576,6 +576,57 @@ static void test_wp_1g_split_on_write(void **s)
 	vmem_ept_free(e);
 }
 
+/* Through the library's walk: a read-only page is never dirty. A write to
+ * it is an EPT violation before any flag is set (SDM 29.3.5: flags are set
+ * only for an access the translation allows); so is a guest paging-structure
+ * access, a write under EPT A/D (29.3.3.2). A read sets A only. A page whose
+ * guest paging-structure entry is read under A/D is dirty (29.3.5). */
+static void test_walk_read_only_never_dirty(void **s)
+{
+	(void)s;
+	for (unsigned m = VMEM_DIRTY_EPT_D; m <= VMEM_DIRTY_PML; m++) {
+		vmem_ept *e = mk(true);
+		vmem_dirty *d;
+		uint64_t bm[NPAGES / 64], log[512];
+		vmem_pml pml = { log, 0 };
+		assert_int_equal(vmem_ept_protect(e, 0x9000, 4096, VMEM_EPT_R, NULL), VMEM_OK);
+		assert_int_equal(vmem_dirty_new(NULL, e, 0, 2 * M2, &d), VMEM_OK);
+		assert_int_equal(vmem_dirty_set_mode(d, (vmem_dirty_mode)m, &pml, NULL), VMEM_OK);
+		vmem_gmem *host;
+		vmem_ept_mmu *em;
+		assert_int_equal(vmem_gmem_new(NULL, &host), VMEM_OK);
+		assert_int_equal(vmem_ept_foreach_table(e, reg_table, host), 0);
+		assert_int_equal(vmem_ept_mmu_new(NULL, vmem_ept_eptp(e), NULL, &em), VMEM_OK);
+		if (m == VMEM_DIRTY_PML)
+			vmem_ept_mmu_set_pml(em, &pml);
+		vmem_ept_access acc = { 0 };
+		vmem_ept_result r;
+		static const struct { uint64_t gpa; unsigned type, status; } acc_tab[] = {
+			{ 0x9008, VMEM_EPT_WRITE, VMEM_EPT_VIOLATION },
+			{ 0x9010, VMEM_EPT_PAGING, VMEM_EPT_VIOLATION },
+			{ 0x9018, VMEM_EPT_READ, VMEM_EPT_OK },
+			{ 0xa020, VMEM_EPT_READ, VMEM_EPT_OK },
+			{ 0xb028, VMEM_EPT_PAGING, VMEM_EPT_OK },
+		};
+		for (unsigned k = 0; k < sizeof(acc_tab) / sizeof(acc_tab[0]); k++) {
+			acc.type = (uint8_t)acc_tab[k].type;
+			assert_int_equal(vmem_ept_walk(em, host, acc_tab[k].gpa, &acc, 0, &r, NULL), VMEM_OK);
+			assert_int_equal(r.status, acc_tab[k].status);
+		}
+		if (m == VMEM_DIRTY_PML) {
+			assert_int_equal(pml.index, 510);
+			assert_int_equal(log[511], 0xb000); /* 4K aligned: bits 11:0 clear */
+		}
+		assert_int_equal(vmem_dirty_harvest(d, bm, NULL), VMEM_OK);
+		for (unsigned i = 0; i < NPAGES; i++)
+			assert_int_equal(bit(bm, i), i == 0xb);
+		vmem_ept_mmu_free(em);
+		vmem_gmem_free(host);
+		vmem_dirty_free(d);
+		vmem_ept_free(e);
+	}
+}
+
 /* Race: a writer (the processor, or the VMM's WP fault path) against a
  * harvester. The contract (dirty.h): a write racing with a harvest is
  * reported by it or by the next. So a write completed before harvest h
@@ -782,6 +833,7 @@ int main(void)
 		cmocka_unit_test(test_wp_vmm_protect_wins),
 		cmocka_unit_test(test_ept_d_leaves_pml_alone),
 		cmocka_unit_test(test_wp_1g_split_on_write),
+		cmocka_unit_test(test_walk_read_only_never_dirty),
 		cmocka_unit_test(test_race_ept_d),
 		cmocka_unit_test(test_race_wp),
 		cmocka_unit_test(test_race_pml),
