@@ -192,6 +192,26 @@ static int reg_table(void *arg, void *page, uint64_t phys)
 	return vmem_gmem_add_ram((vmem_gmem *)arg, phys, 4096, page, 0);
 }
 
+/* The processor's EPT walk over e's tables (registered as host memory), logging to pml if not NULL. */
+static vmem_ept_mmu *walker(vmem_ept *e, vmem_pml *pml, vmem_gmem **host)
+{
+	vmem_ept_mmu *em;
+	assert_int_equal(vmem_gmem_new(NULL, host), VMEM_OK);
+	assert_int_equal(vmem_ept_foreach_table(e, reg_table, *host), 0);
+	assert_int_equal(vmem_ept_mmu_new(NULL, vmem_ept_eptp(e), NULL, &em), VMEM_OK);
+	vmem_ept_mmu_set_pml(em, pml);
+	return em;
+}
+
+/* A log of [gpa, gpa+size) of e in mode m (pml for PML mode). */
+static vmem_dirty *start(vmem_ept *e, uint64_t gpa, uint64_t size, unsigned m, vmem_pml *pml)
+{
+	vmem_dirty *d;
+	assert_int_equal(vmem_dirty_new(NULL, e, gpa, size, &d), VMEM_OK);
+	assert_int_equal(vmem_dirty_set_mode(d, (vmem_dirty_mode)m, pml, NULL), VMEM_OK);
+	return d;
+}
+
 static void test_pml_through_ept_walk(void **s)
 {
 	(void)s;
@@ -202,11 +222,7 @@ static void test_pml_through_ept_walk(void **s)
 	assert_int_equal(vmem_dirty_new(NULL, e, 0, 2 * M2, &d), VMEM_OK);
 	assert_int_equal(vmem_dirty_set_mode(d, VMEM_DIRTY_PML, &pml, NULL), VMEM_OK);
 	vmem_gmem *host;
-	assert_int_equal(vmem_gmem_new(NULL, &host), VMEM_OK);
-	assert_int_equal(vmem_ept_foreach_table(e, reg_table, host), 0);
-	vmem_ept_mmu *em;
-	assert_int_equal(vmem_ept_mmu_new(NULL, vmem_ept_eptp(e), NULL, &em), VMEM_OK);
-	vmem_ept_mmu_set_pml(em, &pml);
+	vmem_ept_mmu *em = walker(e, &pml, &host);
 	vmem_ept_access wr = { 0 }, rd = { 0 };
 	wr.type = VMEM_EPT_WRITE;
 	rd.type = VMEM_EPT_READ;
@@ -432,12 +448,10 @@ static void test_map_while_logging(void **s)
 	(void)s;
 	for (unsigned m = VMEM_DIRTY_EPT_D; m <= VMEM_DIRTY_PML; m++) {
 		vmem_ept *e = mk(true);
-		vmem_dirty *d;
 		uint64_t bm[NPAGES / 64], log[512];
 		vmem_pml pml = { log, 0 };
 		unsigned lvl;
-		assert_int_equal(vmem_dirty_new(NULL, e, 0x1000, 2 * M2 - 0x1000, &d), VMEM_OK);
-		assert_int_equal(vmem_dirty_set_mode(d, (vmem_dirty_mode)m, &pml, NULL), VMEM_OK);
+		vmem_dirty *d = start(e, 0x1000, 2 * M2 - 0x1000, m, &pml);
 		assert_int_equal(vmem_ept_unmap(e, 0, M2, NULL), VMEM_OK);
 		assert_int_equal(vmem_ept_map(e, 0, 0, M2, RW, VMEM_MT_WB, false, NULL), VMEM_OK);
 		uint64_t *l = leaf_of(e, 0x5000, &lvl);
@@ -586,19 +600,12 @@ static void test_walk_read_only_never_dirty(void **s)
 	(void)s;
 	for (unsigned m = VMEM_DIRTY_EPT_D; m <= VMEM_DIRTY_PML; m++) {
 		vmem_ept *e = mk(true);
-		vmem_dirty *d;
 		uint64_t bm[NPAGES / 64], log[512];
 		vmem_pml pml = { log, 0 };
 		assert_int_equal(vmem_ept_protect(e, 0x9000, 4096, VMEM_EPT_R, NULL), VMEM_OK);
-		assert_int_equal(vmem_dirty_new(NULL, e, 0, 2 * M2, &d), VMEM_OK);
-		assert_int_equal(vmem_dirty_set_mode(d, (vmem_dirty_mode)m, &pml, NULL), VMEM_OK);
+		vmem_dirty *d = start(e, 0, 2 * M2, m, &pml);
 		vmem_gmem *host;
-		vmem_ept_mmu *em;
-		assert_int_equal(vmem_gmem_new(NULL, &host), VMEM_OK);
-		assert_int_equal(vmem_ept_foreach_table(e, reg_table, host), 0);
-		assert_int_equal(vmem_ept_mmu_new(NULL, vmem_ept_eptp(e), NULL, &em), VMEM_OK);
-		if (m == VMEM_DIRTY_PML)
-			vmem_ept_mmu_set_pml(em, &pml);
+		vmem_ept_mmu *em = walker(e, m == VMEM_DIRTY_PML ? &pml : NULL, &host);
 		vmem_ept_access acc = { 0 };
 		vmem_ept_result r;
 		static const struct { uint64_t gpa; unsigned type, status; } acc_tab[] = {
@@ -751,13 +758,8 @@ static void race(vmem_dirty_mode mode, bool with_drainer, bool walk)
 	assert_int_equal(vmem_ept_split(r->e, 0, 2 * M2, NULL), VMEM_OK);
 	r->pml.log = r->log;
 	assert_int_equal(vmem_dirty_set_mode(r->d, mode, mode == VMEM_DIRTY_PML ? &r->pml : NULL, NULL), VMEM_OK);
-	if (walk) {
-		assert_int_equal(vmem_gmem_new(NULL, &r->host), VMEM_OK);
-		assert_int_equal(vmem_ept_foreach_table(r->e, reg_table, r->host), 0);
-		assert_int_equal(vmem_ept_mmu_new(NULL, vmem_ept_eptp(r->e), NULL, &r->em), VMEM_OK);
-		if (mode == VMEM_DIRTY_PML)
-			vmem_ept_mmu_set_pml(r->em, &r->pml);
-	}
+	if (walk)
+		r->em = walker(r->e, mode == VMEM_DIRTY_PML ? &r->pml : NULL, &r->host);
 	uint32_t before[NPAGES], covered[NPAGES] = { 0 };
 	uint64_t bm[NPAGES / 64];
 	unsigned lost = NPAGES;
