@@ -228,7 +228,7 @@ vmem_err vmem_dirty_wp_fault(vmem_dirty *d, uint64_t gpa, bool *handled, vmem_ep
 	*handled = false;
 	if (flush)
 		flush->flags = 0, flush->start = flush->end = 0;
-	if (d->mode != VMEM_DIRTY_WP || gpa < d->gpa || gpa - d->gpa >= d->size)
+	if (gpa < d->gpa || gpa - d->gpa >= d->size)
 		return VMEM_OK;
 	uint64_t page = gpa & ~0xfffull, i = PAGE_IDX(d, page), leaf;
 	unsigned level;
@@ -237,8 +237,9 @@ vmem_err vmem_dirty_wp_fault(vmem_dirty *d, uint64_t gpa, bool *handled, vmem_ep
 	if (vmem_ept_lookup(d->ept, page, &leaf, &level))
 		goto out;
 	if (!(leaf & VMI_EPT_WP_ARMED)) {
-		/* Already made writable by another vCPU (its stale translation faulted):
-		 * retry; or a write protection that is not the log's. */
+		/* Already made writable by another vCPU, or by leaving WP mode (armed
+		 * leaves exist in WP mode only): its stale translation faulted, retry
+		 * (SDM 29.4.3.1); or a write protection that is not the log's. */
 		*handled = (leaf & VMEM_EPT_W) != 0;
 		goto out;
 	}

@@ -63,7 +63,8 @@ vmem_dirty_mode vmem_dirty_get_mode(const vmem_dirty *d);
 
 /* WP mode: an EPT violation for a write at gpa. *handled is true when it was
  * this log's write protection (the page is now logged and writable: retry
- * the access); false when the fault is someone else's. */
+ * the access), also a stale one after the log left WP mode (the page is
+ * writable: retry); false when the fault is someone else's. */
 vmem_err vmem_dirty_wp_fault(vmem_dirty *d, uint64_t gpa, bool *handled, vmem_ept_flush *flush);
 
 /* PML mode: the log-full exit (or any time): move the logged GPAs into the
