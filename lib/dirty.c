@@ -1,5 +1,6 @@
 /* libvmem dirty-page logging: write-protection faults, EPT dirty-flag harvest, or PML drain, into one bitmap. */
 #include <libvmem/dirty.h>
+#include <libvmem/ept.h>
 #include "dirty_int.h"
 #include "ept_map_int.h"
 #include "vmem_int.h"
@@ -9,7 +10,6 @@ struct vmem_dirty {
 	vmem_ept *ept;
 	uint64_t gpa, size, words;
 	uint64_t *bitmap;   /* logged, not yet harvested */
-	uint64_t *armed;    /* WP mode: W removed by us from a writable page */
 	vmem_dirty_mode mode;
 	vmem_pml *pml;
 	bool ad;            /* the EPT has A/D enabled */
@@ -34,14 +34,6 @@ static inline void bit_set(uint64_t *bm, uint64_t i)
 {
 	__atomic_fetch_or(&bm[i / 64], 1ull << (i % 64), __ATOMIC_SEQ_CST);
 }
-static inline void bit_clear(uint64_t *bm, uint64_t i)
-{
-	__atomic_fetch_and(&bm[i / 64], ~(1ull << (i % 64)), __ATOMIC_SEQ_CST);
-}
-static inline bool bit_test(const uint64_t *bm, uint64_t i)
-{
-	return (__atomic_load_n(&bm[i / 64], __ATOMIC_SEQ_CST) >> (i % 64)) & 1;
-}
 
 bool vmem_pml_log(vmem_pml *pml, uint64_t gpa)
 {
@@ -57,6 +49,10 @@ vmem_err vmem_dirty_new(const vmem_allocator *alloc, vmem_ept *ept, uint64_t gpa
 {
 	if (!ept || !out || !size || ((gpa | size) & 0xfff) || gpa + size < gpa)
 		return VMEM_E_INVAL;
+	uint64_t eptp = vmem_ept_eptp(ept);
+	unsigned levels = (unsigned)((eptp & VMEM_EPTP_PWL_MASK) >> VMEM_EPTP_PWL_SHIFT) + 1;
+	if (gpa + size > 1ull << (12 + 9 * levels))
+		return VMEM_E_RANGE; /* beyond what the EPT translates (SDM 29.3.2) */
 	uint64_t pages = size >> 12, words = (pages + 63) / 64;
 	vmem_err err;
 	vmem_dirty *d = vmi_handle_new(&alloc, sizeof(*d), &err);
@@ -64,10 +60,7 @@ vmem_err vmem_dirty_new(const vmem_allocator *alloc, vmem_ept *ept, uint64_t gpa
 		return err;
 	d->alloc = alloc;
 	d->bitmap = vmi_zalloc(alloc, words * 8);
-	d->armed = vmi_zalloc(alloc, words * 8);
-	if (!d->bitmap || !d->armed) {
-		vmi_free(alloc, d->bitmap, words * 8);
-		vmi_free(alloc, d->armed, words * 8);
+	if (!d->bitmap) {
 		vmi_free(alloc, d, sizeof(*d));
 		return VMEM_E_NOMEM;
 	}
@@ -75,7 +68,7 @@ vmem_err vmem_dirty_new(const vmem_allocator *alloc, vmem_ept *ept, uint64_t gpa
 	d->gpa = gpa;
 	d->size = size;
 	d->words = words;
-	d->ad = (vmem_ept_eptp(ept) >> 6) & 1;
+	d->ad = (eptp & VMEM_EPTP_AD) != 0;
 	*out = d;
 	return VMEM_OK;
 }
@@ -85,48 +78,76 @@ struct leaf_arg {
 	bool changed;
 };
 
-/* Pages of the leaf that lie in the tracked range: [first, last] page indexes. */
-static void leaf_pages(const vmem_dirty *d, uint64_t gpa, unsigned level, uint64_t *first, uint64_t *last)
+/* WP mode marks a leaf whose W it took with VMI_EPT_WP_ARMED; W and the
+ * mark change together, one for the other, only under d->lock (and by the
+ * VMM's vmem_ept_protect / _map, which drop the mark: their rights win). */
+static bool flip_armed(uint64_t *e, uint64_t from)
 {
-	uint64_t lo = gpa, hi = gpa + (1ull << (12 + 9 * (level - 1)));
-	lo = lo < d->gpa ? d->gpa : lo;
-	hi = hi > d->gpa + d->size ? d->gpa + d->size : hi;
-	*first = PAGE_IDX(d, lo);
-	*last = PAGE_IDX(d, hi) - 1;
+	const uint64_t both = VMEM_EPT_W | VMI_EPT_WP_ARMED;
+	if ((__atomic_load_n(e, __ATOMIC_RELAXED) & both) != from)
+		return false;
+	__atomic_fetch_xor(e, both, __ATOMIC_SEQ_CST); /* a locked op: A/D set meanwhile stay */
+	return true;
 }
 
+/* Take W from a writable leaf (it is armed). */
 static int arm_leaf(void *arg, uint64_t *e, uint64_t gpa, unsigned level)
 {
 	struct leaf_arg *a = arg;
-	uint64_t old = __atomic_fetch_and(e, ~VMEM_EPT_W, __ATOMIC_SEQ_CST);
-	if (old & VMEM_EPT_W) {
-		uint64_t f, l;
-		leaf_pages(a->d, gpa, level, &f, &l);
-		for (uint64_t i = f; i <= l; i++)
-			bit_set(a->d->armed, i);
+	(void)gpa, (void)level;
+	if (flip_armed(e, VMEM_EPT_W))
 		a->changed = true;
-	}
 	return 0;
 }
 
-static int disarm_leaf(void *arg, uint64_t *e, uint64_t gpa, unsigned level)
+/* Give W back to an armed leaf (more rights: no flush). */
+static int open_leaf(void *arg, uint64_t *e, uint64_t gpa, unsigned level)
 {
-	struct leaf_arg *a = arg;
-	uint64_t f, l;
-	leaf_pages(a->d, gpa, level, &f, &l);
-	if (bit_test(a->d->armed, f)) {
-		__atomic_fetch_or(e, VMEM_EPT_W, __ATOMIC_SEQ_CST);
-		for (uint64_t i = f; i <= l; i++)
-			bit_clear(a->d->armed, i);
-	}
+	(void)arg, (void)gpa, (void)level;
+	flip_armed(e, VMI_EPT_WP_ARMED);
 	return 0;
+}
+
+/* Add what add asks to invalidate to fl (the union of the ranges). */
+static void flush_add(vmem_ept_flush *fl, const vmem_ept_flush *add)
+{
+	if (!add->flags)
+		return;
+	if (!fl->flags) {
+		*fl = *add;
+		return;
+	}
+	fl->flags |= add->flags;
+	fl->start = add->start < fl->start ? add->start : fl->start;
+	fl->end = add->end > fl->end ? add->end : fl->end;
 }
 
 static void note_flush(const vmem_dirty *d, vmem_ept_flush *fl)
 {
-	fl->flags |= VMEM_EPT_FLUSH_INVEPT;
-	fl->start = d->gpa;
-	fl->end = d->gpa + d->size;
+	vmem_ept_flush r = { VMEM_EPT_FLUSH_INVEPT, d->gpa, d->gpa + d->size };
+	flush_add(fl, &r);
+}
+
+/* WP mode takes W from whole leaves: a large leaf that crosses an edge of
+ * the range is split first (down to 4K at the edge), so that no page outside
+ * the range loses write access. */
+static vmem_err split_edges(vmem_dirty *d, vmem_ept_flush *fl)
+{
+	uint64_t edge[2] = { d->gpa, d->gpa + d->size - 4096 }, leaf;
+	for (unsigned k = 0; k < 2; k++) {
+		unsigned level;
+		if (vmem_ept_lookup(d->ept, edge[k], &leaf, &level) || level == 1)
+			continue;
+		uint64_t sz = 1ull << (12 + 9 * (level - 1)), base = edge[k] & ~(sz - 1);
+		if (base >= d->gpa && base + sz <= d->gpa + d->size)
+			continue;
+		vmem_ept_flush sf;
+		vmem_err e = vmem_ept_split(d->ept, edge[k], 4096, &sf);
+		if (e)
+			return e;
+		flush_add(fl, &sf);
+	}
+	return VMEM_OK;
 }
 
 vmem_err vmem_dirty_set_mode(vmem_dirty *d, vmem_dirty_mode mode, vmem_pml *pml, vmem_ept_flush *flush)
@@ -137,21 +158,30 @@ vmem_err vmem_dirty_set_mode(vmem_dirty *d, vmem_dirty_mode mode, vmem_pml *pml,
 	if ((mode == VMEM_DIRTY_EPT_D || mode == VMEM_DIRTY_PML) && !d->ad)
 		return VMEM_E_INVAL; /* dirty flags need EPTP bit 6 */
 	bool needs_split = mode == VMEM_DIRTY_EPT_D || mode == VMEM_DIRTY_PML;
+	/* The splits are the only step that can fail: first, so that failure
+	 * changes no mode (a split keeps the translations). */
 	if (needs_split) {
-		/* The only step that can fail: first, so that failure changes nothing. */
 		vmem_ept_flush sf;
 		vmem_err e = vmem_ept_split(d->ept, d->gpa, d->size, &sf);
 		if (e)
 			return e;
-		fl.flags |= sf.flags;
+		flush_add(&fl, &sf);
+	} else if (mode == VMEM_DIRTY_WP) {
+		vmem_err e = split_edges(d, &fl);
+		if (e)
+			return e;
 	}
 	struct leaf_arg a = { d, false };
 	lock(d);
 	/* Leave the old mode. */
 	if (d->mode == VMEM_DIRTY_WP)
-		vmi_ept_foreach_leaf(d->ept, d->gpa, d->size, disarm_leaf, &a);
+		vmi_ept_foreach_leaf(d->ept, d->gpa, d->size, open_leaf, NULL);
 	if (d->mode == VMEM_DIRTY_PML)
 		vmem_dirty_pml_drain(d);
+	/* EPT_D: the writes so far are D flags; they stay, in the bitmap (nothing
+	 * else sets its bits in this mode). */
+	if (d->mode == VMEM_DIRTY_EPT_D && vmi_ept_harvest_d(d->ept, d->gpa, d->size, d->bitmap))
+		a.changed = true;
 	if (d->mode != VMEM_DIRTY_OFF)
 		vmi_ept_hold_collapse(d->ept, false);
 	/* Enter the new one. */
@@ -165,8 +195,8 @@ vmem_err vmem_dirty_set_mode(vmem_dirty *d, vmem_dirty_mode mode, vmem_pml *pml,
 		/* Writes before logging started are not reported: clear D. */
 		if (vmi_ept_harvest_d(d->ept, d->gpa, d->size, NULL))
 			a.changed = true;
-		if (pml)
-			pml->index = 511;
+		if (mode == VMEM_DIRTY_PML)
+			pml->index = 511; /* EPT_D mode leaves a log it was handed alone */
 	}
 	unlock(d);
 	if (a.changed)
@@ -188,15 +218,7 @@ void vmem_dirty_free(vmem_dirty *d)
 	if (d->mode != VMEM_DIRTY_OFF)
 		vmem_dirty_set_mode(d, VMEM_DIRTY_OFF, NULL, NULL);
 	vmi_free(d->alloc, d->bitmap, d->words * 8);
-	vmi_free(d->alloc, d->armed, d->words * 8);
 	vmi_free(d->alloc, d, sizeof(*d));
-}
-
-static int make_writable(void *arg, uint64_t *e, uint64_t gpa, unsigned level)
-{
-	(void)arg, (void)gpa, (void)level;
-	__atomic_fetch_or(e, VMEM_EPT_W, __ATOMIC_SEQ_CST);
-	return 0;
 }
 
 vmem_err vmem_dirty_wp_fault(vmem_dirty *d, uint64_t gpa, bool *handled, vmem_ept_flush *flush)
@@ -206,7 +228,7 @@ vmem_err vmem_dirty_wp_fault(vmem_dirty *d, uint64_t gpa, bool *handled, vmem_ep
 	*handled = false;
 	if (flush)
 		flush->flags = 0, flush->start = flush->end = 0;
-	if (d->mode != VMEM_DIRTY_WP || gpa < d->gpa || gpa - d->gpa >= d->size)
+	if (gpa < d->gpa || gpa - d->gpa >= d->size)
 		return VMEM_OK;
 	uint64_t page = gpa & ~0xfffull, i = PAGE_IDX(d, page), leaf;
 	unsigned level;
@@ -214,20 +236,22 @@ vmem_err vmem_dirty_wp_fault(vmem_dirty *d, uint64_t gpa, bool *handled, vmem_ep
 	vmem_err e = VMEM_OK;
 	if (vmem_ept_lookup(d->ept, page, &leaf, &level))
 		goto out;
-	if (!bit_test(d->armed, i)) {
-		/* Already made writable by another vCPU (its stale translation faulted): retry. */
+	if (!(leaf & VMI_EPT_WP_ARMED)) {
+		/* Already made writable by another vCPU, or by leaving WP mode (armed
+		 * leaves exist in WP mode only): its stale translation faulted, retry
+		 * (SDM 29.4.3.1); or a write protection that is not the log's. */
 		*handled = (leaf & VMEM_EPT_W) != 0;
 		goto out;
 	}
 	if (level > 1) {
-		/* First write under a large leaf: split it so that only this 4K page opens. */
-		uint64_t sz = 1ull << (12 + 9 * (level - 1));
-		e = vmem_ept_split(d->ept, page & ~(sz - 1), sz, flush);
+		/* First write under a large leaf: split down to this 4K page only
+		 * (a 1G leaf: into 2M leaves, and this page's 2M into 4K ones), so
+		 * that only it opens; the other leaves stay armed. */
+		e = vmem_ept_split(d->ept, page, 4096, flush);
 		if (e)
 			goto out;
 	}
-	bit_clear(d->armed, i);
-	vmi_ept_foreach_leaf(d->ept, page, 4096, make_writable, NULL);
+	vmi_ept_foreach_leaf(d->ept, page, 4096, open_leaf, NULL);
 	bit_set(d->bitmap, i);
 	*handled = true; /* more rights need no flush: a stale entry only faults again */
 out:
@@ -262,10 +286,10 @@ void vmem_dirty_pml_drain(vmem_dirty *d)
  * depends on one word (at 1 % dirty half the words are zero, at random:
  * such a branch would mispredict on each); the non-zero ones are found
  * by a mask. scan (EPT_D mode): out already holds the leaves' D flags, the
- * bitmap's bits are ORed in; otherwise each word taken is re-armed (r), and
- * in WP mode marked as armed. One copy per mode, its flags constants. */
+ * bitmap's bits are ORed in; otherwise each word taken is re-armed (r).
+ * One copy per mode, its flags constants. */
 static inline __attribute__((always_inline)) void
-take_words(vmem_dirty *d, uint64_t *out, struct vmi_rearm *r, const bool scan, const bool wp, const bool rearm)
+take_words(vmem_dirty *d, uint64_t *out, struct vmi_rearm *r, const bool scan, const bool rearm)
 {
 	uint64_t *bm = d->bitmap, words = d->words, gpa = d->gpa;
 	for (uint64_t w = 0; w < words; w += 64) {
@@ -281,8 +305,6 @@ take_words(vmem_dirty *d, uint64_t *out, struct vmi_rearm *r, const bool scan, c
 			__atomic_store_n(&bm[k], 0, __ATOMIC_RELAXED);
 			if (!rearm)
 				continue;
-			if (wp)
-				__atomic_fetch_or(&d->armed[k], out[k], __ATOMIC_SEQ_CST);
 			vmi_rearm_word(r, gpa + (k << 18), out[k]); /* out[k] is the word taken: not EPT_D mode */
 		}
 	}
@@ -292,16 +314,14 @@ static __attribute__((noinline)) void take_bitmap(vmem_dirty *d, uint64_t *out, 
 {
 	switch (d->mode) {
 	case VMEM_DIRTY_EPT_D:
-		take_words(d, out, r, true, false, false);
+		take_words(d, out, r, true, false);
 		break;
 	case VMEM_DIRTY_WP:
-		take_words(d, out, r, false, true, true);
-		break;
 	case VMEM_DIRTY_PML:
-		take_words(d, out, r, false, false, true);
+		take_words(d, out, r, false, true);
 		break;
 	default:
-		take_words(d, out, r, false, false, false);
+		take_words(d, out, r, false, false);
 		break;
 	}
 }

@@ -7,8 +7,15 @@ static int clear_leaf(void *arg, uint64_t *e, uint64_t gpa, unsigned level)
 {
 	struct vmi_rearm *r = arg;
 	(void)gpa, (void)level;
-	if (__atomic_fetch_and(e, ~r->bit, __ATOMIC_SEQ_CST) & r->bit)
+	if (r->set) {
+		/* W only where it is set, the armed mark with it (both under d->lock). */
+		if (__atomic_load_n(e, __ATOMIC_RELAXED) & r->bit) {
+			__atomic_fetch_xor(e, r->bit | r->set, __ATOMIC_SEQ_CST);
+			r->changed = true;
+		}
+	} else if (__atomic_fetch_and(e, ~r->bit, __ATOMIC_SEQ_CST) & r->bit) {
 		r->changed = true;
+	}
 	return 0;
 }
 
@@ -16,6 +23,7 @@ void vmi_rearm_init(struct vmi_rearm *r, vmem_ept *ept, uint64_t bit)
 {
 	r->ept = ept;
 	r->bit = bit;
+	r->set = bit == VMEM_EPT_W ? VMI_EPT_WP_ARMED : 0;
 	r->changed = false;
 	r->cur = 0;
 	r->fill = &r->b[0];
@@ -60,8 +68,11 @@ static void batch_locate(struct vmi_rearm_batch *b)
  * KVM's tdp_mmu_clear_spte_bits, when an entry has no "volatile" bits);
  * the library's own writers of leaves are excluded during a harvest
  * (d->lock in WP mode; the EPT is not changed meanwhile, dirty.h).
- * Otherwise a locked clear: an A or D set meanwhile is not lost. */
-static inline __attribute__((always_inline)) bool batch_clear_bit(struct vmi_rearm *r, struct vmi_rearm_batch *b, uint64_t bit)
+ * Otherwise a locked clear: an A or D set meanwhile is not lost. WP mode
+ * sets the armed mark (set) as W goes: a leaf without W (the VMM made it
+ * read-only after its first write) is not the log's to open again. */
+static inline __attribute__((always_inline)) bool batch_clear_bit(struct vmi_rearm *r, struct vmi_rearm_batch *b, uint64_t bit,
+								  uint64_t set)
 {
 	const uint64_t ad = VMEM_EPT_A | VMEM_EPT_D;
 	bool changed = false;
@@ -78,7 +89,10 @@ static inline __attribute__((always_inline)) bool batch_clear_bit(struct vmi_rea
 			if (!(v & VMEM_EPT_PERM_MASK) || !(v & bit))
 				continue;
 			if ((v & ad) == ad) {
-				__atomic_store_n(e, v & ~bit, __ATOMIC_RELAXED);
+				__atomic_store_n(e, (v & ~bit) | set, __ATOMIC_RELAXED);
+				changed = true;
+			} else if (set) {
+				__atomic_fetch_xor(e, bit | set, __ATOMIC_SEQ_CST); /* W and the mark: only under d->lock */
 				changed = true;
 			} else if (__atomic_fetch_and(e, ~bit, __ATOMIC_SEQ_CST) & bit) {
 				changed = true;
@@ -93,7 +107,7 @@ static inline __attribute__((always_inline)) bool batch_clear_bit(struct vmi_rea
 /* The flag as a constant in each copy: a locked bit-test-and-reset. */
 static void batch_clear(struct vmi_rearm *r, struct vmi_rearm_batch *b)
 {
-	if (r->bit == VMEM_EPT_D ? batch_clear_bit(r, b, VMEM_EPT_D) : batch_clear_bit(r, b, VMEM_EPT_W))
+	if (r->bit == VMEM_EPT_D ? batch_clear_bit(r, b, VMEM_EPT_D, 0) : batch_clear_bit(r, b, VMEM_EPT_W, VMI_EPT_WP_ARMED))
 		r->changed = true;
 }
 

@@ -113,11 +113,11 @@ static void count_leaf(vmem_ept *ept, unsigned level, int delta)
 	*ctr += (uint64_t)(int64_t)delta;
 }
 
+/* While dirty logging holds 4K granularity, a map makes no large leaf
+ * either: a 2M/1G leaf's D flag would stand for all its pages (SDM 29.3.5). */
 static bool leaf_allowed(const vmem_ept *ept, unsigned level)
 {
-	if (ept->collapse_holds)
-		return level == 1; /* dirty logging: a large leaf's D cannot say which 4K page (SDM 29.3.5) */
-	return level == 1 || level == 2 || (level == 3 && ept->cfg.gbpages);
+	return level == 1 || (!ept->collapse_holds && (level == 2 || (level == 3 && ept->cfg.gbpages)));
 }
 
 static struct ept_node *pool_take(struct ept_ctx *c, unsigned level)
@@ -141,12 +141,13 @@ static void note_change(struct ept_ctx *c, uint64_t lo, uint64_t hi)
 }
 
 /* Give a present leaf the rights perm, keeping the A/D flags a processor may
- * set meanwhile with its locked writes (SDM 29.3.5). Returns the old entry. */
+ * set meanwhile with its locked writes (SDM 29.3.5); the VMM's rights win
+ * over write-protection logging (its armed mark goes). Returns the old entry. */
 static uint64_t set_rights(uint64_t *p, uint64_t perm)
 {
 	uint64_t e = __atomic_load_n(p, __ATOMIC_RELAXED), ne;
 	do
-		ne = (e & ~VMEM_EPT_PERM_MASK) | perm;
+		ne = (e & ~(VMEM_EPT_PERM_MASK | VMI_EPT_WP_ARMED)) | perm;
 	while (ne != e && !__atomic_compare_exchange_n(p, &e, ne, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
 	return e;
 }

@@ -4,6 +4,12 @@
 
 #include <libvmem/ept_map.h>
 
+/* A leaf's software bit (bit 52, ignored by the processor: SDM 29.3.2,
+ * Tables 29-2, 29-4, 29-6): dirty logging in WP mode took this leaf's W
+ * and gives it back on the first write. vmem_ept_protect drops it: the
+ * rights the VMM sets replace the log's. */
+#define VMI_EPT_WP_ARMED (1ull << 52)
+
 /* Call fn on every present leaf entry overlapping [gpa, gpa+size), in order;
  * stop at the first non-zero return and return it. */
 int vmi_ept_foreach_leaf(vmem_ept *ept, uint64_t gpa, uint64_t size,
@@ -19,7 +25,6 @@ bool vmi_ept_harvest_d(vmem_ept *ept, uint64_t gpa, uint64_t size, uint64_t *out
  * the tables stay as they are. */
 void vmi_ept_leaf_nodes(vmem_ept *ept, const uint64_t *gpa, unsigned n, const void **node);
 uint64_t *vmi_ept_node_table(const void *node);
-/* While held, uniform tables are not collapsed into large leaves and maps
- * make 4K leaves only. */
+/* While held, uniform tables are not collapsed into large leaves and maps make 4K leaves only. */
 void vmi_ept_hold_collapse(vmem_ept *ept, bool hold);
 #endif

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <sched.h>
 #include <cmocka.h>
 #include <libvmem/dirty.h>
 #include <libvmem/ept.h>
@@ -105,6 +106,9 @@ static void test_ept_d_mode(void **s)
 	/* Dirty before logging starts: not reported. */
 	*leaf_of(e, 0x5000, &lvl) |= VMEM_EPT_D;
 	assert_int_equal(vmem_dirty_set_mode(d, VMEM_DIRTY_EPT_D, NULL, &fl), VMEM_OK);
+	/* The 2M leaves were split and a D cleared: the flush names the range, not an empty one. */
+	assert_true(fl.flags & VMEM_EPT_FLUSH_INVEPT);
+	assert_true(fl.start == 0 && fl.end == 2 * M2);
 	assert_int_equal(leaf_of(e, 0x5000, &lvl) != NULL, 1);
 	assert_int_equal(lvl, 1);                      /* split when logging starts */
 	__atomic_fetch_or(leaf_of(e, 0x3000, &lvl), VMEM_EPT_D, __ATOMIC_SEQ_CST);
@@ -188,6 +192,26 @@ static int reg_table(void *arg, void *page, uint64_t phys)
 	return vmem_gmem_add_ram((vmem_gmem *)arg, phys, 4096, page, 0);
 }
 
+/* The processor's EPT walk over e's tables (registered as host memory), logging to pml if not NULL. */
+static vmem_ept_mmu *walker(vmem_ept *e, vmem_pml *pml, vmem_gmem **host)
+{
+	vmem_ept_mmu *em;
+	assert_int_equal(vmem_gmem_new(NULL, host), VMEM_OK);
+	assert_int_equal(vmem_ept_foreach_table(e, reg_table, *host), 0);
+	assert_int_equal(vmem_ept_mmu_new(NULL, vmem_ept_eptp(e), NULL, &em), VMEM_OK);
+	vmem_ept_mmu_set_pml(em, pml);
+	return em;
+}
+
+/* A log of [gpa, gpa+size) of e in mode m (pml for PML mode). */
+static vmem_dirty *start(vmem_ept *e, uint64_t gpa, uint64_t size, unsigned m, vmem_pml *pml)
+{
+	vmem_dirty *d;
+	assert_int_equal(vmem_dirty_new(NULL, e, gpa, size, &d), VMEM_OK);
+	assert_int_equal(vmem_dirty_set_mode(d, (vmem_dirty_mode)m, pml, NULL), VMEM_OK);
+	return d;
+}
+
 static void test_pml_through_ept_walk(void **s)
 {
 	(void)s;
@@ -198,11 +222,7 @@ static void test_pml_through_ept_walk(void **s)
 	assert_int_equal(vmem_dirty_new(NULL, e, 0, 2 * M2, &d), VMEM_OK);
 	assert_int_equal(vmem_dirty_set_mode(d, VMEM_DIRTY_PML, &pml, NULL), VMEM_OK);
 	vmem_gmem *host;
-	assert_int_equal(vmem_gmem_new(NULL, &host), VMEM_OK);
-	assert_int_equal(vmem_ept_foreach_table(e, reg_table, host), 0);
-	vmem_ept_mmu *em;
-	assert_int_equal(vmem_ept_mmu_new(NULL, vmem_ept_eptp(e), NULL, &em), VMEM_OK);
-	vmem_ept_mmu_set_pml(em, &pml);
+	vmem_ept_mmu *em = walker(e, &pml, &host);
 	vmem_ept_access wr = { 0 }, rd = { 0 };
 	wr.type = VMEM_EPT_WRITE;
 	rd.type = VMEM_EPT_READ;
@@ -354,14 +374,310 @@ static void test_fail_alloc(void **s)
 	}
 }
 
-/* Race: a writer (the processor, or the VMM's WP fault path) against a harvester. */
+/* Switching modes keeps what was dirtied (dirty.h: "Pages dirtied so far
+ * stay in the bitmap"). In EPT_D mode a write so far is a D flag the
+ * processor set on the leaf (SDM 29.3.5): leaving the mode must collect it,
+ * or the next harvest (which no longer reads D) never reports the page. */
+static void test_ept_d_switch_keeps_dirty(void **s)
+{
+	(void)s;
+	for (unsigned m = VMEM_DIRTY_OFF; m <= VMEM_DIRTY_PML; m++) {
+		if (m == VMEM_DIRTY_EPT_D)
+			continue;
+		vmem_ept *e = mk(true);
+		uint64_t bm[NPAGES / 64], log[512];
+		vmem_pml pml = { log, 0 };
+		unsigned lvl;
+		vmem_dirty *d = start(e, 0, 2 * M2, VMEM_DIRTY_EPT_D, NULL);
+		__atomic_fetch_or(leaf_of(e, 0x7000, &lvl), VMEM_EPT_D, __ATOMIC_SEQ_CST); /* a write at page 7 */
+		assert_int_equal(vmem_dirty_set_mode(d, (vmem_dirty_mode)m, &pml, NULL), VMEM_OK);
+		assert_int_equal(vmem_dirty_harvest(d, bm, NULL), VMEM_OK);
+		for (unsigned i = 0; i < NPAGES; i++)
+			assert_int_equal(bit(bm, i), i == 7);
+		vmem_dirty_free(d);
+		vmem_ept_free(e);
+	}
+}
+
+/* WP mode write-protects the tracked range only. The range here is pages
+ * 1..10 inside a 2M leaf that maps 0..2M: the leaf's other pages are not
+ * tracked, so they must stay writable (a write there is no fault of this
+ * log: vmem_dirty_wp_fault would say "not handled" and the VMM would treat
+ * the guest's ordinary write as an error). Leaving WP mode gives back W
+ * everywhere the log took it, also after a first write split the leaf. */
+static void test_wp_range_inside_large_leaf(void **s)
+{
+	(void)s;
+	vmem_ept *e = mk(false);
+	vmem_dirty *d;
+	bool handled;
+	unsigned lvl;
+	assert_int_equal(vmem_dirty_new(NULL, e, 0x1000, 10 * 4096, &d), VMEM_OK);
+	vmem_ept_flush fl;
+	assert_int_equal(vmem_dirty_set_mode(d, VMEM_DIRTY_WP, NULL, &fl), VMEM_OK);
+	/* The 2M leaf's translations changed size (SDM 29.4.3.1): all of it is named. */
+	assert_true(fl.flags & VMEM_EPT_FLUSH_INVEPT);
+	assert_true(fl.start == 0 && fl.end >= M2);
+	assert_false(*leaf_of(e, 0x1000, &lvl) & VMEM_EPT_W);   /* tracked: armed */
+	assert_false(*leaf_of(e, 0xa000, &lvl) & VMEM_EPT_W);
+	assert_true(*leaf_of(e, 0x0000, &lvl) & VMEM_EPT_W);    /* not tracked */
+	assert_true(*leaf_of(e, 0xb000, &lvl) & VMEM_EPT_W);
+	assert_true(*leaf_of(e, 0x100000, &lvl) & VMEM_EPT_W);
+	assert_int_equal(vmem_dirty_wp_fault(d, 0x2000, &handled, NULL), VMEM_OK);
+	assert_true(handled);
+	assert_true(*leaf_of(e, 0x100000, &lvl) & VMEM_EPT_W);
+	assert_int_equal(vmem_dirty_set_mode(d, VMEM_DIRTY_OFF, NULL, NULL), VMEM_OK);
+	for (uint64_t g = 0; g < M2; g += 4096)
+		assert_true(*leaf_of(e, g, &lvl) & VMEM_EPT_W);
+	vmem_dirty_free(d);
+	vmem_ept_free(e);
+}
+
+/* A map while logging (allowed between harvests: dirty.h forbids table
+ * changes only during one) keeps the 4K granularity logging started with.
+ * A 2M leaf's D flag says only that some byte of its 2 MiB was written
+ * (SDM 29.3.5), and the PML logs a page only when D goes 0 -> 1 (SDM
+ * 29.3.6): a second page written under the same leaf would never be logged.
+ * Here the tracked range starts at page 1 and a 2M-aligned map of 0..2M
+ * is made while EPT_D and PML logging are on: the pages written, 4 and
+ * 0x1ff, must be reported as exactly those pages. */
+static void test_map_while_logging(void **s)
+{
+	(void)s;
+	for (unsigned m = VMEM_DIRTY_EPT_D; m <= VMEM_DIRTY_PML; m++) {
+		vmem_ept *e = mk(true);
+		uint64_t bm[NPAGES / 64], log[512];
+		vmem_pml pml = { log, 0 };
+		unsigned lvl;
+		vmem_dirty *d = start(e, 0x1000, 2 * M2 - 0x1000, m, &pml);
+		assert_int_equal(vmem_ept_unmap(e, 0, M2, NULL), VMEM_OK);
+		assert_int_equal(vmem_ept_map(e, 0, 0, M2, RW, VMEM_MT_WB, false, NULL), VMEM_OK);
+		uint64_t *l = leaf_of(e, 0x5000, &lvl);
+		assert_int_equal(lvl, 1);
+		*l |= VMEM_EPT_A | VMEM_EPT_D;
+		if (m == VMEM_DIRTY_PML)
+			assert_true(vmem_pml_log(&pml, 0x5000));
+		l = leaf_of(e, 0x200000 - 0x1000, &lvl);
+		assert_int_equal(lvl, 1);
+		if (!(*l & VMEM_EPT_D) && m == VMEM_DIRTY_PML)
+			assert_true(vmem_pml_log(&pml, 0x1ff000));
+		*l |= VMEM_EPT_A | VMEM_EPT_D;
+		assert_int_equal(vmem_dirty_harvest(d, bm, NULL), VMEM_OK);
+		for (unsigned i = 0; i < NPAGES - 1; i++)
+			assert_int_equal(bit(bm, i), i == 4 || i == 0x1fe);
+		vmem_dirty_free(d);
+		vmem_ept_free(e);
+	}
+}
+
+/* A range the EPT cannot translate (a 4-level EPT maps GPAs below 2^48,
+ * SDM 29.3.2) is refused: else WP mode would start with nothing armed and
+ * the in-reach page 2^48 - 4K would be written unseen. */
+static void test_range_beyond_ept(void **s)
+{
+	(void)s;
+	vmem_ept *e = mk(false);
+	vmem_dirty *d = NULL;
+	const uint64_t top = 1ull << 48;
+	assert_int_equal(vmem_ept_map(e, top - 4096, 0, 4096, RW, VMEM_MT_WB, false, NULL), VMEM_OK);
+	assert_int_equal(vmem_dirty_new(NULL, e, top - 4096, 8192, &d), VMEM_E_RANGE);
+	assert_null(d);
+	assert_int_equal(vmem_dirty_new(NULL, e, top, 4096, &d), VMEM_E_RANGE);
+	assert_int_equal(vmem_dirty_new(NULL, e, top - 4096, 4096, &d), VMEM_OK);
+	assert_int_equal(vmem_dirty_set_mode(d, VMEM_DIRTY_WP, NULL, NULL), VMEM_OK);
+	unsigned lvl;
+	assert_false(*leaf_of(e, top - 4096, &lvl) & VMEM_EPT_W);
+	vmem_dirty_free(d);
+	vmem_ept_free(e);
+}
+
+/* vmem_dirty_wp_fault says "handled" (and makes the page writable) only
+ * for this log's own write protection (dirty.h). The VMM may change a
+ * page's rights between harvests (only a harvest excludes table changes):
+ * a page it made read-only stays read-only, whether it was still armed
+ * (page 6) or opened by a first write before (page 5); its write
+ * violations are the VMM's. */
+static void test_wp_vmm_protect_wins(void **s)
+{
+	(void)s;
+	vmem_ept *e = mk(false);
+	vmem_dirty *d;
+	uint64_t bm[NPAGES / 64];
+	bool handled;
+	unsigned lvl;
+	assert_int_equal(vmem_dirty_new(NULL, e, 0, 2 * M2, &d), VMEM_OK);
+	assert_int_equal(vmem_dirty_set_mode(d, VMEM_DIRTY_WP, NULL, NULL), VMEM_OK);
+	assert_int_equal(vmem_dirty_wp_fault(d, 0x5000, &handled, NULL), VMEM_OK);
+	assert_true(handled);
+	assert_int_equal(vmem_ept_protect(e, 0x5000, 2 * 4096, VMEM_EPT_R, NULL), VMEM_OK);
+	assert_int_equal(vmem_dirty_harvest(d, bm, NULL), VMEM_OK);
+	assert_true(bit(bm, 5));
+	for (uint64_t g = 0x5000; g <= 0x6000; g += 0x1000) {
+		assert_int_equal(vmem_dirty_wp_fault(d, g, &handled, NULL), VMEM_OK);
+		assert_false(handled);
+		assert_false(*leaf_of(e, g, &lvl) & VMEM_EPT_W);
+	}
+	/* Leaving WP mode gives back only what the log took. */
+	assert_int_equal(vmem_dirty_set_mode(d, VMEM_DIRTY_OFF, NULL, NULL), VMEM_OK);
+	assert_false(*leaf_of(e, 0x5000, &lvl) & VMEM_EPT_W);
+	assert_false(*leaf_of(e, 0x6000, &lvl) & VMEM_EPT_W);
+	assert_true(*leaf_of(e, 0x7000, &lvl) & VMEM_EPT_W);
+	vmem_dirty_harvest(d, bm, NULL);
+	assert_int_equal(bm[0], 0);
+	vmem_dirty_free(d);
+	vmem_ept_free(e);
+}
+
+/* The pml argument belongs to PML mode only: EPT_D mode must not touch a
+ * log it was handed (here a vCPU's log holding 11 entries, 501..511, that
+ * another range's PML log has yet to drain: SDM 29.3.6, valid entries are
+ * index+1..511). */
+static void test_ept_d_leaves_pml_alone(void **s)
+{
+	(void)s;
+	vmem_ept *e = mk(true);
+	vmem_dirty *d;
+	uint64_t log[512] = { 0 };
+	vmem_pml pml = { log, 500 };
+	assert_int_equal(vmem_dirty_new(NULL, e, 0, 2 * M2, &d), VMEM_OK);
+	assert_int_equal(vmem_dirty_set_mode(d, VMEM_DIRTY_EPT_D, &pml, NULL), VMEM_OK);
+	assert_int_equal(pml.index, 500);
+	assert_int_equal(vmem_dirty_set_mode(d, VMEM_DIRTY_OFF, &pml, NULL), VMEM_OK);
+	assert_int_equal(pml.index, 500);
+	vmem_dirty_free(d);
+	vmem_ept_free(e);
+}
+
+/* A first write under a 1G leaf splits only what 4K granularity needs:
+ * the 1G leaf into 2M leaves, and the written page's 2M leaf into 4K ones
+ * (the other 511 2M leaves stay armed, SDM 29.3.2 Table 29-2/29-4 formats
+ * carry the same rights and memory type): 2 table pages, not 513. */
+static void test_wp_1g_split_on_write(void **s)
+{
+	(void)s;
+	vmem_ept_config cfg = { .levels = 4, .ad = false, .gbpages = true, .eptp_mt = VMEM_MT_WB };
+	vmem_ept *e;
+	vmem_dirty *d;
+	vmem_ept_stats st0, st;
+	bool handled;
+	unsigned lvl;
+	const uint64_t G1 = 1ull << 30;
+	assert_int_equal(vmem_ept_new(NULL, &cfg, &e), VMEM_OK);
+	assert_int_equal(vmem_ept_grant(e, 0, G1), VMEM_OK);
+	assert_int_equal(vmem_ept_map(e, 0, 0, G1, RW | VMEM_EPT_X, VMEM_MT_WB, false, NULL), VMEM_OK);
+	vmem_ept_get_stats(e, &st0);
+	assert_int_equal(st0.leaves_1g, 1);
+	assert_int_equal(vmem_dirty_new(NULL, e, 0, G1, &d), VMEM_OK);
+	assert_int_equal(vmem_dirty_set_mode(d, VMEM_DIRTY_WP, NULL, NULL), VMEM_OK);
+	assert_int_equal(vmem_dirty_wp_fault(d, 0x12345678, &handled, NULL), VMEM_OK);
+	assert_true(handled);
+	vmem_ept_get_stats(e, &st);
+	assert_int_equal(st.leaves_1g, 0);
+	assert_int_equal(st.leaves_2m, 511);
+	assert_int_equal(st.leaves_4k, 512);
+	assert_int_equal(st.table_pages, st0.table_pages + 2);
+	uint64_t *l = leaf_of(e, 0x12345000, &lvl);
+	assert_int_equal(lvl, 1);
+	assert_int_equal(*l & (VMEM_EPT_PERM_MASK | VMEM_EPT_MT_MASK), RW | VMEM_EPT_X | (6u << 3));
+	assert_int_equal(*leaf_of(e, 0x12344000, &lvl) & VMEM_EPT_W, 0);
+	assert_int_equal(*leaf_of(e, 0x40000000 - 4096, &lvl) & VMEM_EPT_W, 0);
+	assert_int_equal(lvl, 2);
+	vmem_dirty_free(d);
+	for (uint64_t g = 0; g < G1; g += M2)
+		assert_true(*leaf_of(e, g, &lvl) & VMEM_EPT_W);
+	vmem_ept_free(e);
+}
+
+/* Through the library's walk: a read-only page is never dirty. A write to
+ * it is an EPT violation before any flag is set (SDM 29.3.5: flags are set
+ * only for an access the translation allows); so is a guest paging-structure
+ * access, a write under EPT A/D (29.3.3.2). A read sets A only. A page whose
+ * guest paging-structure entry is read under A/D is dirty (29.3.5). */
+static void test_walk_read_only_never_dirty(void **s)
+{
+	(void)s;
+	for (unsigned m = VMEM_DIRTY_EPT_D; m <= VMEM_DIRTY_PML; m++) {
+		vmem_ept *e = mk(true);
+		uint64_t bm[NPAGES / 64], log[512];
+		vmem_pml pml = { log, 0 };
+		assert_int_equal(vmem_ept_protect(e, 0x9000, 4096, VMEM_EPT_R, NULL), VMEM_OK);
+		vmem_dirty *d = start(e, 0, 2 * M2, m, &pml);
+		vmem_gmem *host;
+		vmem_ept_mmu *em = walker(e, m == VMEM_DIRTY_PML ? &pml : NULL, &host);
+		vmem_ept_access acc = { 0 };
+		vmem_ept_result r;
+		static const struct { uint64_t gpa; unsigned type, status; } acc_tab[] = {
+			{ 0x9008, VMEM_EPT_WRITE, VMEM_EPT_VIOLATION },
+			{ 0x9010, VMEM_EPT_PAGING, VMEM_EPT_VIOLATION },
+			{ 0x9018, VMEM_EPT_READ, VMEM_EPT_OK },
+			{ 0xa020, VMEM_EPT_READ, VMEM_EPT_OK },
+			{ 0xb028, VMEM_EPT_PAGING, VMEM_EPT_OK },
+		};
+		for (unsigned k = 0; k < sizeof(acc_tab) / sizeof(acc_tab[0]); k++) {
+			acc.type = (uint8_t)acc_tab[k].type;
+			assert_int_equal(vmem_ept_walk(em, host, acc_tab[k].gpa, &acc, 0, &r, NULL), VMEM_OK);
+			assert_int_equal(r.status, acc_tab[k].status);
+		}
+		if (m == VMEM_DIRTY_PML) {
+			assert_int_equal(pml.index, 510);
+			assert_int_equal(log[511], 0xb000); /* 4K aligned: bits 11:0 clear */
+		}
+		assert_int_equal(vmem_dirty_harvest(d, bm, NULL), VMEM_OK);
+		for (unsigned i = 0; i < NPAGES; i++)
+			assert_int_equal(bit(bm, i), i == 0xb);
+		vmem_ept_mmu_free(em);
+		vmem_gmem_free(host);
+		vmem_dirty_free(d);
+		vmem_ept_free(e);
+	}
+}
+
+/* A vCPU's write violation on a page WP mode had armed can reach the VMM
+ * after the log left WP mode (another thread switched it; the page is
+ * writable again): a stale translation's fault, the log's own write
+ * protection (SDM 29.4.3.1: rights added need no flush, a stale entry
+ * faults again). "Handled": retry, or the VMM would take the guest's store
+ * for a genuine violation. A read-only page stays a genuine one. */
+static void test_wp_fault_after_switch(void **s)
+{
+	(void)s;
+	for (unsigned m = VMEM_DIRTY_OFF; m <= VMEM_DIRTY_PML; m++) {
+		if (m == VMEM_DIRTY_WP)
+			continue;
+		vmem_ept *e = mk(true);
+		uint64_t log[512];
+		vmem_pml pml = { log, 0 };
+		bool handled;
+		unsigned lvl;
+		assert_int_equal(vmem_ept_protect(e, 0x9000, 4096, VMEM_EPT_R, NULL), VMEM_OK);
+		vmem_dirty *d = start(e, 0, 2 * M2, VMEM_DIRTY_WP, NULL);
+		assert_int_equal(vmem_dirty_set_mode(d, (vmem_dirty_mode)m, &pml, NULL), VMEM_OK);
+		assert_true(*leaf_of(e, 0x3000, &lvl) & VMEM_EPT_W);
+		assert_int_equal(vmem_dirty_wp_fault(d, 0x3000, &handled, NULL), VMEM_OK);
+		assert_true(handled);
+		assert_int_equal(vmem_dirty_wp_fault(d, 0x9000, &handled, NULL), VMEM_OK);
+		assert_false(handled);
+		vmem_dirty_free(d);
+		vmem_ept_free(e);
+	}
+}
+
+/* Race: a writer (the processor, or the VMM's WP fault path) against a
+ * harvester. The contract (dirty.h): a write racing with a harvest is
+ * reported by it or by the next. So a write completed before harvest h
+ * starts is reported by h or before: by a harvest that reported its page
+ * after the write had started. Per page, the writer counts the writes it
+ * starts (wstart) and completes (wdone); the harvester takes wdone before
+ * each harvest, and for each page it reports, wstart after it (the writes
+ * it may have covered): wdone before h must never exceed that. */
 struct race {
 	vmem_ept *e;
 	vmem_dirty *d;
 	vmem_dirty_mode mode;
-	uint8_t written[NPAGES];
-	int stop, bad;
+	uint32_t wstart[NPAGES], wdone[NPAGES];
+	int stop, bad, started;
 	unsigned harvests;
+	unsigned long writes;
 	/* PML mode: the vCPU's log. The writer holds guest mode exclusively
 	 * while it logs (and drains on log-full, its exit handler); the
 	 * harvester holds it shared while it harvests, as a VMM kicks the vCPU
@@ -373,6 +689,12 @@ struct race {
 	uint64_t log[512];
 	pthread_rwlock_t guest_mode;
 	bool drainer;
+	/* The writer's accesses go through the library's EPT walk (SDM 29.3.5:
+	 * it sets A and D by compare-and-swap, and logs to the PML, 29.3.6):
+	 * every other one a guest paging-structure access, a write for D when
+	 * EPT A/D is on. */
+	vmem_ept_mmu *em;
+	vmem_gmem *host;
 };
 
 static void pml_lock(struct race *r) { pthread_rwlock_wrlock(&r->guest_mode); }
@@ -393,12 +715,32 @@ static void *writer(void *arg)
 {
 	struct race *r = arg;
 	uint64_t x = 88172645463325252ull;
-	/* Write until the harvester has run many times over (bounded). */
-	for (int k = 0; k < 20000000 && __atomic_load_n(&r->harvests, __ATOMIC_SEQ_CST) < 300; k++) {
+	__atomic_store_n(&r->started, 1, __ATOMIC_SEQ_CST); /* the harvests start now */
+	/* Write until the harvester has run many times over, thousands of
+	 * writes (bounded: the harvests do go on meanwhile). */
+	for (int k = 0; k < 20000000 && (__atomic_load_n(&r->harvests, __ATOMIC_SEQ_CST) < 300 || r->writes < 2000); k++) {
 		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
 		unsigned p = (unsigned)(x % NPAGES), lvl;
 		uint64_t *l = leaf_of(r->e, (uint64_t)p << 12, &lvl);
-		if (r->mode == VMEM_DIRTY_EPT_D) {
+		__atomic_fetch_add(&r->wstart[p], 1, __ATOMIC_SEQ_CST);
+		if (r->em) {
+			vmem_ept_access acc = { 0 };
+			vmem_ept_result res;
+			acc.type = (k & 1) ? VMEM_EPT_PAGING : VMEM_EPT_WRITE;
+			if (r->mode == VMEM_DIRTY_PML)
+				pml_lock(r); /* the vCPU in guest mode: its log is its own */
+			vmem_err err = vmem_ept_walk(r->em, r->host, (uint64_t)p << 12 | (x & 0xff8), &acc, 0, &res, NULL);
+			while (!err && res.status == VMEM_EPT_PML_FULL) {
+				vmem_dirty_pml_drain(r->d); /* exit reason 62; the access did not happen */
+				err = vmem_ept_walk(r->em, r->host, (uint64_t)p << 12, &acc, 0, &res, NULL);
+			}
+			if (r->mode == VMEM_DIRTY_PML)
+				pml_unlock(r);
+			if (err || res.status != VMEM_EPT_OK) {
+				__atomic_store_n(&r->bad, 1, __ATOMIC_SEQ_CST);
+				return NULL;
+			}
+		} else if (r->mode == VMEM_DIRTY_EPT_D) {
 			__atomic_fetch_or(l, VMEM_EPT_D, __ATOMIC_SEQ_CST); /* the processor's D update (SDM 29.3.5) */
 		} else if (r->mode == VMEM_DIRTY_PML) {
 			/* The processor sets A and D (SDM 29.3.5); a D flag it sets is
@@ -420,13 +762,14 @@ static void *writer(void *arg)
 				l = leaf_of(r->e, (uint64_t)p << 12, &lvl);
 			}
 		}
-		r->written[p] = 1; /* the write completed */
+		__atomic_fetch_add(&r->wdone[p], 1, __ATOMIC_SEQ_CST); /* the write completed */
+		r->writes++;
 	}
 	__atomic_store_n(&r->stop, 1, __ATOMIC_SEQ_CST);
 	return NULL;
 }
 
-static void race(vmem_dirty_mode mode, bool with_drainer)
+static void race(vmem_dirty_mode mode, bool with_drainer, bool walk)
 {
 	struct race *r = calloc(1, sizeof(*r));
 	r->e = mk(true);
@@ -443,46 +786,66 @@ static void race(vmem_dirty_mode mode, bool with_drainer)
 	assert_int_equal(vmem_ept_split(r->e, 0, 2 * M2, NULL), VMEM_OK);
 	r->pml.log = r->log;
 	assert_int_equal(vmem_dirty_set_mode(r->d, mode, mode == VMEM_DIRTY_PML ? &r->pml : NULL, NULL), VMEM_OK);
-	uint8_t seen[NPAGES] = { 0 };
+	if (walk)
+		r->em = walker(r->e, mode == VMEM_DIRTY_PML ? &r->pml : NULL, &r->host);
+	uint32_t before[NPAGES], covered[NPAGES] = { 0 };
 	uint64_t bm[NPAGES / 64];
+	unsigned lost = NPAGES;
 	pthread_t t, td;
 	pthread_create(&t, NULL, writer, r);
 	if (r->drainer)
 		pthread_create(&td, NULL, drainer, r);
 	unsigned harvests = 0;
-	while (!__atomic_load_n(&r->stop, __ATOMIC_SEQ_CST) && !__atomic_load_n(&r->bad, __ATOMIC_SEQ_CST)) {
+	while (!__atomic_load_n(&r->started, __ATOMIC_SEQ_CST))
+		sched_yield();
+	for (bool last = false;; ) {
+		last = __atomic_load_n(&r->stop, __ATOMIC_SEQ_CST) || __atomic_load_n(&r->bad, __ATOMIC_SEQ_CST);
+		if (last) {
+			/* The writer is done: one harvest more must report the rest. */
+			pthread_join(t, NULL);
+			if (r->drainer)
+				pthread_join(td, NULL);
+		}
+		for (unsigned i = 0; i < NPAGES; i++)
+			before[i] = __atomic_load_n(&r->wdone[i], __ATOMIC_SEQ_CST);
 		if (mode == VMEM_DIRTY_PML)
 			pthread_rwlock_rdlock(&r->guest_mode);
 		vmem_err err = vmem_dirty_harvest(r->d, bm, NULL);
 		if (mode == VMEM_DIRTY_PML)
 			pthread_rwlock_unlock(&r->guest_mode);
-		assert_int_equal(err, VMEM_OK);
-		for (unsigned i = 0; i < NPAGES; i++)
-			seen[i] |= bit(bm, i);
+		if (err)
+			__atomic_store_n(&r->bad, 1, __ATOMIC_SEQ_CST);
+		for (unsigned i = 0; i < NPAGES; i++) {
+			if (bit(bm, i))
+				covered[i] = __atomic_load_n(&r->wstart[i], __ATOMIC_SEQ_CST);
+			if (before[i] > covered[i] && lost == NPAGES)
+				lost = i, __atomic_store_n(&r->bad, 1, __ATOMIC_SEQ_CST);
+		}
 		harvests++;
 		__atomic_store_n(&r->harvests, harvests, __ATOMIC_SEQ_CST);
+		if (last)
+			break;
 	}
-	pthread_join(t, NULL);
-	if (r->drainer)
-		pthread_join(td, NULL);
+	if (lost != NPAGES)
+		fail_msg("page %u: a write done before harvest %u started was not reported", lost, harvests);
 	assert_int_equal(r->bad, 0);
-	assert_int_equal(vmem_dirty_harvest(r->d, bm, NULL), VMEM_OK);
-	for (unsigned i = 0; i < NPAGES; i++) {
-		seen[i] |= bit(bm, i);
-		if (r->written[i] && !seen[i])
-			fail_msg("page %u written but never harvested (%u harvests)", i, harvests);
-	}
-	assert_true(harvests > 1);
+	/* The writer ran alongside the harvests: writes in their thousands. */
+	assert_true(harvests >= 300);
+	assert_true(r->writes >= 2000);
+	vmem_ept_mmu_free(r->em);
+	vmem_gmem_free(r->host);
 	vmem_dirty_free(r->d);
 	vmem_ept_free(r->e);
 	pthread_rwlock_destroy(&r->guest_mode);
 	free(r);
 }
 
-static void test_race_ept_d(void **s) { (void)s; race(VMEM_DIRTY_EPT_D, false); }
-static void test_race_wp(void **s) { (void)s; race(VMEM_DIRTY_WP, false); }
-static void test_race_pml(void **s) { (void)s; race(VMEM_DIRTY_PML, false); }
-static void test_race_pml_drainer(void **s) { (void)s; race(VMEM_DIRTY_PML, true); }
+static void test_race_ept_d(void **s) { (void)s; race(VMEM_DIRTY_EPT_D, false, false); }
+static void test_race_wp(void **s) { (void)s; race(VMEM_DIRTY_WP, false, false); }
+static void test_race_pml(void **s) { (void)s; race(VMEM_DIRTY_PML, false, false); }
+static void test_race_pml_drainer(void **s) { (void)s; race(VMEM_DIRTY_PML, true, false); }
+static void test_race_ept_d_walk(void **s) { (void)s; race(VMEM_DIRTY_EPT_D, false, true); }
+static void test_race_pml_walk(void **s) { (void)s; race(VMEM_DIRTY_PML, false, true); }
 
 int main(void)
 {
@@ -493,10 +856,21 @@ int main(void)
 		cmocka_unit_test(test_pml_through_ept_walk),
 		cmocka_unit_test(test_unaligned_range),
 		cmocka_unit_test(test_fail_alloc),
+		cmocka_unit_test(test_ept_d_switch_keeps_dirty),
+		cmocka_unit_test(test_wp_range_inside_large_leaf),
+		cmocka_unit_test(test_map_while_logging),
+		cmocka_unit_test(test_range_beyond_ept),
+		cmocka_unit_test(test_wp_vmm_protect_wins),
+		cmocka_unit_test(test_ept_d_leaves_pml_alone),
+		cmocka_unit_test(test_wp_1g_split_on_write),
+		cmocka_unit_test(test_walk_read_only_never_dirty),
+		cmocka_unit_test(test_wp_fault_after_switch),
 		cmocka_unit_test(test_race_ept_d),
 		cmocka_unit_test(test_race_wp),
 		cmocka_unit_test(test_race_pml),
 		cmocka_unit_test(test_race_pml_drainer),
+		cmocka_unit_test(test_race_ept_d_walk),
+		cmocka_unit_test(test_race_pml_walk),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,7 +18,10 @@ typedef enum vmem_dirty_mode {
 	/* Write-protect the range; the first write to each page is an EPT
 	 * violation the VMM hands to vmem_dirty_wp_fault, which logs the page and
 	 * makes it writable again. 4K granularity: a large leaf is split on its
-	 * first write. */
+	 * first write. The leaves whose W the log took carry bit 52 (ignored by
+	 * the processor) until it gives W back; rights the VMM sets meanwhile
+	 * (vmem_ept_protect) replace the log's: a page it makes read-only is
+	 * never opened by the log. */
 	VMEM_DIRTY_WP = 1,
 	/* Let the processor set EPT dirty flags (EPTP bit 6) and harvest them by
 	 * atomic clear-and-collect. Large leaves are split when logging starts. */
@@ -43,7 +46,8 @@ bool vmem_pml_log(vmem_pml *pml, uint64_t gpa);
 
 typedef struct vmem_dirty vmem_dirty;
 
-/* Track [gpa, gpa+size) (4 KiB aligned) of ept. Logging starts off. */
+/* Track [gpa, gpa+size) (4 KiB aligned) of ept. Logging starts off.
+ * VMEM_E_RANGE when the range goes beyond the GPAs ept translates. */
 vmem_err vmem_dirty_new(const vmem_allocator *alloc, vmem_ept *ept, uint64_t gpa,
 			uint64_t size, vmem_dirty **out);
 /* Stops logging (restoring write access in WP mode) and frees the log. */
@@ -59,7 +63,8 @@ vmem_dirty_mode vmem_dirty_get_mode(const vmem_dirty *d);
 
 /* WP mode: an EPT violation for a write at gpa. *handled is true when it was
  * this log's write protection (the page is now logged and writable: retry
- * the access); false when the fault is someone else's. */
+ * the access), also a stale one after the log left WP mode (the page is
+ * writable: retry); false when the fault is someone else's. */
 vmem_err vmem_dirty_wp_fault(vmem_dirty *d, uint64_t gpa, bool *handled, vmem_ept_flush *flush);
 
 /* PML mode: the log-full exit (or any time): move the logged GPAs into the
@@ -74,7 +79,12 @@ void vmem_dirty_pml_drain(vmem_dirty *d);
  * the log first: its vCPU must be out of guest mode meanwhile, as on a
  * log-full exit. The EPT's tables must not be changed meanwhile
  * (vmem_ept_map, _unmap, _protect, _split): the harvest reads them and
- * clears flags in them. Cost: EPT_D mode reads every leaf of the range (8 bytes per
+ * clears flags in them. Between harvests they may change, but the log
+ * sees only what the leaves say: a leaf vmem_ept_map replaces or _unmap
+ * removes takes its D flag (EPT_D mode) with it, and a page mapped
+ * writable in WP mode is not write-protected until set_mode(WP) again;
+ * the caller reports such pages itself (as KVM marks a page dirty when it
+ * maps it writable during logging). Cost: EPT_D mode reads every leaf of the range (8 bytes per
  * 4 KiB page); WP and PML modes read the bitmap and touch only the logged
  * pages' leaves. */
 vmem_err vmem_dirty_harvest(vmem_dirty *d, uint64_t *out, vmem_ept_flush *flush);

@@ -76,8 +76,9 @@ vmem_err vmem_ept_grant(vmem_ept *ept, uint64_t hpa, uint64_t size);
 /* Map [gpa, gpa+size) -> [hpa, hpa+size) with rights `perm` (VMEM_EPT_R|W|X|XU),
  * memory type `mt` (VMEM_MT_*) and ignore-PAT. Replaces what was there.
  * Uses 1G and 2M leaves wherever both addresses are aligned and the range
- * covers them; splits existing large leaves that are only partly covered;
- * collapses tables that become uniform into a large leaf. All or nothing:
+ * covers them (4K only while a vmem_dirty log is on); splits existing large
+ * leaves that are only partly covered; collapses tables that become uniform
+ * into a large leaf (not while logging). All or nothing:
  * on VMEM_E_NOMEM the tables are exactly as before and nothing leaked.
  * Errors: VMEM_E_INVAL (alignment, size 0, bad perm: W without R, execute-only
  * without the capability; bad memory type), VMEM_E_RANGE (GPA beyond the EPT's
