@@ -308,8 +308,10 @@ static void range_op(vmem_ept *ept, struct ept_node *n, unsigned L, uint64_t bas
 		} else {
 			if (!vpresent)
 				continue;               /* holes stay holes */
-			if (c->op == OP_PROTECT && vleaf && (e & VMEM_EPT_PERM_MASK) == c->perm)
-				continue;               /* a leaf with these rights already: no split */
+			/* A leaf with these rights already (and no write-protection
+			 * logging's mark, which the VMM's rights remove): no split. */
+			if (c->op == OP_PROTECT && vleaf && (e & (VMEM_EPT_PERM_MASK | VMI_EPT_WP_ARMED)) == c->perm)
+				continue;
 			if (c->op == OP_SPLIT && (L == 1 || !vleaf))
 				goto descend;           /* 4K leaves are done; tables are walked */
 			if (c->op != OP_SPLIT && full && (vleaf || c->op == OP_UNMAP)) {
