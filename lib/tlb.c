@@ -31,6 +31,29 @@ static inline bool cacheable(const vmem_tlb_tag *tag)
 	return tag->pcid <= 0xfff && !(tag->eptp & EP4TA_MASK & ~EP4TA_TAGGED);
 }
 
+/* Canonical on every processor: bits 63:56 copies of bit 56 (5-level
+ * paging's 57 bits, SDM 4.5; a 48-bit processor's addresses are a subset). */
+static inline bool canonical57(uint64_t la)
+{
+	return (uint64_t)((int64_t)(la << 7) >> 7) == la;
+}
+
+/* An EPTP every processor's VM entry refuses (SDM vol. 3C 27.2.1.1): memory
+ * type not UC (0) or WB (6), page-walk length not 4 or 5, bits 11:8 or 63:52
+ * set. (5-level, A/D, bit 7 and MAXPHYADDR depend on the processor.) */
+#define EPTP_MT_OK  ((1u << 0) | (1u << 6))
+#define EPTP_PWL_OK ((1u << 3) | (1u << 4))
+static inline bool eptp_refused(uint64_t eptp)
+{
+	return !((EPTP_MT_OK >> (eptp & 7)) & 1) || !((EPTP_PWL_OK >> ((eptp >> 3) & 7)) & 1) ||
+	       (eptp & (VMI_BITS(11, 8) | VMI_BITS(63, 52)));
+}
+
+/* CR3 bits MOV to CR3 #GPs on (SDM 4.5 Tables 4-12, 4-13): 60:52 always
+ * (MAXPHYADDR <= 52; 62:61 are LAM's), 63 with PCIDE = 0 (with PCIDE = 1 it
+ * is the no-flush flag, 4.10.4.1). Outside 64-bit mode CR3 takes 32 bits. */
+static const uint64_t cr3_rsvd[2] = { VMI_BITS(60, 52) | 1ull << 63, VMI_BITS(60, 52) };
+
 /* The rest of the tag, one word: VPID, EP4TA, PCID. */
 static inline uint64_t tag_of(const vmem_tlb_tag *tag)
 {
@@ -195,9 +218,12 @@ void vmem_tlb_invlpg(vmem_tlb *t, uint16_t vpid, uint16_t pcid, uint64_t la)
 	flush_addr(t, la, vpid, pcid, true);
 }
 
-vmem_err vmem_tlb_invpcid(vmem_tlb *t, uint16_t vpid, unsigned type, uint16_t pcid, uint64_t la)
+vmem_err vmem_tlb_invpcid(vmem_tlb *t, uint16_t vpid, unsigned type, uint16_t pcid, uint64_t la, bool pcide)
 {
-	if (!t || pcid > 0xfff)
+	/* INVPCID's #GP(0), nothing invalidated: descriptor bits 63:12 set; with
+	 * PCIDE = 0 types 0 and 1 only for PCID 000H; type 0 of a non-canonical address. */
+	if (!t || pcid > 0xfff || (type <= VMEM_INVPCID_SINGLE && !pcide && pcid) ||
+	    (type == VMEM_INVPCID_ADDR && !canonical57(la)))
 		return VMEM_E_INVAL;
 	switch (type) {
 	case VMEM_INVPCID_ADDR: flush_addr(t, la, vpid, pcid, false); break;
@@ -209,12 +235,15 @@ vmem_err vmem_tlb_invpcid(vmem_tlb *t, uint16_t vpid, unsigned type, uint16_t pc
 	return VMEM_OK;
 }
 
-void vmem_tlb_mov_cr3(vmem_tlb *t, uint16_t vpid, uint64_t cr3, bool pcide)
+vmem_err vmem_tlb_mov_cr3(vmem_tlb *t, uint16_t vpid, uint64_t cr3, bool pcide)
 {
+	if (!t || (cr3 & cr3_rsvd[pcide]))
+		return VMEM_E_INVAL;
 	/* SDM 4.10.4.1: bit 63 set with PCIDE = 1 means no flush. */
 	if (pcide && (cr3 >> 63))
-		return;
+		return VMEM_OK;
 	flush_where(t, M_PCID_NONGLOBAL, vpid, pcide ? (uint16_t)(cr3 & 0xfff) : 0, 0);
+	return VMEM_OK;
 }
 
 void vmem_tlb_flush_vpid(vmem_tlb *t, uint16_t vpid)
@@ -224,8 +253,9 @@ void vmem_tlb_flush_vpid(vmem_tlb *t, uint16_t vpid)
 
 vmem_err vmem_tlb_invvpid(vmem_tlb *t, unsigned type, uint16_t vpid, uint64_t la)
 {
-	/* SDM vol. 3C 31.3 INVVPID: types 0, 1 and 3 with VPID 0 fail (VMfailValid), invalidating nothing. */
-	if (!t || (vpid == 0 && type != VMEM_INVVPID_ALL))
+	/* SDM vol. 3C 31.3 INVVPID: types 0, 1 and 3 with VPID 0, and type 0 of a
+	 * non-canonical address, fail (VMfailValid), invalidating nothing. */
+	if (!t || (vpid == 0 && type != VMEM_INVVPID_ALL) || (type == VMEM_INVVPID_ADDR && !canonical57(la)))
 		return VMEM_E_INVAL;
 	switch (type) {
 	case VMEM_INVVPID_ADDR: flush_addr(t, la, vpid, -1, true); break;
@@ -243,7 +273,7 @@ vmem_err vmem_tlb_invept(vmem_tlb *t, unsigned type, uint64_t eptp)
 		return VMEM_E_INVAL;
 	if (type == VMEM_INVEPT_ALL)
 		flush_where(t, M_ALL, 0, 0, 0);
-	else if (type != VMEM_INVEPT_SINGLE)
+	else if (type != VMEM_INVEPT_SINGLE || eptp_refused(eptp)) /* INVEPT: VMfailValid */
 		return VMEM_E_INVAL;
 	else if (!(eptp & EP4TA_MASK & ~EP4TA_TAGGED)) /* a higher EP4TA was never cached */
 		flush_where(t, M_EP4TA, 0, 0, eptp & EP4TA_TAGGED);

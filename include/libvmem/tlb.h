@@ -101,20 +101,33 @@ void vmem_tlb_invlpg(vmem_tlb *tlb, uint16_t vpid, uint16_t pcid, uint64_t la);
 #define VMEM_INVPCID_SINGLE 1     /* every non-global translation of pcid */
 #define VMEM_INVPCID_ALL_GLOBAL 2 /* everything, globals included */
 #define VMEM_INVPCID_ALL 3        /* everything but global translations */
-vmem_err vmem_tlb_invpcid(vmem_tlb *tlb, uint16_t vpid, unsigned type, uint16_t pcid, uint64_t la);
+/* pcide: CR4.PCIDE. VMEM_E_INVAL, nothing done, where INVPCID #GPs: type
+ * above 3, pcid above 0xfff, types 0 and 1 of a PCID other than 0 with
+ * PCIDE = 0, type 0 of an address no processor calls canonical (bits 63:56
+ * not copies of bit 56; a processor without 5-level paging also refuses bits
+ * 56:47 not copies of bit 47: the caller's check). */
+vmem_err vmem_tlb_invpcid(vmem_tlb *tlb, uint16_t vpid, unsigned type, uint16_t pcid, uint64_t la, bool pcide);
 /* MOV to CR3: with CR4.PCIDE = 0 flushes non-global translations of PCID 0;
- * with PCIDE = 1 those of the new PCID (cr3[11:0]), unless cr3 bit 63 is set. */
-void vmem_tlb_mov_cr3(vmem_tlb *tlb, uint16_t vpid, uint64_t cr3, bool pcide);
+ * with PCIDE = 1 those of the new PCID (cr3[11:0]), unless cr3 bit 63 is set.
+ * VMEM_E_INVAL, nothing done, where the MOV #GPs on a reserved bit whatever
+ * MAXPHYADDR is: 60:52, and 63 with PCIDE = 0 (SDM 4.5, Tables 4-12, 4-13). */
+vmem_err vmem_tlb_mov_cr3(vmem_tlb *tlb, uint16_t vpid, uint64_t cr3, bool pcide);
 /* A change of CR0.PG, CR4.PGE, CR4.PCIDE... : every translation of the VPID, globals included. */
 void vmem_tlb_flush_vpid(vmem_tlb *tlb, uint16_t vpid);
 /* INVVPID types (SDM vol. 3C 31.3, INVVPID). VMEM_E_INVAL, nothing done, for
- * VPID 0 with types 0, 1 and 3 (the instruction's VMfailValid). */
+ * VPID 0 with types 0, 1 and 3, and type 0 of an address no processor calls
+ * canonical (as INVPCID) (the instruction's VMfailValid). */
 #define VMEM_INVVPID_ADDR 0              /* (vpid, la): every PCID, globals included */
 #define VMEM_INVVPID_SINGLE 1            /* every translation of vpid */
 #define VMEM_INVVPID_ALL 2               /* every VPID except 0 */
 #define VMEM_INVVPID_SINGLE_KEEP_GLOBAL 3 /* vpid, except global translations */
 vmem_err vmem_tlb_invvpid(vmem_tlb *tlb, unsigned type, uint16_t vpid, uint64_t la);
-/* INVEPT types: single context (mappings whose EP4TA is eptp's) or all. */
+/* INVEPT types: single context (mappings whose EP4TA is eptp's) or all.
+ * VMEM_E_INVAL, nothing done, for a single-context eptp that VM entry refuses
+ * on every processor (VMfailValid; SDM vol. 3C 27.2.1.1): memory type not UC
+ * or WB, page-walk length not 4 or 5, bits 11:8 or 63:52 set. The checks
+ * that depend on the processor (5-level, A/D, MAXPHYADDR) are the caller's:
+ * vmem_ept_mmu_new makes them. */
 #define VMEM_INVEPT_SINGLE 1
 #define VMEM_INVEPT_ALL 2
 vmem_err vmem_tlb_invept(vmem_tlb *tlb, unsigned type, uint64_t eptp);
