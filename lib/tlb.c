@@ -25,10 +25,14 @@ static inline uint64_t key_of(int s, uint64_t la)
 }
 
 /* Whether translations under tag may be cached: a 12-bit PCID (CR3 bits
- * 11:0) and an EP4TA below 2^48, which the slot tag has room for. */
+ * 11:0) and an EP4TA below 2^48, which the slot tag has room for. EPT on at
+ * EP4TA 0 (a nonzero EPTP: bits 5:3 are 3 or 4) is not, so that its combined
+ * mappings and the linear ones of EPT off (tagged EP4TA 0) stay apart
+ * (SDM vol. 3C 29.4.2: neither kind is used while the other is in force). */
 static inline bool cacheable(const vmem_tlb_tag *tag)
 {
-	return tag->pcid <= 0xfff && !(tag->eptp & EP4TA_MASK & ~EP4TA_TAGGED);
+	return tag->pcid <= 0xfff && !(tag->eptp & EP4TA_MASK & ~EP4TA_TAGGED) &&
+	       (tag->eptp & EP4TA_TAGGED || !tag->eptp);
 }
 
 /* Canonical on every processor: bits 63:56 copies of bit 56 (5-level

@@ -325,6 +325,34 @@ static void test_wide_tags(void **s)
 	vmem_tlb_free(t);
 }
 
+/* Linear mappings (EPT off: EPTP 0) and combined mappings (EPT on) are apart
+ * even when the EPT PML4 table is at physical address 0: "No linear mappings
+ * are used while EPT is in use", "No guest-physical or combined mappings are
+ * used while EPT is not in use" (SDM vol. 3C 29.4.2). EPTP 0x1e is WB, 4-level
+ * EPT (bits 5:3 = 3) at EP4TA 0: a valid EPTP, never 0 (bits 5:3 are 3 or 4). */
+static void test_ept_off_on(void **s)
+{
+	(void)s;
+	vmem_tlb *t;
+	assert_int_equal(vmem_tlb_new(NULL, 8, &t), VMEM_OK);
+	vmem_tlb_tag off = { 1, 1, 0 }, on0 = { 1, 1, 0x1e };
+	vmem_tlb_xlat x = { 0x5000, 4096, 7, 1, 0, 0 }, y;
+	vmem_tlb_view v;
+	uint64_t pa;
+	unsigned perms;
+	assert_int_equal(vmem_tlb_insert(t, &off, 0x1000, &x), VMEM_OK);
+	assert_true(vmem_tlb_lookup(t, &off, 0x1000, &y)); /* the linear mapping serves EPT off */
+	assert_false(vmem_tlb_lookup(t, &on0, 0x1000, &y));
+	vmem_tlb_bind(t, &on0, &v);
+	assert_false(vmem_tlb_hit4k(&v, 0x1000, &pa, &perms));
+	x.pa = 0x9000;
+	assert_int_equal(vmem_tlb_insert(t, &on0, 0x2000, &x), VMEM_OK);
+	assert_false(vmem_tlb_lookup(t, &off, 0x2000, &y));
+	vmem_tlb_bind(t, &off, &v);
+	assert_false(vmem_tlb_hit4k(&v, 0x2000, &pa, &perms));
+	vmem_tlb_free(t);
+}
+
 /* A reference model: every translation inserted and not yet invalidated,
  * with the SDM's rules written out plainly. The TLB may miss anything (it
  * may drop any entry, SDM 4.10.2) but every hit must be one of these. */
@@ -332,6 +360,7 @@ struct ref {
 	uint16_t vpid, pcid;
 	uint64_t ep4ta, base, size, pa;
 	uint8_t perms, global, dirty, live;
+	uint8_t ept_on; /* a combined mapping (EPTP != 0), else a linear one (SDM vol. 3C 29.4.1) */
 };
 #define NREF 4096
 static struct ref R[NREF];
@@ -441,7 +470,9 @@ static void model_check(const vmem_tlb *t, const vmem_tlb_tag *tg, uint64_t la)
 		return;
 	for (unsigned i = 0; i < nref; i++) {
 		const struct ref *r = &R[i];
-		if (r->live && r->vpid == tg->vpid && r->ep4ta == EP4TA(tg->eptp) && in_page(r, la) &&
+		/* SDM vol. 3C 29.4.2: no linear mapping is used while EPT is in use, no combined one while it is not. */
+		if (r->live && r->vpid == tg->vpid && r->ep4ta == EP4TA(tg->eptp) && r->ept_on == (tg->eptp != 0) &&
+		    in_page(r, la) &&
 		    (r->pcid == tg->pcid || r->global) && r->size == x.page_size &&
 		    r->pa + (la & (r->size - 1)) == x.pa && r->perms == x.perms && r->global == x.global &&
 		    r->dirty == x.dirty)
@@ -456,9 +487,9 @@ static void test_model(void **s)
 	(void)s;
 	static const uint16_t vpids[] = { 0, 1, 2, 0x1001, 0xffff };
 	static const uint16_t pcids[] = { 0, 1, 2, 0xfff, 0x1000 };
-	/* EPTPs VM entry takes (WB or UC, 4 or 5 levels) and some INVEPT refuses; 0 is EPT off. */
+	/* EPTPs VM entry takes (WB or UC, 4 or 5 levels) and some INVEPT refuses; 0 is EPT off, 0x1e EPT on at EP4TA 0. */
 	static const uint64_t epts[] = { 0, EPT_A, EPT_A | 0x5e, EPT_B | 0x18, EPT_A | 1ull << 48 | 0x1e,
-					 0xfffffffff000ull | 0x26, EPT_B | 0x1b };
+					 0xfffffffff000ull | 0x26, 0x1e, EPT_B | 0x1b };
 #define NEPTS (sizeof(epts) / sizeof(epts[0]))
 	static const uint64_t sizes[] = { 1ull << 12, 1ull << 12, 1ull << 12, 1ull << 21, 1ull << 22, 1ull << 30 };
 	/* Pages that share slots (a 16-slot TLB) and addresses with high bits set. */
@@ -478,15 +509,16 @@ static void test_model(void **s)
 					    (uint8_t)(rnd(&seed) & 7), (uint8_t)(rnd(&seed) & 1), (uint8_t)(rnd(&seed) & 1), 0 };
 			assert_int_equal(vmem_tlb_insert(t, &tg, la, &x), VMEM_OK);
 			struct ref r = { tg.vpid, tg.pcid, EP4TA(tg.eptp), la & ~(size - 1), size,
-					 x.pa & ~(size - 1), x.perms, x.global, x.dirty, 1 };
+					 x.pa & ~(size - 1), x.perms, x.global, x.dirty, 1, tg.eptp != 0 };
 			for (unsigned i = 0; i < nref; i++) /* the same translation, replaced */
 				if (R[i].live && R[i].vpid == r.vpid && R[i].pcid == r.pcid && R[i].ep4ta == r.ep4ta &&
-				    R[i].base == r.base && R[i].size == r.size)
+				    R[i].ept_on == r.ept_on && R[i].base == r.base && R[i].size == r.size)
 					R[i].live = 0;
 			R[nref++] = r;
 			/* Just inserted: found, unless the tag is one never cached. */
 			vmem_tlb_xlat y;
-			bool cached = tg.pcid <= 0xfff && !(tg.eptp & 0x000f000000000000ull);
+			bool cached = tg.pcid <= 0xfff && !(tg.eptp & 0x000f000000000000ull) &&
+				      !(tg.eptp && !EP4TA(tg.eptp)); /* EPT on at EP4TA 0: never cached */
 			assert_int_equal(vmem_tlb_lookup(t, &tg, la, &y), cached);
 			model_check(t, &tg, la);
 		} else if (what < 4) {
@@ -513,6 +545,7 @@ int main(void)
 		cmocka_unit_test(test_bad_args),
 		cmocka_unit_test(test_inline_hit),
 		cmocka_unit_test(test_wide_tags),
+		cmocka_unit_test(test_ept_off_on),
 		cmocka_unit_test(test_model),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

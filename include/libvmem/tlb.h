@@ -12,10 +12,12 @@ extern "C" {
 #endif
 
 /* What a cached translation is tagged with (SDM vol. 3C 29.4.1): the VPID,
- * the PCID (ignored for a global translation), and the EPTP's EP4TA (bits
- * 51:12; 0 when EPT is off). A tag whose PCID is above 0xfff (CR3 holds 12
- * bits) or whose EP4TA is at or above 2^48 is never cached (a TLB may always
- * decline to cache, SDM 4.10.2): its lookups miss, so the caller walks. */
+ * the PCID (ignored for a global translation), and the EPTP (its EP4TA, bits
+ * 51:12; eptp 0 when EPT is off: linear mappings, apart from every combined
+ * one, 29.4.2). A tag whose PCID is above 0xfff (CR3 holds 12 bits), whose
+ * EP4TA is at or above 2^48, or that has EPT on at EP4TA 0 is never cached
+ * (a TLB may always decline to cache, SDM 4.10.2): its lookups miss, so the
+ * caller walks. */
 typedef struct vmem_tlb_tag {
 	uint16_t vpid;
 	uint16_t pcid;
