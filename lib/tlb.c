@@ -1,5 +1,6 @@
 /* libvmem software TLB: direct-mapped arrays per page size, tags compared whole, invalidation by SDM rule. */
 #include <libvmem/tlb.h>
+#include <libvmem/walk.h>
 #include "vmem_int.h"
 
 #define EP4TA_MASK VMI_BITS(51, 12)
@@ -122,7 +123,7 @@ static inline void tlb_out(const vmem_tlb_slot *e, unsigned shift, uint64_t la, 
 	uint64_t mask = (1ull << shift) - 1;
 	out->pa = la ^ e->xlat; /* the page bits of la are the key's */
 	out->page_size = mask + 1;
-	out->perms = e->perms;
+	out->perms = e->perms | e->clean_w;
 	out->dirty = e->dirty;
 	out->global = e->global;
 	out->pkey = e->pkey;
@@ -170,7 +171,10 @@ vmem_err vmem_tlb_insert(vmem_tlb *t, const vmem_tlb_tag *tag, uint64_t la, cons
 	e->key = key_of(s, la);
 	e->tag = tag_of(tag);
 	e->global = x->global ? 1 : 0;
-	e->perms = x->perms;
+	/* A write through a translation cached with D = 0 sets D (SDM 4.8): the
+	 * inline hit, which reports no D, serves writes only with D = 1. */
+	e->clean_w = x->dirty ? 0 : x->perms & VMEM_PERM_W;
+	e->perms = x->perms & ~e->clean_w;
 	e->dirty = x->dirty ? 1 : 0;
 	e->pkey = x->pkey;
 	/* la ^ xlat is the physical address of any la in the page. */

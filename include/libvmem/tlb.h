@@ -48,8 +48,11 @@ typedef struct vmem_tlb_slot {
 	uint64_t key;      /* the page's address | 0xfff (never 0); 0: empty */
 	uint64_t tag;      /* VPID (bits 63:48) | EP4TA bits 47:12 | PCID (bits 11:0) */
 	uint64_t xlat;     /* page address XOR physical frame address: pa = la ^ xlat */
-	uint8_t global, perms, dirty, pkey;
-	uint32_t pad;      /* 0: keeps a slot VMEM_TLB_SLOT_BYTES long */
+	uint8_t global;
+	uint8_t perms;     /* what a hit serves: VMEM_PERM_W only with dirty (vmem_tlb_hit4k) */
+	uint8_t dirty, pkey;
+	uint8_t clean_w;   /* VMEM_PERM_W of a writable translation cached with D = 0 */
+	uint8_t pad[3];    /* 0: keeps a slot VMEM_TLB_SLOT_BYTES long */
 } vmem_tlb_slot;
 #define VMEM_TLB_SLOT_LOG2 5
 #define VMEM_TLB_SLOT_BYTES (1u << VMEM_TLB_SLOT_LOG2)
@@ -68,7 +71,10 @@ void vmem_tlb_bind(const vmem_tlb *tlb, const vmem_tlb_tag *tag, vmem_tlb_view *
 
 /* Inline 4K hit: true and the physical address and VMEM_PERM_* rights in
  * *pa / *perms when a non-global or global 4K translation of la is cached;
- * false means "ask vmem_tlb_lookup" (a large page, or a miss). For the fewest
+ * false means "ask vmem_tlb_lookup" (a large page, or a miss). The rights
+ * are what the cache serves: VMEM_PERM_W only if the leaf's D flag was set,
+ * since a write through a clean translation sets D (SDM 4.8): a write
+ * without W walks. For the fewest
  * instructions keep the view a local whose address is taken only here (a
  * copy of the bound one), so that its fields stay in registers. */
 static inline bool vmem_tlb_hit4k(const vmem_tlb_view *v, uint64_t la, uint64_t *pa, unsigned *perms)
