@@ -17,12 +17,26 @@ struct vmem_tlb {
 	unsigned bits[SZ_N];
 	vmem_tlb_slot *e[SZ_N];
 	vmem_tlb_slot never; /* stays empty: the slot of a view whose tag is not cached */
+	int lin_max;         /* largest class of a page with pieces cached (SZ_4K: none) */
 };
+
+/* The offset bits of a page of class s. */
+static inline uint64_t low_of(int s)
+{
+	return (1ull << sz_shift[s]) - 1;
+}
 
 /* The key of la's page in class s: its address with the offset bits set (never 0, the empty slot). */
 static inline uint64_t key_of(int s, uint64_t la)
 {
-	return la | ((1ull << sz_shift[s]) - 1);
+	return la | low_of(s);
+}
+
+/* Whether the entry in e translates la, or is a piece of the guest's larger
+ * page that holds la (SDM 4.10.2.3: INVLPG of la ends all of its pieces). */
+static inline bool holds(const vmem_tlb_slot *e, uint64_t la)
+{
+	return e->key && (e->key | low_of(e->lin)) == key_of(e->lin, la);
 }
 
 /* Whether translations under tag may be cached: a 12-bit PCID (CR3 bits
@@ -160,8 +174,15 @@ static int size_class(uint64_t page_size)
 
 vmem_err vmem_tlb_insert(vmem_tlb *t, const vmem_tlb_tag *tag, uint64_t la, const vmem_tlb_xlat *x)
 {
+	return vmem_tlb_insert_piece(t, tag, la, x, 0);
+}
+
+vmem_err vmem_tlb_insert_piece(vmem_tlb *t, const vmem_tlb_tag *tag, uint64_t la, const vmem_tlb_xlat *x,
+			       uint64_t linear_size)
+{
 	int s = x ? size_class(x->page_size) : -1;
-	if (!t || !tag || s < 0)
+	int l = linear_size ? size_class(linear_size) : s;
+	if (!t || !tag || s < 0 || l < s)
 		return VMEM_E_INVAL;
 	/* PCIDs are 12 bits (CR3 bits 11:0) and the tag keeps EP4TA bits 47:12:
 	 * another tag is not cached, which a TLB may always do (SDM 4.10.2). */
@@ -170,6 +191,9 @@ vmem_err vmem_tlb_insert(vmem_tlb *t, const vmem_tlb_tag *tag, uint64_t la, cons
 	vmem_tlb_slot *e = &t->e[s][slot(t, s, la)];
 	e->key = key_of(s, la);
 	e->tag = tag_of(tag);
+	e->lin = (uint8_t)l;
+	if (l > t->lin_max)
+		t->lin_max = l;
 	e->global = x->global ? 1 : 0;
 	/* A write through a translation cached with D = 0 sets D (SDM 4.8): the
 	 * inline hit, which reports no D, serves writes only with D = 1. */
@@ -206,17 +230,27 @@ static void flush_where(vmem_tlb *t, enum match m, uint16_t vpid, uint16_t pcid,
 				e->key = 0;
 		}
 	}
+	if (m == M_ALL)
+		t->lin_max = SZ_4K;
 }
 
-/* Drop the entries that can translate la (one slot per size class), if selected. */
+/* Drop the entries that can translate la, if selected: la's slot of each
+ * size class, and with pieces of larger pages cached (vmem_tlb_insert_piece)
+ * every slot of the largest such page around la. */
 static void flush_addr(vmem_tlb *t, uint64_t la, uint16_t vpid, int pcid, bool globals)
 {
 	for (int s = 0; s < SZ_N; s++) {
-		vmem_tlb_slot *e = &t->e[s][slot(t, s, la)];
-		if (e->key != key_of(s, la) || (e->tag >> 48) != vpid)
-			continue;
-		if (e->global ? globals : (pcid < 0 || (e->tag & 0xfff) == (uint16_t)pcid))
-			e->key = 0;
+		int l = t->lin_max > s ? t->lin_max : s;
+		unsigned span = sz_shift[l] - sz_shift[s];
+		size_t n = (size_t)1 << (span < t->bits[s] ? span : t->bits[s]);
+		size_t first = slot(t, s, la & ~low_of(l)), mask = ((size_t)1 << t->bits[s]) - 1;
+		for (size_t i = 0; i < n; i++) {
+			vmem_tlb_slot *e = &t->e[s][(first + i) & mask];
+			if (!holds(e, la) || (e->tag >> 48) != vpid)
+				continue;
+			if (e->global ? globals : (pcid < 0 || (e->tag & 0xfff) == (uint16_t)pcid))
+				e->key = 0;
+		}
 	}
 }
 

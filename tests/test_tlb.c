@@ -391,6 +391,67 @@ static void test_clean_write(void **s)
 	vmem_tlb_free(t);
 }
 
+/* A page the guest's paging structures map larger than the cached pieces
+ * (EPT maps a guest 2M page with 4K pages: the combined translations are 4K,
+ * SDM vol. 3C 29.4.1): the TLB holds several entries for one page (SDM
+ * 4.10.2.3), and INVLPG "If the paging structures map the linear address
+ * using a page larger than 4 KBytes and there are multiple TLB entries for
+ * that page ... invalidates all of them" (INVLPG footnote; INVPCID's the
+ * same). An INVLPG of any address of the large page ends every piece; other
+ * pages stay. */
+static void test_splinters(void **s)
+{
+	(void)s;
+	static const struct {
+		uint64_t la, size, lsize;
+	} P[] = {
+		{ 0x200000, 1ull << 12, 1ull << 21 },   /* three 4K pieces of the guest 2M page 0x200000 */
+		{ 0x201000, 1ull << 12, 1ull << 21 },
+		{ 0x3ff000, 1ull << 12, 1ull << 21 },
+		{ 0x800000, 1ull << 21, 1ull << 22 },   /* two 2M pieces of a 32-bit paging 4M page */
+		{ 0xa00000, 1ull << 21, 1ull << 22 },
+		{ 0x40000000, 1ull << 21, 1ull << 30 }, /* 2M and 4K pieces of a 1G page */
+		{ 0x7fffe000, 1ull << 12, 1ull << 30 }, /* (slots apart: no eviction) */
+		{ 0x400000, 1ull << 12, 0 },            /* plain 4K pages next to them */
+		{ 0x1ff000, 1ull << 12, 1ull << 12 },
+	};
+	static const struct {
+		uint64_t la;    /* INVLPG / INVPCID 0 of this address */
+		unsigned ends;  /* bit i: P[i] no longer served */
+	} C[] = { { 0x2abcde, 0x07 }, { 0xb00000, 0x18 }, { 0x60000000, 0x60 }, { 0x400000, 0x80 }, { 0x1ff000, 0x100 } };
+	vmem_tlb_tag tag = { 1, 1, EPT_A };
+	for (unsigned k = 0; k < 2 * sizeof(C) / sizeof(C[0]); k++) {
+		vmem_tlb *t;
+		assert_int_equal(vmem_tlb_new(NULL, 10, &t), VMEM_OK);
+		for (unsigned i = 0; i < sizeof(P) / sizeof(P[0]); i++) {
+			vmem_tlb_xlat x = { 0x100000000ull + i * (1ull << 22), P[i].size, 7, 1, 0, 0 };
+			assert_int_equal(vmem_tlb_insert_piece(t, &tag, P[i].la, &x, P[i].lsize), VMEM_OK);
+		}
+		uint64_t la = C[k / 2].la;
+		if (k & 1)
+			assert_int_equal(vmem_tlb_invpcid(t, 1, VMEM_INVPCID_ADDR, 1, la, true), VMEM_OK);
+		else
+			vmem_tlb_invlpg(t, 1, 1, la);
+		for (unsigned i = 0; i < sizeof(P) / sizeof(P[0]); i++) {
+			vmem_tlb_xlat y;
+			bool hit = vmem_tlb_lookup(t, &tag, P[i].la, &y);
+			if (hit != !((C[k / 2].ends >> i) & 1))
+				fail_msg("%s 0x%llx: piece %u %s", k & 1 ? "INVPCID 0" : "INVLPG", (unsigned long long)la, i,
+					 hit ? "still served" : "gone");
+		}
+		vmem_tlb_free(t);
+	}
+	/* A linear page smaller than the cached one, or no page size: refused. */
+	vmem_tlb *t;
+	assert_int_equal(vmem_tlb_new(NULL, 8, &t), VMEM_OK);
+	vmem_tlb_xlat bad = { 0, 1ull << 21, 7, 1, 0, 0 };
+	assert_int_equal(vmem_tlb_insert_piece(t, &tag, 0, &bad, 1ull << 12), VMEM_E_INVAL);
+	assert_int_equal(vmem_tlb_insert_piece(t, &tag, 0, &bad, 8192), VMEM_E_INVAL);
+	vmem_tlb_xlat y;
+	assert_false(vmem_tlb_lookup(t, &tag, 0, &y));
+	vmem_tlb_free(t);
+}
+
 /* A reference model: every translation inserted and not yet invalidated,
  * with the SDM's rules written out plainly. The TLB may miss anything (it
  * may drop any entry, SDM 4.10.2) but every hit must be one of these. */
@@ -399,6 +460,7 @@ struct ref {
 	uint64_t ep4ta, base, size, pa;
 	uint8_t perms, global, dirty, live;
 	uint8_t ept_on; /* a combined mapping (EPTP != 0), else a linear one (SDM vol. 3C 29.4.1) */
+	uint64_t lsize; /* the guest's page, of which this is a piece (test_splinters) */
 };
 #define NREF 4096
 static struct ref R[NREF];
@@ -414,6 +476,8 @@ static uint64_t rnd(uint64_t *s)
 
 #define EP4TA(e) ((e) & 0x000ffffffffff000ull)
 static bool in_page(const struct ref *r, uint64_t la) { return (la & ~(r->size - 1)) == r->base; }
+/* la is in the guest's page r is a piece of: INVLPG, INVPCID 0 and INVVPID 0 of la end r. */
+static bool in_lpage(const struct ref *r, uint64_t la) { return !((la ^ r->base) & ~(r->lsize - 1)); }
 
 /* Canonical in 57 bits (bits 63:56 equal): what no processor refuses. */
 static bool canonical57(uint64_t la) { return (la >> 56) == 0 || (la >> 56) == 0xff; }
@@ -452,15 +516,15 @@ static void model_invalidate(vmem_tlb *t, uint64_t *s, const vmem_tlb_tag *tg, u
 		struct ref *r = &R[i];
 		bool v = r->vpid == vpid, drop = false;
 		switch (op) {
-		case 0: drop = v && in_page(r, la) && (r->pcid == pcid || r->global); break;           /* INVLPG */
-		case 1: drop = v && in_page(r, la) && r->pcid == pcid && !r->global; break;            /* INVPCID 0 */
+		case 0: drop = v && in_lpage(r, la) && (r->pcid == pcid || r->global); break;          /* INVLPG */
+		case 1: drop = v && in_lpage(r, la) && r->pcid == pcid && !r->global; break;           /* INVPCID 0 */
 		case 2: drop = v && r->pcid == pcid && !r->global; break;                              /* INVPCID 1 */
 		case 3: drop = v; break;                                                               /* INVPCID 2 */
 		case 4: drop = v && !r->global; break;                                                 /* INVPCID 3 */
 		case 5: drop = !(pcide && cr3 >> 63) && v && !r->global &&
 			       r->pcid == (pcide ? (cr3 & 0xfff) : 0); break;                          /* MOV CR3 */
 		case 6: drop = v; break;                                                               /* CR4 change */
-		case 7: drop = v && in_page(r, la); break;                                             /* INVVPID 0 */
+		case 7: drop = v && in_lpage(r, la); break;                                            /* INVVPID 0 */
 		case 8: drop = v; break;                                                               /* INVVPID 1 */
 		case 9: drop = r->vpid != 0; break;                                                    /* INVVPID 2 */
 		case 10: drop = v && !r->global; break;                                                /* INVVPID 3 */
@@ -542,12 +606,13 @@ static void test_model(void **s)
 		uint64_t la = las[rnd(&seed) % 10] + (rnd(&seed) % 3) * 0x1000 + (rnd(&seed) & 0xfff);
 		unsigned what = (unsigned)(rnd(&seed) % 8);
 		if (what < 3 && nref < NREF) {
-			uint64_t size = sizes[rnd(&seed) % 6];
+			uint64_t size = sizes[rnd(&seed) % 6], lsize = sizes[rnd(&seed) % 6];
+			lsize = lsize < size ? size : lsize; /* a piece of a larger guest page, or the page */
 			vmem_tlb_xlat x = { (rnd(&seed) & 0xffffff000ull) | (la & (size - 1)), size,
 					    (uint8_t)(rnd(&seed) & 7), (uint8_t)(rnd(&seed) & 1), (uint8_t)(rnd(&seed) & 1), 0 };
-			assert_int_equal(vmem_tlb_insert(t, &tg, la, &x), VMEM_OK);
+			assert_int_equal(vmem_tlb_insert_piece(t, &tg, la, &x, lsize), VMEM_OK);
 			struct ref r = { tg.vpid, tg.pcid, EP4TA(tg.eptp), la & ~(size - 1), size,
-					 x.pa & ~(size - 1), x.perms, x.global, x.dirty, 1, tg.eptp != 0 };
+					 x.pa & ~(size - 1), x.perms, x.global, x.dirty, 1, tg.eptp != 0, lsize };
 			for (unsigned i = 0; i < nref; i++) /* the same translation, replaced */
 				if (R[i].live && R[i].vpid == r.vpid && R[i].pcid == r.pcid && R[i].ep4ta == r.ep4ta &&
 				    R[i].ept_on == r.ept_on && R[i].base == r.base && R[i].size == r.size)
@@ -585,6 +650,7 @@ int main(void)
 		cmocka_unit_test(test_wide_tags),
 		cmocka_unit_test(test_ept_off_on),
 		cmocka_unit_test(test_clean_write),
+		cmocka_unit_test(test_splinters),
 		cmocka_unit_test(test_model),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

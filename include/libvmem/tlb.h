@@ -52,7 +52,8 @@ typedef struct vmem_tlb_slot {
 	uint8_t perms;     /* what a hit serves: VMEM_PERM_W only with dirty (vmem_tlb_hit4k) */
 	uint8_t dirty, pkey;
 	uint8_t clean_w;   /* VMEM_PERM_W of a writable translation cached with D = 0 */
-	uint8_t pad[3];    /* 0: keeps a slot VMEM_TLB_SLOT_BYTES long */
+	uint8_t lin;       /* (lib/tlb.c) size class of the guest's page this is a piece of */
+	uint8_t pad[2];    /* 0: keeps a slot VMEM_TLB_SLOT_BYTES long */
 } vmem_tlb_slot;
 #define VMEM_TLB_SLOT_LOG2 5
 #define VMEM_TLB_SLOT_BYTES (1u << VMEM_TLB_SLOT_LOG2)
@@ -99,6 +100,16 @@ bool vmem_tlb_lookup(const vmem_tlb *tlb, const vmem_tlb_tag *tag, uint64_t la, 
  * page frame is derived from page_size). May evict anything: a TLB may drop
  * any entry at any time (SDM 4.10.2). VMEM_E_INVAL for a bad page size. */
 vmem_err vmem_tlb_insert(vmem_tlb *tlb, const vmem_tlb_tag *tag, uint64_t la, const vmem_tlb_xlat *x);
+/* vmem_tlb_insert of one piece of a larger page: the guest's paging
+ * structures map la with a page of linear_size, of which the translation
+ * (x->page_size) covers a part, as when EPT maps a guest 2M page with 4K
+ * pages (a nested walk: guest.page_size above page_size). INVLPG, INVPCID
+ * and INVVPID of any address of that page then end every piece (SDM
+ * 4.10.2.3; the INVLPG and INVPCID footnote). linear_size 0 or x->page_size:
+ * vmem_tlb_insert. VMEM_E_INVAL for a linear_size that is no page size or
+ * below x->page_size. */
+vmem_err vmem_tlb_insert_piece(vmem_tlb *tlb, const vmem_tlb_tag *tag, uint64_t la, const vmem_tlb_xlat *x,
+			       uint64_t linear_size);
 
 /* Invalidation, as the instructions and events define it (SDM vol. 3A 4.10.4,
  * vol. 3C 29.4.3). vpid is the current VPID (0 outside VMX non-root). */
