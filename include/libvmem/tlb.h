@@ -131,7 +131,8 @@ vmem_err vmem_tlb_invpcid(vmem_tlb *tlb, uint16_t vpid, unsigned type, uint16_t 
  * VMEM_E_INVAL, nothing done, where the MOV #GPs on a reserved bit whatever
  * MAXPHYADDR is: 60:52, and 63 with PCIDE = 0 (SDM 4.5, Tables 4-12, 4-13). */
 vmem_err vmem_tlb_mov_cr3(vmem_tlb *tlb, uint16_t vpid, uint64_t cr3, bool pcide);
-/* A change of CR0.PG, CR4.PGE, CR4.PCIDE... : every translation of the VPID, globals included. */
+/* A change of CR0.PG, CR4.PGE, CR4.PCIDE... : every translation of the VPID, globals included.
+ * Also every VM entry and VM exit with "enable VPID" = 0, for VPID 0 (SDM vol. 3C 29.4.3.1). */
 void vmem_tlb_flush_vpid(vmem_tlb *tlb, uint16_t vpid);
 /* INVVPID types (SDM vol. 3C 31.3, INVVPID). VMEM_E_INVAL, nothing done, for
  * VPID 0 with types 0, 1 and 3, and type 0 of an address no processor calls
