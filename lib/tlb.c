@@ -10,6 +10,8 @@
 /* Size classes: 4K, 2M, 4M (32-bit paging), 1G. */
 enum { SZ_4K, SZ_2M, SZ_4M, SZ_1G, SZ_N };
 static const unsigned sz_shift[SZ_N] = { 12, 21, 22, 30 };
+/* vmem_tlb_hit4k indexes slots by VMEM_TLB_SLOT_LOG2. */
+_Static_assert(sizeof(vmem_tlb_slot) == VMEM_TLB_SLOT_BYTES, "vmem_tlb_slot size");
 
 
 struct vmem_tlb {
