@@ -1,5 +1,6 @@
 /* libvmem software TLB: direct-mapped arrays per page size, tags compared whole, invalidation by SDM rule. */
 #include <libvmem/tlb.h>
+#include <libvmem/walk.h>
 #include "vmem_int.h"
 
 #define EP4TA_MASK VMI_BITS(51, 12)
@@ -9,6 +10,8 @@
 /* Size classes: 4K, 2M, 4M (32-bit paging), 1G. */
 enum { SZ_4K, SZ_2M, SZ_4M, SZ_1G, SZ_N };
 static const unsigned sz_shift[SZ_N] = { 12, 21, 22, 30 };
+/* vmem_tlb_hit4k indexes slots by VMEM_TLB_SLOT_LOG2. */
+_Static_assert(sizeof(vmem_tlb_slot) == VMEM_TLB_SLOT_BYTES, "vmem_tlb_slot size");
 
 
 struct vmem_tlb {
@@ -16,20 +19,61 @@ struct vmem_tlb {
 	unsigned bits[SZ_N];
 	vmem_tlb_slot *e[SZ_N];
 	vmem_tlb_slot never; /* stays empty: the slot of a view whose tag is not cached */
+	int lin_max;         /* largest class of a page with pieces cached (SZ_4K: none) */
 };
+
+/* The offset bits of a page of class s. */
+static inline uint64_t low_of(int s)
+{
+	return (1ull << sz_shift[s]) - 1;
+}
 
 /* The key of la's page in class s: its address with the offset bits set (never 0, the empty slot). */
 static inline uint64_t key_of(int s, uint64_t la)
 {
-	return la | ((1ull << sz_shift[s]) - 1);
+	return la | low_of(s);
+}
+
+/* Whether the entry in e translates la, or is a piece of the guest's larger
+ * page that holds la (SDM 4.10.2.3: INVLPG of la ends all of its pieces). */
+static inline bool holds(const vmem_tlb_slot *e, uint64_t la)
+{
+	return e->key && (e->key | low_of(e->lin)) == key_of(e->lin, la);
 }
 
 /* Whether translations under tag may be cached: a 12-bit PCID (CR3 bits
- * 11:0) and an EP4TA below 2^48, which the slot tag has room for. */
+ * 11:0) and an EP4TA below 2^48, which the slot tag has room for. EPT on at
+ * EP4TA 0 (a nonzero EPTP: bits 5:3 are 3 or 4) is not, so that its combined
+ * mappings and the linear ones of EPT off (tagged EP4TA 0) stay apart
+ * (SDM vol. 3C 29.4.2: neither kind is used while the other is in force). */
 static inline bool cacheable(const vmem_tlb_tag *tag)
 {
-	return tag->pcid <= 0xfff && !(tag->eptp & EP4TA_MASK & ~EP4TA_TAGGED);
+	return tag->pcid <= 0xfff && !(tag->eptp & EP4TA_MASK & ~EP4TA_TAGGED) &&
+	       (tag->eptp & EP4TA_TAGGED || !tag->eptp);
 }
+
+/* Canonical on every processor: bits 63:56 copies of bit 56 (5-level
+ * paging's 57 bits, SDM 4.5; a 48-bit processor's addresses are a subset). */
+static inline bool canonical57(uint64_t la)
+{
+	return (uint64_t)((int64_t)(la << 7) >> 7) == la;
+}
+
+/* An EPTP every processor's VM entry refuses (SDM vol. 3C 27.2.1.1): memory
+ * type not UC (0) or WB (6), page-walk length not 4 or 5, bits 11:8 or 63:52
+ * set. (5-level, A/D, bit 7 and MAXPHYADDR depend on the processor.) */
+#define EPTP_MT_OK  ((1u << 0) | (1u << 6))
+#define EPTP_PWL_OK ((1u << 3) | (1u << 4))
+static inline bool eptp_refused(uint64_t eptp)
+{
+	return !((EPTP_MT_OK >> (eptp & 7)) & 1) || !((EPTP_PWL_OK >> ((eptp >> 3) & 7)) & 1) ||
+	       (eptp & (VMI_BITS(11, 8) | VMI_BITS(63, 52)));
+}
+
+/* CR3 bits MOV to CR3 #GPs on (SDM 4.5 Tables 4-12, 4-13): 60:52 always
+ * (MAXPHYADDR <= 52; 62:61 are LAM's), 63 with PCIDE = 0 (with PCIDE = 1 it
+ * is the no-flush flag, 4.10.4.1). Outside 64-bit mode CR3 takes 32 bits. */
+static const uint64_t cr3_rsvd[2] = { VMI_BITS(60, 52) | 1ull << 63, VMI_BITS(60, 52) };
 
 /* The rest of the tag, one word: VPID, EP4TA, PCID. */
 static inline uint64_t tag_of(const vmem_tlb_tag *tag)
@@ -95,7 +139,7 @@ static inline void tlb_out(const vmem_tlb_slot *e, unsigned shift, uint64_t la, 
 	uint64_t mask = (1ull << shift) - 1;
 	out->pa = la ^ e->xlat; /* the page bits of la are the key's */
 	out->page_size = mask + 1;
-	out->perms = e->perms;
+	out->perms = e->perms | e->clean_w;
 	out->dirty = e->dirty;
 	out->global = e->global;
 	out->pkey = e->pkey;
@@ -132,8 +176,15 @@ static int size_class(uint64_t page_size)
 
 vmem_err vmem_tlb_insert(vmem_tlb *t, const vmem_tlb_tag *tag, uint64_t la, const vmem_tlb_xlat *x)
 {
+	return vmem_tlb_insert_piece(t, tag, la, x, 0);
+}
+
+vmem_err vmem_tlb_insert_piece(vmem_tlb *t, const vmem_tlb_tag *tag, uint64_t la, const vmem_tlb_xlat *x,
+			       uint64_t linear_size)
+{
 	int s = x ? size_class(x->page_size) : -1;
-	if (!t || !tag || s < 0)
+	int l = linear_size ? size_class(linear_size) : s;
+	if (!t || !tag || s < 0 || l < s)
 		return VMEM_E_INVAL;
 	/* PCIDs are 12 bits (CR3 bits 11:0) and the tag keeps EP4TA bits 47:12:
 	 * another tag is not cached, which a TLB may always do (SDM 4.10.2). */
@@ -142,8 +193,14 @@ vmem_err vmem_tlb_insert(vmem_tlb *t, const vmem_tlb_tag *tag, uint64_t la, cons
 	vmem_tlb_slot *e = &t->e[s][slot(t, s, la)];
 	e->key = key_of(s, la);
 	e->tag = tag_of(tag);
+	e->lin = (uint8_t)l;
+	if (l > t->lin_max)
+		t->lin_max = l;
 	e->global = x->global ? 1 : 0;
-	e->perms = x->perms;
+	/* A write through a translation cached with D = 0 sets D (SDM 4.8): the
+	 * inline hit, which reports no D, serves writes only with D = 1. */
+	e->clean_w = x->dirty ? 0 : x->perms & VMEM_PERM_W;
+	e->perms = x->perms & ~e->clean_w;
 	e->dirty = x->dirty ? 1 : 0;
 	e->pkey = x->pkey;
 	/* la ^ xlat is the physical address of any la in the page. */
@@ -175,17 +232,27 @@ static void flush_where(vmem_tlb *t, enum match m, uint16_t vpid, uint16_t pcid,
 				e->key = 0;
 		}
 	}
+	if (m == M_ALL)
+		t->lin_max = SZ_4K;
 }
 
-/* Drop the entries that can translate la (one slot per size class), if selected. */
+/* Drop the entries that can translate la, if selected: la's slot of each
+ * size class, and with pieces of larger pages cached (vmem_tlb_insert_piece)
+ * every slot of the largest such page around la. */
 static void flush_addr(vmem_tlb *t, uint64_t la, uint16_t vpid, int pcid, bool globals)
 {
 	for (int s = 0; s < SZ_N; s++) {
-		vmem_tlb_slot *e = &t->e[s][slot(t, s, la)];
-		if (e->key != key_of(s, la) || (e->tag >> 48) != vpid)
-			continue;
-		if (e->global ? globals : (pcid < 0 || (e->tag & 0xfff) == (uint16_t)pcid))
-			e->key = 0;
+		int l = t->lin_max > s ? t->lin_max : s;
+		unsigned span = sz_shift[l] - sz_shift[s];
+		size_t n = (size_t)1 << (span < t->bits[s] ? span : t->bits[s]);
+		size_t first = slot(t, s, la & ~low_of(l)), mask = ((size_t)1 << t->bits[s]) - 1;
+		for (size_t i = 0; i < n; i++) {
+			vmem_tlb_slot *e = &t->e[s][(first + i) & mask];
+			if (!holds(e, la) || (e->tag >> 48) != vpid)
+				continue;
+			if (e->global ? globals : (pcid < 0 || (e->tag & 0xfff) == (uint16_t)pcid))
+				e->key = 0;
+		}
 	}
 }
 
@@ -195,9 +262,12 @@ void vmem_tlb_invlpg(vmem_tlb *t, uint16_t vpid, uint16_t pcid, uint64_t la)
 	flush_addr(t, la, vpid, pcid, true);
 }
 
-vmem_err vmem_tlb_invpcid(vmem_tlb *t, uint16_t vpid, unsigned type, uint16_t pcid, uint64_t la)
+vmem_err vmem_tlb_invpcid(vmem_tlb *t, uint16_t vpid, unsigned type, uint16_t pcid, uint64_t la, bool pcide)
 {
-	if (!t || pcid > 0xfff)
+	/* INVPCID's #GP(0), nothing invalidated: descriptor bits 63:12 set; with
+	 * PCIDE = 0 types 0 and 1 only for PCID 000H; type 0 of a non-canonical address. */
+	if (!t || pcid > 0xfff || (type <= VMEM_INVPCID_SINGLE && !pcide && pcid) ||
+	    (type == VMEM_INVPCID_ADDR && !canonical57(la)))
 		return VMEM_E_INVAL;
 	switch (type) {
 	case VMEM_INVPCID_ADDR: flush_addr(t, la, vpid, pcid, false); break;
@@ -209,12 +279,15 @@ vmem_err vmem_tlb_invpcid(vmem_tlb *t, uint16_t vpid, unsigned type, uint16_t pc
 	return VMEM_OK;
 }
 
-void vmem_tlb_mov_cr3(vmem_tlb *t, uint16_t vpid, uint64_t cr3, bool pcide)
+vmem_err vmem_tlb_mov_cr3(vmem_tlb *t, uint16_t vpid, uint64_t cr3, bool pcide)
 {
+	if (!t || (cr3 & cr3_rsvd[pcide]))
+		return VMEM_E_INVAL;
 	/* SDM 4.10.4.1: bit 63 set with PCIDE = 1 means no flush. */
 	if (pcide && (cr3 >> 63))
-		return;
+		return VMEM_OK;
 	flush_where(t, M_PCID_NONGLOBAL, vpid, pcide ? (uint16_t)(cr3 & 0xfff) : 0, 0);
+	return VMEM_OK;
 }
 
 void vmem_tlb_flush_vpid(vmem_tlb *t, uint16_t vpid)
@@ -224,8 +297,9 @@ void vmem_tlb_flush_vpid(vmem_tlb *t, uint16_t vpid)
 
 vmem_err vmem_tlb_invvpid(vmem_tlb *t, unsigned type, uint16_t vpid, uint64_t la)
 {
-	/* SDM vol. 3C 31.3 INVVPID: types 0, 1 and 3 with VPID 0 fail (VMfailValid), invalidating nothing. */
-	if (!t || (vpid == 0 && type != VMEM_INVVPID_ALL))
+	/* SDM vol. 3C 31.3 INVVPID: types 0, 1 and 3 with VPID 0, and type 0 of a
+	 * non-canonical address, fail (VMfailValid), invalidating nothing. */
+	if (!t || (vpid == 0 && type != VMEM_INVVPID_ALL) || (type == VMEM_INVVPID_ADDR && !canonical57(la)))
 		return VMEM_E_INVAL;
 	switch (type) {
 	case VMEM_INVVPID_ADDR: flush_addr(t, la, vpid, -1, true); break;
@@ -243,7 +317,7 @@ vmem_err vmem_tlb_invept(vmem_tlb *t, unsigned type, uint64_t eptp)
 		return VMEM_E_INVAL;
 	if (type == VMEM_INVEPT_ALL)
 		flush_where(t, M_ALL, 0, 0, 0);
-	else if (type != VMEM_INVEPT_SINGLE)
+	else if (type != VMEM_INVEPT_SINGLE || eptp_refused(eptp)) /* INVEPT: VMfailValid */
 		return VMEM_E_INVAL;
 	else if (!(eptp & EP4TA_MASK & ~EP4TA_TAGGED)) /* a higher EP4TA was never cached */
 		flush_where(t, M_EP4TA, 0, 0, eptp & EP4TA_TAGGED);

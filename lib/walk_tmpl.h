@@ -17,10 +17,13 @@
 #define pte_t uint64_t
 #define FN(n) FN_SFX(n, 64)
 #define IDX_BITS 9
+#define SWAP_INFO(pte) (vmem_swap_is_entry(pte) ? VMEM_WINFO_SWAP : 0)
 #elif PTE_BITS == 32
 #define pte_t uint32_t
 #define FN(n) FN_SFX(n, 32)
 #define IDX_BITS 10
+/* The swap layout (pte.h) is for 64-bit entries: a 4-byte entry is never one. */
+#define SWAP_INFO(pte) 0
 #else
 #error "PTE_BITS must be 32 or 64"
 #endif
@@ -99,7 +102,7 @@ static inline int FN(lane_consume)(struct FN(lane) *l, const struct vmem_mmu *m,
 		res->error_code = m->pfec[acc];
 		res->level = (uint8_t)level;
 		res->entry = pte;
-		res->info = vmem_swap_is_entry(pte) ? VMEM_WINFO_SWAP : 0;
+		res->info = SWAP_INFO(pte);
 		return -1;
 	}
 	unsigned ps = (pte >> 7) & 1;
@@ -239,4 +242,5 @@ static vmem_err FN(walk)(const struct vmem_mmu *m, vmem_gmem *gm, uint64_t la, u
 #undef NX_PARAM
 #undef NX_ARG
 #undef IDX_BITS
+#undef SWAP_INFO
 #undef IDX_MASK

@@ -347,6 +347,54 @@ static void test_walk_pae_pdpte_swap(void **state)
 	free(mem);
 }
 
+/* 32-bit paging: entries are 4 bytes, and the swap layout (pte.h, README
+ * "Swap entries") is defined for 64-bit entries only: the type (bits 58:52)
+ * and the high offset bits (51:32) have no room. Worked by hand: encode(3,
+ * 0x42) = 0x003ffffffffbd200 (inverted offset 0xff_ffff_ffbd at 51:12, type 3
+ * at 52); its low half 0xfffbd200 would decode as type 0, offset
+ * 0xf_ffff_0004_2, a location nobody encoded. A 4-byte not-present entry is
+ * never a swap entry: its #PF carries no VMEM_WINFO_SWAP, at either level. */
+static void test_walk_32bit_no_swap(void **state)
+{
+	(void)state;
+	uint8_t *mem = aligned_alloc(PG, 2 * PG);
+	assert_non_null(mem);
+	memset(mem, 0, 2 * PG);
+	vmem_gmem *gm;
+	vmem_mmu *mmu;
+	assert_int_equal(vmem_gmem_new(NULL, &gm), VMEM_OK);
+	assert_int_equal(vmem_gmem_add_ram(gm, 0, 2 * PG, mem, 0), VMEM_OK);
+	vmem_regs r;
+	vmem_regs_init(&r);
+	r.cr0 = VMEM_CR0_PE | VMEM_CR0_PG;
+	r.cr3 = 0; /* page directory at 0, page table at 0x1000 */
+	assert_int_equal(vmem_mmu_new(NULL, &r, &mmu), VMEM_OK);
+	vmem_swap_loc loc = { 3, 0x42 };
+	uint64_t sw = 0;
+	assert_int_equal(vmem_swap_encode(loc, &sw), VMEM_OK);
+	assert_true(sw == 0x003ffffffffbd200ull);
+	uint32_t pde = 0x1000 | 7, pte = (uint32_t)sw, bare = 0x200;
+	memcpy(mem + 4 * 1, &pde, 4);     /* la 0x00400000: PDE 1 -> PT at 0x1000 */
+	memcpy(mem + PG + 4 * 2, &pte, 4); /* la 0x00402000: PTE 2 */
+	memcpy(mem + 4 * 3, &bare, 4);    /* la 0x00c00000: PDE 3 = bit 9 only */
+	static const struct {
+		uint64_t la;
+		uint8_t level;
+		uint32_t entry;
+	} cases[] = { { 0x00402000, 1, 0xfffbd200u }, { 0x00c00000, 2, 0x200u } };
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		vmem_walk_result res;
+		assert_int_equal(vmem_walk(mmu, gm, cases[i].la, VMEM_ACC_READ, 0, &res, NULL), VMEM_OK);
+		assert_int_equal(res.status, VMEM_WALK_PF);
+		assert_int_equal(res.level, cases[i].level);
+		assert_true(res.entry == cases[i].entry);
+		assert_int_equal(res.info & VMEM_WINFO_SWAP, 0);
+	}
+	vmem_mmu_free(mmu);
+	vmem_gmem_free(gm);
+	free(mem);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -361,6 +409,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_walk_swap_in_pde, walk_setup, walk_teardown),
 		cmocka_unit_test_setup_teardown(test_walk_not_swap, walk_setup, walk_teardown),
 		cmocka_unit_test(test_walk_pae_pdpte_swap),
+		cmocka_unit_test(test_walk_32bit_no_swap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -45,7 +45,7 @@ typedef enum vmem_walk_status {
 } vmem_walk_status;
 
 /* Result info bits. */
-#define VMEM_WINFO_SWAP (1u << 0) /* PF on a not-present entry that is a swap entry (vmem_swap_decode(entry)) */
+#define VMEM_WINFO_SWAP (1u << 0) /* PF on a not-present 8-byte entry that is a swap entry (vmem_swap_decode(entry)); never in 32-bit paging */
 #define VMEM_WINFO_AD_SET (1u << 1) /* this walk wrote accessed/dirty flags */
 
 typedef struct vmem_walk_result {
