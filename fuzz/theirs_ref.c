@@ -1,4 +1,4 @@
-/* theirs_ref: the default "theirs" for fuzz_theirs: the fuzz/theirs.h ABI answered by the independent reference walkers in tests/ref. */
+/* theirs_ref: the default "theirs" for fuzz_theirs: the fuzz/theirs.h ABI answered by the independent reference walkers in tests/ref (nested: the two composed). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -109,17 +109,17 @@ static bool ept_write(void *ctx, uint64_t hpa, uint64_t val)
 	return store(ctx, hpa, 8, val);
 }
 
-/* Kind walk: ref_walk with A/D updates. */
-static int answer_walk(const vmem_vector *v, struct sparse *m, vmem_vector_expect *out)
+/* The vector's guest registers, access and EPT controls as the references take them. */
+static ref_cpu guest_cpu(const vmem_vector *v)
 {
-	ref_cpu cpu = {
+	return (ref_cpu){
 		.cr0 = v->cpu.cr0, .cr3 = v->cpu.cr3, .cr4 = v->cpu.cr4, .efer = v->cpu.efer,
 		.pkru = v->cpu.pkru, .maxphyaddr = v->cpu.maxphyaddr, .gbpages = v->cpu.gbpages,
 	};
-	/* PAE: the PDPTE registers hold the words at CR3[31:5], loaded unchecked. */
-	for (unsigned i = 0; i < 4; i++)
-		cpu.pdpte[i] = load(m, (cpu.cr3 & 0xffffffe0ull) + 8 * i, 8);
-	ref_access acc = {
+}
+static ref_access guest_access(const vmem_vector *v)
+{
+	return (ref_access){
 		.la = v->access.addr,
 		.write = v->access.type == VMEM_VACC_WRITE,
 		.fetch = v->access.type == VMEM_VACC_FETCH,
@@ -127,6 +127,36 @@ static int answer_walk(const vmem_vector *v, struct sparse *m, vmem_vector_expec
 		.implicit = v->access.implicit,
 		.ac = v->access.ac,
 	};
+}
+/* The processor vectors assume: execute-only entries and 1-GByte pages supported. */
+static ref_ept_cpu ept_cpu(const vmem_vector *v)
+{
+	return (ref_ept_cpu){ v->ept.eptp, v->cpu.maxphyaddr, true, true, v->ept.advanced_info,
+			      v->ept.mbec };
+}
+/* The kind of a final access. */
+static const ref_ept_kind final_kind[3] = { REF_EPT_READ, REF_EPT_WRITE, REF_EPT_FETCH };
+
+/* An EPT exit as the answer (false: the reference stopped on something else). */
+static bool ept_exit(const ref_ept_result *r, vmem_vector_expect *out)
+{
+	if (r->status != REF_EPT_VIOLATION && r->status != REF_EPT_MISCONFIG)
+		return false;
+	out->result = r->status == REF_EPT_VIOLATION ? VMEM_VRES_EPT_VIOLATION : VMEM_VRES_EPT_MISCONFIG;
+	out->exit_qualification = r->qual;
+	out->guest_physical = r->gpa;
+	out->guest_linear = r->linear;
+	return true;
+}
+
+/* Kind walk: ref_walk with A/D updates. */
+static int answer_walk(const vmem_vector *v, struct sparse *m, vmem_vector_expect *out)
+{
+	ref_cpu cpu = guest_cpu(v);
+	/* PAE: the PDPTE registers hold the words at CR3[31:5], loaded unchecked. */
+	for (unsigned i = 0; i < 4; i++)
+		cpu.pdpte[i] = load(m, (cpu.cr3 & 0xffffffe0ull) + 8 * i, 8);
+	ref_access acc = guest_access(v);
 	ref_mem mem = { walk_read, walk_write, m };
 	ref_result r;
 	ref_walk(&cpu, &mem, &acc, true, &r);
@@ -143,16 +173,13 @@ static int answer_walk(const vmem_vector *v, struct sparse *m, vmem_vector_expec
 	return THEIRS_ANSWERED;
 }
 
-/* Kind ept: ref_ept_walk on the processor vectors assume (execute-only and
- * 1-GByte pages supported); the access has no guest translation of its own,
+/* Kind ept: ref_ept_walk. The access has no guest translation of its own,
  * so its linear address is read/write and executable, user-mode at CPL 3. */
 static int answer_ept(const vmem_vector *v, struct sparse *m, vmem_vector_expect *out)
 {
-	static const ref_ept_kind kinds[3] = { REF_EPT_READ, REF_EPT_WRITE, REF_EPT_FETCH };
-	ref_ept_cpu cpu = { v->ept.eptp, v->cpu.maxphyaddr, true, true, v->ept.advanced_info,
-			    v->ept.mbec };
+	ref_ept_cpu cpu = ept_cpu(v);
 	ref_ept_access acc = {
-		.kind = kinds[v->access.type],
+		.kind = final_kind[v->access.type],
 		.has_linear = (v->have & VMEM_VHAVE_LINEAR) != 0,
 		.linear = v->access.linear,
 		.guest_user = v->access.cpl == 3,
@@ -162,31 +189,100 @@ static int answer_ept(const vmem_vector *v, struct sparse *m, vmem_vector_expect
 	ref_ept_mem mem = { ept_read, ept_write, m };
 	ref_ept_result r;
 	ref_ept_walk(&cpu, &mem, v->access.addr, &acc, true, &r);
-	static const vmem_vector_result results[] = {
-		[REF_EPT_OK] = VMEM_VRES_OK,
-		[REF_EPT_VIOLATION] = VMEM_VRES_EPT_VIOLATION,
-		[REF_EPT_MISCONFIG] = VMEM_VRES_EPT_MISCONFIG,
-	};
-	if (r.status > REF_EPT_MISCONFIG)
-		return THEIRS_NOT_MODELLED; /* address beyond the page-walk length */
-	/* Every field at once: the harness compares those the result requires. */
-	out->result = results[r.status];
+	if (r.status != REF_EPT_OK) /* an address beyond the page-walk length is no exit */
+		return ept_exit(&r, out) ? THEIRS_ANSWERED : THEIRS_NOT_MODELLED;
+	out->result = VMEM_VRES_OK;
 	out->hpa = r.hpa;
 	out->page_size = r.page_size;
-	out->exit_qualification = r.qual;
-	out->guest_physical = r.gpa;
-	out->guest_linear = r.linear;
+	return THEIRS_ANSWERED;
+}
+
+/* Kind nested: ref_walk whose every guest-physical access is an EPT access
+ * (ref_ept_walk), the first EPT exit ending the walk. */
+struct nested {
+	struct sparse *host;
+	ref_ept_cpu ept;
+	uint64_t la;
+	bool exited;
+	ref_ept_result exit;
+};
+
+static bool nested_xlate(struct nested *n, uint64_t gpa, ref_ept_kind kind, uint64_t *hpa)
+{
+	if (n->exited)
+		return false;
+	ref_ept_access a = { .kind = kind, .has_linear = true, .linear = n->la };
+	ref_ept_mem mem = { ept_read, ept_write, n->host };
+	ref_ept_walk(&n->ept, &mem, gpa, &a, true, &n->exit);
+	*hpa = n->exit.hpa;
+	n->exited = n->exit.status != REF_EPT_OK;
+	return !n->exited;
+}
+static bool nested_read(void *ctx, uint64_t gpa, unsigned size, uint64_t *val)
+{
+	struct nested *n = ctx;
+	uint64_t hpa;
+	if (!nested_xlate(n, gpa, REF_EPT_GUEST_PS, &hpa))
+		return false;
+	*val = load(n->host, hpa, size);
+	return true;
+}
+static bool nested_write(void *ctx, uint64_t gpa, unsigned size, uint64_t val)
+{
+	struct nested *n = ctx;
+	uint64_t hpa;
+	return nested_xlate(n, gpa, REF_EPT_GUEST_AD, &hpa) && store(n->host, hpa, size, val);
+}
+
+static int answer_nested(const vmem_vector *v, struct sparse *m, vmem_vector_expect *out)
+{
+	struct nested n = { .host = m, .ept = ept_cpu(v), .la = v->access.addr };
+	ref_cpu cpu = guest_cpu(v);
+	if (!(cpu.cr0 & REF_CR0_PG))
+		return THEIRS_NOT_MODELLED;
+	/* PAE: the MOV to CR3 read the PDPTEs through EPT earlier (no A/D flags). */
+	ref_ept_mem hmem = { ept_read, ept_write, m };
+	ref_ept_access rd = { .kind = REF_EPT_READ };
+	ref_ept_result pr;
+	ref_ept_walk(&n.ept, &hmem, cpu.cr3 & 0xffffffe0ull, &rd, false, &pr);
+	for (unsigned i = 0; pr.status == REF_EPT_OK && i < 4; i++)
+		cpu.pdpte[i] = load(m, pr.hpa + 8 * i, 8);
+	ref_access acc = guest_access(v);
+	ref_mem gmem = { nested_read, nested_write, &n };
+	ref_result r;
+	ref_walk(&cpu, &gmem, &acc, true, &r);
+	if (n.exited)
+		return ept_exit(&n.exit, out) ? THEIRS_ANSWERED : THEIRS_NOT_MODELLED;
+	if (r.status == REF_PF) {
+		out->result = VMEM_VRES_PAGE_FAULT;
+		out->error_code = r.error_code;
+		return THEIRS_ANSWERED;
+	}
+	if (r.status != REF_OK)
+		return THEIRS_NOT_MODELLED;
+	/* The final access, with what the guest translation says about the linear address. */
+	ref_ept_access fa = { .kind = final_kind[v->access.type], .has_linear = true, .linear = n.la,
+			      .guest_user = r.perms & REF_PERM_U, .guest_rw = r.perms & REF_PERM_W,
+			      .guest_nx = !(r.perms & REF_PERM_X) };
+	ref_ept_result er;
+	ref_ept_walk(&n.ept, &hmem, r.gpa, &fa, true, &er);
+	if (er.status != REF_EPT_OK)
+		return ept_exit(&er, out) ? THEIRS_ANSWERED : THEIRS_NOT_MODELLED;
+	out->result = VMEM_VRES_OK;
+	out->hpa = er.hpa;
+	out->page_size = er.page_size < r.page_size ? er.page_size : r.page_size;
 	return THEIRS_ANSWERED;
 }
 
 int THEIRS_REF_ENTRY(const vmem_vector *v, vmem_vector_expect *out)
 {
-	if (v->kind != VMEM_VKIND_WALK && v->kind != VMEM_VKIND_EPT)
-		return THEIRS_NOT_MODELLED; /* the references have no nested walk */
 	struct sparse m;
 	int rc = THEIRS_NOT_MODELLED;
 	if (sparse_init(&m, v)) {
-		rc = v->kind == VMEM_VKIND_WALK ? answer_walk(v, &m, out) : answer_ept(v, &m, out);
+		static int (*const by_kind[3])(const vmem_vector *, struct sparse *, vmem_vector_expect *) = {
+			answer_walk, answer_ept, answer_nested,
+		};
+		rc = (unsigned)v->kind < 3 ? by_kind[v->kind](v, &m, out) : THEIRS_NOT_MODELLED;
 		if (rc == THEIRS_ANSWERED && (m.oom || !sparse_changes(&m, out)))
 			rc = THEIRS_NOT_MODELLED;
 	}
