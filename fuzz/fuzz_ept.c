@@ -6,6 +6,7 @@
 
 #include <libvmem/ept.h>
 #include <libvmem/gmem.h>
+#include "fuzz_bytes.h"
 #include "ref_ept.h"
 
 /* Input layout (little-endian; short input reads as zero):
@@ -25,14 +26,6 @@
 
 static uint8_t lib_ram[HOST_SIZE] __attribute__((aligned(4096)));
 static uint8_t ref_ram[HOST_SIZE];
-
-static uint64_t le(const uint8_t *p, size_t n)
-{
-	uint64_t v = 0;
-	for (size_t i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
 
 static bool rd(void *ctx, uint64_t hpa, uint64_t *val)
 {
@@ -61,8 +54,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(h, data, size < HDR ? size : HDR);
 	memset(lib_ram, 0, sizeof(lib_ram));
 	for (size_t off = HDR; off + 10 <= size; off += 10) {
-		uint64_t slot = le(data + off, 2) % (HOST_SIZE / 8);
-		uint64_t v = le(data + off + 2, 8);
+		uint64_t slot = fuzz_le(data + off, 2) % (HOST_SIZE / 8);
+		uint64_t v = fuzz_le(data + off + 2, 8);
 		memcpy(lib_ram + slot * 8, &v, 8);
 	}
 	memcpy(ref_ram, lib_ram, sizeof(ref_ram));
@@ -85,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 
 	unsigned kind = h[1] % 6;
-	uint64_t gpa = le(h + 3, 8) & ((1ull << (12 + 9 * levels)) - 1);
+	uint64_t gpa = fuzz_le(h + 3, 8) & ((1ull << (12 + 9 * levels)) - 1);
 	vmem_ept_access a = { 0 };
 	ref_ept_access ra = { 0 };
 	static const uint8_t lib_kind[6] = { VMEM_EPT_READ, VMEM_EPT_WRITE, VMEM_EPT_FETCH,
@@ -103,7 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	bool linear = (h[1] & 8) || kind >= 4;
 	if (linear) {
 		a.flags = VMEM_EPT_LINEAR;
-		a.linear = ra.linear = le(h + 3, 8) ^ 0x5a5a000;
+		a.linear = ra.linear = fuzz_le(h + 3, 8) ^ 0x5a5a000;
 		ra.has_linear = true;
 	}
 	a.guest_perms = (uint8_t)gp;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_bytes.h"
 #include "ref_diff.h"
 #include "ref_walk.h"
 
@@ -23,14 +24,6 @@
  *          (slot % 2048) * 8 in the 16 KiB of RAM at 0..0x3fff. */
 #define HDR 56
 #define RAM_PAGES 4
-
-static uint64_t le(const uint8_t *p, size_t n)
-{
-	uint64_t v = 0;
-	for (size_t i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
 
 static diff_env env;
 static bool env_ready;
@@ -55,8 +48,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	env.miss_zero = !(h[0] & 0x80);
 	env.coalesce = !(h[2] & 0x80);
 	for (size_t off = HDR; off + 10 <= size; off += 10) {
-		uint64_t slot = le(data + off, 2) % (RAM_PAGES * 512);
-		diff_env_store(&env, slot * 8, 8, le(data + off + 2, 8));
+		uint64_t slot = fuzz_le(data + off, 2) % (RAM_PAGES * 512);
+		diff_env_store(&env, slot * 8, 8, fuzz_le(data + off + 2, 8));
 	}
 
 	unsigned mode = (h[0] & 0x3f) % 5;
@@ -76,15 +69,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		cpu.efer |= 0x500;                        /* LME | LMA */
 	if (mode == 4)
 		cpu.cr4 |= REF_CR4_LA57;
-	cpu.pkru = (uint32_t)le(h + 4, 4);
-	cpu.cr3 = le(h + 16, 8);
+	cpu.pkru = (uint32_t)fuzz_le(h + 4, 4);
+	cpu.cr3 = fuzz_le(h + 16, 8);
 	cpu.cr3 &= mode >= 3 ? ((1ull << m) - 1) & ~0xfe7ull : 0xffffffe7ull; /* no PCID: keep PWT/PCD */
 	for (unsigned i = 0; i < 4; i++)
-		cpu.pdpte[i] = le(h + 24 + 8 * i, 8);
+		cpu.pdpte[i] = fuzz_le(h + 24 + 8 * i, 8);
 
 	ref_access acc;
 	memset(&acc, 0, sizeof(acc));
-	acc.la = le(h + 8, 8);
+	acc.la = fuzz_le(h + 8, 8);
 	acc.write = (h[3] & 3) == 1;
 	acc.fetch = (h[3] & 3) == 2;
 	acc.cpl3 = h[3] & 4;
