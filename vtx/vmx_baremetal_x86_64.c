@@ -25,6 +25,10 @@ void vtx_vmx_init(struct vtx_caps *c)
 	cpuid(7, 0, r);
 	c->smep = r[1] & (1u << 7);
 	c->smap = r[1] & (1u << 20);
+	c->pku = r[2] & (1u << 3);
+	c->la57 = r[2] & (1u << 16);
+	c->cpuid7_ebx = r[1];
+	c->cpuid7_ecx = r[2];
 	cpuid(0x80000001, 0, r);
 	c->gbpages = r[3] & (1u << 26);
 	c->nx = r[3] & (1u << 20);

@@ -13,7 +13,8 @@ struct vtx_caps {
 	uint32_t pin, proc, proc2, exit, entry; /* the controls, adjusted to the capability MSRs */
 	uint32_t proc_may0, proc_may1, proc2_may1; /* allowed-0 and allowed-1 settings (A.3) */
 	unsigned maxphyaddr;
-	bool gbpages, smep, smap, nx;
+	bool gbpages, smep, smap, nx, pku, la57;
+	uint32_t cpuid7_ebx, cpuid7_ecx; /* CPUID.(EAX=7,ECX=0), printed as evidence of the model's features */
 	uint64_t vmxon_pa, vmcs_pa;
 };
 
