@@ -51,5 +51,6 @@ void vtx_main(void)
 	smoke_test(&c);
 	rt_puts(vtx_demo(&c) ? "VTX-MAIN-OK\n" : "VTX-MAIN-FAIL\n");
 	oracle_run(&c);
+	oracle_modes_run(&c);
 	rt_puts("VTX-ORACLE-DONE\n");
 }

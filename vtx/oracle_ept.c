@@ -13,13 +13,6 @@
 
 extern const uint8_t guest_read[], guest_write[], guest_fetch[];
 
-#define G_P  (1ull << 0)
-#define G_RW (1ull << 1)
-#define G_US (1ull << 2)
-#define G_A  (1ull << 5)
-#define G_D  (1ull << 6)
-#define G_PS (1ull << 7)
-#define G_XD (1ull << 63)
 
 /* One scenario's construction. */
 struct scen {
@@ -101,13 +94,8 @@ static void run_one(const struct vtx_caps *c, unsigned id, struct oracle_stats *
 	d_add(&s.d, ", EPT ");
 	d_add(&s.d, lvl_name[s.ept_level]);
 
-	vmem_ept_config cfg = { .levels = 4, .ad = s.ad, .gbpages = (c->ept_cap & EPT_CAP_1G) != 0,
-				.exec_only = (c->ept_cap & EPT_CAP_EXEC_ONLY) != 0, .eptp_mt = VMEM_MT_WB };
-	vmem_ept *ept;
-	RT_ASSERT(vmem_ept_new(&rt_allocator, &cfg, &ept) == VMEM_OK);
-	RT_ASSERT(vmem_ept_grant(ept, 0, 1ull << 30) == VMEM_OK);
+	vmem_ept *ept = oracle_ept_new(c, s.ad);
 	const uint64_t rwx = VMEM_EPT_R | VMEM_EPT_W | VMEM_EPT_X;
-	RT_ASSERT(vmem_ept_map(ept, 0, GUEST_C_HPA, GUEST_C_SIZE, rwx, VMEM_MT_WB, false, NULL) == VMEM_OK);
 	uint64_t eptp = vmem_ept_eptp(ept);
 
 	/* Guest tables: in the control region (kind ept: only the final access
@@ -137,22 +125,15 @@ static void run_one(const struct vtx_caps *c, unsigned id, struct oracle_stats *
 	/* The final access: its EPT leaf of the chosen size maps into the sink. */
 	uint64_t esz = LVL_SIZE(s.ept_level), region, off;
 	for (;;) {
-		if (s.ept_level == 3)
-			region = oracle_gpa_hi() & ~(esz - 1), off = SINK_HPA + (oracle_rnd() & (SINK_SIZE - 1));
-		else
-			region = oracle_gpa_hi() & ~(esz - 1), off = oracle_rnd() & (esz - 1);
-		if (s.access != ORACLE_FETCH)
-			off &= ~7ull;
+		region = oracle_gpa_hi() & ~(esz - 1);
+		off = oracle_final_off(s.ept_level, s.access);
 		bool clash = false;
 		for (unsigned i = 0; i < s.ntab; i++)
 			clash |= s.kind == ORACLE_NESTED && oracle_overlaps(region, esz, s.tgpa[i], 4096);
 		if (!clash)
 			break;
 	}
-	uint64_t map_hpa = s.ept_level == 1 ? SINK_HPA + (oracle_rnd() & (SINK_SIZE - 1) & ~0xfffull)
-			 : s.ept_level == 2 ? SINK_HPA : 0;
-	RT_ASSERT(vmem_ept_map(ept, region, map_hpa, esz, rwx, VMEM_MT_WB, false, NULL) == VMEM_OK);
-	RT_ASSERT(oracle_ept_leaf_level(eptp, region) == s.ept_level);
+	oracle_map_final(ept, region, s.ept_level);
 	s.fgpa = region + off;
 
 	/* The guest's translation of la: la's page offset (guest page size) is fgpa's. */
@@ -205,9 +186,7 @@ static void run_one(const struct vtx_caps *c, unsigned id, struct oracle_stats *
 	}
 
 	/* The code's own path: flags set now, so fetching it changes nothing. */
-	vtx_guest_c_init();
-	for (unsigned l = 4; l >= 2; l--)
-		*oracle_ept_entry(eptp, GUEST_CODE_GPA, l) |= VMEM_EPT_A | (l == 2 ? VMEM_EPT_D : 0);
+	oracle_code_init(eptp);
 
 	/* The words the vector lists. */
 	struct oracle_words w;
@@ -312,13 +291,10 @@ static void run_one(const struct vtx_caps *c, unsigned id, struct oracle_stats *
 		if (oracle_kd2(&w, eptp, entry, s.tgpa, s.ntab))
 			v.note = "KD2";
 	}
-	if (skip) {
-		rt_printf("# vtx: scenario %u skipped (%s): exit %u qual 0x%lx intr 0x%x rip 0x%lx; %s\n", id,
-			  skip, e.reason, e.qual, e.intr_info, e.rip, s.d.s);
-		rt_printf("# vtx:   la 0x%lx gpa 0x%lx hpa 0x%lx\n", s.la, s.fgpa, s.fhpa);
+	const uint64_t addr[3] = { s.la, s.fgpa, s.fhpa };
+	if (!oracle_report("scenario", id, skip, &e, s.d.s, addr, &v)) {
 		st->skipped++;
 	} else {
-		oracle_emit(&v);
 		st->emitted++;
 		st->by_result[v.result]++;
 	}

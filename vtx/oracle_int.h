@@ -6,6 +6,14 @@
 
 #define ADDR_MASK 0x000ffffffffff000ull
 #define LVL_SIZE(l) (1ull << (12 + 9 * ((l) - 1)))
+/* Guest paging-entry flags (SDM vol. 3A 4.3 to 4.5). */
+#define G_P  (1ull << 0)
+#define G_RW (1ull << 1)
+#define G_US (1ull << 2)
+#define G_A  (1ull << 5)
+#define G_D  (1ull << 6)
+#define G_PS (1ull << 7)
+#define G_XD (1ull << 63)
 
 /* xorshift64*, one stream for the whole run (seed VTX_SEED). */
 uint64_t oracle_rnd(void);
@@ -27,6 +35,19 @@ uint64_t *oracle_ept_entry(uint64_t eptp, uint64_t gpa, unsigned level);
 unsigned oracle_ept_leaf_level(uint64_t eptp, uint64_t gpa);
 bool oracle_ept_writable(uint64_t eptp, uint64_t gpa);
 void oracle_add_ept_path(struct oracle_words *w, uint64_t eptp, uint64_t gpa);
+
+/* New EPT tables (A/D if `ad`, 1G leaves and execute-only as the
+ * capabilities allow) with the control region mapped rwx. */
+struct vmem_ept;
+struct vmem_ept *oracle_ept_new(const struct vtx_caps *c, bool ad);
+/* The final access's offset in its EPT leaf of `level` (1G: the leaf maps
+ * HPA 0, the offset is into the sink); reads and writes 8-byte aligned. */
+uint64_t oracle_final_off(unsigned level, enum oracle_access a);
+/* Map the EPT leaf of `level` at region into the sink. */
+void oracle_map_final(struct vmem_ept *ept, uint64_t region, unsigned level);
+/* Guest code and its tables rewritten, the code's EPT path flags set, so
+ * fetching the code changes nothing. */
+void oracle_code_init(uint64_t eptp);
 
 /* A scenario's description, the tail of the vector's id. */
 struct oracle_desc {
@@ -61,5 +82,10 @@ struct oracle_check {
 };
 /* Fill v's result from the exit; NULL, or why Bochs' answer is not a vector. */
 const char *oracle_classify(const struct oracle_check *k, struct oracle_vector *v, uint64_t *qual_bits);
+
+/* Emit v, or print why scenario `id` (of `what`) gave no vector; returns
+ * true if v was emitted. */
+bool oracle_report(const char *what, unsigned id, const char *skip, const struct vtx_exit *e, const char *desc,
+		   const uint64_t addr[3], const struct oracle_vector *v);
 
 #endif

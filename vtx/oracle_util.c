@@ -134,6 +134,39 @@ void d_num(struct oracle_desc *d, uint64_t v)
 	d_add(d, t);
 }
 
+vmem_ept *oracle_ept_new(const struct vtx_caps *c, bool ad)
+{
+	vmem_ept_config cfg = { .levels = 4, .ad = ad, .gbpages = (c->ept_cap & EPT_CAP_1G) != 0,
+				.exec_only = (c->ept_cap & EPT_CAP_EXEC_ONLY) != 0, .eptp_mt = VMEM_MT_WB };
+	vmem_ept *ept;
+	RT_ASSERT(vmem_ept_new(&rt_allocator, &cfg, &ept) == VMEM_OK);
+	RT_ASSERT(vmem_ept_grant(ept, 0, 1ull << 30) == VMEM_OK);
+	RT_ASSERT(vmem_ept_map(ept, 0, GUEST_C_HPA, GUEST_C_SIZE, VMEM_EPT_R | VMEM_EPT_W | VMEM_EPT_X, VMEM_MT_WB,
+			       false, NULL) == VMEM_OK);
+	return ept;
+}
+
+uint64_t oracle_final_off(unsigned level, enum oracle_access a)
+{
+	uint64_t off = level == 3 ? SINK_HPA + (oracle_rnd() & (SINK_SIZE - 1)) : oracle_rnd() & (LVL_SIZE(level) - 1);
+	return a == ORACLE_FETCH ? off : off & ~7ull;
+}
+
+void oracle_map_final(vmem_ept *ept, uint64_t region, unsigned level)
+{
+	uint64_t hpa = level == 1 ? SINK_HPA + (oracle_rnd() & (SINK_SIZE - 1) & ~0xfffull) : level == 2 ? SINK_HPA : 0;
+	RT_ASSERT(vmem_ept_map(ept, region, hpa, LVL_SIZE(level), VMEM_EPT_R | VMEM_EPT_W | VMEM_EPT_X, VMEM_MT_WB,
+			       false, NULL) == VMEM_OK);
+	RT_ASSERT(oracle_ept_leaf_level(vmem_ept_eptp(ept), region) == level);
+}
+
+void oracle_code_init(uint64_t eptp)
+{
+	vtx_guest_c_init();
+	for (unsigned l = 4; l >= 2; l--)
+		*oracle_ept_entry(eptp, GUEST_CODE_GPA, l) |= VMEM_EPT_A | (l == 2 ? VMEM_EPT_D : 0);
+}
+
 static const char *const perm_name[] = { "---", "r--", "-w-", "rw-", "--x", "r-x", "-wx", "rwx" };
 
 /* Returns false if nothing applies. */
@@ -243,4 +276,17 @@ const char *oracle_classify(const struct oracle_check *k, struct oracle_vector *
 		return NULL;
 	}
 	return vtx_exit_name(e->reason);
+}
+
+bool oracle_report(const char *what, unsigned id, const char *skip, const struct vtx_exit *e, const char *desc,
+		   const uint64_t addr[3], const struct oracle_vector *v)
+{
+	if (!skip) {
+		oracle_emit(v);
+		return true;
+	}
+	rt_printf("# vtx: %s %u skipped (%s): exit %u qual 0x%lx intr 0x%x err 0x%x rip 0x%lx; %s\n", what, id, skip,
+		  e->reason, e->qual, e->intr_info, e->intr_err, e->rip, desc);
+	rt_printf("# vtx:   la 0x%lx gpa 0x%lx hpa 0x%lx\n", addr[0], addr[1], addr[2]);
+	return false;
 }

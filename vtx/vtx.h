@@ -29,6 +29,10 @@ struct vtx_guest {
 	uint64_t rip;
 	uint64_t eptp;
 	uint32_t proc_set, proc_clear, proc2_clear; /* control changes from the capabilities' defaults */
+	bool legacy;      /* 32-bit code, "IA-32e mode guest" off (32-bit or PAE paging) */
+	unsigned cpl;     /* 0 or 3: CS/SS (and data segments) get that DPL and RPL */
+	bool ac;          /* EFLAGS.AC */
+	uint64_t pdpte[4]; /* legacy with CR4.PAE: what VM entry loads (EPT on, SDM vol. 3C 27.3.2.4) */
 };
 
 /* One VM exit, as the VMCS reports it. */
