@@ -1,17 +1,26 @@
-# Bochs oracle: the vtx bare-metal image runs EPT scenarios under Bochs 2.7's VMX/EPT; the vectors it prints,
-# after the known-difference table (vtx/bochs_kd.c), must all agree with libvmem. And the shipped corpus those runs produced.
+# Bochs oracle: the vtx bare-metal image runs EPT and guest-mode scenarios under Bochs 2.7's VMX/EPT; the vectors it prints,
+# after the known-difference table (vtx/bochs_kd.c), must all agree with libvmem. And the shipped corpora those runs produced.
 # vtx/ is added after tests/ (top-level CMakeLists.txt), so test for its source, not its target.
 if(EXISTS ${PROJECT_SOURCE_DIR}/vtx/CMakeLists.txt AND TARGET vmem_cli)
   add_test(NAME oracle_bochs_ept
     COMMAND ${PROJECT_SOURCE_DIR}/vtx/run-bochs.sh ${CMAKE_BINARY_DIR}/vtx $<TARGET_FILE:vmem_cli>
-      ${CMAKE_CURRENT_SOURCE_DIR}/corpus/bochs-ept-v1.jsonl)
+      ${CMAKE_CURRENT_SOURCE_DIR}/corpus/bochs-ept-v1.jsonl ${CMAKE_CURRENT_SOURCE_DIR}/corpus/bochs-modes-v1.jsonl)
   # 77 = Bochs not installed: reported as SKIPPED, never as a pass.
   set_tests_properties(oracle_bochs_ept PROPERTIES LABELS "oracle;unit"
     SKIP_RETURN_CODE 77 TIMEOUT 400 RUN_SERIAL TRUE)
+  # The known-difference table itself (KD1, KD2, KD3) on a sample of Bochs output: needs no Bochs.
+  add_test(NAME bochs_kd_table
+    COMMAND ${PROJECT_SOURCE_DIR}/vtx/test-bochs-kd.sh $<TARGET_FILE:vtx_bochs_kd> $<TARGET_FILE:vmem_cli>
+      ${CMAKE_CURRENT_SOURCE_DIR}/data/bochs-kd-sample.txt ${CMAKE_CURRENT_BINARY_DIR}/bochs-kd-table)
+  set_tests_properties(bochs_kd_table PROPERTIES LABELS "oracle;unit")
 endif()
-if(TARGET vmem_cli AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/corpus/bochs-ept-v1.jsonl)
-  add_test(NAME corpus_bochs_ept_v1
-    COMMAND vmem_cli vectors check ${CMAKE_CURRENT_SOURCE_DIR}/corpus/bochs-ept-v1.jsonl)
-  set_tests_properties(corpus_bochs_ept_v1 PROPERTIES LABELS "oracle;unit;vectors"
-    PASS_REGULAR_EXPRESSION "[1-9][0-9]* passed, 0 failed")
-endif()
+# The shipped corpora: bochs-ept-v1 (EPT scenarios, vtx/oracle_ept.c) and bochs-modes-v1 (32-bit, PAE and
+# 4-level guests at CPL 0 and 3, SMEP/SMAP/PKU, 1G pages: vtx/oracle_modes.c; KD3 rewrites are named in the ids).
+foreach(_corpus ept modes)
+  if(TARGET vmem_cli AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/corpus/bochs-${_corpus}-v1.jsonl)
+    add_test(NAME corpus_bochs_${_corpus}_v1
+      COMMAND vmem_cli vectors check ${CMAKE_CURRENT_SOURCE_DIR}/corpus/bochs-${_corpus}-v1.jsonl)
+    set_tests_properties(corpus_bochs_${_corpus}_v1 PROPERTIES LABELS "oracle;unit;vectors"
+      PASS_REGULAR_EXPRESSION "[1-9][0-9]* passed, 0 failed")
+  endif()
+endforeach()

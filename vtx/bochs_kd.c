@@ -1,4 +1,4 @@
-/* bochs_kd.c: host side of the Bochs EPT oracle: extract the vectors the image printed, apply the known-difference table, write the corpus. */
+/* bochs_kd.c: host side of the Bochs oracle: extract the vectors the image printed, apply the known-difference table, write the corpora. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +20,17 @@
  *      ("vtx_note":"KD2": a guest entry changed although its table's EPT path
  *      lacks W). Bochs' answer says nothing of what the SDM processor does
  *      next, so the vector is left out of the corpus (counted, not hidden).
+ * KD3  Protection keys (CR4.PKE, 4-level paging) govern user-mode addresses
+ *      only (U/S = 1 at every level), for supervisor-mode accesses as well:
+ *      PKRU.AD forbids a CPL 0 read of a user-mode address when SMAP does not
+ *      (SDM vol. 3A 4.6.1, 4.6.2; the error code's PK bit, 4.7). Bochs applies
+ *      PKRU by the CPL instead: it checks the key of a supervisor-mode address
+ *      too, before U/S, and AD only at CPL 3. The image marks such a vector
+ *      ("vtx_note":"KD3": a PK fault on a supervisor-mode address, or a CPL 0
+ *      data access to a user-mode address whose key has AD set). At CPL 3 the
+ *      SDM answer is the U/S fault Bochs would report without its key check:
+ *      the test requires the PK bit and rewrites the error code without it. At
+ *      CPL 0 the SDM answer depends on checks Bochs skipped: left out.
  */
 
 static int find_hex(const char *line, const char *key, uint64_t *v, const char **at)
@@ -33,6 +44,29 @@ static int find_hex(const char *line, const char *key, uint64_t *v, const char *
 	if (at)
 		*at = p; /* the opening quote */
 	*v = strtoull(p + 3, NULL, 16);
+	return 1;
+}
+
+/* Write line with the value at `at` (a quoted hex string) replaced by
+ * `value` and `note` appended to the id, minus a trailing vtx_note. */
+static int rewrite(FILE *out, const char *line, const char *at, uint64_t value, const char *note)
+{
+	const char *vend = strchr(at + 1, '"') + 1;
+	const char *idend = strstr(line, "\",\"kind\"");
+	const char *tail = strstr(line, ",\"vtx_note\":");
+	if (!idend || idend > at)
+		return 0;
+	fwrite(line, 1, (size_t)(idend - line), out);
+	fputs(note, out);
+	fwrite(idend, 1, (size_t)(at - idend), out);
+	fprintf(out, "\"0x%" PRIx64 "\"", value);
+	if (tail && tail > vend) {
+		fwrite(vend, 1, (size_t)(tail - vend), out);
+		fputs("}\n", out);
+	} else {
+		fputs(vend, out);
+		fputc('\n', out);
+	}
 	return 1;
 }
 
@@ -62,22 +96,28 @@ static char *read_line(FILE *f)
 	return b;
 }
 
+static const char header[] =
+	"# Bochs %s oracle, format v1: produced by the vtx image (vtx/, seed 1) under Bochs 2.7 "
+	"(corei7_icelake_u, MAXPHYADDR 40, no MBEC, no advanced EPT exit info); expectations are "
+	"Bochs' except the known differences of vtx/bochs_kd.c (KD1 and KD3 at CPL 3 rewritten to the SDM value, "
+	"KD2 and KD3 at CPL 0 left out).\n";
+
 int main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s BOCHS_STDOUT OUT.jsonl\n", argv[0]);
+	if (argc != 3 && argc != 4) {
+		fprintf(stderr, "usage: %s BOCHS_STDOUT OUT.jsonl [OUT_MODES.jsonl]\n", argv[0]);
 		return 2;
 	}
 	FILE *in = fopen(argv[1], "r"), *out = fopen(argv[2], "w");
-	if (!in || !out) {
+	FILE *modes = argc == 4 ? fopen(argv[3], "w") : out;
+	if (!in || !out || !modes) {
 		perror("bochs_kd");
 		return 2;
 	}
-	fprintf(out, "# Bochs EPT oracle, format v1: produced by the vtx image (vtx/, seed 1) under Bochs 2.7 "
-		     "(corei7_skylake_x, MAXPHYADDR 40, no MBEC, no advanced EPT exit info); expectations are "
-		     "Bochs' except the known differences of vtx/bochs_kd.c (KD1 rewritten to the SDM value, "
-		     "KD2 left out).\n");
-	unsigned n = 0, kd1 = 0, kd2 = 0, bad = 0, lines = 0;
+	fprintf(out, header, "EPT");
+	if (modes != out)
+		fprintf(modes, header, "guest-modes");
+	unsigned n = 0, kd1 = 0, kd2 = 0, kd3 = 0, kd3_out = 0, bad = 0, lines = 0;
 	int done = 0;
 	char *line;
 	while ((line = read_line(in))) {
@@ -90,56 +130,53 @@ int main(int argc, char **argv)
 			free(line);
 			continue;
 		}
-		char *note = strstr(line, ",\"vtx_note\":\"KD2\"");
-		if (note) {
+		FILE *to = strstr(line, "\"id\":\"bochs-modes-") ? modes : out;
+		uint64_t eptp = 0, qual = 0, err = 0;
+		const char *qat = NULL, *eat = NULL;
+		char note[64];
+		if (strstr(line, ",\"vtx_note\":\"KD2\"")) {
 			kd2++;
-			free(line);
-			continue;
-		}
-		uint64_t eptp = 0, qual = 0;
-		const char *qat = NULL;
-		if (strstr(line, "\"result\":\"ept_violation\"") && find_hex(line, "\"eptp\":", &eptp, NULL) &&
-		    find_hex(line, "\"exit_qualification\":", &qual, &qat) && (eptp & (1u << 6)) &&
-		    (qual & (1u << 7)) && !(qual & (1u << 8))) {
+		} else if (strstr(line, ",\"vtx_note\":\"KD3\"")) {
+			if (!strstr(line, "\"cpl\":3")) {
+				kd3_out++;
+			} else if (!find_hex(line, "\"error_code\":", &err, &eat) || !(err & 0x20)) {
+				fprintf(stderr, "bochs_kd: KD3 not as documented: %.100s\n", line);
+				bad++;
+			} else {
+				snprintf(note, sizeof note, " [KD3: Bochs 2.7 reports 0x%" PRIx64 "]", err);
+				if (rewrite(to, line, eat, err & ~0x20ull, note))
+					kd3++, n++;
+				else
+					bad++;
+			}
+		} else if (strstr(line, "\"result\":\"ept_violation\"") && find_hex(line, "\"eptp\":", &eptp, NULL) &&
+			   find_hex(line, "\"exit_qualification\":", &qual, &qat) && (eptp & (1u << 6)) &&
+			   (qual & (1u << 7)) && !(qual & (1u << 8))) {
 			if ((qual & 3) != 2) {
 				fprintf(stderr, "bochs_kd: KD1 not as documented (Bochs qualification 0x%" PRIx64
 						"): %.80s\n", qual, line);
 				bad++;
 			} else {
-				/* Rewrite the qualification and say so in the id. */
-				char newq[32], note1[64];
-				snprintf(newq, sizeof newq, "\"0x%" PRIx64 "\"", qual | 1);
-				snprintf(note1, sizeof note1, " [KD1: Bochs 2.7 reports 0x%" PRIx64 "]", qual);
-				const char *qend = strchr(qat + 1, '"') + 1;
-				const char *idend = strstr(line, "\",\"kind\"");
-				if (!idend) {
+				snprintf(note, sizeof note, " [KD1: Bochs 2.7 reports 0x%" PRIx64 "]", qual);
+				if (rewrite(to, line, qat, qual | 1, note))
+					kd1++, n++;
+				else
 					bad++;
-				} else {
-					fwrite(line, 1, (size_t)(idend - line), out);
-					fputs(note1, out);
-					fwrite(idend, 1, (size_t)(qat - idend), out);
-					fputs(newq, out);
-					fputs(qend, out);
-					fputc('\n', out);
-					kd1++;
-					n++;
-				}
-				free(line);
-				continue;
 			}
+		} else {
+			fputs(line, to);
+			fputc('\n', to);
+			n++;
 		}
-		fputs(line, out);
-		fputc('\n', out);
-		n++;
 		free(line);
 	}
 	fclose(in);
-	if (fclose(out) != 0) {
+	if ((modes != out && fclose(modes) != 0) || fclose(out) != 0) {
 		perror("bochs_kd");
 		return 2;
 	}
-	printf("bochs_kd: %u vectors written (%u rewritten by KD1), %u left out by KD2, %u not as documented\n",
-	       n, kd1, kd2, bad);
+	printf("bochs_kd: %u vectors written (%u rewritten by KD1, %u by KD3), %u left out by KD2, %u by KD3, "
+	       "%u not as documented\n", n, kd1, kd3, kd2, kd3_out, bad);
 	if (!done) {
 		fprintf(stderr, "bochs_kd: no VTX-ORACLE-DONE sentinel in %s (%u lines)\n", argv[1], lines);
 		return 1;

@@ -44,10 +44,13 @@ void vtx_main(void)
 	vtx_vmx_init(&c);
 	rt_printf("vtx: VMXON ok: basic 0x%lx ept/vpid cap 0x%lx maxphyaddr %u gbpages %d smep %d smap %d\n",
 		  c.basic, c.ept_cap, c.maxphyaddr, c.gbpages, c.smep, c.smap);
+	rt_printf("vtx: cpuid 7.0 ebx 0x%x ecx 0x%x (pku %d la57 %d), cr4 fixed1 0x%lx\n", c.cpuid7_ebx,
+		  c.cpuid7_ecx, c.pku, c.la57, c.cr4_fixed1);
 	rt_printf("vtx: controls pin 0x%x proc 0x%x proc2 0x%x exit 0x%x entry 0x%x\n",
 		  c.pin, c.proc, c.proc2, c.exit, c.entry);
 	smoke_test(&c);
 	rt_puts(vtx_demo(&c) ? "VTX-MAIN-OK\n" : "VTX-MAIN-FAIL\n");
 	oracle_run(&c);
+	oracle_modes_run(&c);
 	rt_puts("VTX-ORACLE-DONE\n");
 }

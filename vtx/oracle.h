@@ -7,6 +7,8 @@
 #include "vtx.h"
 
 void oracle_run(const struct vtx_caps *c);
+/* The guest-mode scenarios (oracle_modes.c): 32-bit, PAE, CPL 3, SMEP/SMAP/PKU. */
+void oracle_modes_run(const struct vtx_caps *c);
 
 /* The memory words a vector lists: host-physical address, value before the
  * access, value after (oracle_emit prints the changed ones as mem_after). */
@@ -14,8 +16,12 @@ void oracle_run(const struct vtx_caps *c);
 struct oracle_words {
 	unsigned n;
 	uint64_t addr[ORACLE_MAX_WORDS], before[ORACLE_MAX_WORDS], after[ORACLE_MAX_WORDS];
+	uint8_t size[ORACLE_MAX_WORDS]; /* 4 (32-bit paging entries) or 8 */
 };
 void oracle_words_add(struct oracle_words *w, uint64_t addr);
+void oracle_words_add_sized(struct oracle_words *w, uint64_t addr, unsigned size);
+/* Read every word into before[] (after = false) or after[]. */
+void oracle_words_read(struct oracle_words *w, bool after);
 
 enum oracle_kind { ORACLE_EPT, ORACLE_NESTED };
 enum oracle_access { ORACLE_READ, ORACLE_WRITE, ORACLE_FETCH };
@@ -31,6 +37,9 @@ struct oracle_vector {
 	uint64_t eptp;
 	uint64_t addr;                /* guest-linear (nested) or guest-physical (ept) */
 	enum oracle_access type;
+	unsigned cpl;                 /* 0 or 3 */
+	bool ac;                      /* EFLAGS.AC */
+	uint32_t pkru;
 	bool has_linear;              /* ept: the access completes the translation of `linear` */
 	uint64_t linear;
 	const struct oracle_words *mem;

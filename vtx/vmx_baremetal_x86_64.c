@@ -25,6 +25,10 @@ void vtx_vmx_init(struct vtx_caps *c)
 	cpuid(7, 0, r);
 	c->smep = r[1] & (1u << 7);
 	c->smap = r[1] & (1u << 20);
+	c->pku = r[2] & (1u << 3);
+	c->la57 = r[2] & (1u << 16);
+	c->cpuid7_ebx = r[1];
+	c->cpuid7_ecx = r[2];
 	cpuid(0x80000001, 0, r);
 	c->gbpages = r[3] & (1u << 26);
 	c->nx = r[3] & (1u << 20);
@@ -120,7 +124,7 @@ void vtx_vmcs_setup(const struct vtx_caps *c, const struct vtx_guest *g)
 	vmcs_write(PRIMARY_PROC_BASED_VM_EXEC_CONTROL, proc);
 	vmcs_write(SECONDARY_PROC_BASED_VM_EXEC_CONTROL, proc2);
 	vmcs_write(VM_EXIT_CONTROLS, c->exit);
-	vmcs_write(VM_ENTRY_CONTROLS, c->entry);
+	vmcs_write(VM_ENTRY_CONTROLS, g->legacy ? c->entry & ~ENTRY_IA32E_MODE_GUEST : c->entry);
 	vmcs_write(EXCEPTION_BITMAP, 0xffffffff); /* every guest exception exits */
 	vmcs_write(PAGE_FAULT_ERROR_CODE_MASK, 0);
 	vmcs_write(PAGE_FAULT_ERROR_CODE_MATCH, 0);
@@ -160,14 +164,17 @@ void vtx_vmcs_setup(const struct vtx_caps *c, const struct vtx_guest *g)
 	vmcs_write(HOST_IA32_SYSENTER_EIP, 0);
 	vmcs_write(HOST_IA32_EFER, rdmsr(MSR_IA32_EFER));
 
-	/* Guest state: flat 64-bit ring 0 (SDM vol. 3C 26.3.1). */
+	/* Guest state: flat 64-bit or 32-bit code at CPL 0 or 3 (SDM vol. 3C 26.3.1). */
 	vmcs_write(GUEST_CR0, (g->cr0 | c->cr0_fixed0) & c->cr0_fixed1);
 	vmcs_write(GUEST_CR3, g->cr3);
 	vmcs_write(GUEST_CR4, (g->cr4 | c->cr4_fixed0) & c->cr4_fixed1);
 	vmcs_write(GUEST_IA32_EFER, g->efer);
+	static const enum vmcs_field pdpte[4] = { GUEST_PDPTE0, GUEST_PDPTE1, GUEST_PDPTE2, GUEST_PDPTE3 };
+	for (unsigned i = 0; i < 4; i++)
+		vmcs_write(pdpte[i], g->pdpte[i]);
 	vmcs_write(GUEST_IA32_DEBUGCTL, 0);
 	vmcs_write(GUEST_DR7, 0x400);
-	vmcs_write(GUEST_RFLAGS, 0x2);
+	vmcs_write(GUEST_RFLAGS, 0x2 | (g->ac ? 1u << 18 : 0));
 	vmcs_write(GUEST_RSP, 0);
 	vmcs_write(GUEST_RIP, g->rip);
 	vmcs_write(GUEST_PENDING_DEBUG_EXCEPTIONS, 0);
@@ -176,13 +183,17 @@ void vtx_vmcs_setup(const struct vtx_caps *c, const struct vtx_guest *g)
 	vmcs_write(GUEST_IA32_SYSENTER_CS, 0);
 	vmcs_write(GUEST_IA32_SYSENTER_ESP, 0);
 	vmcs_write(GUEST_IA32_SYSENTER_EIP, 0);
-	static const struct { enum vmcs_field sel, base, limit, ar; uint16_t s; uint32_t a; } seg[] = {
-		{ GUEST_CS_SELECTOR, GUEST_CS_BASE, GUEST_CS_LIMIT, GUEST_CS_ACCESS_RIGHTS, 0x08, 0xa09b },
-		{ GUEST_SS_SELECTOR, GUEST_SS_BASE, GUEST_SS_LIMIT, GUEST_SS_ACCESS_RIGHTS, 0x10, 0xc093 },
-		{ GUEST_DS_SELECTOR, GUEST_DS_BASE, GUEST_DS_LIMIT, GUEST_DS_ACCESS_RIGHTS, 0x10, 0xc093 },
-		{ GUEST_ES_SELECTOR, GUEST_ES_BASE, GUEST_ES_LIMIT, GUEST_ES_ACCESS_RIGHTS, 0x10, 0xc093 },
-		{ GUEST_FS_SELECTOR, GUEST_FS_BASE, GUEST_FS_LIMIT, GUEST_FS_ACCESS_RIGHTS, 0x10, 0xc093 },
-		{ GUEST_GS_SELECTOR, GUEST_GS_BASE, GUEST_GS_LIMIT, GUEST_GS_ACCESS_RIGHTS, 0x10, 0xc093 },
+	/* CPL is SS.DPL; CS.DPL = SS.DPL and SS.RPL = CS.RPL, data DPL >= RPL
+	 * (26.3.1.2): every segment but TR and LDTR gets the CPL as DPL and RPL. */
+	uint16_t rpl = (uint16_t)(g->cpl & 3);
+	uint32_t dpl = rpl << 5, code = (g->legacy ? 0xc09b : 0xa09b) | dpl, data = 0xc093 | dpl;
+	const struct { enum vmcs_field sel, base, limit, ar; uint16_t s; uint32_t a; } seg[] = {
+		{ GUEST_CS_SELECTOR, GUEST_CS_BASE, GUEST_CS_LIMIT, GUEST_CS_ACCESS_RIGHTS, 0x08 | rpl, code },
+		{ GUEST_SS_SELECTOR, GUEST_SS_BASE, GUEST_SS_LIMIT, GUEST_SS_ACCESS_RIGHTS, 0x10 | rpl, data },
+		{ GUEST_DS_SELECTOR, GUEST_DS_BASE, GUEST_DS_LIMIT, GUEST_DS_ACCESS_RIGHTS, 0x10 | rpl, data },
+		{ GUEST_ES_SELECTOR, GUEST_ES_BASE, GUEST_ES_LIMIT, GUEST_ES_ACCESS_RIGHTS, 0x10 | rpl, data },
+		{ GUEST_FS_SELECTOR, GUEST_FS_BASE, GUEST_FS_LIMIT, GUEST_FS_ACCESS_RIGHTS, 0x10 | rpl, data },
+		{ GUEST_GS_SELECTOR, GUEST_GS_BASE, GUEST_GS_LIMIT, GUEST_GS_ACCESS_RIGHTS, 0x10 | rpl, data },
 		{ GUEST_LDTR_SELECTOR, GUEST_LDTR_BASE, GUEST_LDTR_LIMIT, GUEST_LDTR_ACCESS_RIGHTS, 0, 0x10000 },
 		{ GUEST_TR_SELECTOR, GUEST_TR_BASE, GUEST_TR_LIMIT, GUEST_TR_ACCESS_RIGHTS, 0x18, 0x8b },
 	};

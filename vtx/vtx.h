@@ -13,7 +13,8 @@ struct vtx_caps {
 	uint32_t pin, proc, proc2, exit, entry; /* the controls, adjusted to the capability MSRs */
 	uint32_t proc_may0, proc_may1, proc2_may1; /* allowed-0 and allowed-1 settings (A.3) */
 	unsigned maxphyaddr;
-	bool gbpages, smep, smap, nx;
+	bool gbpages, smep, smap, nx, pku, la57;
+	uint32_t cpuid7_ebx, cpuid7_ecx; /* CPUID.(EAX=7,ECX=0), printed as evidence of the model's features */
 	uint64_t vmxon_pa, vmcs_pa;
 };
 
@@ -28,6 +29,10 @@ struct vtx_guest {
 	uint64_t rip;
 	uint64_t eptp;
 	uint32_t proc_set, proc_clear, proc2_clear; /* control changes from the capabilities' defaults */
+	bool legacy;      /* 32-bit code, "IA-32e mode guest" off (32-bit or PAE paging) */
+	unsigned cpl;     /* 0 or 3: CS/SS (and data segments) get that DPL and RPL */
+	bool ac;          /* EFLAGS.AC */
+	uint64_t pdpte[4]; /* legacy with CR4.PAE: what VM entry loads (EPT on, SDM vol. 3C 27.3.2.4) */
 };
 
 /* One VM exit, as the VMCS reports it. */
