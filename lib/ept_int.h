@@ -64,7 +64,7 @@ struct vmem_ept_mmu {
 
 /* Internal walk status (vmem_walk_result.status) of a nested guest walk
  * stopped by EPT: the EPT outcome is in the nx_walk. */
-#define WALK_ST_EPT 0x80
+#define WALK_ST_EPT VMEM_NESTED_GUEST_STOPPED
 
 /* The state a nested (two-dimensional) walk threads through the guest
  * walker: each guest paging-structure access is an EPT translation. */

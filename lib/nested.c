@@ -369,7 +369,8 @@ void vmem_ept_pwc_free(vmem_ept_pwc *c)
  * EPTP), all-context everything. */
 vmem_err vmem_ept_pwc_invept(vmem_ept_pwc *c, unsigned type, uint64_t eptp)
 {
-	if (!c || (type != VMEM_INVEPT_SINGLE && type != VMEM_INVEPT_ALL))
+	if (!c || (type != VMEM_INVEPT_SINGLE && type != VMEM_INVEPT_ALL) ||
+	    (type == VMEM_INVEPT_SINGLE && vmi_eptp_refused(eptp))) /* INVEPT's VMfailValid: nothing invalidated */
 		return VMEM_E_INVAL;
 	struct ept_xent *x[2] = { c->pt, c->pd };
 	unsigned n[2] = { EPT_XPT_N, EPT_XPD_N };

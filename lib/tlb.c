@@ -59,17 +59,6 @@ static inline bool canonical57(uint64_t la)
 	return (uint64_t)((int64_t)(la << 7) >> 7) == la;
 }
 
-/* An EPTP every processor's VM entry refuses (SDM vol. 3C 27.2.1.1): memory
- * type not UC (0) or WB (6), page-walk length not 4 or 5, bits 11:8 or 63:52
- * set. (5-level, A/D, bit 7 and MAXPHYADDR depend on the processor.) */
-#define EPTP_MT_OK  ((1u << 0) | (1u << 6))
-#define EPTP_PWL_OK ((1u << 3) | (1u << 4))
-static inline bool eptp_refused(uint64_t eptp)
-{
-	return !((EPTP_MT_OK >> (eptp & 7)) & 1) || !((EPTP_PWL_OK >> ((eptp >> 3) & 7)) & 1) ||
-	       (eptp & (VMI_BITS(11, 8) | VMI_BITS(63, 52)));
-}
-
 /* CR3 bits MOV to CR3 #GPs on (SDM 4.5 Tables 4-12, 4-13): 60:52 always
  * (MAXPHYADDR <= 52; 62:61 are LAM's), 63 with PCIDE = 0 (with PCIDE = 1 it
  * is the no-flush flag, 4.10.4.1). Outside 64-bit mode CR3 takes 32 bits. */
@@ -317,7 +306,7 @@ vmem_err vmem_tlb_invept(vmem_tlb *t, unsigned type, uint64_t eptp)
 		return VMEM_E_INVAL;
 	if (type == VMEM_INVEPT_ALL)
 		flush_where(t, M_ALL, 0, 0, 0);
-	else if (type != VMEM_INVEPT_SINGLE || eptp_refused(eptp)) /* INVEPT: VMfailValid */
+	else if (type != VMEM_INVEPT_SINGLE || vmi_eptp_refused(eptp)) /* INVEPT: VMfailValid */
 		return VMEM_E_INVAL;
 	else if (!(eptp & EP4TA_MASK & ~EP4TA_TAGGED)) /* a higher EP4TA was never cached */
 		flush_where(t, M_EP4TA, 0, 0, eptp & EP4TA_TAGGED);

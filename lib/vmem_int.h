@@ -21,6 +21,17 @@
 /* Bits hi..lo set (inclusive), as the SDM writes ranges. */
 #define VMI_BITS(hi, lo) ((~0ull >> (63 - (hi))) & ~((1ull << (lo)) - 1))
 
+/* An EPTP every processor's VM entry refuses (SDM vol. 3C 27.2.1.1), so
+ * that INVEPT single-context of it fails (VMfailValid): memory type not UC
+ * (0) or WB (6), page-walk length not 4 or 5, bits 11:8 or 63:52 set.
+ * (5-level, A/D, bit 7 and MAXPHYADDR depend on the processor.) */
+static inline bool vmi_eptp_refused(uint64_t eptp)
+{
+	const unsigned mt_ok = 1u << 0 | 1u << 6, pwl_ok = 1u << 3 | 1u << 4;
+	return !((mt_ok >> (eptp & 7)) & 1) || !((pwl_ok >> ((eptp >> 3) & 7)) & 1) ||
+	       (eptp & (VMI_BITS(11, 8) | VMI_BITS(63, 52)));
+}
+
 void vmi_memset(void *dst, int c, size_t n);
 void vmi_memcpy(void *dst, const void *src, size_t n);
 void vmi_memmove(void *dst, const void *src, size_t n);

@@ -201,6 +201,7 @@ static void test_violation_on_walk(void **state)
 	assert_int_equal(r.gpa, G_PD);
 	assert_int_equal(r.linear, 0x1000);
 	assert_int_equal(r.final, 0);
+	assert_int_equal(r.guest.status, VMEM_NESTED_GUEST_STOPPED); /* the guest walk did not complete */
 	assert_int_equal(gget(f, G_PML4), G_PDPT | 7);
 	assert_int_equal(get(f, eptpte_at(G_PDPT)), GBASE + G_PDPT + 0x337);
 	load_ept(f, EPTP);
@@ -523,6 +524,18 @@ static void test_pwc_invept(void **state)
 	assert_int_equal(r.hpa, 0x220234); /* the cached PT at 0x5000 is outside: memory decides */
 	vmem_gmem_free(small);
 	assert_int_equal(vmem_ept_pwc_invept(c, 3, 0), VMEM_E_INVAL);
+	/* INVEPT single-context of an EPTP no VM entry accepts fails and
+	 * invalidates nothing (SDM vol. 3C INVEPT, 27.2.1.1): memory type 1,
+	 * walk length 3, bit 8. The cached PT at 0x5000 keeps serving. */
+	put(f, 0x3000, 0x5007);
+	assert_int_equal(vmem_ept_pwc_invept(c, VMEM_INVEPT_ALL, 0), VMEM_OK);
+	assert_int_equal(pwc_walk(f, c, 0x1234).hpa, 0x230234);
+	put(f, 0x3000, 0x4007);
+	static const uint64_t bad[] = { 0x1000 | 0x19, 0x1000 | 0x16, 0x1000 | 0x11e };
+	for (unsigned k = 0; k < 3; k++) {
+		assert_int_equal(vmem_ept_pwc_invept(c, VMEM_INVEPT_SINGLE, bad[k]), VMEM_E_INVAL);
+		assert_int_equal(pwc_walk(f, c, 0x1234).hpa, 0x230234);
+	}
 	assert_int_equal(vmem_ept_pwc_invept(NULL, VMEM_INVEPT_ALL, 0), VMEM_E_INVAL);
 	assert_int_equal(vmem_nested_walk_pwc(f->mmu, f->ept, f->gm, NULL, 0, 0, 0, &r), VMEM_E_INVAL);
 	vmem_ept_pwc_free(c);

@@ -23,6 +23,10 @@ typedef enum vmem_nested_status {
 	VMEM_NESTED_PML_FULL = 6       /* page-modification log full before an EPT A/D flag (gpa: the access) */
 } vmem_nested_status;
 
+/* vmem_nested_result.guest.status when EPT stopped the guest walk (beside
+ * the vmem_walk_status values). */
+#define VMEM_NESTED_GUEST_STOPPED 0x80
+
 typedef struct vmem_nested_result {
 	uint64_t hpa;        /* OK: host-physical address of the access; BAD_HPA: the entry's */
 	uint64_t gpa;        /* OK: guest-physical address of the access; EPT exits: the one reported */
@@ -33,8 +37,10 @@ typedef struct vmem_nested_result {
 	uint8_t status;      /* vmem_nested_status */
 	uint8_t final;       /* EPT exits: 1 if on the final access, 0 if on a guest paging-structure access */
 	/* Details: the guest walk as vmem_walk reports it (its status is OK when
-	 * it completed; its gpa the final access's), and the EPT translation that
-	 * decided (of the final access, or the one that exited). */
+	 * it completed, its gpa the final access's; VMEM_NESTED_GUEST_STOPPED
+	 * when an EPT exit on a guest paging-structure access stopped it), and
+	 * the EPT translation that decided (of the final access, or the one that
+	 * exited). */
 	vmem_walk_result guest;
 	vmem_ept_result ept;
 } vmem_nested_result;
