@@ -609,7 +609,8 @@ int vmi_ept_foreach_leaf(vmem_ept *ept, uint64_t gpa, uint64_t size,
 vmem_err vmem_ept_new(const vmem_allocator *alloc, const vmem_ept_config *cfg, vmem_ept **out)
 {
 	if (!cfg || !out || (cfg->levels != 4 && cfg->levels != 5) ||
-	    (cfg->eptp_mt != VMEM_MT_UC && cfg->eptp_mt != VMEM_MT_WB))
+	    (cfg->eptp_mt != VMEM_MT_UC && cfg->eptp_mt != VMEM_MT_WB) ||
+	    (cfg->maxphyaddr && (cfg->maxphyaddr < 32 || cfg->maxphyaddr > 52)))
 		return VMEM_E_INVAL;
 	alloc = vmi_alloc_resolve(alloc);
 	if (!alloc || !alloc->alloc_page)
@@ -674,8 +675,8 @@ vmem_err vmem_ept_grant(vmem_ept *ept, uint64_t hpa, uint64_t size)
 	if (!ept || !size || ((hpa | size) & 0xfff) || hpa + size < hpa)
 		return VMEM_E_INVAL;
 	uint64_t lo = hpa, hi = hpa + size;
-	if (hi > EPT_PA_LIMIT)
-		return VMEM_E_RANGE; /* not a host-physical address: an entry would keep only bits 51:12 */
+	if (hi > (ept->cfg.maxphyaddr ? 1ull << ept->cfg.maxphyaddr : EPT_PA_LIMIT))
+		return VMEM_E_RANGE; /* not a host-physical address: reserved bits 51:M (SDM 29.3.3.1), or lost */
 	/* Merge with every grant it touches, then insert the union. */
 	unsigned keep = 0;
 	for (unsigned i = 0; i < ept->ngrant; i++) {

@@ -495,6 +495,23 @@ static void test_grant_beyond_52_bits(void **s)
 	assert_int_equal(vmem_ept_lookup(e, 0, &leaf, NULL), VMEM_OK);
 	assert_int_equal(leaf, 0x000ffffffffff000ull | VMEM_EPT_R | (6u << 3));
 	vmem_ept_free(e);
+	/* With the host's MAXPHYADDR 40, bits 51:40 of an entry are reserved (an
+	 * EPT misconfiguration, SDM 29.3.3.1): memory at or above 2^40 is no
+	 * host memory to grant. MAXPHYADDR outside 32..52 is refused. */
+	cfg.maxphyaddr = 40;
+	assert_int_equal(vmem_ept_new(NULL, &cfg, &e), VMEM_OK);
+	assert_int_equal(vmem_ept_grant(e, 1ull << 40, K4), VMEM_E_RANGE);
+	assert_int_equal(vmem_ept_grant(e, (1ull << 40) - K4, 2 * K4), VMEM_E_RANGE);
+	assert_int_equal(vmem_ept_map(e, 0, 1ull << 40, K4, VMEM_EPT_R, VMEM_MT_WB, false, NULL), VMEM_E_RANGE);
+	assert_int_equal(vmem_ept_grant(e, (1ull << 40) - K4, K4), VMEM_OK);
+	assert_int_equal(vmem_ept_map(e, 0, (1ull << 40) - K4, K4, VMEM_EPT_R, VMEM_MT_WB, false, NULL), VMEM_OK);
+	vmem_ept_free(e);
+	for (unsigned m = 31; m <= 53; m += 22) {
+		cfg.maxphyaddr = m;
+		e = NULL;
+		assert_int_equal(vmem_ept_new(NULL, &cfg, &e), VMEM_E_INVAL);
+		assert_null(e);
+	}
 }
 
 /* A collapse changes bit 7 of the EPT PDE (table -> 2M page), a change

@@ -43,6 +43,8 @@ typedef struct vmem_ept_config {
 	bool exec_only;       /* execute-only entries allowed (IA32_VMX_EPT_VPID_CAP bit 0) */
 	bool mbec;            /* mode-based execute control: XU is meaningful */
 	unsigned eptp_mt;     /* EPTP memory type: VMEM_MT_UC or VMEM_MT_WB */
+	unsigned maxphyaddr;  /* the host's MAXPHYADDR, 32..52 (0: 52): entries hold no address
+				 at or above 2^maxphyaddr (their bits 51:M are reserved, SDM 29.3.3.1) */
 } vmem_ept_config;
 
 /* What a mutation requires of the caller before the change is guaranteed
@@ -70,7 +72,8 @@ uint64_t vmem_ept_eptp(const vmem_ept *ept);
 /* Host-physical memory the VMM gave this guest. map() refuses any HPA outside
  * the union of grants: a bug in the caller can never map other host memory.
  * 4 KiB aligned; adjacent and overlapping grants merge. VMEM_E_RANGE for
- * memory reaching 2^52 (an EPT entry holds address bits 51:12 only). */
+ * memory reaching 2^MAXPHYADDR (the config's; an entry with a higher
+ * address is an EPT misconfiguration, and bits above 51 are not address). */
 vmem_err vmem_ept_grant(vmem_ept *ept, uint64_t hpa, uint64_t size);
 
 /* Map [gpa, gpa+size) -> [hpa, hpa+size) with rights `perm` (VMEM_EPT_R|W|X|XU),
