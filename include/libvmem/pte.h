@@ -43,7 +43,13 @@ extern "C" {
  *   bits 11:10  0
  *   bits 51:12  offset, stored inverted: a small offset then has its high
  *               frame bits set and never names populated memory, even to a
- *               processor that speculates through not-present entries (L1TF)
+ *               processor that speculates through not-present entries (L1TF).
+ *               "Small" depends on the host: the frame ~offset is at or above
+ *               half of 2^MAXPHYADDR (where no memory is) only for offsets
+ *               below 2^(MAXPHYADDR - 13) pages; a VMM that wants the
+ *               mitigation caps its swap size there, as Linux does
+ *               (max_swapfile_size). The encoder does not know MAXPHYADDR
+ *               and accepts every offset up to VMEM_SWAP_OFFSET_MAX.
  *   bits 58:52  type (0..127: which swap device)
  *   bits 63:59  0
  */
