@@ -44,9 +44,10 @@ extern "C" {
  *   bits 51:12  offset, stored inverted: a small offset then has its high
  *               frame bits set and never names populated memory, even to a
  *               processor that speculates through not-present entries (L1TF).
- *               "Small" depends on the host: the frame ~offset is at or above
- *               half of 2^MAXPHYADDR (where no memory is) only for offsets
- *               below 2^(MAXPHYADDR - 13) pages; a VMM that wants the
+ *               "Small" depends on the host: the speculative access keeps the
+ *               address's bits below MAXPHYADDR, and there the frame ~offset
+ *               is at or above half of 2^MAXPHYADDR (where no memory is) for
+ *               offsets below 2^(MAXPHYADDR - 13) pages; a VMM that wants the
  *               mitigation caps its swap size there, as Linux does
  *               (max_swapfile_size). The encoder does not know MAXPHYADDR
  *               and accepts every offset up to VMEM_SWAP_OFFSET_MAX.
