@@ -328,6 +328,61 @@ static void decode_mov_store_edges(void **state)
 	vm_del(&vm);
 }
 
+/* The VMM finishing an instruction for the guest must leave the state the
+ * instruction's completion leaves (what KVM's skip and Xen's
+ * update_guest_eip do):
+ * - blocking by STI and by MOV SS last until the guest "executes one
+ *   instruction" (SDM vol. 3C 27.7.1, Table 25-3): after CPUID completes
+ *   they are gone; blocking by NMI (bit 3) is not about instructions and stays;
+ * - RFLAGS.RF is cleared when an instruction completes (vol. 3A 18.3.1.1):
+ *   0x10202 (RF, IF, bit 1) -> 0x202;
+ * - with RFLAGS.TF = 1 (and IA32_DEBUGCTL.BTF = 0) the completed instruction
+ *   ends in a single-step trap: pending debug exception BS (bit 14 of the
+ *   pending debug exceptions field, Table 25-4), which VM entry delivers as a
+ *   #DB with DR6.BS (27.7.3). Left out, "STI; VMCALL" with TF = 1 would not even
+ *   enter: with blocking by STI, BS must be 1 when TF = 1 and BTF = 0 (27.3.1.5);
+ * - with BTF = 1, TF traps on branches only: CPUID is none, no BS;
+ * - the same for a store the ROM policy drops (RIP moved by the decoded length). */
+static void skip_completes_instruction(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_EPT);
+	struct vtx_gprs g = { .rax = 0 };
+	vmcs_write(GUEST_INTERRUPTIBILITY_STATE, 1 | 8);
+	vmcs_write(GUEST_RFLAGS, 0x10202);
+	assert_true(exit_now(&vm, &g, EXIT_REASON_CPUID, 0, 0, 2, 0, 0));
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1002);
+	assert_int_equal(vmcs_read(GUEST_INTERRUPTIBILITY_STATE), 8);
+	assert_int_equal(vmcs_read(GUEST_RFLAGS), 0x202);
+	assert_int_equal(vmcs_read(GUEST_PENDING_DEBUG_EXCEPTIONS), 0);
+
+	vmcs_write(GUEST_INTERRUPTIBILITY_STATE, 1);
+	vmcs_write(GUEST_RFLAGS, 0x302); /* TF, IF */
+	g.rax = VTX_HC_VERSION;
+	assert_true(exit_now(&vm, &g, EXIT_REASON_VMCALL, 0, 0, 3, 0, 0));
+	assert_int_equal(vmcs_read(GUEST_INTERRUPTIBILITY_STATE), 0);
+	assert_int_equal(vmcs_read(GUEST_RFLAGS), 0x302);
+	assert_int_equal(vmcs_read(GUEST_PENDING_DEBUG_EXCEPTIONS), 1u << 14);
+
+	vmcs_write(GUEST_PENDING_DEBUG_EXCEPTIONS, 0);
+	vmcs_write(GUEST_IA32_DEBUGCTL, 2); /* BTF */
+	assert_true(exit_now(&vm, &g, EXIT_REASON_CPUID, 0, 0, 2, 0, 0));
+	assert_int_equal(vmcs_read(GUEST_PENDING_DEBUG_EXCEPTIONS), 0);
+	vmcs_write(GUEST_IA32_DEBUGCTL, 0);
+
+	memcpy(ram + 0x1000, "\x48\x89\x07", 3); /* mov %rax, (%rdi) at linear 0x1000 */
+	assert_true(exit_now(&vm, &g, EXIT_REASON_EPT_VIOLATION, 0x181, GD_ROM, 0, 0, 0));
+	vmcs_write(GUEST_INTERRUPTIBILITY_STATE, 2);
+	vmcs_write(GUEST_RFLAGS, 0x10302);
+	assert_true(exit_now(&vm, &g, EXIT_REASON_EPT_VIOLATION, 0x1aa, GD_ROM, 0, 0, 0));
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1003);
+	assert_int_equal(vmcs_read(GUEST_INTERRUPTIBILITY_STATE), 0);
+	assert_int_equal(vmcs_read(GUEST_RFLAGS), 0x302);
+	assert_int_equal(vmcs_read(GUEST_PENDING_DEBUG_EXCEPTIONS), 1u << 14);
+	vm_del(&vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -339,6 +394,7 @@ int main(void)
 		cmocka_unit_test(shadow_fault_in_delivery_stops),
 		cmocka_unit_test(rom_policy_only_the_mov),
 		cmocka_unit_test(decode_mov_store_edges),
+		cmocka_unit_test(skip_completes_instruction),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

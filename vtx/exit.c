@@ -39,13 +39,32 @@ const char *vtx_exit_name(uint32_t reason)
 	}
 }
 
+/* The VMM finished the instruction at RIP (len bytes) for the guest: what
+ * its completion does besides moving RIP. Blocking by STI and by MOV SS end
+ * once the guest "executes one instruction" (SDM vol. 3C 27.7.1); RF is
+ * cleared after an instruction completes (vol. 3A 2.3); with TF = 1 and
+ * IA32_DEBUGCTL.BTF = 0 it ends in a single-step trap, left to VM entry as
+ * pending debug exception BS (vol. 3C Table 25-4, 27.7.3). */
+void vtx_complete_instruction(const struct vtx_exit *e, unsigned len)
+{
+	vmcs_write(GUEST_RIP, e->rip + len);
+	uint64_t irq = vmcs_read(GUEST_INTERRUPTIBILITY_STATE);
+	if (irq & (INTR_BLOCK_STI | INTR_BLOCK_MOV_SS))
+		vmcs_write(GUEST_INTERRUPTIBILITY_STATE, irq & ~(uint64_t)(INTR_BLOCK_STI | INTR_BLOCK_MOV_SS));
+	uint64_t fl = vmcs_read(GUEST_RFLAGS);
+	if (fl & RFLAGS_RF)
+		vmcs_write(GUEST_RFLAGS, fl & ~RFLAGS_RF);
+	if ((fl & RFLAGS_TF) && !(vmcs_read(GUEST_IA32_DEBUGCTL) & DEBUGCTL_BTF))
+		vmcs_write(GUEST_PENDING_DEBUG_EXCEPTIONS, vmcs_read(GUEST_PENDING_DEBUG_EXCEPTIONS) | PENDING_DBG_BS);
+}
+
 /* CPUID, RDTSC, VMCALL, MOV CR3, INVLPG, I/O and HLT exit before the
  * instruction completes ("Instruction-Specific Exits"): the VMM moves RIP past
  * it by the VM-exit instruction length (SDM vol. 3C 28.2.5). */
 void vtx_skip_instruction(const struct vtx_exit *e)
 {
 	RT_ASSERT(e->instr_len >= 1 && e->instr_len <= 15);
-	vmcs_write(GUEST_RIP, e->rip + e->instr_len);
+	vtx_complete_instruction(e, e->instr_len);
 }
 
 /* An exit during the delivery of an event (IDT-vectoring information valid,

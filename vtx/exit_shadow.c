@@ -31,7 +31,7 @@ static bool emulate_store(struct vtx_vm *vm, const struct vtx_exit *e, struct vt
 		rt_printf("vtx-main: vmem_shadow_emulate_write gpa 0x%lx: error %d\n", gpa, err);
 		return false;
 	}
-	vmcs_write(GUEST_RIP, e->rip + m.len);
+	vtx_complete_instruction(e, m.len);
 	return true;
 }
 

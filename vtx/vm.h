@@ -113,6 +113,10 @@ void vtx_ept_flush(struct vtx_vm *vm, const vmem_ept_flush *fl);
 void vtx_shadow_flush(struct vtx_vm *vm);
 /* Skip the instruction that caused the exit (VM-exit instruction length). */
 void vtx_skip_instruction(const struct vtx_exit *e);
+/* The instruction at the exit's RIP, len bytes, completed by the VMM: RIP
+ * moved past it, blocking by STI / MOV SS and RFLAGS.RF cleared, a
+ * single-step trap made pending when RFLAGS.TF is set. */
+void vtx_complete_instruction(const struct vtx_exit *e, unsigned len);
 
 /* demo.c: the main job's two guests; true when every check passed. */
 bool vtx_demo(const struct vtx_caps *c);

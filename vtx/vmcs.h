@@ -141,6 +141,16 @@ enum vmcs_field {
 #define INTR_INFO_TYPE(i)     (((i) >> 8) & 7)
 #define VECTOR_PF 14
 
+/* Guest interruptibility state (SDM vol. 3C 25.4.2, Table 25-3). */
+#define INTR_BLOCK_STI    (1u << 0)
+#define INTR_BLOCK_MOV_SS (1u << 1)
+/* Pending debug exceptions (Table 25-4): BS, a single-step trap. */
+#define PENDING_DBG_BS    (1ull << 14)
+/* RFLAGS (vol. 3A 2.3) and IA32_DEBUGCTL (vol. 3A 18.4.1). */
+#define RFLAGS_TF         (1ull << 8)
+#define RFLAGS_RF         (1ull << 16)
+#define DEBUGCTL_BTF      (1ull << 1)
+
 /* The VMX backend: vmcs_x86_64.c on bare metal, vmx_soft.c (a plain C model
  * of the fields) for host-side tests. VMREAD / VMWRITE and the other VMX
  * instructions; a failing instruction stops the image with the VM-instruction error. */
