@@ -383,6 +383,29 @@ static void skip_completes_instruction(void **state)
 	vm_del(&vm);
 }
 
+/* Shadow mode: the processor runs the guest on the shadow root, so GUEST_CR3
+ * is the root, not the guest's CR3; without "CR3-store exiting" a MOV from
+ * CR3 returns it (SDM vol. 3C 26.1.3: MOV from CR3 exits iff that control is
+ * 1; there is no CR3 read shadow). The VMM sets the control and answers the
+ * exit: qualification 0x313 = CR 3, access type 1 (MOV from CR), register 3
+ * (RBX) (Table 28-3) -> RBX = the guest's CR3, GD_CR3A; 0x413: register 4,
+ * RSP, which lives in GUEST_RSP. RIP moves past the 3-byte MOV. */
+static void shadow_mov_from_cr3(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_SHADOW);
+	struct vtx_gprs g = { .rbx = ~0ull };
+	assert_true(exit_now(&vm, &g, EXIT_REASON_CR_ACCESS, 0x313, 0, 3, 0, 0));
+	assert_int_equal(g.rbx, GD_CR3A);
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1003);
+	vmcs_write(GUEST_RSP, 0x9000);
+	assert_true(exit_now(&vm, &g, EXIT_REASON_CR_ACCESS, 0x413, 0, 3, 0, 0));
+	assert_int_equal(vmcs_read(GUEST_RSP), GD_CR3A);
+	assert_int_not_equal(vmcs_read(GUEST_CR3), GD_CR3A); /* the processor's CR3 is the shadow root */
+	vm_del(&vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -395,6 +418,7 @@ int main(void)
 		cmocka_unit_test(rom_policy_only_the_mov),
 		cmocka_unit_test(decode_mov_store_edges),
 		cmocka_unit_test(skip_completes_instruction),
+		cmocka_unit_test(shadow_mov_from_cr3),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -51,7 +51,7 @@ struct vtx_vm_config {
 struct vtx_counts {
 	unsigned ept_violation, ept_mapped, ept_policy, ept_dirty_wp, ept_misconfig, invept;
 	unsigned pf_exit, pf_fixed, pf_injected, pf_emulated, pf_host_fault, reinjected;
-	unsigned cr3_load, invlpg, shadow_flush;
+	unsigned cr3_load, cr3_store, invlpg, shadow_flush;
 	unsigned rdtsc, vmcall, cpuid, io, hlt;
 };
 
