@@ -406,6 +406,37 @@ static void shadow_mov_from_cr3(void **state)
 	vm_del(&vm);
 }
 
+/* Shadow mode: the processor must run the guest with the engine's registers
+ * (shadow.h, vmem_shadow_host_regs: CR0.WP = 1 so that write protection of
+ * guest page tables and read-only slots holds for supervisor writes too; the
+ * guest's CR4.SMEP/SMAP, PAE/PGE/PSE/PKE the engine's role was built for).
+ * A CR0/CR4 bit clear in the guest/host mask belongs to the guest: its MOV to
+ * CR0/CR4 writes it without an exit (SDM vol. 3C 25.6.6, 26.1.3), e.g. CR0.WP
+ * = 0 and the guest's supervisor stores go through the shadow's read-only
+ * entries to the "ROM". So the VMM owns them: CR0 mask has WP (bit 16) and
+ * PG (31); CR4 mask has PSE (4), PAE (5), PGE (7), SMEP (20), SMAP (21), PKE
+ * (22); the read shadows hold the guest's values (0x80010033, 0xa0), which a
+ * guest MOV from CR0/CR4 returns for owned bits (26.3). A MOV to CR0 that
+ * clears WP (qualification 0x300: CR 0, MOV to CR, register RBX; Table 28-3)
+ * then exits; it is not modelled: the guest stops, nothing changes. */
+static void shadow_owns_paging_bits(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_SHADOW);
+	uint64_t cr0_own = (1ull << 16) | (1ull << 31);
+	uint64_t cr4_own = (1ull << 4) | (1ull << 5) | (1ull << 7) | (1ull << 20) | (1ull << 21) | (1ull << 22);
+	assert_int_equal(vmcs_read(CR0_GUEST_HOST_MASK) & cr0_own, cr0_own);
+	assert_int_equal(vmcs_read(CR4_GUEST_HOST_MASK) & cr4_own, cr4_own);
+	assert_int_equal(vmcs_read(CR0_READ_SHADOW) & cr0_own, 0x80010033 & cr0_own);
+	assert_int_equal(vmcs_read(CR4_READ_SHADOW) & cr4_own, 0xa0 & cr4_own);
+	struct vtx_gprs g = { .rbx = 0x80000033 };
+	assert_false(exit_now(&vm, &g, EXIT_REASON_CR_ACCESS, 0x300, 0, 3, 0, 0));
+	assert_int_equal(vmem_shadow_regs(vm.sh)->cr0, 0x80010033);
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1000);
+	vm_del(&vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -419,6 +450,7 @@ int main(void)
 		cmocka_unit_test(decode_mov_store_edges),
 		cmocka_unit_test(skip_completes_instruction),
 		cmocka_unit_test(shadow_mov_from_cr3),
+		cmocka_unit_test(shadow_owns_paging_bits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
