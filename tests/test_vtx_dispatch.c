@@ -437,6 +437,31 @@ static void shadow_owns_paging_bits(void **state)
 	vm_del(&vm);
 }
 
+/* I/O exits (SDM vol. 3C 28.2.1, Table 28-5): bits 2:0 size - 1, bit 3
+ * direction (0 = OUT), bit 4 string instruction, bit 5 REP, bit 6 operand
+ * (0 = DX, 1 = immediate), bits 31:16 port. OUT AL, 0xE9 (E6 E9):
+ * 0x00e90040 -> printed, RIP + 2. OUTSB to port DX = 0xE9 (6E): 0x00e90010;
+ * it writes the byte at DS:RSI, not AL, and moves RSI (by 1, or RCX times
+ * with REP, 0x00e90030): answering it as OUT AL would print the wrong byte
+ * and leave RSI/RCX as if nothing ran. Not emulated: the guest stops with RIP
+ * on the instruction. */
+static void io_string_out_not_out_al(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_EPT);
+	struct vtx_gprs g = { .rax = 'x', .rsi = 0x20000, .rcx = 4 };
+	assert_true(exit_now(&vm, &g, EXIT_REASON_IO, 0x00e90040, 0, 2, 0, 0));
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1002);
+	assert_int_equal(vm.n.io, 1);
+	assert_false(exit_now(&vm, &g, EXIT_REASON_IO, 0x00e90010, 0, 1, 0, 0));
+	assert_false(exit_now(&vm, &g, EXIT_REASON_IO, 0x00e90030, 0, 2, 0, 0));
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1000);
+	assert_int_equal(vm.n.io, 1);
+	assert_int_equal(g.rsi, 0x20000);
+	vm_del(&vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -451,6 +476,7 @@ int main(void)
 		cmocka_unit_test(skip_completes_instruction),
 		cmocka_unit_test(shadow_mov_from_cr3),
 		cmocka_unit_test(shadow_owns_paging_bits),
+		cmocka_unit_test(io_string_out_not_out_al),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -118,8 +118,9 @@ bool vtx_vm_dispatch(struct vtx_vm *vm, const struct vtx_exit *e, struct vtx_gpr
 		ok = vtx_exit_vmcall(vm, e, g);
 		break;
 	case EXIT_REASON_IO:
-		/* Qualification: bit 3 direction (0 = OUT), bits 31:16 port (Table 28-5). */
-		if (!(e->qual & 8) && (e->qual >> 16) == 0xE9) {
+		/* Qualification: bit 3 direction (0 = OUT), bit 4 string (OUTS: the
+		 * byte at DS:RSI, not AL), bits 31:16 port (Table 28-5). */
+		if (!(e->qual & (8 | 0x10)) && (e->qual >> 16) == 0xE9) {
 			rt_printf("vtx: guest wrote '%c' to port 0xe9\n", (char)g->rax);
 			if (vm)
 				vm->n.io++;
