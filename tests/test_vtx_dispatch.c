@@ -462,6 +462,38 @@ static void io_string_out_not_out_al(void **state)
 	vm_del(&vm);
 }
 
+/* VMCALL exits at any CPL (SDM vol. 2B VMCALL: "in VMX non-root operation:
+ * VM exit", before the CPL > 0 #GP of root operation), so only the VMM can
+ * keep its hypercalls for the guest kernel, as KVM does (CPL != 0: -EPERM).
+ * The CPL is SS.DPL, bits 6:5 of the SS access rights (vol. 3C 25.4.1,
+ * 27.3.1.2): 0xc0f3 = DPL 3. At CPL 3 a dirty-log harvest (which would
+ * empty the kernel's log and re-arm its pages) and a verdict answer
+ * VTX_HC_ERROR and do nothing; RIP still moves past the 3-byte VMCALL. The
+ * kernel's harvest (SS 0xc093, DPL 0) then finds the page written before. */
+static void vmcall_user_refused(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_EPT);
+	struct vtx_gprs g = { .rax = 0 };
+	assert_true(exit_now(&vm, &g, EXIT_REASON_EPT_VIOLATION, 0x1aa, GD_DIRTY + 8, 0, 0, 0));
+	vmcs_write(GUEST_SS_ACCESS_RIGHTS, 0xc0f3);
+	g.rax = VTX_HC_DIRTY;
+	assert_true(exit_now(&vm, &g, EXIT_REASON_VMCALL, 0, 0, 3, 0, 0));
+	assert_int_equal(g.rax, VTX_HC_ERROR);
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1003);
+	assert_int_equal(vmx_soft.invept_single, 0);
+	g.rax = VTX_HC_RESULT, g.rbx = 0, g.rcx = GD_EPT_CHECKS;
+	assert_true(exit_now(&vm, &g, EXIT_REASON_VMCALL, 0, 0, 3, 0, 0));
+	assert_int_equal(g.rax, VTX_HC_ERROR);
+	assert_false(vm.result_seen);
+	vmcs_write(GUEST_SS_ACCESS_RIGHTS, 0xc093);
+	g.rax = VTX_HC_DIRTY;
+	assert_true(exit_now(&vm, &g, EXIT_REASON_VMCALL, 0, 0, 3, 0, 0));
+	assert_int_equal(g.rax, 1);
+	vm_del(&vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -477,6 +509,7 @@ int main(void)
 		cmocka_unit_test(shadow_mov_from_cr3),
 		cmocka_unit_test(shadow_owns_paging_bits),
 		cmocka_unit_test(io_string_out_not_out_al),
+		cmocka_unit_test(vmcall_user_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,7 +16,8 @@
 
 enum vtx_paging { VTX_EPT = 0, VTX_SHADOW = 1 };
 
-/* Hypercall ABI (VMCALL): number in RAX, arguments in RBX, RCX, RDX, result in RAX. */
+/* Hypercall ABI (VMCALL): number in RAX, arguments in RBX, RCX, RDX, result
+ * in RAX. CPL 0 only: from CPL > 0 every call returns VTX_HC_ERROR and does nothing. */
 #define VTX_HC_VERSION   0 /* -> VTX_HC_ABI */
 #define VTX_HC_TRANSLATE 1 /* RBX = guest-linear address -> its guest-physical address, or ~0 */
 #define VTX_HC_PRINT     2 /* RBX = guest-linear address, RCX = length (<= 256): printed -> 0 */
