@@ -494,6 +494,43 @@ static void vmcall_user_refused(void **state)
 	vm_del(&vm);
 }
 
+/* An IRET that faults (EPT violation, #PF) unblocks NMIs before the VM exit
+ * when "NMI exiting" is 0 (the driver's pin-based default), and bit 12 of
+ * the EPT qualification / of the VM-exit interruption information says NMIs
+ * were blocked before it (SDM vol. 3C 28.1, 28.2.1 Table 28-7, 28.2.2).
+ * If the VMM resolves the exit and lets the IRET run again, the guest's NMI
+ * handler has not returned yet: blocking by NMI (interruptibility bit 3) must
+ * be put back, or a second NMI nests inside the handler (what the SDM's
+ * VMM programming considerations ask before resuming guest software). If the VMM injects the #PF instead, the IRET
+ * faulted as far as the guest can tell, and NMIs stay unblocked.
+ * - EPT: read of the fresh page GD_DATA, qualification 0x1181 -> mapped, bit 3;
+ * - shadow: #PF exit with bit 12 (0x80001b0e), error code 0, on GD_DATA ->
+ *   filled, bit 3; on the hole GD_NP_LA -> #PF injected, bit 3 stays 0. */
+static void nmi_blocking_after_iret_retry(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_EPT);
+	struct vtx_gprs g = { .rax = 0 };
+	vmcs_write(GUEST_INTERRUPTIBILITY_STATE, 0);
+	assert_true(exit_now(&vm, &g, EXIT_REASON_EPT_VIOLATION, 0x1181, GD_DATA, 0, 0, 0));
+	assert_int_equal(vm.n.ept_mapped, 1);
+	assert_int_equal(vmcs_read(GUEST_INTERRUPTIBILITY_STATE), 8);
+	vm_del(&vm);
+
+	vm_new(&vm, VTX_SHADOW);
+	uint32_t pf_iret = PF_EXIT_INFO | (1u << 12);
+	vmcs_write(GUEST_INTERRUPTIBILITY_STATE, 0);
+	assert_true(exit_now(&vm, &g, EXIT_REASON_EXCEPTION_NMI, GD_DATA, 0, 0, pf_iret, 0));
+	assert_int_equal(vm.n.pf_fixed, 1);
+	assert_int_equal(vmcs_read(GUEST_INTERRUPTIBILITY_STATE), 8);
+	vmcs_write(GUEST_INTERRUPTIBILITY_STATE, 0);
+	assert_true(exit_now(&vm, &g, EXIT_REASON_EXCEPTION_NMI, GD_NP_LA, 0, 0, pf_iret, 0));
+	assert_int_equal(vm.n.pf_injected, 1);
+	assert_int_equal(vmcs_read(GUEST_INTERRUPTIBILITY_STATE), 0);
+	vm_del(&vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -510,6 +547,7 @@ int main(void)
 		cmocka_unit_test(shadow_owns_paging_bits),
 		cmocka_unit_test(io_string_out_not_out_al),
 		cmocka_unit_test(vmcall_user_refused),
+		cmocka_unit_test(nmi_blocking_after_iret_retry),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -94,6 +94,24 @@ static void reinject(struct vtx_vm *vm, const struct vtx_exit *e)
 		vm->n.reinjected++;
 }
 
+/* A fault of an IRET that had NMIs blocked: with "NMI exiting" 0 the exit
+ * cleared the blocking and bit 12 of the EPT qualification or of the
+ * VM-exit interruption information recorded it (undefined during event
+ * delivery and for a #DF: SDM vol. 3C 28.1, 28.2.1, 28.2.2). If the VMM lets
+ * the IRET run again (nothing injected), the NMI handler has not returned:
+ * blocking by NMI is put back, as the SDM's VMM programming considerations
+ * ask before resuming. An injected #PF is the IRET's fault: NMIs stay unblocked. */
+static void reblock_nmi(const struct vtx_exit *e)
+{
+	bool iret = e->reason == EXIT_REASON_EPT_VIOLATION ? (e->qual & EPTQ_NMI_UNBLOCK) :
+		    e->reason == EXIT_REASON_EXCEPTION_NMI && (e->intr_info & INTR_INFO_NMI_UNBLOCK) &&
+			    INTR_INFO_VECTOR(e->intr_info) != VECTOR_DF;
+	if (!iret || (e->idt_info & INTR_INFO_VALID) ||
+	    (vmcs_read(VM_ENTRY_INTERRUPTION_INFORMATION) & INTR_INFO_VALID))
+		return;
+	vmcs_write(GUEST_INTERRUPTIBILITY_STATE, vmcs_read(GUEST_INTERRUPTIBILITY_STATE) | INTR_BLOCK_NMI);
+}
+
 bool vtx_vm_dispatch(struct vtx_vm *vm, const struct vtx_exit *e, struct vtx_gprs *g)
 {
 	if (e->entry_failed)
@@ -166,6 +184,7 @@ bool vtx_vm_dispatch(struct vtx_vm *vm, const struct vtx_exit *e, struct vtx_gpr
 		return false;
 	}
 	if (ok) {
+		reblock_nmi(e);
 		reinject(vm, e);
 		if (vm->cfg.paging == VTX_SHADOW)
 			vtx_shadow_flush(vm);
