@@ -328,6 +328,209 @@ static void decode_mov_store_edges(void **state)
 	vm_del(&vm);
 }
 
+/* The VMM finishing an instruction for the guest must leave the state the
+ * instruction's completion leaves (what KVM's skip and Xen's
+ * update_guest_eip do):
+ * - blocking by STI and by MOV SS last until the guest "executes one
+ *   instruction" (SDM vol. 3C 27.7.1, Table 25-3): after CPUID completes
+ *   they are gone; blocking by NMI (bit 3) is not about instructions and stays;
+ * - RFLAGS.RF is cleared when an instruction completes (vol. 3A 18.3.1.1):
+ *   0x10202 (RF, IF, bit 1) -> 0x202;
+ * - with RFLAGS.TF = 1 (and IA32_DEBUGCTL.BTF = 0) the completed instruction
+ *   ends in a single-step trap: pending debug exception BS (bit 14 of the
+ *   pending debug exceptions field, Table 25-4), which VM entry delivers as a
+ *   #DB with DR6.BS (27.7.3). Left out, "STI; VMCALL" with TF = 1 would not even
+ *   enter: with blocking by STI, BS must be 1 when TF = 1 and BTF = 0 (27.3.1.5);
+ * - with BTF = 1, TF traps on branches only: CPUID is none, no BS;
+ * - the same for a store the ROM policy drops (RIP moved by the decoded length). */
+static void skip_completes_instruction(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_EPT);
+	struct vtx_gprs g = { .rax = 0 };
+	vmcs_write(GUEST_INTERRUPTIBILITY_STATE, 1 | 8);
+	vmcs_write(GUEST_RFLAGS, 0x10202);
+	assert_true(exit_now(&vm, &g, EXIT_REASON_CPUID, 0, 0, 2, 0, 0));
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1002);
+	assert_int_equal(vmcs_read(GUEST_INTERRUPTIBILITY_STATE), 8);
+	assert_int_equal(vmcs_read(GUEST_RFLAGS), 0x202);
+	assert_int_equal(vmcs_read(GUEST_PENDING_DEBUG_EXCEPTIONS), 0);
+
+	vmcs_write(GUEST_INTERRUPTIBILITY_STATE, 1);
+	vmcs_write(GUEST_RFLAGS, 0x302); /* TF, IF */
+	g.rax = VTX_HC_VERSION;
+	assert_true(exit_now(&vm, &g, EXIT_REASON_VMCALL, 0, 0, 3, 0, 0));
+	assert_int_equal(vmcs_read(GUEST_INTERRUPTIBILITY_STATE), 0);
+	assert_int_equal(vmcs_read(GUEST_RFLAGS), 0x302);
+	assert_int_equal(vmcs_read(GUEST_PENDING_DEBUG_EXCEPTIONS), 1u << 14);
+
+	vmcs_write(GUEST_PENDING_DEBUG_EXCEPTIONS, 0);
+	vmcs_write(GUEST_IA32_DEBUGCTL, 2); /* BTF */
+	assert_true(exit_now(&vm, &g, EXIT_REASON_CPUID, 0, 0, 2, 0, 0));
+	assert_int_equal(vmcs_read(GUEST_PENDING_DEBUG_EXCEPTIONS), 0);
+	vmcs_write(GUEST_IA32_DEBUGCTL, 0);
+
+	memcpy(ram + 0x1000, "\x48\x89\x07", 3); /* mov %rax, (%rdi) at linear 0x1000 */
+	assert_true(exit_now(&vm, &g, EXIT_REASON_EPT_VIOLATION, 0x181, GD_ROM, 0, 0, 0));
+	vmcs_write(GUEST_INTERRUPTIBILITY_STATE, 2);
+	vmcs_write(GUEST_RFLAGS, 0x10302);
+	assert_true(exit_now(&vm, &g, EXIT_REASON_EPT_VIOLATION, 0x1aa, GD_ROM, 0, 0, 0));
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1003);
+	assert_int_equal(vmcs_read(GUEST_INTERRUPTIBILITY_STATE), 0);
+	assert_int_equal(vmcs_read(GUEST_RFLAGS), 0x302);
+	assert_int_equal(vmcs_read(GUEST_PENDING_DEBUG_EXCEPTIONS), 1u << 14);
+	vm_del(&vm);
+}
+
+/* Shadow mode: the processor runs the guest on the shadow root, so GUEST_CR3
+ * is the root, not the guest's CR3; without "CR3-store exiting" a MOV from
+ * CR3 returns it (SDM vol. 3C 26.1.3: MOV from CR3 exits iff that control is
+ * 1; there is no CR3 read shadow). The VMM sets the control and answers the
+ * exit: qualification 0x313 = CR 3, access type 1 (MOV from CR), register 3
+ * (RBX) (Table 28-3) -> RBX = the guest's CR3, GD_CR3A; 0x413: register 4,
+ * RSP, which lives in GUEST_RSP. RIP moves past the 3-byte MOV. */
+static void shadow_mov_from_cr3(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_SHADOW);
+	struct vtx_gprs g = { .rbx = ~0ull };
+	assert_true(exit_now(&vm, &g, EXIT_REASON_CR_ACCESS, 0x313, 0, 3, 0, 0));
+	assert_int_equal(g.rbx, GD_CR3A);
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1003);
+	vmcs_write(GUEST_RSP, 0x9000);
+	assert_true(exit_now(&vm, &g, EXIT_REASON_CR_ACCESS, 0x413, 0, 3, 0, 0));
+	assert_int_equal(vmcs_read(GUEST_RSP), GD_CR3A);
+	assert_int_not_equal(vmcs_read(GUEST_CR3), GD_CR3A); /* the processor's CR3 is the shadow root */
+	vm_del(&vm);
+}
+
+/* Shadow mode: the processor must run the guest with the engine's registers
+ * (shadow.h, vmem_shadow_host_regs: CR0.WP = 1 so that write protection of
+ * guest page tables and read-only slots holds for supervisor writes too; the
+ * guest's CR4.SMEP/SMAP, PAE/PGE/PSE/PKE the engine's role was built for).
+ * A CR0/CR4 bit clear in the guest/host mask belongs to the guest: its MOV to
+ * CR0/CR4 writes it without an exit (SDM vol. 3C 25.6.6, 26.1.3), e.g. CR0.WP
+ * = 0 and the guest's supervisor stores go through the shadow's read-only
+ * entries to the "ROM". So the VMM owns them: CR0 mask has WP (bit 16) and
+ * PG (31); CR4 mask has PSE (4), PAE (5), PGE (7), SMEP (20), SMAP (21), PKE
+ * (22); the read shadows hold the guest's values (0x80010033, 0xa0), which a
+ * guest MOV from CR0/CR4 returns for owned bits (26.3). A MOV to CR0 that
+ * clears WP (qualification 0x300: CR 0, MOV to CR, register RBX; Table 28-3)
+ * then exits; it is not modelled: the guest stops, nothing changes. */
+static void shadow_owns_paging_bits(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_SHADOW);
+	uint64_t cr0_own = (1ull << 16) | (1ull << 31);
+	uint64_t cr4_own = (1ull << 4) | (1ull << 5) | (1ull << 7) | (1ull << 20) | (1ull << 21) | (1ull << 22);
+	assert_int_equal(vmcs_read(CR0_GUEST_HOST_MASK) & cr0_own, cr0_own);
+	assert_int_equal(vmcs_read(CR4_GUEST_HOST_MASK) & cr4_own, cr4_own);
+	assert_int_equal(vmcs_read(CR0_READ_SHADOW) & cr0_own, 0x80010033 & cr0_own);
+	assert_int_equal(vmcs_read(CR4_READ_SHADOW) & cr4_own, 0xa0 & cr4_own);
+	struct vtx_gprs g = { .rbx = 0x80000033 };
+	assert_false(exit_now(&vm, &g, EXIT_REASON_CR_ACCESS, 0x300, 0, 3, 0, 0));
+	assert_int_equal(vmem_shadow_regs(vm.sh)->cr0, 0x80010033);
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1000);
+	vm_del(&vm);
+}
+
+/* I/O exits (SDM vol. 3C 28.2.1, Table 28-5): bits 2:0 size - 1, bit 3
+ * direction (0 = OUT), bit 4 string instruction, bit 5 REP, bit 6 operand
+ * (0 = DX, 1 = immediate), bits 31:16 port. OUT AL, 0xE9 (E6 E9):
+ * 0x00e90040 -> printed, RIP + 2. OUTSB to port DX = 0xE9 (6E): 0x00e90010;
+ * it writes the byte at DS:RSI, not AL, and moves RSI (by 1, or RCX times
+ * with REP, 0x00e90030): answering it as OUT AL would print the wrong byte
+ * and leave RSI/RCX as if nothing ran. Not emulated: the guest stops with RIP
+ * on the instruction. */
+static void io_string_out_not_out_al(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_EPT);
+	struct vtx_gprs g = { .rax = 'x', .rsi = 0x20000, .rcx = 4 };
+	assert_true(exit_now(&vm, &g, EXIT_REASON_IO, 0x00e90040, 0, 2, 0, 0));
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1002);
+	assert_int_equal(vm.n.io, 1);
+	assert_false(exit_now(&vm, &g, EXIT_REASON_IO, 0x00e90010, 0, 1, 0, 0));
+	assert_false(exit_now(&vm, &g, EXIT_REASON_IO, 0x00e90030, 0, 2, 0, 0));
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1000);
+	assert_int_equal(vm.n.io, 1);
+	assert_int_equal(g.rsi, 0x20000);
+	vm_del(&vm);
+}
+
+/* VMCALL exits at any CPL (SDM vol. 2B VMCALL: "in VMX non-root operation:
+ * VM exit", before the CPL > 0 #GP of root operation), so only the VMM can
+ * keep its hypercalls for the guest kernel, as KVM does (CPL != 0: -EPERM).
+ * The CPL is SS.DPL, bits 6:5 of the SS access rights (vol. 3C 25.4.1,
+ * 27.3.1.2): 0xc0f3 = DPL 3. At CPL 3 a dirty-log harvest (which would
+ * empty the kernel's log and re-arm its pages) and a verdict answer
+ * VTX_HC_ERROR and do nothing; RIP still moves past the 3-byte VMCALL. The
+ * kernel's harvest (SS 0xc093, DPL 0) then finds the page written before. */
+static void vmcall_user_refused(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_EPT);
+	struct vtx_gprs g = { .rax = 0 };
+	assert_true(exit_now(&vm, &g, EXIT_REASON_EPT_VIOLATION, 0x1aa, GD_DIRTY + 8, 0, 0, 0));
+	vmcs_write(GUEST_SS_ACCESS_RIGHTS, 0xc0f3);
+	g.rax = VTX_HC_DIRTY;
+	assert_true(exit_now(&vm, &g, EXIT_REASON_VMCALL, 0, 0, 3, 0, 0));
+	assert_int_equal(g.rax, VTX_HC_ERROR);
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1003);
+	assert_int_equal(vmx_soft.invept_single, 0);
+	g.rax = VTX_HC_RESULT, g.rbx = 0, g.rcx = GD_EPT_CHECKS;
+	assert_true(exit_now(&vm, &g, EXIT_REASON_VMCALL, 0, 0, 3, 0, 0));
+	assert_int_equal(g.rax, VTX_HC_ERROR);
+	assert_false(vm.result_seen);
+	vmcs_write(GUEST_SS_ACCESS_RIGHTS, 0xc093);
+	g.rax = VTX_HC_DIRTY;
+	assert_true(exit_now(&vm, &g, EXIT_REASON_VMCALL, 0, 0, 3, 0, 0));
+	assert_int_equal(g.rax, 1);
+	vm_del(&vm);
+}
+
+/* An IRET that faults (EPT violation, #PF) unblocks NMIs before the VM exit
+ * when "NMI exiting" is 0 (the driver's pin-based default), and bit 12 of
+ * the EPT qualification / of the VM-exit interruption information says NMIs
+ * were blocked before it (SDM vol. 3C 28.1, 28.2.1 Table 28-7, 28.2.2).
+ * If the VMM resolves the exit and lets the IRET run again, the guest's NMI
+ * handler has not returned yet: blocking by NMI (interruptibility bit 3) must
+ * be put back, or a second NMI nests inside the handler (what the SDM's
+ * VMM programming considerations ask before resuming guest software). If the VMM injects the #PF instead, the IRET
+ * faulted as far as the guest can tell, and NMIs stay unblocked.
+ * - EPT: read of the fresh page GD_DATA, qualification 0x1181 -> mapped, bit 3;
+ * - shadow: #PF exit with bit 12 (0x80001b0e), error code 0, on GD_DATA ->
+ *   filled, bit 3; on the hole GD_NP_LA -> #PF injected, bit 3 stays 0. */
+static void nmi_blocking_after_iret_retry(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_EPT);
+	struct vtx_gprs g = { .rax = 0 };
+	vmcs_write(GUEST_INTERRUPTIBILITY_STATE, 0);
+	assert_true(exit_now(&vm, &g, EXIT_REASON_EPT_VIOLATION, 0x1181, GD_DATA, 0, 0, 0));
+	assert_int_equal(vm.n.ept_mapped, 1);
+	assert_int_equal(vmcs_read(GUEST_INTERRUPTIBILITY_STATE), 8);
+	vm_del(&vm);
+
+	vm_new(&vm, VTX_SHADOW);
+	uint32_t pf_iret = PF_EXIT_INFO | (1u << 12);
+	vmcs_write(GUEST_INTERRUPTIBILITY_STATE, 0);
+	assert_true(exit_now(&vm, &g, EXIT_REASON_EXCEPTION_NMI, GD_DATA, 0, 0, pf_iret, 0));
+	assert_int_equal(vm.n.pf_fixed, 1);
+	assert_int_equal(vmcs_read(GUEST_INTERRUPTIBILITY_STATE), 8);
+	vmcs_write(GUEST_INTERRUPTIBILITY_STATE, 0);
+	assert_true(exit_now(&vm, &g, EXIT_REASON_EXCEPTION_NMI, GD_NP_LA, 0, 0, pf_iret, 0));
+	assert_int_equal(vm.n.pf_injected, 1);
+	assert_int_equal(vmcs_read(GUEST_INTERRUPTIBILITY_STATE), 0);
+	vm_del(&vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -339,6 +542,12 @@ int main(void)
 		cmocka_unit_test(shadow_fault_in_delivery_stops),
 		cmocka_unit_test(rom_policy_only_the_mov),
 		cmocka_unit_test(decode_mov_store_edges),
+		cmocka_unit_test(skip_completes_instruction),
+		cmocka_unit_test(shadow_mov_from_cr3),
+		cmocka_unit_test(shadow_owns_paging_bits),
+		cmocka_unit_test(io_string_out_not_out_al),
+		cmocka_unit_test(vmcall_user_refused),
+		cmocka_unit_test(nmi_blocking_after_iret_retry),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

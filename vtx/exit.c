@@ -39,13 +39,32 @@ const char *vtx_exit_name(uint32_t reason)
 	}
 }
 
+/* The VMM finished the instruction at RIP (len bytes) for the guest: what
+ * its completion does besides moving RIP. Blocking by STI and by MOV SS end
+ * once the guest "executes one instruction" (SDM vol. 3C 27.7.1); RF is
+ * cleared after an instruction completes (vol. 3A 2.3); with TF = 1 and
+ * IA32_DEBUGCTL.BTF = 0 it ends in a single-step trap, left to VM entry as
+ * pending debug exception BS (vol. 3C Table 25-4, 27.7.3). */
+void vtx_complete_instruction(const struct vtx_exit *e, unsigned len)
+{
+	vmcs_write(GUEST_RIP, e->rip + len);
+	uint64_t irq = vmcs_read(GUEST_INTERRUPTIBILITY_STATE);
+	if (irq & (INTR_BLOCK_STI | INTR_BLOCK_MOV_SS))
+		vmcs_write(GUEST_INTERRUPTIBILITY_STATE, irq & ~(uint64_t)(INTR_BLOCK_STI | INTR_BLOCK_MOV_SS));
+	uint64_t fl = vmcs_read(GUEST_RFLAGS);
+	if (fl & RFLAGS_RF)
+		vmcs_write(GUEST_RFLAGS, fl & ~RFLAGS_RF);
+	if ((fl & RFLAGS_TF) && !(vmcs_read(GUEST_IA32_DEBUGCTL) & DEBUGCTL_BTF))
+		vmcs_write(GUEST_PENDING_DEBUG_EXCEPTIONS, vmcs_read(GUEST_PENDING_DEBUG_EXCEPTIONS) | PENDING_DBG_BS);
+}
+
 /* CPUID, RDTSC, VMCALL, MOV CR3, INVLPG, I/O and HLT exit before the
  * instruction completes ("Instruction-Specific Exits"): the VMM moves RIP past
  * it by the VM-exit instruction length (SDM vol. 3C 28.2.5). */
 void vtx_skip_instruction(const struct vtx_exit *e)
 {
 	RT_ASSERT(e->instr_len >= 1 && e->instr_len <= 15);
-	vmcs_write(GUEST_RIP, e->rip + e->instr_len);
+	vtx_complete_instruction(e, e->instr_len);
 }
 
 /* An exit during the delivery of an event (IDT-vectoring information valid,
@@ -75,6 +94,24 @@ static void reinject(struct vtx_vm *vm, const struct vtx_exit *e)
 		vm->n.reinjected++;
 }
 
+/* A fault of an IRET that had NMIs blocked: with "NMI exiting" 0 the exit
+ * cleared the blocking and bit 12 of the EPT qualification or of the
+ * VM-exit interruption information recorded it (undefined during event
+ * delivery and for a #DF: SDM vol. 3C 28.1, 28.2.1, 28.2.2). If the VMM lets
+ * the IRET run again (nothing injected), the NMI handler has not returned:
+ * blocking by NMI is put back, as the SDM's VMM programming considerations
+ * ask before resuming. An injected #PF is the IRET's fault: NMIs stay unblocked. */
+static void reblock_nmi(const struct vtx_exit *e)
+{
+	bool iret = e->reason == EXIT_REASON_EPT_VIOLATION ? (e->qual & EPTQ_NMI_UNBLOCK) :
+		    e->reason == EXIT_REASON_EXCEPTION_NMI && (e->intr_info & INTR_INFO_NMI_UNBLOCK) &&
+			    INTR_INFO_VECTOR(e->intr_info) != VECTOR_DF;
+	if (!iret || (e->idt_info & INTR_INFO_VALID) ||
+	    (vmcs_read(VM_ENTRY_INTERRUPTION_INFORMATION) & INTR_INFO_VALID))
+		return;
+	vmcs_write(GUEST_INTERRUPTIBILITY_STATE, vmcs_read(GUEST_INTERRUPTIBILITY_STATE) | INTR_BLOCK_NMI);
+}
+
 bool vtx_vm_dispatch(struct vtx_vm *vm, const struct vtx_exit *e, struct vtx_gprs *g)
 {
 	if (e->entry_failed)
@@ -99,8 +136,9 @@ bool vtx_vm_dispatch(struct vtx_vm *vm, const struct vtx_exit *e, struct vtx_gpr
 		ok = vtx_exit_vmcall(vm, e, g);
 		break;
 	case EXIT_REASON_IO:
-		/* Qualification: bit 3 direction (0 = OUT), bits 31:16 port (Table 28-5). */
-		if (!(e->qual & 8) && (e->qual >> 16) == 0xE9) {
+		/* Qualification: bit 3 direction (0 = OUT), bit 4 string (OUTS: the
+		 * byte at DS:RSI, not AL), bits 31:16 port (Table 28-5). */
+		if (!(e->qual & (8 | 0x10)) && (e->qual >> 16) == 0xE9) {
 			rt_printf("vtx: guest wrote '%c' to port 0xe9\n", (char)g->rax);
 			if (vm)
 				vm->n.io++;
@@ -146,6 +184,7 @@ bool vtx_vm_dispatch(struct vtx_vm *vm, const struct vtx_exit *e, struct vtx_gpr
 		return false;
 	}
 	if (ok) {
+		reblock_nmi(e);
 		reinject(vm, e);
 		if (vm->cfg.paging == VTX_SHADOW)
 			vtx_shadow_flush(vm);

@@ -100,6 +100,6 @@ bool vtx_policy_rom_discard(struct vtx_vm *vm, const struct vtx_exit *e, struct 
 		return false;
 	}
 	rt_printf("vtx-main: policy: write to read-only memory dropped, rip 0x%lx += %u\n", e->rip, m.len);
-	vmcs_write(GUEST_RIP, e->rip + m.len);
+	vtx_complete_instruction(e, m.len);
 	return true;
 }

@@ -2,6 +2,8 @@
 #include "vm.h"
 #include "rt.h"
 
+#define VTX_HC_NOT_KERNEL (~0ull) /* a call from CPL > 0: no hypercall has this number */
+
 static uint64_t hc_dirty(struct vtx_vm *vm)
 {
 	if (!vm->dirty)
@@ -23,6 +25,10 @@ bool vtx_exit_vmcall(struct vtx_vm *vm, const struct vtx_exit *e, struct vtx_gpr
 {
 	vm->n.vmcall++;
 	uint64_t nr = g->rax, gpa;
+	/* VMCALL exits at any CPL (SDM vol. 2B, VMCALL): the ABI is the guest
+	 * kernel's; the CPL is SS.DPL (vol. 3C 25.4.1). */
+	if ((vmcs_read(GUEST_SS_ACCESS_RIGHTS) >> 5) & 3)
+		nr = VTX_HC_NOT_KERNEL;
 	switch (nr) {
 	case VTX_HC_VERSION:
 		g->rax = VTX_HC_ABI;

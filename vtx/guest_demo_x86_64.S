@@ -165,6 +165,9 @@ guest_demo_shadow:
 	mov %rax, GD_ALIAS_GPA
 	mov $GD_CR3B, %eax
 	mov %rax, %cr3					/* exit: CR access */
+	mov %cr3, %rax					/* 13: MOV from CR3 (exit) reads the guest's own CR3 */
+	mov $GD_CR3B, %ebx
+	CHECK 13
 	mov GD_ALIAS_LA, %rax				/* 0: the alias reads GD_DATA */
 	movabs $GD_TAG1, %rbx
 	CHECK 0

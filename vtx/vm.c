@@ -72,6 +72,13 @@ void vtx_vm_fini(struct vtx_vm *vm)
 	vm->dirty = NULL, vm->ept = NULL, vm->sh = NULL, vm->mmu = NULL, vm->gmem = NULL;
 }
 
+/* CR0 and CR4 bits the shadow engine's roots depend on (shadow.h:
+ * vmem_shadow_set_regs, vmem_shadow_host_regs): PE, NW (29), CD (30), PG,
+ * WP; PSE, PAE, PGE, LA57, PCIDE, SMEP, SMAP, PKE, PKS. */
+#define SHADOW_CR0_OWNED (VMEM_CR0_PE | VMEM_CR0_WP | (1ull << 29) | (1ull << 30) | VMEM_CR0_PG)
+#define SHADOW_CR4_OWNED (VMEM_CR4_PSE | VMEM_CR4_PAE | VMEM_CR4_PGE | VMEM_CR4_LA57 | VMEM_CR4_PCIDE | \
+			  VMEM_CR4_SMEP | VMEM_CR4_SMAP | VMEM_CR4_PKE | VMEM_CR4_PKS)
+
 void vtx_vm_load_paging(struct vtx_vm *vm)
 {
 	if (vm->cfg.paging == VTX_EPT) {
@@ -80,12 +87,21 @@ void vtx_vm_load_paging(struct vtx_vm *vm)
 	}
 	/* The processor runs the guest on the shadow root with the engine's
 	 * CR0.WP, EFER.NXE and CR4 bits; the guest's registers here already
-	 * have them (an assumption: no CR0/CR4 read shadows needed). */
+	 * have them (an assumption: MOV to CR0/CR4 is not emulated). */
 	vmem_regs h;
 	vmem_shadow_host_regs(vm->sh, &h);
 	const vmem_regs *gr = vmem_shadow_regs(vm->sh);
 	RT_ASSERT((gr->cr0 & VMEM_CR0_WP) && (gr->efer & VMEM_EFER_NXE));
 	vmcs_write(GUEST_CR3, h.cr3);
+	/* The guest must not change them behind the engine (a guest-owned
+	 * CR0.WP = 0 lets supervisor stores through read-only shadow entries):
+	 * the VMM owns every bit the engine reads, so a MOV to CR0/CR4 changing
+	 * one exits, and the guest reads its own values from the read shadows
+	 * (SDM vol. 3C 25.6.6, 26.1.3). */
+	vmcs_write(CR0_GUEST_HOST_MASK, SHADOW_CR0_OWNED);
+	vmcs_write(CR0_READ_SHADOW, gr->cr0);
+	vmcs_write(CR4_GUEST_HOST_MASK, SHADOW_CR4_OWNED);
+	vmcs_write(CR4_READ_SHADOW, gr->cr4);
 }
 
 void vtx_vm_guest_regs(struct vtx_vm *vm, vmem_regs *r)

@@ -16,7 +16,8 @@
 
 enum vtx_paging { VTX_EPT = 0, VTX_SHADOW = 1 };
 
-/* Hypercall ABI (VMCALL): number in RAX, arguments in RBX, RCX, RDX, result in RAX. */
+/* Hypercall ABI (VMCALL): number in RAX, arguments in RBX, RCX, RDX, result
+ * in RAX. CPL 0 only: from CPL > 0 every call returns VTX_HC_ERROR and does nothing. */
 #define VTX_HC_VERSION   0 /* -> VTX_HC_ABI */
 #define VTX_HC_TRANSLATE 1 /* RBX = guest-linear address -> its guest-physical address, or ~0 */
 #define VTX_HC_PRINT     2 /* RBX = guest-linear address, RCX = length (<= 256): printed -> 0 */
@@ -51,7 +52,7 @@ struct vtx_vm_config {
 struct vtx_counts {
 	unsigned ept_violation, ept_mapped, ept_policy, ept_dirty_wp, ept_misconfig, invept;
 	unsigned pf_exit, pf_fixed, pf_injected, pf_emulated, pf_host_fault, reinjected;
-	unsigned cr3_load, invlpg, shadow_flush;
+	unsigned cr3_load, cr3_store, invlpg, shadow_flush;
 	unsigned rdtsc, vmcall, cpuid, io, hlt;
 };
 
@@ -113,6 +114,10 @@ void vtx_ept_flush(struct vtx_vm *vm, const vmem_ept_flush *fl);
 void vtx_shadow_flush(struct vtx_vm *vm);
 /* Skip the instruction that caused the exit (VM-exit instruction length). */
 void vtx_skip_instruction(const struct vtx_exit *e);
+/* The instruction at the exit's RIP, len bytes, completed by the VMM: RIP
+ * moved past it, blocking by STI / MOV SS and RFLAGS.RF cleared, a
+ * single-step trap made pending when RFLAGS.TF is set. */
+void vtx_complete_instruction(const struct vtx_exit *e, unsigned len);
 
 /* demo.c: the main job's two guests; true when every check passed. */
 bool vtx_demo(const struct vtx_caps *c);

@@ -139,7 +139,22 @@ enum vmcs_field {
 #define INTR_TYPE_HW_EXCEPTION (3u << 8)
 #define INTR_INFO_VECTOR(i)   ((i) & 0xff)
 #define INTR_INFO_TYPE(i)     (((i) >> 8) & 7)
+#define INTR_INFO_NMI_UNBLOCK (1u << 12) /* VM-exit interruption information: NMI unblocking due to IRET (28.2.2) */
+#define VECTOR_DF 8
 #define VECTOR_PF 14
+/* EPT-violation qualification bit 12: NMI unblocking due to IRET (28.2.1, Table 28-7). */
+#define EPTQ_NMI_UNBLOCK (1ull << 12)
+
+/* Guest interruptibility state (SDM vol. 3C 25.4.2, Table 25-3). */
+#define INTR_BLOCK_STI    (1u << 0)
+#define INTR_BLOCK_MOV_SS (1u << 1)
+#define INTR_BLOCK_NMI    (1u << 3)
+/* Pending debug exceptions (Table 25-4): BS, a single-step trap. */
+#define PENDING_DBG_BS    (1ull << 14)
+/* RFLAGS (vol. 3A 2.3) and IA32_DEBUGCTL (vol. 3A 18.4.1). */
+#define RFLAGS_TF         (1ull << 8)
+#define RFLAGS_RF         (1ull << 16)
+#define DEBUGCTL_BTF      (1ull << 1)
 
 /* The VMX backend: vmcs_x86_64.c on bare metal, vmx_soft.c (a plain C model
  * of the fields) for host-side tests. VMREAD / VMWRITE and the other VMX
