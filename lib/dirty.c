@@ -6,6 +6,7 @@
 #include "vmem_int.h"
 
 struct vmem_dirty {
+	struct vmi_ept_log watch; /* in the EPT's list while the log exists (table changes, leaf_change) */
 	const vmem_allocator *alloc;
 	vmem_ept *ept;
 	uint64_t gpa, size, words;
@@ -45,6 +46,45 @@ bool vmem_pml_log(vmem_pml *pml, uint64_t gpa)
 	return true;
 }
 
+/* The pages of [lo, hi) (inside the range) were written since the last harvest. */
+static void mark_dirty(vmem_dirty *d, uint64_t lo, uint64_t hi)
+{
+	for (uint64_t g = lo; g < hi; g += 4096)
+		bit_set(d->bitmap, PAGE_IDX(d, g));
+}
+
+/* A leaf of the range that vmem_ept_map, _unmap or _protect changes from
+ * old to ne (vmi_ept_log.leaf; the VMM's EPT changes are ordered with the
+ * harvest and the WP fault, dirty.h, so d->lock is not needed).
+ * EPT_D mode: a D flag the new entry does not keep (a leaf replaced or
+ * removed, alone or with its table) is a write the harvest would never see
+ * (SDM 29.3.5): its pages are dirty now. A large leaf's D stands for every
+ * page of it. PML mode: nothing is lost, the processor logged the page's
+ * GPA when it set D (SDM 29.3.6), in the PML or already in the bitmap.
+ * WP mode: a page given W it did not have (mapped, or W added by protect)
+ * is armed as the log arms its range: W withheld, the armed mark set, so
+ * its first write faults and is logged (SDM 29.3.3.2). Not marked dirty at
+ * once, as KVM does when it maps a page writable during logging: KVM
+ * makes the entry on the guest's write fault, the write is due; a VMM's
+ * map or protect is not a write, and a page only mapped would be reported
+ * (and sent again by a migration) at each harvest it is remapped in. A
+ * page that keeps W (it was written since the last harvest: the log
+ * opened it) stays writable; one the VMM leaves without W is not armed
+ * (its rights win). WP mode has no leaf crossing the range's edge
+ * (split_edges; maps make 4K leaves while logging), so the arming never
+ * reaches a page outside the range. */
+static uint64_t leaf_change(struct vmi_ept_log *w, uint64_t old, uint64_t ne, uint64_t gpa, uint64_t size)
+{
+	vmem_dirty *d = (vmem_dirty *)(void *)((char *)w - offsetof(vmem_dirty, watch));
+	uint64_t lo = gpa > d->gpa ? gpa : d->gpa, end = d->gpa + d->size;
+	uint64_t hi = gpa + size < end ? gpa + size : end;
+	if (d->mode == VMEM_DIRTY_EPT_D && (old & VMEM_EPT_PERM_MASK) && (old & ~ne & VMEM_EPT_D))
+		mark_dirty(d, lo, hi);
+	else if (d->mode == VMEM_DIRTY_WP && (ne & ~old & VMEM_EPT_W))
+		return (ne & ~VMEM_EPT_W) | VMI_EPT_WP_ARMED;
+	return ne;
+}
+
 vmem_err vmem_dirty_new(const vmem_allocator *alloc, vmem_ept *ept, uint64_t gpa, uint64_t size, vmem_dirty **out)
 {
 	if (!ept || !out || !size || ((gpa | size) & 0xfff) || gpa + size < gpa)
@@ -69,6 +109,10 @@ vmem_err vmem_dirty_new(const vmem_allocator *alloc, vmem_ept *ept, uint64_t gpa
 	d->size = size;
 	d->words = words;
 	d->ad = (eptp & VMEM_EPTP_AD) != 0;
+	d->watch.lo = gpa;
+	d->watch.hi = gpa + size;
+	d->watch.leaf = leaf_change;
+	vmi_ept_log_add(ept, &d->watch); /* nothing left to fail */
 	*out = d;
 	return VMEM_OK;
 }
@@ -186,6 +230,7 @@ vmem_err vmem_dirty_set_mode(vmem_dirty *d, vmem_dirty_mode mode, vmem_pml *pml,
 		vmi_ept_hold_collapse(d->ept, false);
 	/* Enter the new one. */
 	d->mode = mode;
+	d->watch.on = mode != VMEM_DIRTY_OFF;
 	d->pml = mode == VMEM_DIRTY_PML ? pml : NULL;
 	if (mode != VMEM_DIRTY_OFF)
 		vmi_ept_hold_collapse(d->ept, true); /* keep 4K granularity while logging */
@@ -217,6 +262,7 @@ void vmem_dirty_free(vmem_dirty *d)
 		return;
 	if (d->mode != VMEM_DIRTY_OFF)
 		vmem_dirty_set_mode(d, VMEM_DIRTY_OFF, NULL, NULL);
+	vmi_ept_log_del(d->ept, &d->watch);
 	vmi_free(d->alloc, d->bitmap, d->words * 8);
 	vmi_free(d->alloc, d, sizeof(*d));
 }
@@ -282,7 +328,8 @@ void vmem_dirty_pml_drain(vmem_dirty *d)
  * alongside sets only bits this harvest's drain set too, or had set
  * all of its bits before this harvest's drain found the log empty
  * (tests/test_dirty.c, test_race_pml_drainer). EPT_D and OFF modes:
- * nothing sets bits. 64 words at a time; no branch
+ * nothing sets bits (leaf_change does, in EPT_D mode, only for a change of
+ * the tables, which does not overlap a harvest). 64 words at a time; no branch
  * depends on one word (at 1 % dirty half the words are zero, at random:
  * such a branch would mispredict on each); the non-zero ones are found
  * by a mask. scan (EPT_D mode): out already holds the leaves' D flags, the

@@ -212,6 +212,27 @@ static vmem_dirty *start(vmem_ept *e, uint64_t gpa, uint64_t size, unsigned m, v
 	return d;
 }
 
+/* An EPT (mk(true)) with a log of [gpa, gpa+size) in mode m, its PML and a bitmap to harvest into. */
+struct logged {
+	vmem_ept *e;
+	vmem_dirty *d;
+	vmem_pml pml;
+	uint64_t log[512], bm[NPAGES / 64];
+};
+
+static void logged_start(struct logged *l, uint64_t gpa, uint64_t size, unsigned m)
+{
+	l->e = mk(true);
+	l->pml.log = l->log;
+	l->d = start(l->e, gpa, size, m, &l->pml);
+}
+
+static void logged_end(struct logged *l)
+{
+	vmem_dirty_free(l->d);
+	vmem_ept_free(l->e);
+}
+
 static void test_pml_through_ept_walk(void **s)
 {
 	(void)s;
@@ -445,28 +466,27 @@ static void test_map_while_logging(void **s)
 {
 	(void)s;
 	for (unsigned m = VMEM_DIRTY_EPT_D; m <= VMEM_DIRTY_PML; m++) {
-		vmem_ept *e = mk(true);
-		uint64_t bm[NPAGES / 64], log[512];
-		vmem_pml pml = { log, 0 };
+		struct logged lg;
 		unsigned lvl;
-		vmem_dirty *d = start(e, 0x1000, 2 * M2 - 0x1000, m, &pml);
+		logged_start(&lg, 0x1000, 2 * M2 - 0x1000, m);
+		vmem_ept *e = lg.e;
+		vmem_pml *pml = &lg.pml;
 		assert_int_equal(vmem_ept_unmap(e, 0, M2, NULL), VMEM_OK);
 		assert_int_equal(vmem_ept_map(e, 0, 0, M2, RW, VMEM_MT_WB, false, NULL), VMEM_OK);
 		uint64_t *l = leaf_of(e, 0x5000, &lvl);
 		assert_int_equal(lvl, 1);
 		*l |= VMEM_EPT_A | VMEM_EPT_D;
 		if (m == VMEM_DIRTY_PML)
-			assert_true(vmem_pml_log(&pml, 0x5000));
+			assert_true(vmem_pml_log(pml, 0x5000));
 		l = leaf_of(e, 0x200000 - 0x1000, &lvl);
 		assert_int_equal(lvl, 1);
 		if (!(*l & VMEM_EPT_D) && m == VMEM_DIRTY_PML)
-			assert_true(vmem_pml_log(&pml, 0x1ff000));
+			assert_true(vmem_pml_log(pml, 0x1ff000));
 		*l |= VMEM_EPT_A | VMEM_EPT_D;
-		assert_int_equal(vmem_dirty_harvest(d, bm, NULL), VMEM_OK);
+		assert_int_equal(vmem_dirty_harvest(lg.d, lg.bm, NULL), VMEM_OK);
 		for (unsigned i = 0; i < NPAGES - 1; i++)
-			assert_int_equal(bit(bm, i), i == 4 || i == 0x1fe);
-		vmem_dirty_free(d);
-		vmem_ept_free(e);
+			assert_int_equal(bit(lg.bm, i), i == 4 || i == 0x1fe);
+		logged_end(&lg);
 	}
 }
 
@@ -659,6 +679,185 @@ static void test_wp_fault_after_switch(void **s)
 		assert_false(handled);
 		vmem_dirty_free(d);
 		vmem_ept_free(e);
+	}
+}
+
+/* A leaf that goes takes its D flag (EPT_D mode's record of a write, SDM
+ * 29.3.5) with it: the log records the page at that moment (dirty.h: a
+ * write since the last harvest is reported by the next one). In PML mode
+ * nothing goes with it: the processor wrote the page's GPA to the PML when
+ * it set D (SDM 29.3.6), and the drain reads GPAs, not leaves. Worked by
+ * hand, range [0, 4M) of 4K leaves (logging split the two 2M leaves):
+ *   writes (the EPT walk)  0x10, 0x11, 0x12, 0x205, 0x3ff; a read of 0x13
+ *   PML mode only          drain after the write of 0x10 (its GPA is in the
+ *                          bitmap; 0x11, 0x12, 0x205, 0x3ff stay in the PML)
+ *   map 0x10 elsewhere     replaced, D set          -> 0x10
+ *   unmap 0x11             removed, D set           -> 0x11
+ *   map 0x13 elsewhere     replaced, D clear (read) -> not reported
+ *   unmap [2M, 4M)         its table goes whole, with 0x205 and 0x3ff -> both
+ *   0x12 stays             its D or PML entry       -> 0x12
+ * Harvest: exactly {0x10, 0x11, 0x12, 0x205, 0x3ff}; the new leaf of 0x10
+ * is clean (D 0), so a write to it is reported by the next harvest, alone. */
+static void test_leaf_gone_keeps_dirty(void **s)
+{
+	(void)s;
+	for (unsigned m = VMEM_DIRTY_EPT_D; m <= VMEM_DIRTY_PML; m++) {
+		struct logged lg;
+		unsigned lvl;
+		logged_start(&lg, 0, 2 * M2, m);
+		vmem_ept *e = lg.e;
+		vmem_dirty *d = lg.d;
+		uint64_t *bm = lg.bm;
+		vmem_gmem *host;
+		vmem_ept_mmu *em = walker(e, m == VMEM_DIRTY_PML ? &lg.pml : NULL, &host);
+		vmem_ept_access wr = { 0 }, rd = { 0 };
+		vmem_ept_result r;
+		wr.type = VMEM_EPT_WRITE;
+		rd.type = VMEM_EPT_READ;
+		static const uint64_t written[] = { 0x10, 0x11, 0x12, 0x205, 0x3ff };
+		for (unsigned k = 0; k < 5; k++) {
+			assert_int_equal(vmem_ept_walk(em, host, written[k] << 12 | 0x40, &wr, 0, &r, NULL), VMEM_OK);
+			assert_int_equal(r.status, VMEM_EPT_OK);
+			if (k == 0)
+				vmem_dirty_pml_drain(d);
+		}
+		assert_int_equal(vmem_ept_walk(em, host, 0x13000, &rd, 0, &r, NULL), VMEM_OK);
+		assert_int_equal(r.status, VMEM_EPT_OK);
+		if (m == VMEM_DIRTY_PML)
+			assert_int_equal(lg.pml.index, 511 - 4);
+		assert_int_equal(vmem_ept_map(e, 0x10000, 0x800000, 4096, RW, VMEM_MT_WB, false, NULL), VMEM_OK);
+		assert_int_equal(vmem_ept_unmap(e, 0x11000, 4096, NULL), VMEM_OK);
+		assert_int_equal(vmem_ept_map(e, 0x13000, 0x801000, 4096, RW, VMEM_MT_WB, false, NULL), VMEM_OK);
+		assert_int_equal(vmem_ept_unmap(e, M2, M2, NULL), VMEM_OK);
+		assert_false(*leaf_of(e, 0x10000, &lvl) & VMEM_EPT_D);
+		assert_int_equal(vmem_dirty_harvest(d, bm, NULL), VMEM_OK);
+		for (unsigned i = 0; i < NPAGES; i++)
+			assert_int_equal(bit(bm, i), i == 0x10 || i == 0x11 || i == 0x12 || i == 0x205 || i == 0x3ff);
+		assert_int_equal(vmem_ept_walk(em, host, 0x10008, &wr, 0, &r, NULL), VMEM_OK);
+		assert_int_equal(r.status, VMEM_EPT_OK);
+		assert_int_equal(vmem_dirty_harvest(d, bm, NULL), VMEM_OK);
+		for (unsigned i = 0; i < NPAGES; i++)
+			assert_int_equal(bit(bm, i), i == 0x10);
+		vmem_ept_mmu_free(em);
+		vmem_gmem_free(host);
+		logged_end(&lg);
+	}
+}
+
+/* The processor's write under WP logging: a leaf without W is an EPT
+ * violation, which the VMM hands to the log (here it must be the log's:
+ * handled); with W the write just happens, unseen by the log. */
+static void wp_write(vmem_ept *e, vmem_dirty *d, uint64_t gpa)
+{
+	unsigned lvl;
+	bool handled;
+	if (*leaf_of(e, gpa, &lvl) & VMEM_EPT_W)
+		return;
+	assert_int_equal(vmem_dirty_wp_fault(d, gpa, &handled, NULL), VMEM_OK);
+	assert_true(handled);
+	assert_true(*leaf_of(e, gpa, &lvl) & VMEM_EPT_W);
+}
+
+/* WP mode: a page of the range the VMM makes writable between harvests
+ * (a map, or a protect that adds W) is armed as the log arms its range
+ * (dirty.h): W withheld, bit 52 set, so that its first write faults and is
+ * logged (SDM 29.3.3.2: a write without W is an EPT violation). Range
+ * [0, 8M): [0, 4M) mapped (armed when logging started), [4M, 8M) a hole.
+ *   unmap 0x20, map it again RW  -> armed
+ *   map 0x400 (4M: was a hole)   -> armed
+ *   protect 0x21 R, then RW      -> armed (the R is the VMM's, the RW too)
+ *   protect 0x22 RW (armed)      -> still armed
+ *   write each                   -> a fault each, logged
+ *   write 0x30                   -> a fault (armed since logging started)
+ * Harvest: exactly {0x20, 0x21, 0x22, 0x30, 0x400}. Leaving WP mode gives W
+ * back to all of them. */
+static void test_wp_map_armed(void **s)
+{
+	(void)s;
+	vmem_ept *e = mk(false);
+	uint64_t bm[2 * NPAGES / 64], leaf;
+	unsigned lvl;
+	vmem_dirty *d = start(e, 0, 4 * M2, VMEM_DIRTY_WP, NULL);
+	assert_int_equal(vmem_ept_unmap(e, 0x20000, 4096, NULL), VMEM_OK);
+	assert_int_equal(vmem_ept_map(e, 0x20000, 0x20000, 4096, RW, VMEM_MT_WB, false, NULL), VMEM_OK);
+	assert_int_equal(vmem_ept_map(e, 0x400000, 0x400000, 4096, RW, VMEM_MT_WB, false, NULL), VMEM_OK);
+	assert_int_equal(vmem_ept_protect(e, 0x21000, 4096, VMEM_EPT_R, NULL), VMEM_OK);
+	assert_int_equal(vmem_ept_protect(e, 0x21000, 4096, RW, NULL), VMEM_OK);
+	assert_int_equal(vmem_ept_protect(e, 0x22000, 4096, RW, NULL), VMEM_OK);
+	static const uint64_t pages[] = { 0x20, 0x21, 0x22, 0x30, 0x400 };
+	for (unsigned k = 0; k < 5; k++) {
+		assert_int_equal(vmem_ept_lookup(e, pages[k] << 12, &leaf, &lvl), VMEM_OK);
+		assert_int_equal(leaf & (RW | (1ull << 52)), VMEM_EPT_R | (1ull << 52));
+		wp_write(e, d, pages[k] << 12);
+	}
+	assert_int_equal(vmem_dirty_harvest(d, bm, NULL), VMEM_OK);
+	for (unsigned i = 0; i < 2 * NPAGES; i++)
+		assert_int_equal(bit(bm, i), i == 0x20 || i == 0x21 || i == 0x22 || i == 0x30 || i == 0x400);
+	assert_int_equal(vmem_dirty_set_mode(d, VMEM_DIRTY_OFF, NULL, NULL), VMEM_OK);
+	for (unsigned k = 0; k < 5; k++) {
+		assert_int_equal(vmem_ept_lookup(e, pages[k] << 12, &leaf, &lvl), VMEM_OK);
+		assert_int_equal(leaf & (RW | (1ull << 52)), RW);
+	}
+	vmem_dirty_free(d);
+	vmem_ept_free(e);
+}
+
+/* All or nothing with the logs watching: a map that needs a table (the
+ * page 0x200 of an unmapped 2M) and replaces a written page (0x1ff, D set
+ * in EPT_D mode, armed in WP mode), failing at each allocation, leaves
+ * the leaves, the stats and the log as they were and leaks nothing; when
+ * it succeeds, the EPT_D log has 0x1ff (its D went with the old leaf) and
+ * the WP log finds both pages armed. */
+static void test_leaf_hook_fail_alloc(void **s)
+{
+	(void)s;
+	for (unsigned m = VMEM_DIRTY_WP; m <= VMEM_DIRTY_EPT_D; m++) {
+		failalloc_init(&fa);
+		vmem_ept_config cfg = { .levels = 4, .ad = true, .gbpages = true, .eptp_mt = VMEM_MT_WB };
+		vmem_ept *e;
+		vmem_dirty *d;
+		uint64_t bm[NPAGES / 64], leaf0, leaf;
+		unsigned lvl;
+		assert_int_equal(vmem_ept_new(&fa.a, &cfg, &e), VMEM_OK);
+		assert_int_equal(vmem_ept_grant(e, 0, 1ull << 30), VMEM_OK);
+		assert_int_equal(vmem_ept_map(e, 0, 0, M2, RW, VMEM_MT_WB, false, NULL), VMEM_OK);
+		assert_int_equal(vmem_dirty_new(&fa.a, e, 0, 2 * M2, &d), VMEM_OK);
+		assert_int_equal(vmem_dirty_set_mode(d, (vmem_dirty_mode)m, NULL, NULL), VMEM_OK);
+		if (m == VMEM_DIRTY_EPT_D)
+			*leaf_of(e, 0x1ff000, &lvl) |= VMEM_EPT_A | VMEM_EPT_D; /* the processor's write */
+		assert_int_equal(vmem_ept_lookup(e, 0x1ff000, &leaf0, &lvl), VMEM_OK);
+		vmem_ept_stats before, st;
+		vmem_ept_get_stats(e, &before);
+		long live = fa.live, k;
+		for (k = 0;; k++) {
+			failalloc_fail_in(&fa, k);
+			vmem_err err = vmem_ept_map(e, 0x1ff000, 0x800000, 2 * 4096, RW, VMEM_MT_WB, false, NULL);
+			if (err == VMEM_OK)
+				break;
+			assert_int_equal(err, VMEM_E_NOMEM);
+			vmem_ept_get_stats(e, &st);
+			assert_memory_equal(&st, &before, sizeof(st));
+			assert_int_equal(vmem_ept_lookup(e, 0x1ff000, &leaf, &lvl), VMEM_OK);
+			assert_int_equal(leaf, leaf0);
+			assert_int_equal(vmem_ept_lookup(e, 0x200000, &leaf, &lvl), VMEM_E_NOENT);
+			assert_int_equal(fa.live, live);
+			assert_true(k < 16);
+		}
+		failalloc_never(&fa);
+		assert_true(k >= 1);
+		for (uint64_t g = 0x1ff000; g <= 0x200000; g += 0x1000) {
+			assert_int_equal(vmem_ept_lookup(e, g, &leaf, &lvl), VMEM_OK);
+			assert_int_equal(leaf & 0x000ffffffffff000ull, 0x800000 + g - 0x1ff000);
+			if (m == VMEM_DIRTY_WP)
+				assert_int_equal(leaf & (RW | (1ull << 52)), VMEM_EPT_R | (1ull << 52));
+		}
+		assert_int_equal(vmem_dirty_harvest(d, bm, NULL), VMEM_OK);
+		for (unsigned i = 0; i < NPAGES; i++)
+			assert_int_equal(bit(bm, i), m == VMEM_DIRTY_EPT_D && i == 0x1ff);
+		vmem_dirty_free(d);
+		vmem_ept_free(e);
+		assert_int_equal(fa.live, 0);
+		assert_int_equal(fa.bad_frees, 0);
 	}
 }
 
@@ -865,6 +1064,9 @@ int main(void)
 		cmocka_unit_test(test_wp_1g_split_on_write),
 		cmocka_unit_test(test_walk_read_only_never_dirty),
 		cmocka_unit_test(test_wp_fault_after_switch),
+		cmocka_unit_test(test_leaf_gone_keeps_dirty),
+		cmocka_unit_test(test_wp_map_armed),
+		cmocka_unit_test(test_leaf_hook_fail_alloc),
 		cmocka_unit_test(test_race_ept_d),
 		cmocka_unit_test(test_race_wp),
 		cmocka_unit_test(test_race_pml),

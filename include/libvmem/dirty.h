@@ -21,10 +21,15 @@ typedef enum vmem_dirty_mode {
 	 * first write. The leaves whose W the log took carry bit 52 (ignored by
 	 * the processor) until it gives W back; rights the VMM sets meanwhile
 	 * (vmem_ept_protect) replace the log's: a page it makes read-only is
-	 * never opened by the log. */
+	 * never opened by the log. A page of the range the VMM makes writable
+	 * (vmem_ept_map, or _protect adding W) is armed likewise, so that its
+	 * first write is logged too; one already written since the last
+	 * harvest (the log opened it) keeps its W. */
 	VMEM_DIRTY_WP = 1,
 	/* Let the processor set EPT dirty flags (EPTP bit 6) and harvest them by
-	 * atomic clear-and-collect. Large leaves are split when logging starts. */
+	 * atomic clear-and-collect. Large leaves are split when logging starts.
+	 * A leaf with D set that vmem_ept_map replaces or _unmap removes (also
+	 * with a table that goes whole) has its pages logged as it goes. */
 	VMEM_DIRTY_EPT_D = 2,
 	/* The page-modification log (SDM vol. 3C 29.3.6): the processor appends
 	 * the GPA of every page whose EPT dirty flag it sets; 512 entries, then a
@@ -47,7 +52,10 @@ bool vmem_pml_log(vmem_pml *pml, uint64_t gpa);
 typedef struct vmem_dirty vmem_dirty;
 
 /* Track [gpa, gpa+size) (4 KiB aligned) of ept. Logging starts off.
- * VMEM_E_RANGE when the range goes beyond the GPAs ept translates. */
+ * VMEM_E_RANGE when the range goes beyond the GPAs ept translates. The log
+ * registers itself with ept (no allocation), so that ept's table changes
+ * reach it: free every log of an EPT before the EPT; creating and freeing
+ * a log are changes of ept's tables (see vmem_dirty_harvest). */
 vmem_err vmem_dirty_new(const vmem_allocator *alloc, vmem_ept *ept, uint64_t gpa,
 			uint64_t size, vmem_dirty **out);
 /* Stops logging (restoring write access in WP mode) and frees the log. */
@@ -64,7 +72,9 @@ vmem_dirty_mode vmem_dirty_get_mode(const vmem_dirty *d);
 /* WP mode: an EPT violation for a write at gpa. *handled is true when it was
  * this log's write protection (the page is now logged and writable: retry
  * the access), also a stale one after the log left WP mode (the page is
- * writable: retry); false when the fault is someone else's. */
+ * writable: retry); false when the fault is someone else's. It changes the
+ * EPT's tables (a large leaf is split): ordered with vmem_ept_map, _unmap,
+ * _protect and _split as they are with each other. */
 vmem_err vmem_dirty_wp_fault(vmem_dirty *d, uint64_t gpa, bool *handled, vmem_ept_flush *flush);
 
 /* PML mode: the log-full exit (or any time): move the logged GPAs into the
@@ -79,14 +89,13 @@ void vmem_dirty_pml_drain(vmem_dirty *d);
  * the log first: its vCPU must be out of guest mode meanwhile, as on a
  * log-full exit. The EPT's tables must not be changed meanwhile
  * (vmem_ept_map, _unmap, _protect, _split): the harvest reads them and
- * clears flags in them. Between harvests they may change, but the log
- * sees only what the leaves say: a leaf vmem_ept_map replaces or _unmap
- * removes takes its D flag (EPT_D mode) with it, and a page mapped
- * writable in WP mode is not write-protected until set_mode(WP) again;
- * the caller reports such pages itself (as KVM marks a page dirty when it
- * maps it writable during logging). Cost: EPT_D mode reads every leaf of the range (8 bytes per
- * 4 KiB page); WP and PML modes read the bitmap and touch only the logged
- * pages' leaves. */
+ * clears flags in them. Between harvests they may change, and the log
+ * sees the changes inside its range: a leaf replaced or removed with its
+ * D flag set (EPT_D mode) has its pages logged then (a large leaf: all of
+ * its pages in the range); in PML mode its GPA is already in the PML or
+ * the bitmap; in WP mode a page given W is armed. Cost: EPT_D mode reads
+ * every leaf of the range (8 bytes per 4 KiB page); WP and PML modes read
+ * the bitmap and touch only the logged pages' leaves. */
 vmem_err vmem_dirty_harvest(vmem_dirty *d, uint64_t *out, vmem_ept_flush *flush);
 
 #ifdef __cplusplus
