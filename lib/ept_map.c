@@ -513,10 +513,12 @@ vmem_err vmem_ept_split(vmem_ept *ept, uint64_t gpa, uint64_t size, vmem_ept_flu
 	return e;
 }
 
+/* Pushed whole (release): a PML drain walking the list meanwhile sees it or not. */
 void vmi_ept_log_add(vmem_ept *ept, struct vmi_ept_log *log)
 {
-	log->next = ept->logs;
-	ept->logs = log;
+	log->next = __atomic_load_n(&ept->logs, __ATOMIC_RELAXED);
+	while (!__atomic_compare_exchange_n(&ept->logs, &log->next, log, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+		;
 }
 
 void vmi_ept_log_del(vmem_ept *ept, struct vmi_ept_log *log)
@@ -530,7 +532,7 @@ void vmi_ept_log_del(vmem_ept *ept, struct vmi_ept_log *log)
 
 struct vmi_ept_log *vmi_ept_logs(const vmem_ept *ept)
 {
-	return ept->logs;
+	return __atomic_load_n(&ept->logs, __ATOMIC_ACQUIRE);
 }
 
 void vmi_ept_hold_collapse(vmem_ept *ept, bool hold)

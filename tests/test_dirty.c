@@ -338,7 +338,9 @@ static void test_unaligned_range(void **s)
 }
 
 /* A failed allocation while PML (or EPT_D) logging starts (it splits the
- * 2M leaves) changes nothing and leaks nothing; a harvest allocates nothing. */
+ * 2M leaves) changes nothing and leaks nothing (PML mode with two vCPUs'
+ * PMLs, the second holding an entry: neither index moves); a harvest
+ * allocates nothing. */
 static failalloc fa; /* big (block table): static */
 
 static void test_fail_alloc(void **s)
@@ -349,8 +351,9 @@ static void test_fail_alloc(void **s)
 		vmem_ept_config cfg = { .levels = 4, .ad = true, .gbpages = true, .eptp_mt = VMEM_MT_WB };
 		vmem_ept *e;
 		vmem_dirty *d;
-		uint64_t bm[NPAGES / 64], log[512];
-		vmem_pml pml = { log, 0 };
+		uint64_t bm[NPAGES / 64], log[512], log2[512] = { 0 };
+		vmem_pml pml = { log, 0 }, pml2 = { log2, 255 };
+		vmem_pml *const pmls[2] = { &pml, &pml2 };
 		assert_int_equal(vmem_ept_new(&fa.a, &cfg, &e), VMEM_OK);
 		assert_int_equal(vmem_ept_grant(e, 0, 1ull << 30), VMEM_OK);
 		assert_int_equal(vmem_ept_map(e, 0, 0, 2 * M2, RW, VMEM_MT_WB, false, NULL), VMEM_OK);
@@ -360,10 +363,12 @@ static void test_fail_alloc(void **s)
 		long live = fa.live, k;
 		for (k = 0;; k++) {
 			failalloc_fail_in(&fa, k);
-			vmem_err err = vmem_dirty_set_mode(d, (vmem_dirty_mode)m, &pml, NULL);
+			vmem_err err = m == VMEM_DIRTY_PML ? vmem_dirty_set_mode_pml(d, pmls, 2, NULL)
+							    : vmem_dirty_set_mode(d, (vmem_dirty_mode)m, &pml, NULL);
 			if (err == VMEM_OK)
 				break;
 			assert_int_equal(err, VMEM_E_NOMEM);
+			assert_true(pml.index == 0 && pml2.index == 255);
 			assert_int_equal(vmem_dirty_get_mode(d), VMEM_DIRTY_OFF);
 			vmem_ept_get_stats(e, &st);
 			assert_memory_equal(&st, &before, sizeof(st));
@@ -861,6 +866,143 @@ static void test_leaf_hook_fail_alloc(void **s)
 	}
 }
 
+/* A vCPU's write through the EPT walk em (logging into its PML pml, SDM
+ * 29.3.6); on the log-full exit (the access not done) the VMM drains that
+ * PML and the access is retried. Counts the exits in *fulls. */
+static void vcpu_write(vmem_ept_mmu *em, vmem_gmem *host, vmem_dirty *d, vmem_pml *pml, uint64_t gpa,
+		       unsigned *fulls)
+{
+	vmem_ept_access wr = { 0 };
+	vmem_ept_result r;
+	wr.type = VMEM_EPT_WRITE;
+	assert_int_equal(vmem_ept_walk(em, host, gpa, &wr, 0, &r, NULL), VMEM_OK);
+	if (r.status == VMEM_EPT_PML_FULL) {
+		++*fulls;
+		vmem_dirty_pml_drain_from(d, pml);
+		assert_int_equal(vmem_ept_walk(em, host, gpa, &wr, 0, &r, NULL), VMEM_OK);
+	}
+	assert_int_equal(r.status, VMEM_EPT_OK);
+}
+
+/* A vCPU's PML logs every page whose D flag it sets (SDM 29.3.6), in any
+ * log's range: two logs of one EPT, d1 of [0, 2M) and d2 of [2M, 4M), in
+ * PML mode with the one vCPU's PML. Worked by hand (entries from 511 down):
+ *   d1 PML; write page 6           PML: 0x6000 (index 510)
+ *   d2 PML                         empties the PML (dirty.h): 0x6000 must go
+ *                                  to d1, not be dropped; index 511
+ *   write pages 5, 0x205           PML: 0x5000, 0x205000 (index 509)
+ *   harvest d1 (drains the PML)    {5, 6}; must not drop 0x205000 (d2's)
+ *   harvest d2                     {0x205 - 0x200 = 5}
+ * The harvests cleared D on the pages they took: a write of 0x205 is
+ * logged again (index 510 after the drain) and d2 reports it, d1 not. */
+static void test_pml_shared_by_two_logs(void **s)
+{
+	(void)s;
+	vmem_ept *e = mk(true);
+	uint64_t bm[NPAGES / 64], log[512];
+	vmem_pml pml = { log, 0 };
+	vmem_gmem *host;
+	unsigned fulls = 0;
+	assert_int_equal(vmem_ept_split(e, 0, 2 * M2, NULL), VMEM_OK); /* every table there for the walker */
+	vmem_ept_mmu *em = walker(e, &pml, &host);
+	vmem_dirty *d1 = start(e, 0, M2, VMEM_DIRTY_PML, &pml);
+	vcpu_write(em, host, d1, &pml, 0x6000, &fulls);
+	assert_int_equal(pml.index, 510);
+	vmem_dirty *d2 = start(e, M2, M2, VMEM_DIRTY_PML, &pml);
+	assert_int_equal(pml.index, 511);
+	vcpu_write(em, host, d1, &pml, 0x5000, &fulls);
+	vcpu_write(em, host, d1, &pml, 0x205000, &fulls);
+	assert_int_equal(pml.index, 509);
+	assert_int_equal(vmem_dirty_harvest(d1, bm, NULL), VMEM_OK);
+	for (unsigned i = 0; i < NPAGES / 2; i++)
+		assert_int_equal(bit(bm, i), i == 5 || i == 6);
+	assert_int_equal(vmem_dirty_harvest(d2, bm, NULL), VMEM_OK);
+	for (unsigned i = 0; i < NPAGES / 2; i++)
+		assert_int_equal(bit(bm, i), i == 5);
+	vcpu_write(em, host, d1, &pml, 0x205000, &fulls);
+	assert_int_equal(pml.index, 510);
+	assert_int_equal(vmem_dirty_harvest(d1, bm, NULL), VMEM_OK);
+	for (unsigned i = 0; i < NPAGES / 2; i++)
+		assert_false(bit(bm, i));
+	assert_int_equal(vmem_dirty_harvest(d2, bm, NULL), VMEM_OK);
+	for (unsigned i = 0; i < NPAGES / 2; i++)
+		assert_int_equal(bit(bm, i), i == 5);
+	assert_int_equal(fulls, 0);
+	vmem_ept_mmu_free(em);
+	vmem_gmem_free(host);
+	vmem_dirty_free(d2);
+	vmem_dirty_free(d1);
+	vmem_ept_free(e);
+}
+
+/* A guest's vCPUs each log into their own PML (vmem_ept_mmu_set_pml on
+ * each one's EPT context) feeding one log of [0, 4M), given both
+ * (vmem_dirty_set_mode_pml). Worked by hand (SDM 29.3.6: a GPA is logged
+ * when the access sets its D flag, 0 -> 1; entries from index 511 down;
+ * an index outside 0..511 when an entry is due is the log-full exit,
+ * before the access):
+ *   vCPU 0 writes pages 0..99     p0: 100 entries, index 411
+ *   vCPU 1 writes pages 50..649   50..99 are dirty already, not logged;
+ *                                 100..611 fill p1 (512 entries); the write
+ *                                 of 612 is its log-full exit: drain_from(p1)
+ *                                 (p0 untouched: index 411); 612..649 are
+ *                                 38 entries, index 473
+ *   harvest                       drains p0 and p1: pages 0..649 exactly;
+ *                                 both indexes 511
+ *   vCPU 1 writes page 0          D cleared by the harvest: p1 index 510
+ *   vCPU 0 writes page 700        p0 index 510
+ *   set_mode(OFF)                 drains both: the harvest reports {0, 700} */
+static void test_pml_two_vcpus(void **s)
+{
+	(void)s;
+	struct logged lg;
+	uint64_t log1[512];
+	vmem_pml p1 = { log1, 0 };
+	vmem_pml *const pmls[2] = { &lg.pml, &p1 };
+	vmem_gmem *host;
+	vmem_ept_mmu *em1;
+	unsigned fulls = 0;
+	logged_start(&lg, 0, 2 * M2, VMEM_DIRTY_OFF);
+	vmem_ept *e = lg.e;
+	vmem_dirty *d = lg.d;
+	assert_int_equal(vmem_dirty_set_mode_pml(d, pmls, 2, NULL), VMEM_OK);
+	assert_int_equal(vmem_dirty_get_mode(d), VMEM_DIRTY_PML);
+	assert_int_equal(lg.pml.index, 511);
+	assert_int_equal(p1.index, 511);
+	vmem_ept_mmu *em0 = walker(e, &lg.pml, &host);
+	assert_int_equal(vmem_ept_mmu_new(NULL, vmem_ept_eptp(e), NULL, &em1), VMEM_OK);
+	vmem_ept_mmu_set_pml(em1, &p1);
+	for (uint64_t p = 0; p < 100; p++)
+		vcpu_write(em0, host, d, &lg.pml, p << 12, &fulls);
+	assert_int_equal(lg.pml.index, 411);
+	for (uint64_t p = 50; p < 650; p++) {
+		vcpu_write(em1, host, d, &p1, p << 12 | 0x18, &fulls);
+		if (p == 611)
+			assert_int_equal(fulls, 0);
+	}
+	assert_int_equal(fulls, 1);
+	assert_int_equal(lg.pml.index, 411);
+	assert_int_equal(p1.index, 473);
+	assert_int_equal(vmem_dirty_harvest(d, lg.bm, NULL), VMEM_OK);
+	for (unsigned i = 0; i < NPAGES; i++)
+		assert_int_equal(bit(lg.bm, i), i < 650);
+	assert_int_equal(lg.pml.index, 511);
+	assert_int_equal(p1.index, 511);
+	vcpu_write(em1, host, d, &p1, 0, &fulls);
+	vcpu_write(em0, host, d, &lg.pml, 700 << 12, &fulls);
+	assert_int_equal(p1.index, 510);
+	assert_int_equal(lg.pml.index, 510);
+	assert_int_equal(vmem_dirty_set_mode(d, VMEM_DIRTY_OFF, NULL, NULL), VMEM_OK);
+	assert_int_equal(vmem_dirty_harvest(d, lg.bm, NULL), VMEM_OK);
+	for (unsigned i = 0; i < NPAGES; i++)
+		assert_int_equal(bit(lg.bm, i), i == 0 || i == 700);
+	assert_int_equal(fulls, 1);
+	vmem_ept_mmu_free(em1);
+	vmem_ept_mmu_free(em0);
+	vmem_gmem_free(host);
+	logged_end(&lg);
+}
+
 /* Race: a writer (the processor, or the VMM's WP fault path) against a
  * harvester. The contract (dirty.h): a write racing with a harvest is
  * reported by it or by the next. So a write completed before harvest h
@@ -1067,6 +1209,8 @@ int main(void)
 		cmocka_unit_test(test_leaf_gone_keeps_dirty),
 		cmocka_unit_test(test_wp_map_armed),
 		cmocka_unit_test(test_leaf_hook_fail_alloc),
+		cmocka_unit_test(test_pml_shared_by_two_logs),
+		cmocka_unit_test(test_pml_two_vcpus),
 		cmocka_unit_test(test_race_ept_d),
 		cmocka_unit_test(test_race_wp),
 		cmocka_unit_test(test_race_pml),

@@ -33,7 +33,11 @@ typedef enum vmem_dirty_mode {
 	VMEM_DIRTY_EPT_D = 2,
 	/* The page-modification log (SDM vol. 3C 29.3.6): the processor appends
 	 * the GPA of every page whose EPT dirty flag it sets; 512 entries, then a
-	 * "log full" VM exit. Needs EPT A/D. */
+	 * "log full" VM exit. Needs EPT A/D. Each vCPU has its own PML (its EPT
+	 * context's, vmem_ept_mmu_set_pml), holding the GPAs of every range:
+	 * give each log of an EPT the PMLs of all the vCPUs using the EPT
+	 * (vmem_dirty_set_mode_pml); a drain of any one of them fills every
+	 * log of the EPT in PML mode whose range holds its GPAs. */
 	VMEM_DIRTY_PML = 3
 } vmem_dirty_mode;
 
@@ -54,19 +58,30 @@ typedef struct vmem_dirty vmem_dirty;
 /* Track [gpa, gpa+size) (4 KiB aligned) of ept. Logging starts off.
  * VMEM_E_RANGE when the range goes beyond the GPAs ept translates. The log
  * registers itself with ept (no allocation), so that ept's table changes
- * reach it: free every log of an EPT before the EPT; creating and freeing
- * a log are changes of ept's tables (see vmem_dirty_harvest). */
+ * and its PML drains reach it: free every log of an EPT before the EPT. */
 vmem_err vmem_dirty_new(const vmem_allocator *alloc, vmem_ept *ept, uint64_t gpa,
 			uint64_t size, vmem_dirty **out);
-/* Stops logging (restoring write access in WP mode) and frees the log. */
+/* Stops logging (restoring write access in WP mode) and frees the log.
+ * Not while the EPT's tables change (vmem_ept_map, ...) or a PML of the
+ * EPT is drained: they read the EPT's logs. */
 void vmem_dirty_free(vmem_dirty *d);
 
 /* Switch the mode at run time (OFF ends logging). Pages dirtied so far stay
  * in the bitmap. Switching needs table changes: *flush says what to
  * invalidate. All or nothing (VMEM_E_NOMEM leaves the mode as it was).
- * PML mode needs a pml with a log page; EPT_D and PML need EPT A/D. */
+ * PML mode needs a pml with a log page (one vCPU's: vmem_dirty_set_mode_pml
+ * with n = 1); EPT_D and PML need EPT A/D. */
 vmem_err vmem_dirty_set_mode(vmem_dirty *d, vmem_dirty_mode mode, vmem_pml *pml,
 			     vmem_ept_flush *flush);
+/* PML mode with the PMLs of n vCPUs (n >= 1), pml[0..n), each with a log
+ * page. The log keeps the pointer pml (for n = 1 it copies pml[0]): the
+ * array and the PMLs stay as given until the log leaves PML mode.
+ * Entering, the GPAs each PML holds go to the other logs of the EPT in PML
+ * mode (not to this one: writes before logging started are not reported)
+ * and its index to 511; the harvest and leaving PML mode drain every one.
+ * All with those n vCPUs out of guest mode. As vmem_dirty_set_mode else. */
+vmem_err vmem_dirty_set_mode_pml(vmem_dirty *d, vmem_pml *const *pml, unsigned n,
+				 vmem_ept_flush *flush);
 vmem_dirty_mode vmem_dirty_get_mode(const vmem_dirty *d);
 
 /* WP mode: an EPT violation for a write at gpa. *handled is true when it was
@@ -77,8 +92,13 @@ vmem_dirty_mode vmem_dirty_get_mode(const vmem_dirty *d);
  * _protect and _split as they are with each other. */
 vmem_err vmem_dirty_wp_fault(vmem_dirty *d, uint64_t gpa, bool *handled, vmem_ept_flush *flush);
 
-/* PML mode: the log-full exit (or any time): move the logged GPAs into the
- * bitmap and reset the index to 511. */
+/* One vCPU's log-full exit (or any time that vCPU is out of guest mode):
+ * move the GPAs pml holds into the bitmap of every log of d's EPT in PML
+ * mode whose range holds them, and reset pml's index to 511. The other
+ * vCPUs may run meanwhile. */
+void vmem_dirty_pml_drain_from(vmem_dirty *d, vmem_pml *pml);
+/* PML mode: vmem_dirty_pml_drain_from each PML of the log, all of their
+ * vCPUs out of guest mode (with one vCPU: its log-full exit). */
 void vmem_dirty_pml_drain(vmem_dirty *d);
 
 /* Get and clear: copy the dirty bitmap (bit i = page gpa + i*4K; size/4K bits,
@@ -86,8 +106,9 @@ void vmem_dirty_pml_drain(vmem_dirty *d);
  * races with the harvest is reported by this harvest or the next, never lost,
  * provided the caller performs the INVEPT *flush asks for before it reads the
  * pages' contents (the TLB may cache a dirty translation). PML mode drains
- * the log first: its vCPU must be out of guest mode meanwhile, as on a
- * log-full exit. The EPT's tables must not be changed meanwhile
+ * the log's PMLs first: their vCPUs must be out of guest mode meanwhile, as
+ * on a log-full exit (KVM kicks every vCPU to flush its PML). The EPT's
+ * tables must not be changed meanwhile
  * (vmem_ept_map, _unmap, _protect, _split): the harvest reads them and
  * clears flags in them. Between harvests they may change, and the log
  * sees the changes inside its range: a leaf replaced or removed with its
