@@ -6,12 +6,15 @@
 #include "vmem_int.h"
 
 struct vmem_dirty {
+	struct vmi_ept_log watch; /* in the EPT's list while the log exists (table changes, leaf_change) */
 	const vmem_allocator *alloc;
 	vmem_ept *ept;
 	uint64_t gpa, size, words;
 	uint64_t *bitmap;   /* logged, not yet harvested */
-	vmem_dirty_mode mode;
-	vmem_pml *pml;
+	vmem_dirty_mode mode;  /* read by other logs' PML drains: atomic */
+	vmem_pml *const *pml;  /* PML mode: the vCPUs' logs, npml of them */
+	unsigned npml;
+	vmem_pml *one;         /* vmem_dirty_set_mode's pml: pml is &one */
 	bool ad;            /* the EPT has A/D enabled */
 	int lock;           /* WP mode: a fault's open and a harvest's re-arm of a page are atomic */
 };
@@ -45,6 +48,50 @@ bool vmem_pml_log(vmem_pml *pml, uint64_t gpa)
 	return true;
 }
 
+/* The pages of [lo, hi) (inside the range) were written since the last harvest. */
+static void mark_dirty(vmem_dirty *d, uint64_t lo, uint64_t hi)
+{
+	for (uint64_t g = lo; g < hi; g += 4096)
+		bit_set(d->bitmap, PAGE_IDX(d, g));
+}
+
+/* A leaf of the range that vmem_ept_map, _unmap or _protect changes from
+ * old to ne (vmi_ept_log.leaf; the VMM's EPT changes are ordered with the
+ * harvest and the WP fault, dirty.h, so d->lock is not needed).
+ * EPT_D mode: a D flag the new entry does not keep (a leaf replaced or
+ * removed, alone or with its table) is a write the harvest would never see
+ * (SDM 29.3.5): its pages are dirty now. A large leaf's D stands for every
+ * page of it. PML mode: nothing is lost, the processor logged the page's
+ * GPA when it set D (SDM 29.3.6), in the PML or already in the bitmap.
+ * WP mode: a page given W it did not have (mapped, or W added by protect)
+ * is armed as the log arms its range: W withheld, the armed mark set, so
+ * its first write faults and is logged (SDM 29.3.3.2). Not marked dirty at
+ * once, as KVM does when it maps a page writable during logging: KVM
+ * makes the entry on the guest's write fault, the write is due; a VMM's
+ * map or protect is not a write, and a page only mapped would be reported
+ * (and sent again by a migration) at each harvest it is remapped in. A
+ * page that keeps W (it was written since the last harvest: the log
+ * opened it) stays writable; one the VMM leaves without W is not armed
+ * (its rights win). WP mode has no leaf crossing the range's edge
+ * (split_edges; maps make 4K leaves while logging), so the arming never
+ * reaches a page outside the range. */
+static vmem_dirty *log_of(struct vmi_ept_log *w)
+{
+	return (vmem_dirty *)(void *)((char *)w - offsetof(vmem_dirty, watch));
+}
+
+static uint64_t leaf_change(struct vmi_ept_log *w, uint64_t old, uint64_t ne, uint64_t gpa, uint64_t size)
+{
+	vmem_dirty *d = log_of(w);
+	uint64_t lo = gpa > d->gpa ? gpa : d->gpa, end = d->gpa + d->size;
+	uint64_t hi = gpa + size < end ? gpa + size : end;
+	if (d->mode == VMEM_DIRTY_EPT_D && (old & VMEM_EPT_PERM_MASK) && (old & ~ne & VMEM_EPT_D))
+		mark_dirty(d, lo, hi);
+	else if (d->mode == VMEM_DIRTY_WP && (ne & ~old & VMEM_EPT_W))
+		return (ne & ~VMEM_EPT_W) | VMI_EPT_WP_ARMED;
+	return ne;
+}
+
 vmem_err vmem_dirty_new(const vmem_allocator *alloc, vmem_ept *ept, uint64_t gpa, uint64_t size, vmem_dirty **out)
 {
 	if (!ept || !out || !size || ((gpa | size) & 0xfff) || gpa + size < gpa)
@@ -69,6 +116,10 @@ vmem_err vmem_dirty_new(const vmem_allocator *alloc, vmem_ept *ept, uint64_t gpa
 	d->size = size;
 	d->words = words;
 	d->ad = (eptp & VMEM_EPTP_AD) != 0;
+	d->watch.lo = gpa;
+	d->watch.hi = gpa + size;
+	d->watch.leaf = leaf_change;
+	vmi_ept_log_add(ept, &d->watch); /* nothing left to fail */
 	*out = d;
 	return VMEM_OK;
 }
@@ -150,10 +201,41 @@ static vmem_err split_edges(vmem_dirty *d, vmem_ept_flush *fl)
 	return VMEM_OK;
 }
 
-vmem_err vmem_dirty_set_mode(vmem_dirty *d, vmem_dirty_mode mode, vmem_pml *pml, vmem_ept_flush *flush)
+/* Empty the PML p: each GPA it holds goes into the bitmap of every log of
+ * ept in PML mode whose range holds it (a vCPU's PML logs all of them);
+ * then the index is 511 again. Valid entries are index+1 .. 511 (all 512
+ * after the index wrapped, SDM 29.3.6). */
+static void pml_empty(vmem_ept *ept, vmem_pml *p)
+{
+	unsigned first = p->index > 511 ? 0 : p->index + 1u;
+	for (struct vmi_ept_log *w = vmi_ept_logs(ept); w; w = w->next) {
+		vmem_dirty *o = log_of(w);
+		if (__atomic_load_n(&o->mode, __ATOMIC_RELAXED) != VMEM_DIRTY_PML)
+			continue;
+		for (unsigned k = first; k < 512; k++) {
+			uint64_t g = p->log[k] & ~0xfffull;
+			if (g >= o->gpa && g - o->gpa < o->size)
+				bit_set(o->bitmap, PAGE_IDX(o, g));
+		}
+	}
+	p->index = 511;
+}
+
+static bool pmls_ok(vmem_pml *const *pml, unsigned n)
+{
+	if (!pml || !n)
+		return false;
+	for (unsigned k = 0; k < n; k++)
+		if (!pml[k] || !pml[k]->log)
+			return false;
+	return true;
+}
+
+/* The mode, with PML mode's n PMLs (n is 0 otherwise). */
+static vmem_err set_mode(vmem_dirty *d, vmem_dirty_mode mode, vmem_pml *const *pml, unsigned n, vmem_ept_flush *flush)
 {
 	vmem_ept_flush fl = { 0, 0, 0 };
-	if (!d || (unsigned)mode > VMEM_DIRTY_PML || (mode == VMEM_DIRTY_PML && (!pml || !pml->log)))
+	if (!d || (unsigned)mode > VMEM_DIRTY_PML || (mode == VMEM_DIRTY_PML && !pmls_ok(pml, n)))
 		return VMEM_E_INVAL;
 	if ((mode == VMEM_DIRTY_EPT_D || mode == VMEM_DIRTY_PML) && !d->ad)
 		return VMEM_E_INVAL; /* dirty flags need EPTP bit 6 */
@@ -185,8 +267,22 @@ vmem_err vmem_dirty_set_mode(vmem_dirty *d, vmem_dirty_mode mode, vmem_pml *pml,
 	if (d->mode != VMEM_DIRTY_OFF)
 		vmi_ept_hold_collapse(d->ept, false);
 	/* Enter the new one. */
-	d->mode = mode;
-	d->pml = mode == VMEM_DIRTY_PML ? pml : NULL;
+	__atomic_store_n(&d->mode, VMEM_DIRTY_OFF, __ATOMIC_RELAXED);
+	d->npml = 0;
+	if (mode == VMEM_DIRTY_PML) {
+		/* What the PMLs hold so far goes to the other logs (writes before
+		 * logging started are not this one's: D is cleared below). */
+		for (unsigned k = 0; k < n; k++)
+			pml_empty(d->ept, pml[k]);
+		if (n == 1) {
+			d->one = pml[0];
+			pml = &d->one;
+		}
+		d->pml = pml;
+		d->npml = n;
+	}
+	__atomic_store_n(&d->mode, mode, __ATOMIC_RELAXED);
+	d->watch.on = mode != VMEM_DIRTY_OFF;
 	if (mode != VMEM_DIRTY_OFF)
 		vmi_ept_hold_collapse(d->ept, true); /* keep 4K granularity while logging */
 	if (mode == VMEM_DIRTY_WP) {
@@ -195,8 +291,6 @@ vmem_err vmem_dirty_set_mode(vmem_dirty *d, vmem_dirty_mode mode, vmem_pml *pml,
 		/* Writes before logging started are not reported: clear D. */
 		if (vmi_ept_harvest_d(d->ept, d->gpa, d->size, NULL))
 			a.changed = true;
-		if (mode == VMEM_DIRTY_PML)
-			pml->index = 511; /* EPT_D mode leaves a log it was handed alone */
 	}
 	unlock(d);
 	if (a.changed)
@@ -204,6 +298,17 @@ vmem_err vmem_dirty_set_mode(vmem_dirty *d, vmem_dirty_mode mode, vmem_pml *pml,
 	if (flush)
 		*flush = fl;
 	return VMEM_OK;
+}
+
+vmem_err vmem_dirty_set_mode(vmem_dirty *d, vmem_dirty_mode mode, vmem_pml *pml, vmem_ept_flush *flush)
+{
+	/* EPT_D mode leaves a log it was handed alone. */
+	return set_mode(d, mode, &pml, mode == VMEM_DIRTY_PML, flush);
+}
+
+vmem_err vmem_dirty_set_mode_pml(vmem_dirty *d, vmem_pml *const *pml, unsigned n, vmem_ept_flush *flush)
+{
+	return set_mode(d, VMEM_DIRTY_PML, pml, n, flush);
 }
 
 vmem_dirty_mode vmem_dirty_get_mode(const vmem_dirty *d)
@@ -217,6 +322,7 @@ void vmem_dirty_free(vmem_dirty *d)
 		return;
 	if (d->mode != VMEM_DIRTY_OFF)
 		vmem_dirty_set_mode(d, VMEM_DIRTY_OFF, NULL, NULL);
+	vmi_ept_log_del(d->ept, &d->watch);
 	vmi_free(d->alloc, d->bitmap, d->words * 8);
 	vmi_free(d->alloc, d, sizeof(*d));
 }
@@ -259,30 +365,29 @@ out:
 	return e;
 }
 
+void vmem_dirty_pml_drain_from(vmem_dirty *d, vmem_pml *pml)
+{
+	if (d && pml && pml->log)
+		pml_empty(d->ept, pml);
+}
+
 void vmem_dirty_pml_drain(vmem_dirty *d)
 {
-	if (!d || !d->pml)
-		return;
-	vmem_pml *p = d->pml;
-	/* Valid entries are index+1 .. 511 (all 512 after the index wrapped). */
-	unsigned first = p->index > 511 ? 0 : p->index + 1u;
-	for (unsigned k = first; k < 512; k++) {
-		uint64_t g = p->log[k] & ~0xfffull;
-		if (g >= d->gpa && g - d->gpa < d->size)
-			bit_set(d->bitmap, PAGE_IDX(d, g));
-	}
-	p->index = 511;
+	for (unsigned k = 0; d && k < d->npml; k++)
+		pml_empty(d->ept, d->pml[k]);
 }
 
 /* The bitmap is taken with plain loads and stores: nothing sets a bit
  * while a harvest runs. WP mode: faults set bits under d->lock, held
- * by the harvest. PML mode: only vmem_dirty_pml_drain sets bits, from the one
- * log, which this harvest drained first and which does not change
- * meanwhile (its vCPU is out of guest mode, dirty.h): a drain running
- * alongside sets only bits this harvest's drain set too, or had set
- * all of its bits before this harvest's drain found the log empty
- * (tests/test_dirty.c, test_race_pml_drainer). EPT_D and OFF modes:
- * nothing sets bits. 64 words at a time; no branch
+ * by the harvest. PML mode: only PML drains set bits (this log's or
+ * another log's of the EPT), from PMLs this harvest drained first (every
+ * vCPU's, dirty.h) and which do not change meanwhile (their vCPUs are
+ * out of guest mode): a drain running alongside sets only bits this
+ * harvest's drain of the same PML set too, or had set all of its bits
+ * before this harvest's drain found that PML empty (tests/test_dirty.c,
+ * test_race_pml_drainer). EPT_D and OFF modes:
+ * nothing sets bits (leaf_change does, in EPT_D mode, only for a change of
+ * the tables, which does not overlap a harvest). 64 words at a time; no branch
  * depends on one word (at 1 % dirty half the words are zero, at random:
  * such a branch would mispredict on each); the non-zero ones are found
  * by a mask. scan (EPT_D mode): out already holds the leaves' D flags, the

@@ -29,6 +29,7 @@ struct vmem_ept {
 	struct ept_node *zombies;  /* released tables awaiting the caller's INVEPT */
 	vmem_ept_stats st;
 	unsigned collapse_holds;   /* dirty logging keeps 4K granularity: no collapse, no new large leaf */
+	struct vmi_ept_log *logs;  /* the dirty logs of this EPT (ept_map_int.h) */
 };
 
 /* One operation on a range; also the dry run that counts the tables it needs. */
@@ -89,17 +90,53 @@ static struct ept_node *node_create(const vmem_ept *ept, unsigned level)
 	return n;
 }
 
+/* Whether a log that is on watches some of [lo, hi). */
+static bool watched(const vmem_ept *ept, uint64_t lo, uint64_t hi)
+{
+	for (const struct vmi_ept_log *l = ept->logs; l; l = l->next)
+		if (l->on && lo < l->hi && hi > l->lo)
+			return true;
+	return false;
+}
+
+/* Replace the leaf slot p, mapping [gpa, gpa + size), by (its entry & keep)
+ * | ne (0: remove it), as the logs watching it make of the change (WP mode
+ * arms a page given W; EPT_D mode records a D flag that goes). By
+ * compare-and-swap: an A or D flag a processor sets meanwhile (SDM 29.3.5)
+ * is kept (keep) or seen by the logs, never lost. Returns the old entry. */
+static uint64_t set_leaf(vmem_ept *ept, uint64_t *p, uint64_t keep, uint64_t ne, uint64_t gpa, uint64_t size)
+{
+	uint64_t e = __atomic_load_n(p, __ATOMIC_RELAXED), v;
+	do {
+		v = (e & keep) | ne;
+		for (struct vmi_ept_log *l = ept->logs; l; l = l->next)
+			if (l->on && gpa < l->hi && gpa + size > l->lo)
+				v = l->leaf(l, e, v, gpa, size);
+	} while (v != e && !__atomic_compare_exchange_n(p, &e, v, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+	return e;
+}
+
 /* Release a subtree to the zombie list: its pages stay untouched until the
- * caller's INVEPT (a processor may still be walking them, SDM 29.4.3.1). */
+ * caller's INVEPT (a processor may still be walking them, SDM 29.4.3.1),
+ * but for the leaves a log watches when they go (gone: an unmap, or a map
+ * replacing the table): each is taken by set_leaf, not present from then
+ * on, so that no D flag is set in it unseen (a processor walking the table
+ * meanwhile finds no translation, as after the INVEPT). A collapse (gone
+ * false) keeps the translations and their flags in the large leaf. */
 static void count_leaf(vmem_ept *ept, unsigned level, int delta);
 
-static void zombify(vmem_ept *ept, struct ept_node *n, struct ept_ctx *c)
+static void zombify(vmem_ept *ept, struct ept_node *n, uint64_t base, struct ept_ctx *c, bool gone)
 {
+	uint64_t esz = level_size(n->level);
+	gone = gone && watched(ept, base, base + EPT_ENTRIES * esz);
 	for (unsigned i = 0; i < EPT_ENTRIES; i++) {
-		if (n->child && n->child[i])
-			zombify(ept, n->child[i], c);
-		else if (present(n->pt[i]))
+		if (n->child && n->child[i]) {
+			zombify(ept, n->child[i], base + i * esz, c, gone);
+		} else if (present(n->pt[i])) {
 			count_leaf(ept, n->level, -1); /* the leaves go with the table */
+			if (gone)
+				set_leaf(ept, &n->pt[i], 0, 0, base + i * esz, esz);
+		}
 	}
 	n->next = ept->zombies;
 	ept->zombies = n;
@@ -140,18 +177,6 @@ static void note_change(struct ept_ctx *c, uint64_t lo, uint64_t hi)
 	c->fl.flags |= VMEM_EPT_FLUSH_INVEPT;
 }
 
-/* Give a present leaf the rights perm, keeping the A/D flags a processor may
- * set meanwhile with its locked writes (SDM 29.3.5); the VMM's rights win
- * over write-protection logging (its armed mark goes). Returns the old entry. */
-static uint64_t set_rights(uint64_t *p, uint64_t perm)
-{
-	uint64_t e = __atomic_load_n(p, __ATOMIC_RELAXED), ne;
-	do
-		ne = (e & ~(VMEM_EPT_PERM_MASK | VMI_EPT_WP_ARMED)) | perm;
-	while (ne != e && !__atomic_compare_exchange_n(p, &e, ne, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
-	return e;
-}
-
 /* A table replacing a large leaf: 512 leaves one level down, the same translations. */
 static void split_fill(struct ept_node *t, uint64_t leaf)
 {
@@ -189,7 +214,7 @@ static void try_collapse(vmem_ept *ept, struct ept_node *parent, unsigned idx, u
 	store_entry(&parent->pt[idx], base | attr | VMEM_EPT_PS | ad);
 	parent->child[idx] = NULL;
 	count_leaf(ept, parent->level, 1);
-	zombify(ept, n, c); /* also uncounts its 512 leaves */
+	zombify(ept, n, ebase, c, false); /* also uncounts its 512 leaves */
 	/* Bit 7 of the parent entry changed: flush the region (SDM 29.4.3.4). */
 	note_change(c, ebase, ebase + level_size(parent->level));
 }
@@ -201,21 +226,25 @@ static inline bool same_translation(uint64_t e, uint64_t ne)
 	return present(e) && (e & ~(VMEM_EPT_A | VMEM_EPT_D)) == ne;
 }
 
-/* Map a run of 4K leaves in one page table: the hot loop of a large 4K map. */
+/* Map a run of 4K leaves in one page table: the hot loop of a large 4K map
+ * (through set_leaf where a log watches). */
 static void map_4k_run(vmem_ept *ept, struct ept_node *n, uint64_t base, uint64_t lo, uint64_t hi,
 		       struct ept_ctx *c)
 {
 	unsigned first = (unsigned)((lo - base) >> 12), last = (unsigned)((hi - 1 - base) >> 12);
 	uint64_t ne = (c->hpa0 + (lo - c->gpa0)) | c->attr;
 	unsigned added = 0;
-	bool changed = false;
+	bool changed = false, w = watched(ept, lo, hi);
 	for (unsigned i = first; i <= last; i++, ne += 4096) {
 		uint64_t e = n->pt[i];
 		if (same_translation(e, ne))
 			continue;
 		changed |= present(e);
 		added += !present(e);
-		store_entry(&n->pt[i], ne);
+		if (w)
+			set_leaf(ept, &n->pt[i], 0, ne, base + ((uint64_t)i << 12), 4096);
+		else
+			store_entry(&n->pt[i], ne);
 	}
 	n->present += added;
 	ept->st.leaves_4k += added;
@@ -290,8 +319,9 @@ static void range_op(vmem_ept *ept, struct ept_node *n, unsigned L, uint64_t bas
 				uint64_t ne = hpa | c->attr | (L > 1 ? VMEM_EPT_PS : 0);
 				if (!ch && same_translation(e, ne))
 					continue;
+				/* A large leaf: no log is on (leaf_allowed), none to tell. */
 				if (ch)
-					zombify(ept, ch, c), n->child[i] = NULL;
+					zombify(ept, ch, ebase, c, true), n->child[i] = NULL;
 				if (present(e)) {
 					note_change(c, ebase, ebase + esz);
 					if (!ch)
@@ -318,14 +348,21 @@ static void range_op(vmem_ept *ept, struct ept_node *n, unsigned L, uint64_t bas
 				if (c->dry)
 					continue;
 				if (c->op == OP_UNMAP) {
-					if (ch)
-						zombify(ept, ch, c), n->child[i] = NULL;
-					else
+					if (ch) {
+						zombify(ept, ch, ebase, c, true), n->child[i] = NULL;
+						store_entry(&n->pt[i], 0);
+					} else {
 						count_leaf(ept, L, -1);
-					store_entry(&n->pt[i], 0);
+						set_leaf(ept, &n->pt[i], 0, 0, ebase, esz);
+					}
 					n->present--;
 				} else {
-					uint64_t old = set_rights(&n->pt[i], c->perm);
+					/* The rights perm, the A/D flags a processor may set
+					 * meanwhile kept; the VMM's rights win over WP
+					 * logging's (its armed mark goes; a log re-arms a
+					 * page given W). */
+					uint64_t old = set_leaf(ept, &n->pt[i], ~(VMEM_EPT_PERM_MASK | VMI_EPT_WP_ARMED), c->perm,
+								ebase, esz);
 					/* Fewer rights must be flushed; more rights need not (a stale
 					 * translation then only causes a spurious EPT violation). */
 					if ((old & VMEM_EPT_PERM_MASK) & ~c->perm)
@@ -366,7 +403,7 @@ descend:
 			store_entry(&n->pt[i], 0);
 			n->child[i] = NULL;
 			n->present--;
-			zombify(ept, ch, c);
+			zombify(ept, ch, ebase, c, false); /* empty */
 		} else {
 			try_collapse(ept, n, i, ebase, c);
 		}
@@ -474,6 +511,28 @@ vmem_err vmem_ept_split(vmem_ept *ept, uint64_t gpa, uint64_t size, vmem_ept_flu
 	vmem_err e = run_op(ept, &c, gpa, size, flush);
 	ept->collapse_holds--;
 	return e;
+}
+
+/* Pushed whole (release): a PML drain walking the list meanwhile sees it or not. */
+void vmi_ept_log_add(vmem_ept *ept, struct vmi_ept_log *log)
+{
+	log->next = __atomic_load_n(&ept->logs, __ATOMIC_RELAXED);
+	while (!__atomic_compare_exchange_n(&ept->logs, &log->next, log, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+		;
+}
+
+void vmi_ept_log_del(vmem_ept *ept, struct vmi_ept_log *log)
+{
+	struct vmi_ept_log **pp = &ept->logs;
+	while (*pp && *pp != log)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = log->next;
+}
+
+struct vmi_ept_log *vmi_ept_logs(const vmem_ept *ept)
+{
+	return __atomic_load_n(&ept->logs, __ATOMIC_ACQUIRE);
 }
 
 void vmi_ept_hold_collapse(vmem_ept *ept, bool hold)

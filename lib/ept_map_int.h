@@ -2,6 +2,8 @@
 #ifndef VMEM_EPT_MAP_INT_H
 #define VMEM_EPT_MAP_INT_H
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <libvmem/ept_map.h>
 
 /* A leaf's software bit (bit 52, ignored by the processor: SDM 29.3.2,
@@ -9,6 +11,27 @@
  * and gives it back on the first write. vmem_ept_protect drops it: the
  * rights the VMM sets replace the log's. */
 #define VMI_EPT_WP_ARMED (1ull << 52)
+
+/* A dirty log watching [lo, hi) of the EPT (lib/dirty.c). Each vmem_dirty
+ * adds its own node when created and takes it off when freed (no
+ * allocation: the node is part of the log), so that the table changes made
+ * around the log reach it: while on, vmem_ept_map, _unmap and _protect
+ * store every leaf inside [lo, hi) they replace, remove (also with a
+ * table that goes whole) or give rights through leaf(). */
+struct vmi_ept_log {
+	struct vmi_ept_log *next;
+	uint64_t lo, hi;
+	bool on;            /* logging (a mode other than OFF) */
+	/* The leaf slot mapping [gpa, gpa + size) goes from old (not present:
+	 * none) to ne (0: removed); returns the entry to store instead of ne.
+	 * It may record pages as dirty, allocates nothing, and may be called
+	 * again for the same change (a processor set A or D meanwhile). */
+	uint64_t (*leaf)(struct vmi_ept_log *log, uint64_t old, uint64_t ne, uint64_t gpa, uint64_t size);
+};
+void vmi_ept_log_add(vmem_ept *ept, struct vmi_ept_log *log);
+void vmi_ept_log_del(vmem_ept *ept, struct vmi_ept_log *log);
+/* The logs added, newest first. */
+struct vmi_ept_log *vmi_ept_logs(const vmem_ept *ept);
 
 /* Call fn on every present leaf entry overlapping [gpa, gpa+size), in order;
  * stop at the first non-zero return and return it. */

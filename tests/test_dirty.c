@@ -212,6 +212,27 @@ static vmem_dirty *start(vmem_ept *e, uint64_t gpa, uint64_t size, unsigned m, v
 	return d;
 }
 
+/* An EPT (mk(true)) with a log of [gpa, gpa+size) in mode m, its PML and a bitmap to harvest into. */
+struct logged {
+	vmem_ept *e;
+	vmem_dirty *d;
+	vmem_pml pml;
+	uint64_t log[512], bm[NPAGES / 64];
+};
+
+static void logged_start(struct logged *l, uint64_t gpa, uint64_t size, unsigned m)
+{
+	l->e = mk(true);
+	l->pml.log = l->log;
+	l->d = start(l->e, gpa, size, m, &l->pml);
+}
+
+static void logged_end(struct logged *l)
+{
+	vmem_dirty_free(l->d);
+	vmem_ept_free(l->e);
+}
+
 static void test_pml_through_ept_walk(void **s)
 {
 	(void)s;
@@ -317,7 +338,9 @@ static void test_unaligned_range(void **s)
 }
 
 /* A failed allocation while PML (or EPT_D) logging starts (it splits the
- * 2M leaves) changes nothing and leaks nothing; a harvest allocates nothing. */
+ * 2M leaves) changes nothing and leaks nothing (PML mode with two vCPUs'
+ * PMLs, the second holding an entry: neither index moves); a harvest
+ * allocates nothing. */
 static failalloc fa; /* big (block table): static */
 
 static void test_fail_alloc(void **s)
@@ -328,8 +351,9 @@ static void test_fail_alloc(void **s)
 		vmem_ept_config cfg = { .levels = 4, .ad = true, .gbpages = true, .eptp_mt = VMEM_MT_WB };
 		vmem_ept *e;
 		vmem_dirty *d;
-		uint64_t bm[NPAGES / 64], log[512];
-		vmem_pml pml = { log, 0 };
+		uint64_t bm[NPAGES / 64], log[512], log2[512] = { 0 };
+		vmem_pml pml = { log, 0 }, pml2 = { log2, 255 };
+		vmem_pml *const pmls[2] = { &pml, &pml2 };
 		assert_int_equal(vmem_ept_new(&fa.a, &cfg, &e), VMEM_OK);
 		assert_int_equal(vmem_ept_grant(e, 0, 1ull << 30), VMEM_OK);
 		assert_int_equal(vmem_ept_map(e, 0, 0, 2 * M2, RW, VMEM_MT_WB, false, NULL), VMEM_OK);
@@ -339,10 +363,12 @@ static void test_fail_alloc(void **s)
 		long live = fa.live, k;
 		for (k = 0;; k++) {
 			failalloc_fail_in(&fa, k);
-			vmem_err err = vmem_dirty_set_mode(d, (vmem_dirty_mode)m, &pml, NULL);
+			vmem_err err = m == VMEM_DIRTY_PML ? vmem_dirty_set_mode_pml(d, pmls, 2, NULL)
+							    : vmem_dirty_set_mode(d, (vmem_dirty_mode)m, &pml, NULL);
 			if (err == VMEM_OK)
 				break;
 			assert_int_equal(err, VMEM_E_NOMEM);
+			assert_true(pml.index == 0 && pml2.index == 255);
 			assert_int_equal(vmem_dirty_get_mode(d), VMEM_DIRTY_OFF);
 			vmem_ept_get_stats(e, &st);
 			assert_memory_equal(&st, &before, sizeof(st));
@@ -445,28 +471,27 @@ static void test_map_while_logging(void **s)
 {
 	(void)s;
 	for (unsigned m = VMEM_DIRTY_EPT_D; m <= VMEM_DIRTY_PML; m++) {
-		vmem_ept *e = mk(true);
-		uint64_t bm[NPAGES / 64], log[512];
-		vmem_pml pml = { log, 0 };
+		struct logged lg;
 		unsigned lvl;
-		vmem_dirty *d = start(e, 0x1000, 2 * M2 - 0x1000, m, &pml);
+		logged_start(&lg, 0x1000, 2 * M2 - 0x1000, m);
+		vmem_ept *e = lg.e;
+		vmem_pml *pml = &lg.pml;
 		assert_int_equal(vmem_ept_unmap(e, 0, M2, NULL), VMEM_OK);
 		assert_int_equal(vmem_ept_map(e, 0, 0, M2, RW, VMEM_MT_WB, false, NULL), VMEM_OK);
 		uint64_t *l = leaf_of(e, 0x5000, &lvl);
 		assert_int_equal(lvl, 1);
 		*l |= VMEM_EPT_A | VMEM_EPT_D;
 		if (m == VMEM_DIRTY_PML)
-			assert_true(vmem_pml_log(&pml, 0x5000));
+			assert_true(vmem_pml_log(pml, 0x5000));
 		l = leaf_of(e, 0x200000 - 0x1000, &lvl);
 		assert_int_equal(lvl, 1);
 		if (!(*l & VMEM_EPT_D) && m == VMEM_DIRTY_PML)
-			assert_true(vmem_pml_log(&pml, 0x1ff000));
+			assert_true(vmem_pml_log(pml, 0x1ff000));
 		*l |= VMEM_EPT_A | VMEM_EPT_D;
-		assert_int_equal(vmem_dirty_harvest(d, bm, NULL), VMEM_OK);
+		assert_int_equal(vmem_dirty_harvest(lg.d, lg.bm, NULL), VMEM_OK);
 		for (unsigned i = 0; i < NPAGES - 1; i++)
-			assert_int_equal(bit(bm, i), i == 4 || i == 0x1fe);
-		vmem_dirty_free(d);
-		vmem_ept_free(e);
+			assert_int_equal(bit(lg.bm, i), i == 4 || i == 0x1fe);
+		logged_end(&lg);
 	}
 }
 
@@ -660,6 +685,322 @@ static void test_wp_fault_after_switch(void **s)
 		vmem_dirty_free(d);
 		vmem_ept_free(e);
 	}
+}
+
+/* A leaf that goes takes its D flag (EPT_D mode's record of a write, SDM
+ * 29.3.5) with it: the log records the page at that moment (dirty.h: a
+ * write since the last harvest is reported by the next one). In PML mode
+ * nothing goes with it: the processor wrote the page's GPA to the PML when
+ * it set D (SDM 29.3.6), and the drain reads GPAs, not leaves. Worked by
+ * hand, range [0, 4M) of 4K leaves (logging split the two 2M leaves):
+ *   writes (the EPT walk)  0x10, 0x11, 0x12, 0x205, 0x3ff; a read of 0x13
+ *   PML mode only          drain after the write of 0x10 (its GPA is in the
+ *                          bitmap; 0x11, 0x12, 0x205, 0x3ff stay in the PML)
+ *   map 0x10 elsewhere     replaced, D set          -> 0x10
+ *   unmap 0x11             removed, D set           -> 0x11
+ *   map 0x13 elsewhere     replaced, D clear (read) -> not reported
+ *   unmap [2M, 4M)         its table goes whole, with 0x205 and 0x3ff -> both
+ *   0x12 stays             its D or PML entry       -> 0x12
+ * Harvest: exactly {0x10, 0x11, 0x12, 0x205, 0x3ff}; the new leaf of 0x10
+ * is clean (D 0), so a write to it is reported by the next harvest, alone. */
+static void test_leaf_gone_keeps_dirty(void **s)
+{
+	(void)s;
+	for (unsigned m = VMEM_DIRTY_EPT_D; m <= VMEM_DIRTY_PML; m++) {
+		struct logged lg;
+		unsigned lvl;
+		logged_start(&lg, 0, 2 * M2, m);
+		vmem_ept *e = lg.e;
+		vmem_dirty *d = lg.d;
+		uint64_t *bm = lg.bm;
+		vmem_gmem *host;
+		vmem_ept_mmu *em = walker(e, m == VMEM_DIRTY_PML ? &lg.pml : NULL, &host);
+		vmem_ept_access wr = { 0 }, rd = { 0 };
+		vmem_ept_result r;
+		wr.type = VMEM_EPT_WRITE;
+		rd.type = VMEM_EPT_READ;
+		static const uint64_t written[] = { 0x10, 0x11, 0x12, 0x205, 0x3ff };
+		for (unsigned k = 0; k < 5; k++) {
+			assert_int_equal(vmem_ept_walk(em, host, written[k] << 12 | 0x40, &wr, 0, &r, NULL), VMEM_OK);
+			assert_int_equal(r.status, VMEM_EPT_OK);
+			if (k == 0)
+				vmem_dirty_pml_drain(d);
+		}
+		assert_int_equal(vmem_ept_walk(em, host, 0x13000, &rd, 0, &r, NULL), VMEM_OK);
+		assert_int_equal(r.status, VMEM_EPT_OK);
+		if (m == VMEM_DIRTY_PML)
+			assert_int_equal(lg.pml.index, 511 - 4);
+		assert_int_equal(vmem_ept_map(e, 0x10000, 0x800000, 4096, RW, VMEM_MT_WB, false, NULL), VMEM_OK);
+		assert_int_equal(vmem_ept_unmap(e, 0x11000, 4096, NULL), VMEM_OK);
+		assert_int_equal(vmem_ept_map(e, 0x13000, 0x801000, 4096, RW, VMEM_MT_WB, false, NULL), VMEM_OK);
+		assert_int_equal(vmem_ept_unmap(e, M2, M2, NULL), VMEM_OK);
+		assert_false(*leaf_of(e, 0x10000, &lvl) & VMEM_EPT_D);
+		assert_int_equal(vmem_dirty_harvest(d, bm, NULL), VMEM_OK);
+		for (unsigned i = 0; i < NPAGES; i++)
+			assert_int_equal(bit(bm, i), i == 0x10 || i == 0x11 || i == 0x12 || i == 0x205 || i == 0x3ff);
+		assert_int_equal(vmem_ept_walk(em, host, 0x10008, &wr, 0, &r, NULL), VMEM_OK);
+		assert_int_equal(r.status, VMEM_EPT_OK);
+		assert_int_equal(vmem_dirty_harvest(d, bm, NULL), VMEM_OK);
+		for (unsigned i = 0; i < NPAGES; i++)
+			assert_int_equal(bit(bm, i), i == 0x10);
+		vmem_ept_mmu_free(em);
+		vmem_gmem_free(host);
+		logged_end(&lg);
+	}
+}
+
+/* The processor's write under WP logging: a leaf without W is an EPT
+ * violation, which the VMM hands to the log (here it must be the log's:
+ * handled); with W the write just happens, unseen by the log. */
+static void wp_write(vmem_ept *e, vmem_dirty *d, uint64_t gpa)
+{
+	unsigned lvl;
+	bool handled;
+	if (*leaf_of(e, gpa, &lvl) & VMEM_EPT_W)
+		return;
+	assert_int_equal(vmem_dirty_wp_fault(d, gpa, &handled, NULL), VMEM_OK);
+	assert_true(handled);
+	assert_true(*leaf_of(e, gpa, &lvl) & VMEM_EPT_W);
+}
+
+/* WP mode: a page of the range the VMM makes writable between harvests
+ * (a map, or a protect that adds W) is armed as the log arms its range
+ * (dirty.h): W withheld, bit 52 set, so that its first write faults and is
+ * logged (SDM 29.3.3.2: a write without W is an EPT violation). Range
+ * [0, 8M): [0, 4M) mapped (armed when logging started), [4M, 8M) a hole.
+ *   unmap 0x20, map it again RW  -> armed
+ *   map 0x400 (4M: was a hole)   -> armed
+ *   protect 0x21 R, then RW      -> armed (the R is the VMM's, the RW too)
+ *   protect 0x22 RW (armed)      -> still armed
+ *   write each                   -> a fault each, logged
+ *   write 0x30                   -> a fault (armed since logging started)
+ * Harvest: exactly {0x20, 0x21, 0x22, 0x30, 0x400}. Leaving WP mode gives W
+ * back to all of them. */
+static void test_wp_map_armed(void **s)
+{
+	(void)s;
+	vmem_ept *e = mk(false);
+	uint64_t bm[2 * NPAGES / 64], leaf;
+	unsigned lvl;
+	vmem_dirty *d = start(e, 0, 4 * M2, VMEM_DIRTY_WP, NULL);
+	assert_int_equal(vmem_ept_unmap(e, 0x20000, 4096, NULL), VMEM_OK);
+	assert_int_equal(vmem_ept_map(e, 0x20000, 0x20000, 4096, RW, VMEM_MT_WB, false, NULL), VMEM_OK);
+	assert_int_equal(vmem_ept_map(e, 0x400000, 0x400000, 4096, RW, VMEM_MT_WB, false, NULL), VMEM_OK);
+	assert_int_equal(vmem_ept_protect(e, 0x21000, 4096, VMEM_EPT_R, NULL), VMEM_OK);
+	assert_int_equal(vmem_ept_protect(e, 0x21000, 4096, RW, NULL), VMEM_OK);
+	assert_int_equal(vmem_ept_protect(e, 0x22000, 4096, RW, NULL), VMEM_OK);
+	static const uint64_t pages[] = { 0x20, 0x21, 0x22, 0x30, 0x400 };
+	for (unsigned k = 0; k < 5; k++) {
+		assert_int_equal(vmem_ept_lookup(e, pages[k] << 12, &leaf, &lvl), VMEM_OK);
+		assert_int_equal(leaf & (RW | (1ull << 52)), VMEM_EPT_R | (1ull << 52));
+		wp_write(e, d, pages[k] << 12);
+	}
+	assert_int_equal(vmem_dirty_harvest(d, bm, NULL), VMEM_OK);
+	for (unsigned i = 0; i < 2 * NPAGES; i++)
+		assert_int_equal(bit(bm, i), i == 0x20 || i == 0x21 || i == 0x22 || i == 0x30 || i == 0x400);
+	assert_int_equal(vmem_dirty_set_mode(d, VMEM_DIRTY_OFF, NULL, NULL), VMEM_OK);
+	for (unsigned k = 0; k < 5; k++) {
+		assert_int_equal(vmem_ept_lookup(e, pages[k] << 12, &leaf, &lvl), VMEM_OK);
+		assert_int_equal(leaf & (RW | (1ull << 52)), RW);
+	}
+	vmem_dirty_free(d);
+	vmem_ept_free(e);
+}
+
+/* All or nothing with the logs watching: a map that needs a table (the
+ * page 0x200 of an unmapped 2M) and replaces a written page (0x1ff, D set
+ * in EPT_D mode, armed in WP mode), failing at each allocation, leaves
+ * the leaves, the stats and the log as they were and leaks nothing; when
+ * it succeeds, the EPT_D log has 0x1ff (its D went with the old leaf) and
+ * the WP log finds both pages armed. */
+static void test_leaf_hook_fail_alloc(void **s)
+{
+	(void)s;
+	for (unsigned m = VMEM_DIRTY_WP; m <= VMEM_DIRTY_EPT_D; m++) {
+		failalloc_init(&fa);
+		vmem_ept_config cfg = { .levels = 4, .ad = true, .gbpages = true, .eptp_mt = VMEM_MT_WB };
+		vmem_ept *e;
+		vmem_dirty *d;
+		uint64_t bm[NPAGES / 64], leaf0, leaf;
+		unsigned lvl;
+		assert_int_equal(vmem_ept_new(&fa.a, &cfg, &e), VMEM_OK);
+		assert_int_equal(vmem_ept_grant(e, 0, 1ull << 30), VMEM_OK);
+		assert_int_equal(vmem_ept_map(e, 0, 0, M2, RW, VMEM_MT_WB, false, NULL), VMEM_OK);
+		assert_int_equal(vmem_dirty_new(&fa.a, e, 0, 2 * M2, &d), VMEM_OK);
+		assert_int_equal(vmem_dirty_set_mode(d, (vmem_dirty_mode)m, NULL, NULL), VMEM_OK);
+		if (m == VMEM_DIRTY_EPT_D)
+			*leaf_of(e, 0x1ff000, &lvl) |= VMEM_EPT_A | VMEM_EPT_D; /* the processor's write */
+		assert_int_equal(vmem_ept_lookup(e, 0x1ff000, &leaf0, &lvl), VMEM_OK);
+		vmem_ept_stats before, st;
+		vmem_ept_get_stats(e, &before);
+		long live = fa.live, k;
+		for (k = 0;; k++) {
+			failalloc_fail_in(&fa, k);
+			vmem_err err = vmem_ept_map(e, 0x1ff000, 0x800000, 2 * 4096, RW, VMEM_MT_WB, false, NULL);
+			if (err == VMEM_OK)
+				break;
+			assert_int_equal(err, VMEM_E_NOMEM);
+			vmem_ept_get_stats(e, &st);
+			assert_memory_equal(&st, &before, sizeof(st));
+			assert_int_equal(vmem_ept_lookup(e, 0x1ff000, &leaf, &lvl), VMEM_OK);
+			assert_int_equal(leaf, leaf0);
+			assert_int_equal(vmem_ept_lookup(e, 0x200000, &leaf, &lvl), VMEM_E_NOENT);
+			assert_int_equal(fa.live, live);
+			assert_true(k < 16);
+		}
+		failalloc_never(&fa);
+		assert_true(k >= 1);
+		for (uint64_t g = 0x1ff000; g <= 0x200000; g += 0x1000) {
+			assert_int_equal(vmem_ept_lookup(e, g, &leaf, &lvl), VMEM_OK);
+			assert_int_equal(leaf & 0x000ffffffffff000ull, 0x800000 + g - 0x1ff000);
+			if (m == VMEM_DIRTY_WP)
+				assert_int_equal(leaf & (RW | (1ull << 52)), VMEM_EPT_R | (1ull << 52));
+		}
+		assert_int_equal(vmem_dirty_harvest(d, bm, NULL), VMEM_OK);
+		for (unsigned i = 0; i < NPAGES; i++)
+			assert_int_equal(bit(bm, i), m == VMEM_DIRTY_EPT_D && i == 0x1ff);
+		vmem_dirty_free(d);
+		vmem_ept_free(e);
+		assert_int_equal(fa.live, 0);
+		assert_int_equal(fa.bad_frees, 0);
+	}
+}
+
+/* A vCPU's write through the EPT walk em (logging into its PML pml, SDM
+ * 29.3.6); on the log-full exit (the access not done) the VMM drains that
+ * PML and the access is retried. Counts the exits in *fulls. */
+static void vcpu_write(vmem_ept_mmu *em, vmem_gmem *host, vmem_dirty *d, vmem_pml *pml, uint64_t gpa,
+		       unsigned *fulls)
+{
+	vmem_ept_access wr = { 0 };
+	vmem_ept_result r;
+	wr.type = VMEM_EPT_WRITE;
+	assert_int_equal(vmem_ept_walk(em, host, gpa, &wr, 0, &r, NULL), VMEM_OK);
+	if (r.status == VMEM_EPT_PML_FULL) {
+		++*fulls;
+		vmem_dirty_pml_drain_from(d, pml);
+		assert_int_equal(vmem_ept_walk(em, host, gpa, &wr, 0, &r, NULL), VMEM_OK);
+	}
+	assert_int_equal(r.status, VMEM_EPT_OK);
+}
+
+/* A vCPU's PML logs every page whose D flag it sets (SDM 29.3.6), in any
+ * log's range: two logs of one EPT, d1 of [0, 2M) and d2 of [2M, 4M), in
+ * PML mode with the one vCPU's PML. Worked by hand (entries from 511 down):
+ *   d1 PML; write page 6           PML: 0x6000 (index 510)
+ *   d2 PML                         empties the PML (dirty.h): 0x6000 must go
+ *                                  to d1, not be dropped; index 511
+ *   write pages 5, 0x205           PML: 0x5000, 0x205000 (index 509)
+ *   harvest d1 (drains the PML)    {5, 6}; must not drop 0x205000 (d2's)
+ *   harvest d2                     {0x205 - 0x200 = 5}
+ * The harvests cleared D on the pages they took: a write of 0x205 is
+ * logged again (index 510 after the drain) and d2 reports it, d1 not. */
+static void test_pml_shared_by_two_logs(void **s)
+{
+	(void)s;
+	vmem_ept *e = mk(true);
+	uint64_t bm[NPAGES / 64], log[512];
+	vmem_pml pml = { log, 0 };
+	vmem_gmem *host;
+	unsigned fulls = 0;
+	assert_int_equal(vmem_ept_split(e, 0, 2 * M2, NULL), VMEM_OK); /* every table there for the walker */
+	vmem_ept_mmu *em = walker(e, &pml, &host);
+	vmem_dirty *d1 = start(e, 0, M2, VMEM_DIRTY_PML, &pml);
+	vcpu_write(em, host, d1, &pml, 0x6000, &fulls);
+	assert_int_equal(pml.index, 510);
+	vmem_dirty *d2 = start(e, M2, M2, VMEM_DIRTY_PML, &pml);
+	assert_int_equal(pml.index, 511);
+	vcpu_write(em, host, d1, &pml, 0x5000, &fulls);
+	vcpu_write(em, host, d1, &pml, 0x205000, &fulls);
+	assert_int_equal(pml.index, 509);
+	assert_int_equal(vmem_dirty_harvest(d1, bm, NULL), VMEM_OK);
+	for (unsigned i = 0; i < NPAGES / 2; i++)
+		assert_int_equal(bit(bm, i), i == 5 || i == 6);
+	assert_int_equal(vmem_dirty_harvest(d2, bm, NULL), VMEM_OK);
+	for (unsigned i = 0; i < NPAGES / 2; i++)
+		assert_int_equal(bit(bm, i), i == 5);
+	vcpu_write(em, host, d1, &pml, 0x205000, &fulls);
+	assert_int_equal(pml.index, 510);
+	assert_int_equal(vmem_dirty_harvest(d1, bm, NULL), VMEM_OK);
+	for (unsigned i = 0; i < NPAGES / 2; i++)
+		assert_false(bit(bm, i));
+	assert_int_equal(vmem_dirty_harvest(d2, bm, NULL), VMEM_OK);
+	for (unsigned i = 0; i < NPAGES / 2; i++)
+		assert_int_equal(bit(bm, i), i == 5);
+	assert_int_equal(fulls, 0);
+	vmem_ept_mmu_free(em);
+	vmem_gmem_free(host);
+	vmem_dirty_free(d2);
+	vmem_dirty_free(d1);
+	vmem_ept_free(e);
+}
+
+/* A guest's vCPUs each log into their own PML (vmem_ept_mmu_set_pml on
+ * each one's EPT context) feeding one log of [0, 4M), given both
+ * (vmem_dirty_set_mode_pml). Worked by hand (SDM 29.3.6: a GPA is logged
+ * when the access sets its D flag, 0 -> 1; entries from index 511 down;
+ * an index outside 0..511 when an entry is due is the log-full exit,
+ * before the access):
+ *   vCPU 0 writes pages 0..99     p0: 100 entries, index 411
+ *   vCPU 1 writes pages 50..649   50..99 are dirty already, not logged;
+ *                                 100..611 fill p1 (512 entries); the write
+ *                                 of 612 is its log-full exit: drain_from(p1)
+ *                                 (p0 untouched: index 411); 612..649 are
+ *                                 38 entries, index 473
+ *   harvest                       drains p0 and p1: pages 0..649 exactly;
+ *                                 both indexes 511
+ *   vCPU 1 writes page 0          D cleared by the harvest: p1 index 510
+ *   vCPU 0 writes page 700        p0 index 510
+ *   set_mode(OFF)                 drains both: the harvest reports {0, 700} */
+static void test_pml_two_vcpus(void **s)
+{
+	(void)s;
+	struct logged lg;
+	uint64_t log1[512];
+	vmem_pml p1 = { log1, 0 };
+	vmem_pml *const pmls[2] = { &lg.pml, &p1 };
+	vmem_gmem *host;
+	vmem_ept_mmu *em1;
+	unsigned fulls = 0;
+	logged_start(&lg, 0, 2 * M2, VMEM_DIRTY_OFF);
+	vmem_ept *e = lg.e;
+	vmem_dirty *d = lg.d;
+	assert_int_equal(vmem_dirty_set_mode_pml(d, pmls, 2, NULL), VMEM_OK);
+	assert_int_equal(vmem_dirty_get_mode(d), VMEM_DIRTY_PML);
+	assert_int_equal(lg.pml.index, 511);
+	assert_int_equal(p1.index, 511);
+	vmem_ept_mmu *em0 = walker(e, &lg.pml, &host);
+	assert_int_equal(vmem_ept_mmu_new(NULL, vmem_ept_eptp(e), NULL, &em1), VMEM_OK);
+	vmem_ept_mmu_set_pml(em1, &p1);
+	for (uint64_t p = 0; p < 100; p++)
+		vcpu_write(em0, host, d, &lg.pml, p << 12, &fulls);
+	assert_int_equal(lg.pml.index, 411);
+	for (uint64_t p = 50; p < 650; p++) {
+		vcpu_write(em1, host, d, &p1, p << 12 | 0x18, &fulls);
+		if (p == 611)
+			assert_int_equal(fulls, 0);
+	}
+	assert_int_equal(fulls, 1);
+	assert_int_equal(lg.pml.index, 411);
+	assert_int_equal(p1.index, 473);
+	assert_int_equal(vmem_dirty_harvest(d, lg.bm, NULL), VMEM_OK);
+	for (unsigned i = 0; i < NPAGES; i++)
+		assert_int_equal(bit(lg.bm, i), i < 650);
+	assert_int_equal(lg.pml.index, 511);
+	assert_int_equal(p1.index, 511);
+	vcpu_write(em1, host, d, &p1, 0, &fulls);
+	vcpu_write(em0, host, d, &lg.pml, 700 << 12, &fulls);
+	assert_int_equal(p1.index, 510);
+	assert_int_equal(lg.pml.index, 510);
+	assert_int_equal(vmem_dirty_set_mode(d, VMEM_DIRTY_OFF, NULL, NULL), VMEM_OK);
+	assert_int_equal(vmem_dirty_harvest(d, lg.bm, NULL), VMEM_OK);
+	for (unsigned i = 0; i < NPAGES; i++)
+		assert_int_equal(bit(lg.bm, i), i == 0 || i == 700);
+	assert_int_equal(fulls, 1);
+	vmem_ept_mmu_free(em1);
+	vmem_ept_mmu_free(em0);
+	vmem_gmem_free(host);
+	logged_end(&lg);
 }
 
 /* Race: a writer (the processor, or the VMM's WP fault path) against a
@@ -865,6 +1206,11 @@ int main(void)
 		cmocka_unit_test(test_wp_1g_split_on_write),
 		cmocka_unit_test(test_walk_read_only_never_dirty),
 		cmocka_unit_test(test_wp_fault_after_switch),
+		cmocka_unit_test(test_leaf_gone_keeps_dirty),
+		cmocka_unit_test(test_wp_map_armed),
+		cmocka_unit_test(test_leaf_hook_fail_alloc),
+		cmocka_unit_test(test_pml_shared_by_two_logs),
+		cmocka_unit_test(test_pml_two_vcpus),
 		cmocka_unit_test(test_race_ept_d),
 		cmocka_unit_test(test_race_wp),
 		cmocka_unit_test(test_race_pml),
