@@ -39,6 +39,19 @@ const char *vtx_exit_name(uint32_t reason)
 	}
 }
 
+uint64_t vtx_gpr_get(const struct vtx_gprs *g, unsigned n)
+{
+	return n == 4 ? vmcs_read(GUEST_RSP) : g->r[n];
+}
+
+void vtx_gpr_set(struct vtx_gprs *g, unsigned n, uint64_t v)
+{
+	if (n == 4)
+		vmcs_write(GUEST_RSP, v);
+	else
+		g->r[n] = v;
+}
+
 /* The VMM finished the instruction at RIP (len bytes) for the guest: what
  * its completion does besides moving RIP. Blocking by STI and by MOV SS end
  * once the guest "executes one instruction" (SDM vol. 3C 27.7.1); RF is
@@ -167,7 +180,7 @@ bool vtx_vm_dispatch(struct vtx_vm *vm, const struct vtx_exit *e, struct vtx_gpr
 		ok = vtx_exit_exception(vm, e, g);
 		break;
 	case EXIT_REASON_CR_ACCESS:
-		if (!vm || vm->cfg.paging != VTX_SHADOW)
+		if (!vm)
 			return false;
 		ok = vtx_exit_cr_access(vm, e, g);
 		break;

@@ -29,6 +29,6 @@
 #define GD_TAG4       0x4444444444444444
 
 #define GD_EPT_CHECKS    15
-#define GD_SHADOW_CHECKS 14
+#define GD_SHADOW_CHECKS 16
 
 #endif

@@ -228,6 +228,24 @@ guest_demo_shadow:
 	HC 2
 	xor %ebx, %ebx
 	CHECK 12
+	mov %cr4, %rax					/* 14: CR4.PGE cleared (exit: emulated) reads back clear */
+	mov %rax, %r13
+	btr $7, %rax
+	mov %rax, %cr4
+	mov %cr4, %rax
+	mov %r13, %rbx
+	btr $7, %rbx
+	CHECK 14
+	mov %r13, %cr4					/* PGE set again (exit) */
+	mov %cr0, %rax					/* 15: CR0.WP = 0 (exit): a supervisor write to */
+	mov %rax, %r13					/* the read-only page goes through (SDM vol. 3A 4.6.1) */
+	btr $16, %rax
+	mov %rax, %cr0
+	movabs $GD_TAG2, %rax
+	mov %rax, GD_RO_LA
+	mov %r13, %cr0					/* WP set again (exit) */
+	mov GD_RO_LA, %rbx
+	CHECK 15
 	mov %r15, %rbx
 	mov %r14, %rcx
 	HC 4

@@ -26,10 +26,14 @@ need '^vtx-main: ept guest: ept-violation 14 \(mapped 10, dirty-log 3, policy 1\
 need '^vtx-main: vmcall dirty-log harvest -> 2 pages$' "first dirty harvest"
 # Shadow guest: two #PFs injected (read of a hole: error code 0; write to a read-only page: P|W = 3),
 # one PTE write emulated, one ROM write to the policy, one MOV to and one from CR3, one INVLPG; the injected #PF's
-# delivery faults on the IDT/GDT/stack pages first, so it is re-injected at least once.
+# delivery faults on the IDT/GDT/stack pages first, so it is re-injected at least once. Four MOVs to CR0/CR4
+# emulated: CR4.PGE cleared and set again, CR0.WP cleared (a supervisor store to the read-only page then goes
+# through) and set again.
 need '^vtx-main: #PF la 0x1c0000 rip 0x[0-9a-f]+ -> inject #PF error code 0x0, CR2 0x1c0000$' "#PF on a hole"
+need '^vtx-main: MOV to CR4 0x20 emulated$' "CR4.PGE cleared"
+need '^vtx-main: MOV to CR0 0x80000033 emulated$' "CR0.WP cleared"
 need '^vtx-main: #PF la 0x1a0000 rip 0x[0-9a-f]+ -> inject #PF error code 0x3, CR2 0x1a0000$' "#PF on a read-only page"
-need '^vtx-main: shadow guest: #PF [0-9]+ \(filled [0-9]+, injected 2, emulated 1, host-fault 1, re-injected [1-9][0-9]*\) cr3-load 1 cr3-store 1 invlpg 1 flush [0-9]+ vmcall 3 rdtsc 2 hlt 1; checks passed 14/14, failed mask 0x0$' \
+need '^vtx-main: shadow guest: #PF [0-9]+ \(filled [0-9]+, injected 2, emulated 1, host-fault 1, re-injected [1-9][0-9]*\) cr3-load 1 cr3-store 1 cr-write 4 gp 0 invlpg 1 flush [0-9]+ vmcall 3 rdtsc 2 hlt 1; checks passed 16/16, failed mask 0x0$' \
 	"shadow guest exit counts or checks"
 need '^VTX-MAIN-OK$' "the VTX-MAIN-OK sentinel"
 if [ $fail -ne 0 ]; then
