@@ -76,9 +76,9 @@ bool vtx_demo(const struct vtx_caps *c)
 	bool ok = run(c, VTX_EPT, &vm);
 	const struct vtx_counts *n = &vm.n;
 	rt_printf("vtx-main: ept guest: ept-violation %u (mapped %u, dirty-log %u, policy %u) invept %u ept-misconfig %u "
-		  "vmcall %u rdtsc %u cpuid %u io %u hlt %u; checks passed %lu/%u, failed mask 0x%lx\n",
+		  "cr-write %u gp %u vmcall %u rdtsc %u cpuid %u io %u hlt %u; checks passed %lu/%u, failed mask 0x%lx\n",
 		  n->ept_violation, n->ept_mapped, n->ept_dirty_wp, n->ept_policy, n->invept, n->ept_misconfig,
-		  n->vmcall, n->rdtsc, n->cpuid, n->io, n->hlt, vm.result_passed, GD_EPT_CHECKS, vm.result_mask);
+		  n->cr_write, n->gp_injected, n->vmcall, n->rdtsc, n->cpuid, n->io, n->hlt, vm.result_passed, GD_EPT_CHECKS, vm.result_mask);
 	ok = ok && vm.result_mask == 0 && vm.result_passed == GD_EPT_CHECKS;
 	rt_heap_release(mark);
 

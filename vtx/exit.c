@@ -175,7 +175,7 @@ bool vtx_vm_dispatch(struct vtx_vm *vm, const struct vtx_exit *e, struct vtx_gpr
 		ok = vtx_exit_ept_misconfig(vm, e, g);
 		break;
 	case EXIT_REASON_EXCEPTION_NMI:
-		if (!vm || vm->cfg.paging != VTX_SHADOW)
+		if (!vm)
 			return false;
 		ok = vtx_exit_exception(vm, e, g);
 		break;

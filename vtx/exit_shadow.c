@@ -37,10 +37,26 @@ static bool emulate_store(struct vtx_vm *vm, const struct vtx_exit *e, struct vt
 	return true;
 }
 
+/* An #AC exit: the guest's, reflected with its error code, 0. One during the
+ * delivery of an #AC is the endless loop the exit is there to catch; during
+ * another event's, delivering both is not modelled: stop either way. */
+static bool reflect_ac(struct vtx_vm *vm, const struct vtx_exit *e)
+{
+	if (e->idt_info & INTR_INFO_VALID) {
+		rt_printf("vtx-main: #AC rip 0x%lx while delivering event 0x%x%s: stop\n", e->rip, e->idt_info,
+			  INTR_INFO_VECTOR(e->idt_info) == VECTOR_AC ? " (#AC: the guest would loop forever)" : "");
+		return false;
+	}
+	vtx_vm_inject(vm, VECTOR_AC, true, 0, 0);
+	return true;
+}
+
 bool vtx_exit_exception(struct vtx_vm *vm, const struct vtx_exit *e, struct vtx_gprs *g)
 {
 	unsigned vec = INTR_INFO_VECTOR(e->intr_info);
-	if (vec != VECTOR_PF) {
+	if (vec == VECTOR_AC)
+		return reflect_ac(vm, e);
+	if (vec != VECTOR_PF || vm->cfg.paging != VTX_SHADOW) {
 		rt_printf("vtx-main: guest exception %u rip 0x%lx: stop\n", vec, e->rip);
 		return false;
 	}

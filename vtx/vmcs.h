@@ -144,6 +144,7 @@ enum vmcs_field {
 #define VECTOR_DF 8
 #define VECTOR_GP 13
 #define VECTOR_PF 14
+#define VECTOR_AC 17
 /* EPT-violation qualification bit 12: NMI unblocking due to IRET (28.2.1, Table 28-7). */
 #define EPTQ_NMI_UNBLOCK (1ull << 12)
 
