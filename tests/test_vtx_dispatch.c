@@ -718,6 +718,55 @@ static void exception_bitmap_only_what_the_vmm_needs(void **state)
 	vm_del(&vm);
 }
 
+/* CPUID, one leaf through the dispatcher: EAX = leaf, ECX = subleaf; RIP + 2. */
+static void guest_cpuid(struct vtx_vm *vm, uint32_t leaf, uint32_t sub, uint32_t r[4])
+{
+	struct vtx_gprs g = { .rax = leaf, .rcx = sub };
+	assert_true(exit_now(vm, &g, EXIT_REASON_CPUID, 0, 0, 2, 0, 0));
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1002);
+	r[0] = (uint32_t)g.rax, r[1] = (uint32_t)g.rbx, r[2] = (uint32_t)g.rcx, r[3] = (uint32_t)g.rdx;
+}
+
+/* CPUID (SDM vol. 2A CPUID) tells the guest what it may use, so what the
+ * driver does not virtualise is hidden, whatever the host has:
+ * CPUID.1:ECX[5] VMX (the driver offers no nested VMX: the guest's VMXON
+ * would exit and stop it) and [6] SMX (GETSEC); CPUID.80000001H:EDX[27] RDTSCP and CPUID.7.0:ECX[22]
+ * RDPID ("enable RDTSCP" is 0: both #UD in the guest, vol. 3C 26.1.2),
+ * CPUID.7.0:EBX[10] INVPCID ("enable INVPCID" 0: #UD), ECX[5] WAITPKG
+ * ("enable user wait and pause" 0: #UD), CPUID.(0DH,1):EAX[3] XSAVES
+ * ("enable XSAVES/XRSTORS" 0: #UD), ECX[31] PKS (the engine does not model
+ * it). OSXSAVE (1:ECX[27]) and OSPKE (7.0:ECX[4]) are the guest's own
+ * CR4.OSXSAVE (18) and CR4.PKE (22), not the host's; in shadow mode CR4.PKE
+ * is an owned bit, read from the read shadow. Leaf 0 (the vendor) passes through. */
+static void cpuid_hides_what_is_not_virtualised(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_SHADOW);
+	uint32_t r[4], h[4];
+	__asm__ volatile("cpuid" : "=a"(h[0]), "=b"(h[1]), "=c"(h[2]), "=d"(h[3]) : "a"(0), "c"(0));
+	guest_cpuid(&vm, 0, 0, r);
+	assert_memory_equal(r, h, sizeof(r));
+	vmcs_write(GUEST_CR4, vmcs_read(GUEST_CR4) & ~(1ull << 18));
+	guest_cpuid(&vm, 1, 0, r);
+	assert_int_equal(r[2] & ((1u << 5) | (1u << 6) | (1u << 27)), 0);
+	vmcs_write(GUEST_CR4, vmcs_read(GUEST_CR4) | (1ull << 18));
+	guest_cpuid(&vm, 1, 0, r);
+	assert_int_equal(r[2] & ((1u << 5) | (1u << 6) | (1u << 27)), 1u << 27);
+	vmcs_write(CR4_READ_SHADOW, vmcs_read(CR4_READ_SHADOW) | (1ull << 22));
+	guest_cpuid(&vm, 7, 0, r);
+	assert_int_equal(r[1] & (1u << 10), 0);
+	assert_int_equal(r[2] & ((1u << 4) | (1u << 5) | (1u << 22) | (1u << 31)), 1u << 4);
+	vmcs_write(CR4_READ_SHADOW, vmcs_read(CR4_READ_SHADOW) & ~(1ull << 22));
+	guest_cpuid(&vm, 7, 0, r);
+	assert_int_equal(r[2] & (1u << 4), 0);
+	guest_cpuid(&vm, 0xd, 1, r);
+	assert_int_equal(r[0] & (1u << 3), 0);
+	guest_cpuid(&vm, 0x80000001, 0, r);
+	assert_int_equal(r[3] & (1u << 27), 0);
+	vm_del(&vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -738,6 +787,7 @@ int main(void)
 		cmocka_unit_test(vmcall_user_refused),
 		cmocka_unit_test(nmi_blocking_after_iret_retry),
 		cmocka_unit_test(exception_bitmap_only_what_the_vmm_needs),
+		cmocka_unit_test(cpuid_hides_what_is_not_virtualised),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

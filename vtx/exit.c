@@ -2,7 +2,6 @@
 #include "vtx.h"
 #include "vm.h"
 #include "rt.h"
-#include "cpu_x86_64.h"
 
 void vtx_exit_read(struct vtx_exit *e)
 {
@@ -133,7 +132,7 @@ bool vtx_vm_dispatch(struct vtx_vm *vm, const struct vtx_exit *e, struct vtx_gpr
 	switch (e->reason) {
 	case EXIT_REASON_CPUID: {
 		uint32_t r[4];
-		cpuid((uint32_t)g->rax, (uint32_t)g->rcx, r);
+		vtx_cpuid(vm, (uint32_t)g->rax, (uint32_t)g->rcx, r);
 		g->rax = r[0], g->rbx = r[1], g->rcx = r[2], g->rdx = r[3];
 		if (vm)
 			vm->n.cpuid++;

@@ -24,12 +24,17 @@ static uint64_t guest_cr(enum vmcs_field real, enum vmcs_field shadow, uint64_t 
 	return (vmcs_read(real) & ~mask) | (vmcs_read(shadow) & mask);
 }
 
+uint64_t vtx_guest_cr4(const struct vtx_vm *vm)
+{
+	return vm ? guest_cr(GUEST_CR4, CR4_READ_SHADOW, vtx_vm_cr4_mask(vm)) : vmcs_read(GUEST_CR4);
+}
+
 static void cr_state(struct vtx_vm *vm, struct cr_state *s)
 {
 	vmem_regs r;
 	vtx_vm_guest_regs(vm, &r);
 	s->cr0 = guest_cr(GUEST_CR0, CR0_READ_SHADOW, vtx_vm_cr0_mask(vm));
-	s->cr4 = guest_cr(GUEST_CR4, CR4_READ_SHADOW, vtx_vm_cr4_mask(vm));
+	s->cr4 = vtx_guest_cr4(vm);
 	s->cr3 = r.cr3;
 	s->maxphyaddr = r.maxphyaddr;
 	s->efer = vmcs_read(GUEST_IA32_EFER);

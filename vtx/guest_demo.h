@@ -29,7 +29,7 @@
 #define GD_TAG3       0x3333333333333333
 #define GD_TAG4       0x4444444444444444
 
-#define GD_EPT_CHECKS    17
+#define GD_EPT_CHECKS    18
 #define GD_SHADOW_CHECKS 18
 
 #endif

@@ -148,6 +148,13 @@ guest_demo_ept:
 	xor %ebx, %ebx
 	CHECK 14
 	EXCEPTIONS 15, 16				/* 15-16: #UD, #GP(0) in the guest's IDT */
+	mov $1, %eax					/* 17: CPUID.1:ECX: VMX (5) hidden, OSXSAVE (27) */
+	xor %ecx, %ecx					/* is the guest's CR4.OSXSAVE: 0 */
+	cpuid
+	mov %ecx, %eax
+	and $((1 << 5) | (1 << 27)), %eax
+	xor %ebx, %ebx
+	CHECK 17
 	mov %r15, %rbx
 	mov %r14, %rcx
 	HC 4

@@ -110,6 +110,11 @@ uint64_t vtx_vm_cr4_mask(const struct vtx_vm *vm);
  * it (VMXE, SMXE, PKS); the others are reserved: a MOV that sets one #GPs. */
 uint64_t vtx_vm_cr4_allowed(const struct vtx_vm *vm);
 
+/* The guest's CR4 as it reads it (owned bits from the read shadow); vm NULL: GUEST_CR4. */
+uint64_t vtx_guest_cr4(const struct vtx_vm *vm);
+/* exit_cpuid.c: CPUID as the guest sees it. */
+void vtx_cpuid(struct vtx_vm *vm, uint32_t leaf, uint32_t sub, uint32_t r[4]);
+
 /* General-purpose register n as exit qualifications number them (Table 28-3): RSP lives in the VMCS. */
 uint64_t vtx_gpr_get(const struct vtx_gprs *g, unsigned n);
 void vtx_gpr_set(struct vtx_gprs *g, unsigned n, uint64_t v);
