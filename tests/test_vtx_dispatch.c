@@ -286,7 +286,7 @@ static void rom_policy_only_the_mov(void **state)
 static unsigned decode(const char *bytes, size_t n, struct vtx_mov_store *m)
 {
 	memset(m, 0xa5, sizeof(*m));
-	return vtx_decode_mov_store((const uint8_t *)bytes, n, m);
+	return vtx_decode_mov_store((const uint8_t *)bytes, n, true, m);
 }
 
 /* MOV r/m, reg (89 /r) by hand (SDM vol. 2A 2.1.5 Table 2-2, 2.2.1 REX):
@@ -767,6 +767,36 @@ static void cpuid_hides_what_is_not_virtualised(void **state)
 	vm_del(&vm);
 }
 
+/* The decoder reads bytes as 64-bit code does; CS says what the guest runs
+ * (SDM vol. 3A 5.2.1, vol. 3C 25.4.1 access rights: L bit 13, D/B bit 14):
+ * - 32-bit code (L = 0, D = 1; 0xc09b): 48 is DEC EAX, not REX.W (vol. 2A
+ *   2.2.1: REX exists in 64-bit mode only), so "48 89 07" is two
+ *   instructions and the store is "89 07", 4 bytes at [EDI]: "48 89 07" is
+ *   refused, "89 07" decodes (2 bytes, EAX, 4);
+ * - 16-bit code (L = 0, D = 0; 0x809b): "89 07" is MOV [BX], AX (16-bit
+ *   ModR/M, Table 2-1, and operand size): refused. Not an #UD: the guest's
+ *   instruction is valid, the VMM lacks the decoder, so it stops the guest;
+ * - 64-bit code (L = 1): "48 89 07" decodes as before. */
+static void decode_follows_code_segment(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	struct vtx_mov_store m;
+	vm_new(&vm, VTX_SHADOW);
+	memcpy(ram + 0x1000, "\x48\x89\x07", 3);
+	memcpy(ram + 0x1010, "\x89\x07", 2);
+	vmcs_write(GUEST_CS_ACCESS_RIGHTS, 0xc09b);
+	assert_false(vtx_vm_fetch_mov_store(&vm, 0x1000, &m));
+	assert_true(vtx_vm_fetch_mov_store(&vm, 0x1010, &m));
+	assert_int_equal(m.len, 2), assert_int_equal(m.src, 0), assert_int_equal(m.size, 4);
+	vmcs_write(GUEST_CS_ACCESS_RIGHTS, 0x809b);
+	assert_false(vtx_vm_fetch_mov_store(&vm, 0x1010, &m));
+	vmcs_write(GUEST_CS_ACCESS_RIGHTS, 0xa09b);
+	assert_true(vtx_vm_fetch_mov_store(&vm, 0x1000, &m));
+	assert_int_equal(m.len, 3), assert_int_equal(m.size, 8);
+	vm_del(&vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -788,6 +818,7 @@ int main(void)
 		cmocka_unit_test(nmi_blocking_after_iret_retry),
 		cmocka_unit_test(exception_bitmap_only_what_the_vmm_needs),
 		cmocka_unit_test(cpuid_hides_what_is_not_virtualised),
+		cmocka_unit_test(decode_follows_code_segment),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -194,11 +194,18 @@ vmem_err vtx_vm_read_linear(struct vtx_vm *vm, uint64_t la, void *buf, size_t le
 
 bool vtx_vm_fetch_mov_store(struct vtx_vm *vm, uint64_t rip, struct vtx_mov_store *out)
 {
+	/* CS.L (bit 13) in IA-32e mode: 64-bit code; else CS.D (bit 14): 32- or 16-bit (SDM vol. 3A 5.2.1). */
+	uint64_t ar = vmcs_read(GUEST_CS_ACCESS_RIGHTS);
+	bool code64 = (vmcs_read(GUEST_IA32_EFER) & VMEM_EFER_LMA) && (ar & (1u << 13));
+	if (!code64 && !(ar & (1u << 14))) {
+		rt_printf("vtx-main: 16-bit code at rip 0x%lx: its MOV is not decoded\n", rip);
+		return false;
+	}
 	uint8_t insn[15];
 	size_t n = 4096 - (rip & 0xfff);
 	if (n > sizeof(insn))
 		n = sizeof(insn);
-	return !vtx_vm_read_linear(vm, rip, insn, n) && vtx_decode_mov_store(insn, n, out);
+	return !vtx_vm_read_linear(vm, rip, insn, n) && vtx_decode_mov_store(insn, n, code64, out);
 }
 
 /* VM-entry interruption information: vector, type 3 (hardware exception),

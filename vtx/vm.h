@@ -94,9 +94,11 @@ struct vtx_mov_store {
 	unsigned src;  /* register number of the value stored */
 	unsigned size; /* 4 or 8 (REX.W) */
 };
-unsigned vtx_decode_mov_store(const uint8_t *insn, size_t n, struct vtx_mov_store *out);
+unsigned vtx_decode_mov_store(const uint8_t *insn, size_t n, bool code64, struct vtx_mov_store *out);
 /* The MOV store at guest-linear rip, read through the guest's paging (at
- * most 15 bytes, the longest instruction, not past rip's page) and decoded. */
+ * most 15 bytes, the longest instruction, not past rip's page) and decoded
+ * as the code segment's mode reads it: 64-bit or 32-bit code; 16-bit code
+ * (16-bit ModR/M and operands) is refused. */
 bool vtx_vm_fetch_mov_store(struct vtx_vm *vm, uint64_t rip, struct vtx_mov_store *out);
 
 /* The CR0/CR4 bits the VMM owns (guest/host masks, SDM vol. 3C 25.6.6):
