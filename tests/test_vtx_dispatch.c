@@ -12,6 +12,10 @@
 
 static uint8_t *ram;
 
+/* IA32_VMX_CR4_FIXED1 of Bochs' corei7_icelake_u (docs/vtx.md): bits 11:0,
+ * VMXE (13), FSGSBASE, PCIDE, OSXSAVE (18:16), SMEP, SMAP, PKE (22:20). */
+#define CR4_FIXED1_ICELAKE 0x772fffull
+
 /* Guest RAM with identity tables at GD_CR3A, as demo.c builds them. */
 static void build_ram(void)
 {
@@ -36,6 +40,7 @@ static void vm_new(struct vtx_vm *vm, enum vtx_paging p)
 		.paging = p, .ram = ram, .ram_hpa = (uint64_t)(uintptr_t)ram, .ram_size = GD_RAM_SIZE,
 		.rom_gpa = GD_ROM, .rom_size = GD_ROM_SIZE,
 		.dirty_gpa = GD_DIRTY, .dirty_size = p == VTX_EPT ? GD_DIRTY_SIZE : 0,
+		.cr4_fixed1 = CR4_FIXED1_ICELAKE,
 	};
 	vmem_regs_init(&cfg.regs);
 	cfg.regs.cr0 = 0x80010033, cfg.regs.cr3 = GD_CR3A, cfg.regs.cr4 = 0xa0, cfg.regs.efer = 0xd00;
@@ -44,6 +49,7 @@ static void vm_new(struct vtx_vm *vm, enum vtx_paging p)
 	vmcs_write(GUEST_CR3, cfg.regs.cr3);
 	vmcs_write(GUEST_CR4, 0x20a0);
 	vmcs_write(GUEST_IA32_EFER, cfg.regs.efer);
+	vmcs_write(GUEST_CS_ACCESS_RIGHTS, 0xa09b); /* 64-bit code: CS.L = 1 */
 	vtx_vm_load_paging(vm);
 }
 
@@ -280,7 +286,7 @@ static void rom_policy_only_the_mov(void **state)
 static unsigned decode(const char *bytes, size_t n, struct vtx_mov_store *m)
 {
 	memset(m, 0xa5, sizeof(*m));
-	return vtx_decode_mov_store((const uint8_t *)bytes, n, m);
+	return vtx_decode_mov_store((const uint8_t *)bytes, n, true, m);
 }
 
 /* MOV r/m, reg (89 /r) by hand (SDM vol. 2A 2.1.5 Table 2-2, 2.2.1 REX):
@@ -414,26 +420,176 @@ static void shadow_mov_from_cr3(void **state)
  * CR0/CR4 writes it without an exit (SDM vol. 3C 25.6.6, 26.1.3), e.g. CR0.WP
  * = 0 and the guest's supervisor stores go through the shadow's read-only
  * entries to the "ROM". So the VMM owns them: CR0 mask has WP (bit 16) and
- * PG (31); CR4 mask has PSE (4), PAE (5), PGE (7), SMEP (20), SMAP (21), PKE
- * (22); the read shadows hold the guest's values (0x80010033, 0xa0), which a
- * guest MOV from CR0/CR4 returns for owned bits (26.3). A MOV to CR0 that
- * clears WP (qualification 0x300: CR 0, MOV to CR, register RBX; Table 28-3)
- * then exits; it is not modelled: the guest stops, nothing changes. */
+ * PG (31); CR4 mask has PSE (4), PAE (5), PGE (7), VMXE (13: VMX is not
+ * offered to the guest), SMEP (20), SMAP (21), PKE (22); the read shadows
+ * hold the guest's values (0x80010033, 0xa0), which a guest MOV from CR0/CR4
+ * returns for owned bits (26.3). The processor's own registers hold the
+ * engine's bits: GUEST_CR0 = (0x80010033 & ~mask) | PE|WP|PG = 0x80010033,
+ * GUEST_CR4 = PAE | VMXE (fixed to 1 in VMX operation, 24.8) = 0x2020. */
 static void shadow_owns_paging_bits(void **state)
 {
 	(void)state;
 	struct vtx_vm vm;
 	vm_new(&vm, VTX_SHADOW);
 	uint64_t cr0_own = (1ull << 16) | (1ull << 31);
-	uint64_t cr4_own = (1ull << 4) | (1ull << 5) | (1ull << 7) | (1ull << 20) | (1ull << 21) | (1ull << 22);
+	uint64_t cr4_own = (1ull << 4) | (1ull << 5) | (1ull << 7) | (1ull << 13) | (1ull << 20) | (1ull << 21) |
+			   (1ull << 22);
 	assert_int_equal(vmcs_read(CR0_GUEST_HOST_MASK) & cr0_own, cr0_own);
 	assert_int_equal(vmcs_read(CR4_GUEST_HOST_MASK) & cr4_own, cr4_own);
 	assert_int_equal(vmcs_read(CR0_READ_SHADOW) & cr0_own, 0x80010033 & cr0_own);
 	assert_int_equal(vmcs_read(CR4_READ_SHADOW) & cr4_own, 0xa0 & cr4_own);
-	struct vtx_gprs g = { .rbx = 0x80000033 };
-	assert_false(exit_now(&vm, &g, EXIT_REASON_CR_ACCESS, 0x300, 0, 3, 0, 0));
-	assert_int_equal(vmem_shadow_regs(vm.sh)->cr0, 0x80010033);
+	assert_int_equal(vmcs_read(GUEST_CR0), 0x80010033);
+	assert_int_equal(vmcs_read(GUEST_CR4), 0x2020);
+	vm_del(&vm);
+}
+
+/* A MOV to CR exit whose emulation must fault: #GP(0) is injected (VM-entry
+ * interruption information 0x80000b0d: valid, deliver error code, hardware
+ * exception, vector 13, SDM vol. 3C 25.8.3; error code 0), RIP stays on the
+ * MOV (a fault), and the guest's registers are those before. */
+static void assert_gp_injected(struct vtx_vm *vm, const vmem_regs *before)
+{
+	assert_int_equal(vmcs_read(VM_ENTRY_INTERRUPTION_INFORMATION), 0x80000b0d);
+	assert_int_equal(vmcs_read(VM_ENTRY_EXCEPTION_ERROR_CODE), 0);
 	assert_int_equal(vmcs_read(GUEST_RIP), 0x1000);
+	const vmem_regs *r = vmem_shadow_regs(vm->sh);
+	assert_int_equal(r->cr0, before->cr0);
+	assert_int_equal(r->cr3, before->cr3);
+	assert_int_equal(r->cr4, before->cr4);
+}
+
+/* MOV to CR qualification (SDM vol. 3C 28.2.1, Table 28-3): bits 3:0 the
+ * control register, 5:4 access type (0 MOV to CR), 11:8 the source register. */
+#define QUAL_MOV_TO(cr, reg) ((uint64_t)(cr) | ((uint64_t)(reg) << 8))
+
+/* Shadow mode, MOV to CR4 from RAX (0f 22 e0, 3 bytes; qualification 0x004):
+ * - PGE cleared (0xa0 -> 0x20), the TLB flush Linux uses for global pages
+ *   (SDM vol. 3A 4.10.4.1): the guest reads 0x20 back (read shadow), the
+ *   processor keeps PAE|VMXE (GUEST_CR4 0x2020), the root is the same (PGE
+ *   changes no translation and the shadows are never stale), RIP + 3;
+ * - PGE and SMEP set (0x1000a0): SMEP is part of the engine's role, so a new
+ *   root (GUEST_CR3 changes) and a host TLB flush; the processor needs SMEP
+ *   itself (GUEST_CR4 0x102020);
+ * - #GP(0) instead (vol. 2B MOV CR; vol. 3A 2.5): PAE cleared in IA-32e mode
+ *   (0x1000); VMXE (0x1020a0: VMX is not offered); bit 15, reserved
+ *   (0x1080a0); bit 32 (0x1001000a0); LA57 changed in IA-32e mode (0x1010a0);
+ *   PCIDE set while CR3[11:0] = 0x008 (PWT) (0x1200a0), accepted once CR3[11:0] = 0;
+ * - MOV to CR3 from RBX (0x303): bit 48 set with MAXPHYADDR 48 is reserved:
+ *   #GP(0); with CR4.PCIDE = 1 bit 63 is the no-flush hint, not written to
+ *   CR3 (vol. 2B MOV): accepted, CR3 = 0x2000. */
+static void shadow_mov_to_cr4(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_SHADOW);
+	struct vtx_gprs g = { .rax = 0x20 };
+	uint64_t root = vmcs_read(GUEST_CR3);
+	assert_true(exit_now(&vm, &g, EXIT_REASON_CR_ACCESS, QUAL_MOV_TO(4, 0), 0, 3, 0, 0));
+	assert_int_equal(vmcs_read(VM_ENTRY_INTERRUPTION_INFORMATION) & INTR_INFO_VALID, 0);
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1003);
+	assert_int_equal(vmem_shadow_regs(vm.sh)->cr4, 0x20);
+	assert_int_equal(vmcs_read(CR4_READ_SHADOW), 0x20);
+	assert_int_equal(vmcs_read(GUEST_CR4), 0x2020);
+	assert_int_equal(vmcs_read(GUEST_CR3), root);
+
+	unsigned flushes = vmx_soft.vpid0_flushes;
+	g.rax = 0x1000a0;
+	assert_true(exit_now(&vm, &g, EXIT_REASON_CR_ACCESS, QUAL_MOV_TO(4, 0), 0, 3, 0, 0));
+	assert_int_equal(vmcs_read(CR4_READ_SHADOW), 0x1000a0);
+	assert_int_equal(vmcs_read(GUEST_CR4), 0x102020);
+	assert_int_not_equal(vmcs_read(GUEST_CR3), root);
+	assert_int_equal(vmcs_read(GUEST_CR3), vmem_shadow_root(vm.sh));
+	assert_true(vmx_soft.vpid0_flushes > flushes);
+
+	static const uint64_t bad[] = { 0x1000, 0x1020a0, 0x1080a0, 0x1001000a0ull, 0x1010a0 };
+	vmem_regs before = *vmem_shadow_regs(vm.sh);
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		g.rax = bad[i];
+		assert_true(exit_now(&vm, &g, EXIT_REASON_CR_ACCESS, QUAL_MOV_TO(4, 0), 0, 3, 0, 0));
+		assert_gp_injected(&vm, &before);
+	}
+	g.rbx = GD_CR3A | 8;
+	assert_true(exit_now(&vm, &g, EXIT_REASON_CR_ACCESS, QUAL_MOV_TO(3, 3), 0, 3, 0, 0));
+	before = *vmem_shadow_regs(vm.sh);
+	g.rax = 0x1200a0;
+	assert_true(exit_now(&vm, &g, EXIT_REASON_CR_ACCESS, QUAL_MOV_TO(4, 0), 0, 3, 0, 0));
+	assert_gp_injected(&vm, &before);
+	g.rbx = GD_CR3A | (1ull << 48);
+	assert_true(exit_now(&vm, &g, EXIT_REASON_CR_ACCESS, QUAL_MOV_TO(3, 3), 0, 3, 0, 0));
+	assert_gp_injected(&vm, &before);
+	g.rbx = GD_CR3A;
+	assert_true(exit_now(&vm, &g, EXIT_REASON_CR_ACCESS, QUAL_MOV_TO(3, 3), 0, 3, 0, 0));
+	assert_true(exit_now(&vm, &g, EXIT_REASON_CR_ACCESS, QUAL_MOV_TO(4, 0), 0, 3, 0, 0));
+	assert_int_equal(vmem_shadow_regs(vm.sh)->cr4, 0x1200a0);
+	g.rbx = GD_CR3A | (1ull << 63);
+	assert_true(exit_now(&vm, &g, EXIT_REASON_CR_ACCESS, QUAL_MOV_TO(3, 3), 0, 3, 0, 0));
+	assert_int_equal(vmcs_read(VM_ENTRY_INTERRUPTION_INFORMATION) & INTR_INFO_VALID, 0);
+	assert_int_equal(vmem_shadow_regs(vm.sh)->cr3, GD_CR3A);
+	vm_del(&vm);
+}
+
+/* Shadow mode, MOV to CR0 from RBX (0f 22 c3, qualification 0x300), CLTS and LMSW:
+ * - WP cleared (0x80000033): the guest reads it back, the processor keeps
+ *   WP = 1 (GUEST_CR0 0x80010033) so the shadow's read-only entries still
+ *   stop supervisor stores; a new root (WP is in the role). A supervisor
+ *   store to a read-only user page (PTE 0x20005: P, U/S; U/S set in the
+ *   PML4E, PDPTE and PDE too, 4.6.1) is then allowed by
+ *   the guest (SDM vol. 3A 4.6.1) but not by the shadow: the engine asks for
+ *   it to be emulated (EMU_WP0), and the VMM finishes the MOV (48 89 07);
+ * - reserved bits 15:6 are ignored (0x80010073 reads back 0x80010033);
+ * - #GP(0) (vol. 2B MOV CR, vol. 3A 2.5): bit 32 (0x180010033), PG without
+ *   PE (0x80010032), NW without CD (0xa0010033), PG cleared in 64-bit mode
+ *   (0x00010033), NE cleared while WP changes (0x80000013: NE is fixed to 1
+ *   in VMX operation without "unrestricted guest", vol. 3C 24.8);
+ * - CLTS (qualification 0x20, type 2, 2 bytes) clears TS (bit 3) the guest
+ *   set: 0x8001003b -> 0x80010033;
+ * - LMSW (type 3, source data 0x000e in bits 31:16: 0x000e0030, 3 bytes)
+ *   loads MP, EM, TS and cannot clear PE: 0x80010033 -> 0x8001003f. */
+static void shadow_mov_to_cr0(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_SHADOW);
+	uint64_t *t = (uint64_t *)(ram + GD_CR3A);
+	t[0] |= 4, t[512] |= 4, t[1024] |= 4; /* U/S at every level above the PTE */
+	t[1536 + (GD_DATA >> 12)] = GD_DATA | 5;
+	struct vtx_gprs g = { .rbx = 0x80000033 };
+	uint64_t root = vmcs_read(GUEST_CR3);
+	assert_true(exit_now(&vm, &g, EXIT_REASON_CR_ACCESS, QUAL_MOV_TO(0, 3), 0, 3, 0, 0));
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1003);
+	assert_int_equal(vmem_shadow_regs(vm.sh)->cr0, 0x80000033);
+	assert_int_equal(vmcs_read(CR0_READ_SHADOW), 0x80000033);
+	assert_int_equal(vmcs_read(GUEST_CR0), 0x80010033);
+	assert_int_not_equal(vmcs_read(GUEST_CR3), root);
+
+	memcpy(ram + 0x1000, "\x48\x89\x07", 3); /* mov %rax, (%rdi) */
+	g.rax = GD_TAG1, g.rdi = GD_DATA;
+	assert_true(exit_now(&vm, &g, EXIT_REASON_EXCEPTION_NMI, GD_DATA, 0, 0, PF_EXIT_INFO, 0x2));
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1003);
+	assert_int_equal(vm.n.pf_emulated, 1);
+	assert_int_equal(vmcs_read(VM_ENTRY_INTERRUPTION_INFORMATION) & INTR_INFO_VALID, 0);
+	uint64_t v;
+	memcpy(&v, ram + GD_DATA, 8);
+	assert_int_equal(v, GD_TAG1);
+
+	g.rbx = 0x80010073;
+	assert_true(exit_now(&vm, &g, EXIT_REASON_CR_ACCESS, QUAL_MOV_TO(0, 3), 0, 3, 0, 0));
+	assert_int_equal(vmcs_read(CR0_READ_SHADOW), 0x80010033);
+	static const uint64_t bad[] = { 0x180010033ull, 0x80010032, 0xa0010033, 0x00010033, 0x80000013 };
+	vmem_regs before = *vmem_shadow_regs(vm.sh);
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		g.rbx = bad[i];
+		assert_true(exit_now(&vm, &g, EXIT_REASON_CR_ACCESS, QUAL_MOV_TO(0, 3), 0, 3, 0, 0));
+		assert_gp_injected(&vm, &before);
+	}
+	vmcs_write(GUEST_CR0, vmcs_read(GUEST_CR0) | 8);
+	assert_true(exit_now(&vm, &g, EXIT_REASON_CR_ACCESS, 0x20, 0, 2, 0, 0));
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1002);
+	assert_int_equal(vmcs_read(GUEST_CR0), 0x80010033);
+	assert_true(exit_now(&vm, &g, EXIT_REASON_CR_ACCESS, 0x000e0030, 0, 3, 0, 0));
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1003);
+	assert_int_equal(vmcs_read(CR0_READ_SHADOW), 0x8001003f);
+	assert_int_equal(vmcs_read(GUEST_CR0), 0x8001003f);
 	vm_del(&vm);
 }
 
@@ -531,6 +687,116 @@ static void nmi_blocking_after_iret_retry(void **state)
 	vm_del(&vm);
 }
 
+/* The exception bitmap (SDM vol. 3C 25.6.3): an exception whose bit is 1
+ * exits, the others go through the guest's IDT. The VMM needs #PF (bit 14)
+ * in shadow mode only, to fill shadows; #AC (bit 17) in both modes: an #AC
+ * raised while delivering an #AC is delivered again and again (benign, SDM
+ * vol. 3A 6.15 Table 6-4) with no VM exit, a processor hung by its guest;
+ * with the bit set the VMM reflects each #AC (VM-entry interruption
+ * information 0x80000b11: valid, deliver error code, hardware exception,
+ * vector 17; error code 0, the only one #AC has) and sees the loop as an
+ * #AC exit whose IDT-vectoring information is that #AC: it stops the
+ * guest. Every other exception (#UD, #GP, #DB...) is the guest's:
+ * EPT 0x20000, shadow 0x24000. */
+static void exception_bitmap_only_what_the_vmm_needs(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_EPT);
+	assert_int_equal(vmcs_read(EXCEPTION_BITMAP), 0x20000);
+	struct vtx_gprs g = { .rax = 0 };
+	uint32_t ac = INTR_INFO_VALID | INTR_INFO_DELIVER_ERR | INTR_TYPE_HW_EXCEPTION | 17;
+	assert_true(exit_now(&vm, &g, EXIT_REASON_EXCEPTION_NMI, 0, 0, 0, ac, 0));
+	assert_int_equal(vmcs_read(VM_ENTRY_INTERRUPTION_INFORMATION), 0x80000b11);
+	assert_int_equal(vmcs_read(VM_ENTRY_EXCEPTION_ERROR_CODE), 0);
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1000);
+	assert_false(exit_during(&vm, &g, EXIT_REASON_EXCEPTION_NMI, 0, 0, 0, ac, 0, ac));
+	assert_int_equal(vmcs_read(VM_ENTRY_INTERRUPTION_INFORMATION) & INTR_INFO_VALID, 0);
+	vm_del(&vm);
+	vm_new(&vm, VTX_SHADOW);
+	assert_int_equal(vmcs_read(EXCEPTION_BITMAP), 0x24000);
+	vm_del(&vm);
+}
+
+/* CPUID, one leaf through the dispatcher: EAX = leaf, ECX = subleaf; RIP + 2. */
+static void guest_cpuid(struct vtx_vm *vm, uint32_t leaf, uint32_t sub, uint32_t r[4])
+{
+	struct vtx_gprs g = { .rax = leaf, .rcx = sub };
+	assert_true(exit_now(vm, &g, EXIT_REASON_CPUID, 0, 0, 2, 0, 0));
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1002);
+	r[0] = (uint32_t)g.rax, r[1] = (uint32_t)g.rbx, r[2] = (uint32_t)g.rcx, r[3] = (uint32_t)g.rdx;
+}
+
+/* CPUID (SDM vol. 2A CPUID) tells the guest what it may use, so what the
+ * driver does not virtualise is hidden, whatever the host has:
+ * CPUID.1:ECX[5] VMX (the driver offers no nested VMX: the guest's VMXON
+ * would exit and stop it) and [6] SMX (GETSEC); CPUID.80000001H:EDX[27] RDTSCP and CPUID.7.0:ECX[22]
+ * RDPID ("enable RDTSCP" is 0: both #UD in the guest, vol. 3C 26.1.2),
+ * CPUID.7.0:EBX[10] INVPCID ("enable INVPCID" 0: #UD), ECX[5] WAITPKG
+ * ("enable user wait and pause" 0: #UD), CPUID.(0DH,1):EAX[3] XSAVES
+ * ("enable XSAVES/XRSTORS" 0: #UD), ECX[31] PKS (the engine does not model
+ * it). OSXSAVE (1:ECX[27]) and OSPKE (7.0:ECX[4]) are the guest's own
+ * CR4.OSXSAVE (18) and CR4.PKE (22), not the host's; in shadow mode CR4.PKE
+ * is an owned bit, read from the read shadow. Leaf 0 (the vendor) passes through. */
+static void cpuid_hides_what_is_not_virtualised(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_SHADOW);
+	uint32_t r[4], h[4];
+	__asm__ volatile("cpuid" : "=a"(h[0]), "=b"(h[1]), "=c"(h[2]), "=d"(h[3]) : "a"(0), "c"(0));
+	guest_cpuid(&vm, 0, 0, r);
+	assert_memory_equal(r, h, sizeof(r));
+	vmcs_write(GUEST_CR4, vmcs_read(GUEST_CR4) & ~(1ull << 18));
+	guest_cpuid(&vm, 1, 0, r);
+	assert_int_equal(r[2] & ((1u << 5) | (1u << 6) | (1u << 27)), 0);
+	vmcs_write(GUEST_CR4, vmcs_read(GUEST_CR4) | (1ull << 18));
+	guest_cpuid(&vm, 1, 0, r);
+	assert_int_equal(r[2] & ((1u << 5) | (1u << 6) | (1u << 27)), 1u << 27);
+	vmcs_write(CR4_READ_SHADOW, vmcs_read(CR4_READ_SHADOW) | (1ull << 22));
+	guest_cpuid(&vm, 7, 0, r);
+	assert_int_equal(r[1] & (1u << 10), 0);
+	assert_int_equal(r[2] & ((1u << 4) | (1u << 5) | (1u << 22) | (1u << 31)), 1u << 4);
+	vmcs_write(CR4_READ_SHADOW, vmcs_read(CR4_READ_SHADOW) & ~(1ull << 22));
+	guest_cpuid(&vm, 7, 0, r);
+	assert_int_equal(r[2] & (1u << 4), 0);
+	guest_cpuid(&vm, 0xd, 1, r);
+	assert_int_equal(r[0] & (1u << 3), 0);
+	guest_cpuid(&vm, 0x80000001, 0, r);
+	assert_int_equal(r[3] & (1u << 27), 0);
+	vm_del(&vm);
+}
+
+/* The decoder reads bytes as 64-bit code does; CS says what the guest runs
+ * (SDM vol. 3A 5.2.1, vol. 3C 25.4.1 access rights: L bit 13, D/B bit 14):
+ * - 32-bit code (L = 0, D = 1; 0xc09b): 48 is DEC EAX, not REX.W (vol. 2A
+ *   2.2.1: REX exists in 64-bit mode only), so "48 89 07" is two
+ *   instructions and the store is "89 07", 4 bytes at [EDI]: "48 89 07" is
+ *   refused, "89 07" decodes (2 bytes, EAX, 4);
+ * - 16-bit code (L = 0, D = 0; 0x809b): "89 07" is MOV [BX], AX (16-bit
+ *   ModR/M, Table 2-1, and operand size): refused. Not an #UD: the guest's
+ *   instruction is valid, the VMM lacks the decoder, so it stops the guest;
+ * - 64-bit code (L = 1): "48 89 07" decodes as before. */
+static void decode_follows_code_segment(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	struct vtx_mov_store m;
+	vm_new(&vm, VTX_SHADOW);
+	memcpy(ram + 0x1000, "\x48\x89\x07", 3);
+	memcpy(ram + 0x1010, "\x89\x07", 2);
+	vmcs_write(GUEST_CS_ACCESS_RIGHTS, 0xc09b);
+	assert_false(vtx_vm_fetch_mov_store(&vm, 0x1000, &m));
+	assert_true(vtx_vm_fetch_mov_store(&vm, 0x1010, &m));
+	assert_int_equal(m.len, 2), assert_int_equal(m.src, 0), assert_int_equal(m.size, 4);
+	vmcs_write(GUEST_CS_ACCESS_RIGHTS, 0x809b);
+	assert_false(vtx_vm_fetch_mov_store(&vm, 0x1010, &m));
+	vmcs_write(GUEST_CS_ACCESS_RIGHTS, 0xa09b);
+	assert_true(vtx_vm_fetch_mov_store(&vm, 0x1000, &m));
+	assert_int_equal(m.len, 3), assert_int_equal(m.size, 8);
+	vm_del(&vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -545,9 +811,14 @@ int main(void)
 		cmocka_unit_test(skip_completes_instruction),
 		cmocka_unit_test(shadow_mov_from_cr3),
 		cmocka_unit_test(shadow_owns_paging_bits),
+		cmocka_unit_test(shadow_mov_to_cr4),
+		cmocka_unit_test(shadow_mov_to_cr0),
 		cmocka_unit_test(io_string_out_not_out_al),
 		cmocka_unit_test(vmcall_user_refused),
 		cmocka_unit_test(nmi_blocking_after_iret_retry),
+		cmocka_unit_test(exception_bitmap_only_what_the_vmm_needs),
+		cmocka_unit_test(cpuid_hides_what_is_not_virtualised),
+		cmocka_unit_test(decode_follows_code_segment),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,7 +8,8 @@ endif()
 # The exit dispatcher on the host: the soft VMX backend stands in for the processor.
 if(TARGET test_vtx_dispatch)
   target_sources(test_vtx_dispatch PRIVATE ${PROJECT_SOURCE_DIR}/vtx/exit.c ${PROJECT_SOURCE_DIR}/vtx/exit_ept.c
-    ${PROJECT_SOURCE_DIR}/vtx/exit_shadow.c ${PROJECT_SOURCE_DIR}/vtx/exit_tsc.c ${PROJECT_SOURCE_DIR}/vtx/exit_hcall.c
+    ${PROJECT_SOURCE_DIR}/vtx/exit_shadow.c ${PROJECT_SOURCE_DIR}/vtx/exit_cr.c ${PROJECT_SOURCE_DIR}/vtx/exit_cpuid.c
+    ${PROJECT_SOURCE_DIR}/vtx/exit_tsc.c ${PROJECT_SOURCE_DIR}/vtx/exit_hcall.c
     ${PROJECT_SOURCE_DIR}/vtx/decode_x86_64.c ${PROJECT_SOURCE_DIR}/vtx/vm.c ${PROJECT_SOURCE_DIR}/vtx/vmx_soft.c)
   target_include_directories(test_vtx_dispatch PRIVATE ${PROJECT_SOURCE_DIR}/vtx)
 endif()

@@ -1,12 +1,16 @@
 /* decode_x86_64.c: decode the one guest store the driver completes or drops itself: MOV r/m32/64, r32/64 (opcode 89) with a register-indirect memory operand (SDM vol. 2A, MOV; 2.1 and 2.2.1 for ModR/M and REX). */
 #include "vm.h"
 
-unsigned vtx_decode_mov_store(const uint8_t *insn, size_t n, struct vtx_mov_store *out)
+unsigned vtx_decode_mov_store(const uint8_t *insn, size_t n, bool code64, struct vtx_mov_store *out)
 {
 	size_t i = 0;
 	unsigned rex = 0;
-	if (n && (insn[0] & 0xf0) == 0x40)
+	/* 40-4F are REX in 64-bit mode only; in 32-bit code they are INC/DEC (2.2.1). */
+	if (n && (insn[0] & 0xf0) == 0x40) {
+		if (!code64)
+			return 0;
 		rex = insn[i++];
+	}
 	if (i + 2 > n || insn[i] != 0x89)
 		return 0;
 	uint8_t modrm = insn[i + 1];

@@ -36,6 +36,7 @@ static bool run(const struct vtx_caps *c, enum vtx_paging paging, struct vtx_vm 
 		.ram = (void *)(uintptr_t)GUEST_C_HPA, .ram_hpa = GUEST_C_HPA, .ram_size = GD_RAM_SIZE,
 		.rom_gpa = GD_ROM, .rom_size = GD_ROM_SIZE,
 		.dirty_gpa = GD_DIRTY, .dirty_size = paging == VTX_EPT ? GD_DIRTY_SIZE : 0,
+		.cr4_fixed1 = c->cr4_fixed1,
 	};
 	vmem_regs_init(&cfg.regs);
 	cfg.regs.cr0 = 0x80010033;   /* PG, WP, NE, ET, MP, PE */
@@ -75,9 +76,9 @@ bool vtx_demo(const struct vtx_caps *c)
 	bool ok = run(c, VTX_EPT, &vm);
 	const struct vtx_counts *n = &vm.n;
 	rt_printf("vtx-main: ept guest: ept-violation %u (mapped %u, dirty-log %u, policy %u) invept %u ept-misconfig %u "
-		  "vmcall %u rdtsc %u cpuid %u io %u hlt %u; checks passed %lu/%u, failed mask 0x%lx\n",
+		  "cr-write %u gp %u vmcall %u rdtsc %u cpuid %u io %u hlt %u; checks passed %lu/%u, failed mask 0x%lx\n",
 		  n->ept_violation, n->ept_mapped, n->ept_dirty_wp, n->ept_policy, n->invept, n->ept_misconfig,
-		  n->vmcall, n->rdtsc, n->cpuid, n->io, n->hlt, vm.result_passed, GD_EPT_CHECKS, vm.result_mask);
+		  n->cr_write, n->gp_injected, n->vmcall, n->rdtsc, n->cpuid, n->io, n->hlt, vm.result_passed, GD_EPT_CHECKS, vm.result_mask);
 	ok = ok && vm.result_mask == 0 && vm.result_passed == GD_EPT_CHECKS;
 	rt_heap_release(mark);
 
@@ -85,9 +86,10 @@ bool vtx_demo(const struct vtx_caps *c)
 	rt_puts("vtx-main: shadow guest: EPT off, libvmem's shadow engine behind #PF, MOV CR3 and INVLPG exits\n");
 	bool ok2 = run(c, VTX_SHADOW, &vm);
 	rt_printf("vtx-main: shadow guest: #PF %u (filled %u, injected %u, emulated %u, host-fault %u, re-injected %u) "
-		  "cr3-load %u cr3-store %u invlpg %u flush %u vmcall %u rdtsc %u hlt %u; checks passed %lu/%u, failed mask 0x%lx\n",
+		  "cr3-load %u cr3-store %u cr-write %u gp %u invlpg %u flush %u vmcall %u rdtsc %u hlt %u; "
+		  "checks passed %lu/%u, failed mask 0x%lx\n",
 		  n->pf_exit, n->pf_fixed, n->pf_injected, n->pf_emulated, n->pf_host_fault, n->reinjected,
-		  n->cr3_load, n->cr3_store, n->invlpg, n->shadow_flush, n->vmcall, n->rdtsc, n->hlt, vm.result_passed,
+		  n->cr3_load, n->cr3_store, n->cr_write, n->gp_injected, n->invlpg, n->shadow_flush, n->vmcall, n->rdtsc, n->hlt, vm.result_passed,
 		  GD_SHADOW_CHECKS, vm.result_mask);
 	ok2 = ok2 && vm.result_mask == 0 && vm.result_passed == GD_SHADOW_CHECKS;
 	rt_heap_release(mark);

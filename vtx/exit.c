@@ -2,7 +2,6 @@
 #include "vtx.h"
 #include "vm.h"
 #include "rt.h"
-#include "cpu_x86_64.h"
 
 void vtx_exit_read(struct vtx_exit *e)
 {
@@ -37,6 +36,19 @@ const char *vtx_exit_name(uint32_t reason)
 	case EXIT_REASON_EPT_MISCONFIG: return "ept-misconfig";
 	default: return "other";
 	}
+}
+
+uint64_t vtx_gpr_get(const struct vtx_gprs *g, unsigned n)
+{
+	return n == 4 ? vmcs_read(GUEST_RSP) : g->r[n];
+}
+
+void vtx_gpr_set(struct vtx_gprs *g, unsigned n, uint64_t v)
+{
+	if (n == 4)
+		vmcs_write(GUEST_RSP, v);
+	else
+		g->r[n] = v;
 }
 
 /* The VMM finished the instruction at RIP (len bytes) for the guest: what
@@ -120,7 +132,7 @@ bool vtx_vm_dispatch(struct vtx_vm *vm, const struct vtx_exit *e, struct vtx_gpr
 	switch (e->reason) {
 	case EXIT_REASON_CPUID: {
 		uint32_t r[4];
-		cpuid((uint32_t)g->rax, (uint32_t)g->rcx, r);
+		vtx_cpuid(vm, (uint32_t)g->rax, (uint32_t)g->rcx, r);
 		g->rax = r[0], g->rbx = r[1], g->rcx = r[2], g->rdx = r[3];
 		if (vm)
 			vm->n.cpuid++;
@@ -162,12 +174,12 @@ bool vtx_vm_dispatch(struct vtx_vm *vm, const struct vtx_exit *e, struct vtx_gpr
 		ok = vtx_exit_ept_misconfig(vm, e, g);
 		break;
 	case EXIT_REASON_EXCEPTION_NMI:
-		if (!vm || vm->cfg.paging != VTX_SHADOW)
+		if (!vm)
 			return false;
 		ok = vtx_exit_exception(vm, e, g);
 		break;
 	case EXIT_REASON_CR_ACCESS:
-		if (!vm || vm->cfg.paging != VTX_SHADOW)
+		if (!vm)
 			return false;
 		ok = vtx_exit_cr_access(vm, e, g);
 		break;

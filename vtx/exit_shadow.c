@@ -1,4 +1,4 @@
-/* exit_shadow.c: shadow paging (EPT off): #PF exits into vmem_shadow_fault (fill, inject #PF, emulate a page-table write), MOV to CR3 into vmem_shadow_set_regs, INVLPG into vmem_shadow_invlpg, and the host TLB flush the engine asks for. */
+/* exit_shadow.c: shadow paging (EPT off): #PF exits into vmem_shadow_fault (fill, inject #PF, emulate a page-table or CR0.WP = 0 write), INVLPG into vmem_shadow_invlpg (MOV CR3: exit_cr.c), and the host TLB flush the engine asks for. */
 #include "vm.h"
 #include "rt.h"
 
@@ -13,21 +13,9 @@ void vtx_shadow_flush(struct vtx_vm *vm)
 	}
 }
 
-/* General-purpose register n as the qualification numbers it (Table 28-3): RSP lives in the VMCS. */
-static uint64_t gpr_get(const struct vtx_gprs *g, unsigned n)
-{
-	return n == 4 ? vmcs_read(GUEST_RSP) : g->r[n];
-}
-
-static void gpr_set(struct vtx_gprs *g, unsigned n, uint64_t v)
-{
-	if (n == 4)
-		vmcs_write(GUEST_RSP, v);
-	else
-		g->r[n] = v;
-}
-
-/* Finish a store the engine cannot let through (a write to a guest page table). */
+/* Finish a store the engine cannot let through: a write to a guest page
+ * table, or a supervisor write the guest's CR0.WP = 0 allows to a read-only
+ * page (SDM vol. 3A 4.6.1) while the processor runs with WP = 1. */
 static bool emulate_store(struct vtx_vm *vm, const struct vtx_exit *e, struct vtx_gprs *g, uint64_t gpa)
 {
 	struct vtx_mov_store m;
@@ -35,7 +23,7 @@ static bool emulate_store(struct vtx_vm *vm, const struct vtx_exit *e, struct vt
 		rt_printf("vtx-main: #PF emulate: not a MOV store at rip 0x%lx: stop\n", e->rip);
 		return false;
 	}
-	uint64_t v = gpr_get(g, m.src);
+	uint64_t v = vtx_gpr_get(g, m.src);
 	if ((gpa & 0xfff) + m.size > 4096) {
 		rt_printf("vtx-main: #PF emulate: store crosses a page at gpa 0x%lx: stop\n", gpa);
 		return false;
@@ -49,10 +37,26 @@ static bool emulate_store(struct vtx_vm *vm, const struct vtx_exit *e, struct vt
 	return true;
 }
 
+/* An #AC exit: the guest's, reflected with its error code, 0. One during the
+ * delivery of an #AC is the endless loop the exit is there to catch; during
+ * another event's, delivering both is not modelled: stop either way. */
+static bool reflect_ac(struct vtx_vm *vm, const struct vtx_exit *e)
+{
+	if (e->idt_info & INTR_INFO_VALID) {
+		rt_printf("vtx-main: #AC rip 0x%lx while delivering event 0x%x%s: stop\n", e->rip, e->idt_info,
+			  INTR_INFO_VECTOR(e->idt_info) == VECTOR_AC ? " (#AC: the guest would loop forever)" : "");
+		return false;
+	}
+	vtx_vm_inject(vm, VECTOR_AC, true, 0, 0);
+	return true;
+}
+
 bool vtx_exit_exception(struct vtx_vm *vm, const struct vtx_exit *e, struct vtx_gprs *g)
 {
 	unsigned vec = INTR_INFO_VECTOR(e->intr_info);
-	if (vec != VECTOR_PF) {
+	if (vec == VECTOR_AC)
+		return reflect_ac(vm, e);
+	if (vec != VECTOR_PF || vm->cfg.paging != VTX_SHADOW) {
 		rt_printf("vtx-main: guest exception %u rip 0x%lx: stop\n", vec, e->rip);
 		return false;
 	}
@@ -94,14 +98,15 @@ bool vtx_exit_exception(struct vtx_vm *vm, const struct vtx_exit *e, struct vtx_
 		vtx_vm_inject(vm, VECTOR_PF, true, r.error_code, r.cr2);
 		return true;
 	case VMEM_SHADOW_EMULATE:
-		if (r.reason != VMEM_SHADOW_EMU_PT_WRITE || !(acc & VMEM_ACC_WRITE)) {
+		if ((r.reason != VMEM_SHADOW_EMU_PT_WRITE && r.reason != VMEM_SHADOW_EMU_WP0) || !(acc & VMEM_ACC_WRITE)) {
 			rt_printf("vtx-main: #PF la 0x%lx: emulation reason %u not handled: stop\n", la, r.reason);
 			return false;
 		}
 		if (!emulate_store(vm, e, g, r.gpa))
 			return false;
 		vm->n.pf_emulated++;
-		rt_printf("vtx-main: #PF write la 0x%lx -> guest page-table write emulated at gpa 0x%lx\n", la, r.gpa);
+		rt_printf("vtx-main: #PF write la 0x%lx -> %s write emulated at gpa 0x%lx\n", la,
+			  r.reason == VMEM_SHADOW_EMU_WP0 ? "CR0.WP = 0" : "guest page-table", r.gpa);
 		return true;
 	case VMEM_SHADOW_HOST_FAULT:
 		vm->n.pf_host_fault++;
@@ -112,42 +117,6 @@ bool vtx_exit_exception(struct vtx_vm *vm, const struct vtx_exit *e, struct vtx_
 		rt_printf("vtx-main: #PF la 0x%lx: outcome %u: stop\n", la, r.outcome);
 		return false;
 	}
-}
-
-/* MOV to CR3: the engine follows the guest's new tables, the processor gets the new shadow root. */
-static bool mov_to_cr3(struct vtx_vm *vm, const struct vtx_exit *e, uint64_t cr3)
-{
-	vmem_regs r = *vmem_shadow_regs(vm->sh);
-	r.cr3 = cr3;
-	vmem_err err = vmem_shadow_set_regs(vm->sh, &r);
-	if (err) {
-		/* The MOV would #GP (SDM vol. 3A 4.4.1 for PAE PDPTEs, reserved CR3 bits): not modelled. */
-		rt_printf("vtx-main: MOV to CR3 0x%lx refused (error %d): stop\n", r.cr3, err);
-		return false;
-	}
-	vtx_vm_load_paging(vm);
-	vm->n.cr3_load++;
-	rt_printf("vtx-main: MOV to CR3 0x%lx -> shadow root 0x%lx\n", r.cr3, vmem_shadow_root(vm->sh));
-	vtx_skip_instruction(e);
-	return true;
-}
-
-bool vtx_exit_cr_access(struct vtx_vm *vm, const struct vtx_exit *e, struct vtx_gprs *g)
-{
-	/* Qualification: bits 3:0 the control register, 5:4 the access type
-	 * (0 = MOV to CR, 1 = MOV from CR), 11:8 the general-purpose register (SDM vol. 3C 28.2.1, Table 28-3). */
-	unsigned cr = e->qual & 0xf, type = (e->qual >> 4) & 3, reg = (e->qual >> 8) & 0xf;
-	if (cr == 3 && type == 0)
-		return mov_to_cr3(vm, e, gpr_get(g, reg));
-	if (cr == 3 && type == 1) {
-		/* GUEST_CR3 is the shadow root: the guest reads its own CR3 (CR3-store exiting, 26.1.3). */
-		gpr_set(g, reg, vmem_shadow_regs(vm->sh)->cr3);
-		vm->n.cr3_store++;
-		vtx_skip_instruction(e);
-		return true;
-	}
-	rt_printf("vtx-main: cr-access qual 0x%lx not handled: stop\n", e->qual);
-	return false;
 }
 
 bool vtx_exit_invlpg(struct vtx_vm *vm, const struct vtx_exit *e, struct vtx_gprs *g)

@@ -6,8 +6,9 @@
 #define GD_CODE       0x1000   /* the guest_demo blob */
 #define GD_CR3A       0x2000   /* tables the VMM builds: PML4 0x2000, PDPT 0x3000, PD 0x4000, PT 0x5000 (identity, 4K) */
 #define GD_PT_A       0x5000
-#define GD_IDT        0x6000   /* shadow guest: its IDT (vector 14 only) */
-#define GD_GDT        0x7000   /* shadow guest: its GDT; pseudo-descriptors at +0x100 and +0x110 */
+#define GD_IDT        0x6000   /* the guests' IDT: #UD, #GP, #PF */
+#define GD_GDT        0x7000   /* the guests' GDT; pseudo-descriptors at +0x100 and +0x110 */
+#define GD_EXC_REC    0x8e00   /* #UD handler: count; #GP handler: error code, count */
 #define GD_PF_REC     0x8f00   /* shadow guest's #PF handler: error code, CR2, count */
 #define GD_STACK_TOP  0x9000
 #define GD_CR3B       0x10000  /* tables the shadow guest builds: PML4 0x10000 ... PT 0x13000 */
@@ -28,7 +29,7 @@
 #define GD_TAG3       0x3333333333333333
 #define GD_TAG4       0x4444444444444444
 
-#define GD_EPT_CHECKS    15
-#define GD_SHADOW_CHECKS 14
+#define GD_EPT_CHECKS    18
+#define GD_SHADOW_CHECKS 18
 
 #endif

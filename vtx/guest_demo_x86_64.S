@@ -24,6 +24,38 @@
 	shl $32, %rdx
 	or %rdx, %rax
 .endm
+/* IDT[vec]: a 64-bit interrupt gate to handler, CS 0x08 (SDM vol. 3A 6.14.1). */
+.macro GATE vec, handler
+	lea \handler(%rip), %rax
+	mov $(GD_IDT + \vec * 16), %rdi
+	mov %ax, (%rdi)
+	movw $0x08, 2(%rdi)
+	movw $0x8e00, 4(%rdi)
+	shr $16, %rax
+	mov %ax, 6(%rdi)
+	shr $16, %rax
+	mov %eax, 8(%rdi)
+	movl $0, 12(%rdi)
+.endm
+/* The guest's own exceptions reach its IDT, the VMM sees none of them
+ * (exception bitmap: #PF in shadow mode and #AC only): UD2 raises #UD; a
+ * MOV to CR4 setting VMXE (VMX is not offered: reserved) exits, and the VMM
+ * injects #GP(0). rax = the #UD count, rbx = what it must be. */
+.macro EXCEPTIONS ud_bit, gp_bit
+	ud2
+	mov GD_EXC_REC, %rax
+	mov $1, %ebx
+	CHECK \ud_bit
+	movq $-1, GD_EXC_REC + 8
+	mov %cr4, %rax
+	bts $13, %rax
+	mov %rax, %cr4
+	mov GD_EXC_REC + 16, %rax			/* count << 32 | error code */
+	shl $32, %rax
+	or GD_EXC_REC + 8, %rax
+	movabs $(1 << 32), %rbx
+	CHECK \gp_bit
+.endm
 
 	.p2align 4
 guest_demo:
@@ -31,6 +63,8 @@ guest_demo:
 guest_demo_ept:
 	xor %r15d, %r15d
 	xor %r14d, %r14d
+	mov $GD_STACK_TOP, %rsp
+	call descriptors
 	HC 0						/* 0: version */
 	mov $0x00010000, %ebx
 	CHECK 0
@@ -113,6 +147,14 @@ guest_demo_ept:
 	HC 2
 	xor %ebx, %ebx
 	CHECK 14
+	EXCEPTIONS 15, 16				/* 15-16: #UD, #GP(0) in the guest's IDT */
+	mov $1, %eax					/* 17: CPUID.1:ECX: VMX (5) hidden, OSXSAVE (27) */
+	xor %ecx, %ecx					/* is the guest's CR4.OSXSAVE: 0 */
+	cpuid
+	mov %ecx, %eax
+	and $((1 << 5) | (1 << 27)), %eax
+	xor %ebx, %ebx
+	CHECK 17
 	mov %r15, %rbx
 	mov %r14, %rcx
 	HC 4
@@ -123,28 +165,7 @@ guest_demo_shadow:
 	xor %r15d, %r15d
 	xor %r14d, %r14d
 	mov $GD_STACK_TOP, %rsp
-	mov $GD_GDT, %rdi				/* GDT: null, 64-bit code 0x08, data 0x10 (accessed set) */
-	movq $0, (%rdi)
-	movabs $0x00af9b000000ffff, %rax
-	mov %rax, 8(%rdi)
-	movabs $0x00cf93000000ffff, %rax
-	mov %rax, 16(%rdi)
-	movw $23, 0x100(%rdi)
-	movq $GD_GDT, 0x102(%rdi)
-	lgdt 0x100(%rdi)
-	movw $0xfff, 0x110(%rdi)
-	movq $GD_IDT, 0x112(%rdi)
-	lidt 0x110(%rdi)
-	lea pf_handler(%rip), %rax			/* IDT[14]: 64-bit interrupt gate */
-	mov $(GD_IDT + 14 * 16), %rdi
-	mov %ax, (%rdi)
-	movw $0x08, 2(%rdi)
-	movw $0x8e00, 4(%rdi)
-	shr $16, %rax
-	mov %ax, 6(%rdi)
-	shr $16, %rax
-	mov %eax, 8(%rdi)
-	movl $0, 12(%rdi)
+	call descriptors
 	mov $GD_CR3B, %rdi				/* own tables: identity [4K, 2M) ... */
 	movq $(GD_CR3B + 0x1003), (%rdi)
 	movq $(GD_CR3B + 0x2003), 0x1000(%rdi)
@@ -228,10 +249,59 @@ guest_demo_shadow:
 	HC 2
 	xor %ebx, %ebx
 	CHECK 12
+	mov %cr4, %rax					/* 14: CR4.PGE cleared (exit: emulated) reads back clear */
+	mov %rax, %r13
+	btr $7, %rax
+	mov %rax, %cr4
+	mov %cr4, %rax
+	mov %r13, %rbx
+	btr $7, %rbx
+	CHECK 14
+	mov %r13, %cr4					/* PGE set again (exit) */
+	mov %cr0, %rax					/* 15: CR0.WP = 0 (exit): a supervisor write to */
+	mov %rax, %r13					/* the read-only page goes through (SDM vol. 3A 4.6.1) */
+	btr $16, %rax
+	mov %rax, %cr0
+	movabs $GD_TAG2, %rax
+	mov %rax, GD_RO_LA
+	mov %r13, %cr0					/* WP set again (exit) */
+	mov GD_RO_LA, %rbx
+	CHECK 15
+	EXCEPTIONS 16, 17				/* 16-17: #UD, #GP(0) in the guest's IDT */
 	mov %r15, %rbx
 	mov %r14, %rcx
 	HC 4
 	hlt
+/* The guest's GDT (null, 64-bit code 0x08, data 0x10, accessed set) and IDT: #UD, #GP, #PF. */
+descriptors:
+	mov $GD_GDT, %rdi
+	movq $0, (%rdi)
+	movabs $0x00af9b000000ffff, %rax
+	mov %rax, 8(%rdi)
+	movabs $0x00cf93000000ffff, %rax
+	mov %rax, 16(%rdi)
+	movw $23, 0x100(%rdi)
+	movq $GD_GDT, 0x102(%rdi)
+	lgdt 0x100(%rdi)
+	movw $0xfff, 0x110(%rdi)
+	movq $GD_IDT, 0x112(%rdi)
+	lidt 0x110(%rdi)
+	GATE 6, ud_handler
+	GATE 13, gp_handler
+	GATE 14, pf_handler
+	ret
+/* #UD: count; skip the 2-byte UD2. */
+ud_handler:
+	incq GD_EXC_REC
+	addq $2, (%rsp)
+	iretq
+/* #GP: record the error code, count; skip the 3-byte MOV to CR4. */
+gp_handler:
+	pop %rax
+	mov %rax, GD_EXC_REC + 8
+	incq GD_EXC_REC + 16
+	addq $3, (%rsp)
+	iretq
 /* #PF: record error code, CR2, count; skip the 3-byte faulting MOV. */
 pf_handler:
 	pop %rax

@@ -78,30 +78,70 @@ void vtx_vm_fini(struct vtx_vm *vm)
 #define SHADOW_CR0_OWNED (VMEM_CR0_PE | VMEM_CR0_WP | (1ull << 29) | (1ull << 30) | VMEM_CR0_PG)
 #define SHADOW_CR4_OWNED (VMEM_CR4_PSE | VMEM_CR4_PAE | VMEM_CR4_PGE | VMEM_CR4_LA57 | VMEM_CR4_PCIDE | \
 			  VMEM_CR4_SMEP | VMEM_CR4_SMAP | VMEM_CR4_PKE | VMEM_CR4_PKS)
+#define CR4_SMXE (1ull << 14)
+
+uint64_t vtx_vm_cr0_mask(const struct vtx_vm *vm)
+{
+	return vm->cfg.paging == VTX_SHADOW ? SHADOW_CR0_OWNED : 0;
+}
+
+uint64_t vtx_vm_cr4_mask(const struct vtx_vm *vm)
+{
+	return VTX_CR4_VMXE | (vm->cfg.paging == VTX_SHADOW ? SHADOW_CR4_OWNED : 0);
+}
+
+/* VMX and SMX are not offered (CPUID.1:ECX[5], [6]); PKS the engine does not model (shadow.h). */
+uint64_t vtx_vm_cr4_allowed(const struct vtx_vm *vm)
+{
+	return vm->cfg.cr4_fixed1 & ~(VTX_CR4_VMXE | CR4_SMXE | VMEM_CR4_PKS);
+}
+
+/* The VMM owns the bits of mask: the guest reads them from the read shadow
+ * (its own values) and a MOV that changes one exits (SDM vol. 3C 25.6.6, 26.1.3). */
+static void own_bits(enum vmcs_field mask_f, enum vmcs_field shadow_f, uint64_t mask, uint64_t guest)
+{
+	vmcs_write(mask_f, mask);
+	vmcs_write(shadow_f, guest);
+}
+
+/* The exceptions that exit (SDM vol. 3C 25.6.3); the rest reach the guest's
+ * IDT. #PF in shadow mode: the shadows are filled on it. #AC: one raised
+ * while delivering an #AC is delivered again forever (benign, vol. 3A 6.15)
+ * without an exit; reflected one by one, the loop shows (exit_shadow.c).
+ * #DB has such a loop too, but reflecting it needs DR6 put together from
+ * the qualification, which the driver does not do: it is the guest's. */
+static uint32_t exception_bitmap(const struct vtx_vm *vm)
+{
+	return (1u << VECTOR_AC) | (vm->cfg.paging == VTX_SHADOW ? 1u << VECTOR_PF : 0);
+}
 
 void vtx_vm_load_paging(struct vtx_vm *vm)
 {
+	uint64_t m0 = vtx_vm_cr0_mask(vm), m4 = vtx_vm_cr4_mask(vm);
+	vmcs_write(EXCEPTION_BITMAP, exception_bitmap(vm));
 	if (vm->cfg.paging == VTX_EPT) {
 		vmcs_write(EPT_POINTER, vmem_ept_eptp(vm->ept));
+		own_bits(CR4_GUEST_HOST_MASK, CR4_READ_SHADOW, m4, vmcs_read(GUEST_CR4) & ~VTX_CR4_VMXE);
 		return;
 	}
 	/* The processor runs the guest on the shadow root with the engine's
-	 * CR0.WP, EFER.NXE and CR4 bits; the guest's registers here already
-	 * have them (an assumption: MOV to CR0/CR4 is not emulated). */
+	 * CR0.WP, EFER.NXE and CR4 bits (the guest's CR0.WP = 0 is emulated:
+	 * EMU_WP0); EFER is not emulated, so the guest's EFER.NXE must be 1. */
 	vmem_regs h;
 	vmem_shadow_host_regs(vm->sh, &h);
 	const vmem_regs *gr = vmem_shadow_regs(vm->sh);
-	RT_ASSERT((gr->cr0 & VMEM_CR0_WP) && (gr->efer & VMEM_EFER_NXE));
+	RT_ASSERT(gr->efer & VMEM_EFER_NXE);
 	vmcs_write(GUEST_CR3, h.cr3);
 	/* The guest must not change them behind the engine (a guest-owned
 	 * CR0.WP = 0 lets supervisor stores through read-only shadow entries):
-	 * the VMM owns every bit the engine reads, so a MOV to CR0/CR4 changing
-	 * one exits, and the guest reads its own values from the read shadows
-	 * (SDM vol. 3C 25.6.6, 26.1.3). */
-	vmcs_write(CR0_GUEST_HOST_MASK, SHADOW_CR0_OWNED);
-	vmcs_write(CR0_READ_SHADOW, gr->cr0);
-	vmcs_write(CR4_GUEST_HOST_MASK, SHADOW_CR4_OWNED);
-	vmcs_write(CR4_READ_SHADOW, gr->cr4);
+	 * the VMM owns every bit the engine reads, a MOV to CR0/CR4 changing one
+	 * exits (exit_cr.c), and the guest reads its own values from the read
+	 * shadows; the processor's registers hold the engine's (VMXE: fixed to 1
+	 * in VMX operation, SDM vol. 3C 24.8). */
+	vmcs_write(GUEST_CR0, (vmcs_read(GUEST_CR0) & ~m0) | (h.cr0 & m0));
+	vmcs_write(GUEST_CR4, (vmcs_read(GUEST_CR4) & ~m4) | (h.cr4 & m4) | VTX_CR4_VMXE);
+	own_bits(CR0_GUEST_HOST_MASK, CR0_READ_SHADOW, m0, gr->cr0);
+	own_bits(CR4_GUEST_HOST_MASK, CR4_READ_SHADOW, m4, gr->cr4);
 }
 
 void vtx_vm_guest_regs(struct vtx_vm *vm, vmem_regs *r)
@@ -154,11 +194,18 @@ vmem_err vtx_vm_read_linear(struct vtx_vm *vm, uint64_t la, void *buf, size_t le
 
 bool vtx_vm_fetch_mov_store(struct vtx_vm *vm, uint64_t rip, struct vtx_mov_store *out)
 {
+	/* CS.L (bit 13) in IA-32e mode: 64-bit code; else CS.D (bit 14): 32- or 16-bit (SDM vol. 3A 5.2.1). */
+	uint64_t ar = vmcs_read(GUEST_CS_ACCESS_RIGHTS);
+	bool code64 = (vmcs_read(GUEST_IA32_EFER) & VMEM_EFER_LMA) && (ar & (1u << 13));
+	if (!code64 && !(ar & (1u << 14))) {
+		rt_printf("vtx-main: 16-bit code at rip 0x%lx: its MOV is not decoded\n", rip);
+		return false;
+	}
 	uint8_t insn[15];
 	size_t n = 4096 - (rip & 0xfff);
 	if (n > sizeof(insn))
 		n = sizeof(insn);
-	return !vtx_vm_read_linear(vm, rip, insn, n) && vtx_decode_mov_store(insn, n, out);
+	return !vtx_vm_read_linear(vm, rip, insn, n) && vtx_decode_mov_store(insn, n, code64, out);
 }
 
 /* VM-entry interruption information: vector, type 3 (hardware exception),

@@ -45,6 +45,7 @@ struct vtx_vm_config {
 	uint64_t rom_gpa, rom_size;   /* within it, a read-only part (size 0: none) */
 	uint64_t dirty_gpa, dirty_size; /* EPT: a range mapped up front and dirty-logged by write protection (size 0: none) */
 	vmem_regs regs;               /* the guest's paging registers at entry */
+	uint64_t cr4_fixed1;          /* IA32_VMX_CR4_FIXED1: the CR4 bits the processor supports in VMX operation */
 	vtx_violation_policy policy;  /* NULL: vtx_policy_rom_discard */
 };
 
@@ -53,6 +54,7 @@ struct vtx_counts {
 	unsigned ept_violation, ept_mapped, ept_policy, ept_dirty_wp, ept_misconfig, invept;
 	unsigned pf_exit, pf_fixed, pf_injected, pf_emulated, pf_host_fault, reinjected;
 	unsigned cr3_load, cr3_store, invlpg, shadow_flush;
+	unsigned cr_write, gp_injected; /* MOV to CR0/CR4, CLTS, LMSW emulated; #GP(0) injected for a MOV to CR */
 	unsigned rdtsc, vmcall, cpuid, io, hlt;
 };
 
@@ -92,10 +94,32 @@ struct vtx_mov_store {
 	unsigned src;  /* register number of the value stored */
 	unsigned size; /* 4 or 8 (REX.W) */
 };
-unsigned vtx_decode_mov_store(const uint8_t *insn, size_t n, struct vtx_mov_store *out);
+unsigned vtx_decode_mov_store(const uint8_t *insn, size_t n, bool code64, struct vtx_mov_store *out);
 /* The MOV store at guest-linear rip, read through the guest's paging (at
- * most 15 bytes, the longest instruction, not past rip's page) and decoded. */
+ * most 15 bytes, the longest instruction, not past rip's page) and decoded
+ * as the code segment's mode reads it: 64-bit or 32-bit code; 16-bit code
+ * (16-bit ModR/M and operands) is refused. */
 bool vtx_vm_fetch_mov_store(struct vtx_vm *vm, uint64_t rip, struct vtx_mov_store *out);
+
+/* The CR0/CR4 bits the VMM owns (guest/host masks, SDM vol. 3C 25.6.6):
+ * shadow mode: those the shadow engine reads (PE, NW, CD, PG, WP; PSE, PAE,
+ * PGE, LA57, PCIDE, SMEP, SMAP, PKE, PKS); both modes: CR4.VMXE, which VMX
+ * operation fixes to 1 (24.8) but the guest, not offered VMX, sees as 0. */
+#define VTX_CR4_VMXE (1ull << 13)
+uint64_t vtx_vm_cr0_mask(const struct vtx_vm *vm);
+uint64_t vtx_vm_cr4_mask(const struct vtx_vm *vm);
+/* CR4 bits the guest may set: the processor's, less what is not offered to
+ * it (VMXE, SMXE, PKS); the others are reserved: a MOV that sets one #GPs. */
+uint64_t vtx_vm_cr4_allowed(const struct vtx_vm *vm);
+
+/* The guest's CR4 as it reads it (owned bits from the read shadow); vm NULL: GUEST_CR4. */
+uint64_t vtx_guest_cr4(const struct vtx_vm *vm);
+/* exit_cpuid.c: CPUID as the guest sees it. */
+void vtx_cpuid(struct vtx_vm *vm, uint32_t leaf, uint32_t sub, uint32_t r[4]);
+
+/* General-purpose register n as exit qualifications number them (Table 28-3): RSP lives in the VMCS. */
+uint64_t vtx_gpr_get(const struct vtx_gprs *g, unsigned n);
+void vtx_gpr_set(struct vtx_gprs *g, unsigned n, uint64_t v);
 
 /* The handlers (exit_*.c): true = resume the guest. */
 bool vtx_exit_ept_violation(struct vtx_vm *vm, const struct vtx_exit *e, struct vtx_gprs *g);

@@ -140,8 +140,11 @@ enum vmcs_field {
 #define INTR_INFO_VECTOR(i)   ((i) & 0xff)
 #define INTR_INFO_TYPE(i)     (((i) >> 8) & 7)
 #define INTR_INFO_NMI_UNBLOCK (1u << 12) /* VM-exit interruption information: NMI unblocking due to IRET (28.2.2) */
+#define VECTOR_UD 6
 #define VECTOR_DF 8
+#define VECTOR_GP 13
 #define VECTOR_PF 14
+#define VECTOR_AC 17
 /* EPT-violation qualification bit 12: NMI unblocking due to IRET (28.2.1, Table 28-7). */
 #define EPTQ_NMI_UNBLOCK (1ull << 12)
 
