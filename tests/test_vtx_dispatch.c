@@ -797,6 +797,63 @@ static void decode_follows_code_segment(void **state)
 	vm_del(&vm);
 }
 
+/* The VMM completes (emulates or drops) a MOV store only when the fault is
+ * that MOV's own store: its destination, base register + displacement
+ * (SDM vol. 3A 3.7.5), must be the faulting linear address: the #PF exit's
+ * qualification, or the EPT violation's guest-linear address (vol. 3C
+ * 28.2.1). Otherwise the instruction at RIP is not the one that faulted
+ * (another vCPU rewrote it, or another access faulted) and finishing it
+ * would write the wrong memory or skip an instruction: the guest stops,
+ * RIP and memory unchanged.
+ * - shadow, CR0.WP = 0 store (as in shadow_mov_to_cr0): 48 89 47 f8 is
+ *   mov %rax, -8(%rdi): with RDI = GD_DATA + 8 it stores to GD_DATA, the
+ *   fault address: emulated; with RDI = GD_DATA + 16 (destination
+ *   GD_DATA + 8): not;
+ * - ROM policy (EPT, qualification 0x1aa): 49 89 00 is mov %rax, (%r8)
+ *   (REX.B: base R8, not RAX): GLA = R8 = 0x3000: dropped; GLA 0x3008: not. */
+static void completed_store_is_the_fault(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_SHADOW);
+	uint64_t *t = (uint64_t *)(ram + GD_CR3A);
+	t[0] |= 4, t[512] |= 4, t[1024] |= 4;
+	t[1536 + (GD_DATA >> 12)] = GD_DATA | 5;
+	struct vtx_gprs g = { .rbx = 0x80000033 };
+	assert_true(exit_now(&vm, &g, EXIT_REASON_CR_ACCESS, QUAL_MOV_TO(0, 3), 0, 3, 0, 0)); /* WP = 0 */
+	memcpy(ram + 0x1000, "\x48\x89\x47\xf8", 4);
+	memset(ram + GD_DATA, 0, 16);
+	g.rax = GD_TAG1, g.rdi = GD_DATA + 16;
+	assert_false(exit_now(&vm, &g, EXIT_REASON_EXCEPTION_NMI, GD_DATA, 0, 0, PF_EXIT_INFO, 0x2));
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1000);
+	uint64_t v[2];
+	memcpy(v, ram + GD_DATA, 16);
+	assert_int_equal(v[0], 0), assert_int_equal(v[1], 0);
+	g.rdi = GD_DATA + 8;
+	assert_true(exit_now(&vm, &g, EXIT_REASON_EXCEPTION_NMI, GD_DATA, 0, 0, PF_EXIT_INFO, 0x2));
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1004);
+	memcpy(v, ram + GD_DATA, 16);
+	assert_int_equal(v[0], GD_TAG1), assert_int_equal(v[1], 0);
+	vm_del(&vm);
+
+	vm_new(&vm, VTX_EPT);
+	struct vtx_gprs h = { .rax = 0x1234, .r8 = 0x3000 };
+	memcpy(ram + 0x1000, "\x49\x89\x00", 3);
+	assert_true(exit_now(&vm, &h, EXIT_REASON_EPT_VIOLATION, 0x181, GD_ROM, 0, 0, 0)); /* map the ROM r-x */
+	vmx_soft_exit(EXIT_REASON_EPT_VIOLATION, 0x1aa, GD_ROM + 0x10, 0x1000, 0, 0, 0);
+	vmcs_write(GUEST_LINEAR_ADDRESS, 0x3008);
+	struct vtx_exit e;
+	vtx_exit_read(&e);
+	assert_false(vtx_vm_dispatch(&vm, &e, &h));
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1000);
+	vmx_soft_exit(EXIT_REASON_EPT_VIOLATION, 0x1aa, GD_ROM + 0x10, 0x1000, 0, 0, 0);
+	vmcs_write(GUEST_LINEAR_ADDRESS, 0x3000);
+	vtx_exit_read(&e);
+	assert_true(vtx_vm_dispatch(&vm, &e, &h));
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1003);
+	vm_del(&vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -808,6 +865,7 @@ int main(void)
 		cmocka_unit_test(shadow_fault_in_delivery_stops),
 		cmocka_unit_test(rom_policy_only_the_mov),
 		cmocka_unit_test(decode_mov_store_edges),
+		cmocka_unit_test(completed_store_is_the_fault),
 		cmocka_unit_test(skip_completes_instruction),
 		cmocka_unit_test(shadow_mov_from_cr3),
 		cmocka_unit_test(shadow_owns_paging_bits),

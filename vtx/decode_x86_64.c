@@ -24,5 +24,21 @@ unsigned vtx_decode_mov_store(const uint8_t *insn, size_t n, bool code64, struct
 	out->len = len;
 	out->src = reg | ((rex & 4) ? 8 : 0); /* REX.R extends ModR/M.reg */
 	out->size = (rex & 8) ? 8 : 4;         /* REX.W: 64-bit operand */
+	out->base = rm | ((rex & 1) ? 8 : 0); /* REX.B extends ModR/M.rm */
+	const uint8_t *d = insn + i + 2;
+	out->disp = mod == 1 ? (int8_t)d[0] :
+		    mod == 2 ? (int32_t)((uint32_t)d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 24) : 0;
+	out->code64 = code64;
 	return len;
+}
+
+uint64_t vtx_mov_store_la(const struct vtx_mov_store *m, const struct vtx_gprs *g)
+{
+	uint64_t ea = vtx_gpr_get(g, m->base) + (uint64_t)(int64_t)m->disp;
+	return m->code64 ? ea : (uint32_t)(vmcs_read(GUEST_DS_BASE) + (uint32_t)ea);
+}
+
+bool vtx_mov_store_is_fault(const struct vtx_mov_store *m, const struct vtx_gprs *g, uint64_t la)
+{
+	return vtx_mov_store_la(m, g) == la;
 }

@@ -80,7 +80,6 @@ bool vtx_exit_ept_misconfig(struct vtx_vm *vm, const struct vtx_exit *e, struct 
 
 bool vtx_policy_rom_discard(struct vtx_vm *vm, const struct vtx_exit *e, struct vtx_gprs *g)
 {
-	(void)g;
 	/* Only the instruction's own write to its linear address is the MOV's
 	 * store: not a fetch, not the processor's write of a guest paging
 	 * structure's A/D flags (EPT qualification bit 8 clear, SDM vol. 3C
@@ -97,6 +96,13 @@ bool vtx_policy_rom_discard(struct vtx_vm *vm, const struct vtx_exit *e, struct 
 	struct vtx_mov_store m;
 	if (!vtx_vm_fetch_mov_store(vm, e->rip, &m)) {
 		rt_printf("vtx-main: policy: not a MOV store at rip 0x%lx: stop\n", e->rip);
+		return false;
+	}
+	/* The faulting linear address: the EPT violation's (bit 7 set above) or the #PF's. */
+	uint64_t la = e->reason == EXIT_REASON_EPT_VIOLATION ? e->gla : e->qual;
+	if (!vtx_mov_store_is_fault(&m, g, la)) {
+		rt_printf("vtx-main: policy: the MOV at rip 0x%lx stores to 0x%lx, the fault is at 0x%lx: stop\n",
+			  e->rip, vtx_mov_store_la(&m, g), la);
 		return false;
 	}
 	rt_printf("vtx-main: policy: write to read-only memory dropped, rip 0x%lx += %u\n", e->rip, m.len);

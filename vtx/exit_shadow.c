@@ -23,6 +23,11 @@ static bool emulate_store(struct vtx_vm *vm, const struct vtx_exit *e, struct vt
 		rt_printf("vtx-main: #PF emulate: not a MOV store at rip 0x%lx: stop\n", e->rip);
 		return false;
 	}
+	if (!vtx_mov_store_is_fault(&m, g, e->qual)) {
+		rt_printf("vtx-main: #PF emulate: the MOV at rip 0x%lx stores to 0x%lx, the fault is at 0x%lx: stop\n",
+			  e->rip, vtx_mov_store_la(&m, g), e->qual);
+		return false;
+	}
 	uint64_t v = vtx_gpr_get(g, m.src);
 	if ((gpa & 0xfff) + m.size > 4096) {
 		rt_printf("vtx-main: #PF emulate: store crosses a page at gpa 0x%lx: stop\n", gpa);

@@ -93,8 +93,22 @@ struct vtx_mov_store {
 	unsigned len;  /* instruction bytes */
 	unsigned src;  /* register number of the value stored */
 	unsigned size; /* 4 or 8 (REX.W) */
+	unsigned base; /* register number of the memory operand's base (ModR/M.rm, REX.B) */
+	int32_t disp;  /* its displacement (disp8 or disp32, sign-extended; 0 without) */
+	bool code64;   /* 64-bit code: 64-bit addresses; else 32-bit, DS-relative */
 };
 unsigned vtx_decode_mov_store(const uint8_t *insn, size_t n, bool code64, struct vtx_mov_store *out);
+/* The linear address the decoded MOV stores to (SDM vol. 3A 3.7.5): base
+ * register + displacement, in 64-bit code (DS base ignored, 3.2.4) as 64
+ * bits, else 32 bits plus the DS base, wrapping at 4 GiB. */
+uint64_t vtx_mov_store_la(const struct vtx_mov_store *m, const struct vtx_gprs *g);
+/* Whether the fault at linear address la was this MOV's own store: its first
+ * byte (a store whose first page faults reports its start; one whose second
+ * page faults reports that page's start, which the VMM does not finish). A
+ * different address means the instruction at RIP is not the one that
+ * faulted (another vCPU rewrote it, or a different access faulted): the VMM
+ * must not complete it. */
+bool vtx_mov_store_is_fault(const struct vtx_mov_store *m, const struct vtx_gprs *g, uint64_t la);
 /* The MOV store at guest-linear rip, read through the guest's paging (at
  * most 15 bytes, the longest instruction, not past rip's page) and decoded
  * as the code segment's mode reads it: 64-bit or 32-bit code; 16-bit code
