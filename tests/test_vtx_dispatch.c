@@ -854,6 +854,39 @@ static void completed_store_is_the_fault(void **state)
 	vm_del(&vm);
 }
 
+/* EPT mode: #PF is not in the exception bitmap, so the guest's own #PF is
+ * delivered through its IDT (SDM vol. 3C 25.6.3) and the processor loaded
+ * CR2 with the faulting address when it raised it (vol. 3A 6.15, Interrupt
+ * 14). If that delivery then exits (an EPT violation reading IDT entry 14
+ * at GD_IDT + 0xe0, qualification 0x181, IDT-vectoring information
+ * 0x80000b0e: valid, error code, hardware exception, vector 14, 28.2.4),
+ * the VM exit does not touch CR2 (CR2 is not in the VMCS): the VMM
+ * re-injects the #PF and CR2 must still be the guest's 0x1c0123, not
+ * whatever the VMM last injected (0: it never injected a #PF). In shadow
+ * mode every #PF exits, so a #PF being delivered is the VMM's own
+ * injection and its CR2 is the one it injected (GD_NP_LA + 0x10). */
+static void reinjected_pf_keeps_cr2(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_EPT);
+	struct vtx_gprs g = { .rax = 0 };
+	vmx_soft.cr2 = 0x1c0123;
+	assert_true(exit_during(&vm, &g, EXIT_REASON_EPT_VIOLATION, 0x181, GD_IDT + 0xe0, 0, 0, 0, PF_EXIT_INFO));
+	assert_int_equal(vm.n.ept_mapped, 1);
+	assert_int_equal(vmcs_read(VM_ENTRY_INTERRUPTION_INFORMATION), 0x80000b0e);
+	assert_int_equal(vmx_soft.cr2, 0x1c0123);
+	vm_del(&vm);
+
+	vm_new(&vm, VTX_SHADOW);
+	assert_true(exit_now(&vm, &g, EXIT_REASON_EXCEPTION_NMI, GD_NP_LA + 0x10, 0, 0, PF_EXIT_INFO, 0x2));
+	assert_int_equal(vmx_soft.cr2, GD_NP_LA + 0x10);
+	assert_true(exit_during(&vm, &g, EXIT_REASON_EXCEPTION_NMI, GD_IDT + 0xe0, 0, 0, PF_EXIT_INFO, 0, PF_EXIT_INFO));
+	assert_int_equal(vmcs_read(VM_ENTRY_INTERRUPTION_INFORMATION), 0x80000b0e);
+	assert_int_equal(vmx_soft.cr2, GD_NP_LA + 0x10);
+	vm_del(&vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -877,6 +910,7 @@ int main(void)
 		cmocka_unit_test(exception_bitmap_only_what_the_vmm_needs),
 		cmocka_unit_test(cpuid_hides_what_is_not_virtualised),
 		cmocka_unit_test(decode_follows_code_segment),
+		cmocka_unit_test(reinjected_pf_keeps_cr2),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
