@@ -887,6 +887,32 @@ static void reinjected_pf_keeps_cr2(void **state)
 	vm_del(&vm);
 }
 
+/* A fault the VMM injects must carry RF = 1 in the RFLAGS the guest's
+ * handler finds, as a fault raised by the processor does: "for any
+ * fault-class exception except a debug exception generated in response to
+ * an instruction breakpoint, the value pushed for RF is 1" (SDM vol. 3A
+ * 18.3.1.1), so the IRET back to the faulting instruction does not hit its
+ * instruction breakpoint again. VM entry pushes RFLAGS from the guest-state
+ * area and "the value pushed for the RF flag is not modified based on the
+ * type of event being delivered" (vol. 3C 27.6.1.1), and a VM exit caused
+ * by an instruction saves RF = 0 (28.3.3): the VMM sets RF. MOV to CR4
+ * setting VMXE (EPT mode, VMXE owned: exit), RFLAGS 0x2 -> #GP(0) injected,
+ * RFLAGS 0x10002. The #PF and #AC exits save RF = 1 already (28.3.3: the
+ * value the event would have pushed). */
+static void injected_fault_sets_rf(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_EPT);
+	struct vtx_gprs g = { .rax = 0x20a0 | VTX_CR4_VMXE };
+	vmcs_write(GUEST_RFLAGS, 0x2);
+	assert_true(exit_now(&vm, &g, EXIT_REASON_CR_ACCESS, QUAL_MOV_TO(4, 0), 0, 3, 0, 0));
+	assert_int_equal(vmcs_read(VM_ENTRY_INTERRUPTION_INFORMATION), 0x80000b0d);
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1000);
+	assert_int_equal(vmcs_read(GUEST_RFLAGS), 0x10002);
+	vm_del(&vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -911,6 +937,7 @@ int main(void)
 		cmocka_unit_test(cpuid_hides_what_is_not_virtualised),
 		cmocka_unit_test(decode_follows_code_segment),
 		cmocka_unit_test(reinjected_pf_keeps_cr2),
+		cmocka_unit_test(injected_fault_sets_rf),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -209,9 +209,14 @@ bool vtx_vm_fetch_mov_store(struct vtx_vm *vm, uint64_t rip, struct vtx_mov_stor
 }
 
 /* VM-entry interruption information: vector, type 3 (hardware exception),
- * deliver-error-code, valid (SDM vol. 3C 25.8.3, Table 25-17). */
+ * deliver-error-code, valid (SDM vol. 3C 25.8.3, Table 25-17). A fault
+ * pushes RF = 1 (vol. 3A 18.3.1.1), but VM entry pushes RFLAGS as the
+ * guest-state area has it (vol. 3C 27.6.1.1) and an instruction's exit saved
+ * RF = 0 (28.3.3): the VMM sets it. */
 void vtx_vm_inject(struct vtx_vm *vm, unsigned vector, bool has_err, uint32_t err, uint64_t cr2)
 {
+	if (vector < 32 && ((EXC_FAULT_CLASS >> vector) & 1))
+		vmcs_write(GUEST_RFLAGS, vmcs_read(GUEST_RFLAGS) | RFLAGS_RF);
 	uint32_t info = INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | (vector & 0xff);
 	if (has_err)
 		info |= INTR_INFO_DELIVER_ERR;
