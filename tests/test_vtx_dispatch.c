@@ -913,6 +913,38 @@ static void injected_fault_sets_rf(void **state)
 	vm_del(&vm);
 }
 
+/* 32-bit code addresses memory through segments (SDM vol. 3A 3.7.4,
+ * Table 3-5): a memory operand whose base register is EBP (or ESP) is
+ * SS-relative, the others DS-relative; instructions are fetched at CS.base
+ * + EIP (3.4.2). Compatibility mode (EFER.LMA = 1, CS.L = 0, D = 1:
+ * 0xc09b) keeps segment bases (3.2.4: only 64-bit mode treats them as 0).
+ * - 89 45 08, mov %eax, 8(%ebp): ModR/M 45 = mod 01 reg 000 rm 101 ([EBP]
+ *   + disp8): with SS base 0x10000, DS base 0 and EBP 0x1000 it stores to
+ *   0x10000 + 0x1000 + 8 = 0x11008, not DS's 0x1008;
+ * - with CS base 0x10000, the MOV at EIP 0x1010 is the bytes at linear
+ *   0x11010 (89 07 there; at linear 0x1010 something else: 8b 07). */
+static void segment_bases_in_32bit_code(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_SHADOW);
+	struct vtx_mov_store m;
+	assert_int_equal(vtx_decode_mov_store((const uint8_t *)"\x89\x45\x08", 3, false, &m), 3);
+	vmcs_write(GUEST_SS_BASE, 0x10000);
+	vmcs_write(GUEST_DS_BASE, 0);
+	struct vtx_gprs g = { .rbp = 0x1000 };
+	assert_int_equal(vtx_mov_store_la(&m, &g), 0x11008);
+	assert_true(vtx_mov_store_is_fault(&m, &g, 0x11008));
+
+	vmcs_write(GUEST_CS_ACCESS_RIGHTS, 0xc09b);
+	vmcs_write(GUEST_CS_BASE, 0x10000);
+	memcpy(ram + 0x1010, "\x8b\x07", 2);
+	memcpy(ram + 0x11010, "\x89\x07", 2);
+	assert_true(vtx_vm_fetch_mov_store(&vm, 0x1010, &m));
+	assert_int_equal(m.len, 2);
+	vm_del(&vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -938,6 +970,7 @@ int main(void)
 		cmocka_unit_test(decode_follows_code_segment),
 		cmocka_unit_test(reinjected_pf_keeps_cr2),
 		cmocka_unit_test(injected_fault_sets_rf),
+		cmocka_unit_test(segment_bases_in_32bit_code),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -201,11 +201,13 @@ bool vtx_vm_fetch_mov_store(struct vtx_vm *vm, uint64_t rip, struct vtx_mov_stor
 		rt_printf("vtx-main: 16-bit code at rip 0x%lx: its MOV is not decoded\n", rip);
 		return false;
 	}
+	/* Outside 64-bit mode the instruction is at CS.base + EIP (3.4.2, 3.2.4). */
+	uint64_t la = code64 ? rip : (uint32_t)(vmcs_read(GUEST_CS_BASE) + (uint32_t)rip);
 	uint8_t insn[15];
-	size_t n = 4096 - (rip & 0xfff);
+	size_t n = 4096 - (la & 0xfff);
 	if (n > sizeof(insn))
 		n = sizeof(insn);
-	return !vtx_vm_read_linear(vm, rip, insn, n) && vtx_decode_mov_store(insn, n, code64, out);
+	return !vtx_vm_read_linear(vm, la, insn, n) && vtx_decode_mov_store(insn, n, code64, out);
 }
 
 /* VM-entry interruption information: vector, type 3 (hardware exception),
