@@ -945,6 +945,29 @@ static void segment_bases_in_32bit_code(void **state)
 	vm_del(&vm);
 }
 
+/* MOV to CR0 clearing PG while CR4.PCIDE = 1 raises #GP(0) (SDM vol. 3A
+ * 4.10.1: "MOV to CR0 causes a general-protection exception if it would
+ * clear CR0.PG to 0 while CR4.PCIDE = 1"; vol. 2B MOV CR). In compatibility
+ * mode (CS 0xc09b, LMA = 1) clearing PG is otherwise the way out of IA-32e
+ * mode (vol. 3A 10.8.5.4), which the driver does not model (it stops the
+ * guest), but with PCIDE = 1 the architectural answer is the #GP: the guest
+ * gets it, RIP and registers unchanged. PCIDE is set first from 64-bit code
+ * with CR3[11:0] = 0 (0x200a0: PAE, PGE, PCIDE). */
+static void pg_cleared_with_pcide_faults(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_SHADOW);
+	struct vtx_gprs g = { .rax = 0x200a0, .rbx = 0x00010033 };
+	assert_true(exit_now(&vm, &g, EXIT_REASON_CR_ACCESS, QUAL_MOV_TO(4, 0), 0, 3, 0, 0));
+	assert_int_equal(vmem_shadow_regs(vm.sh)->cr4, 0x200a0);
+	vmcs_write(GUEST_CS_ACCESS_RIGHTS, 0xc09b);
+	vmem_regs before = *vmem_shadow_regs(vm.sh);
+	assert_true(exit_now(&vm, &g, EXIT_REASON_CR_ACCESS, QUAL_MOV_TO(0, 3), 0, 3, 0, 0));
+	assert_gp_injected(&vm, &before);
+	vm_del(&vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -971,6 +994,7 @@ int main(void)
 		cmocka_unit_test(reinjected_pf_keeps_cr2),
 		cmocka_unit_test(injected_fault_sets_rf),
 		cmocka_unit_test(segment_bases_in_32bit_code),
+		cmocka_unit_test(pg_cleared_with_pcide_faults),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
