@@ -968,6 +968,28 @@ static void pg_cleared_with_pcide_faults(void **state)
 	vm_del(&vm);
 }
 
+/* The CPUID filter on a host that has every feature (all ones), so the
+ * answer does not depend on the machine running the test. PCONFIG
+ * (CPUID.(EAX=07H,ECX=0):EDX[18]) must be hidden like INVPCID and WAITPKG:
+ * secondary control 27 "enable PCONFIG" is 0 (the driver sets only "enable
+ * EPT"), and then "any execution of PCONFIG causes #UD" (SDM vol. 3C
+ * 25.6.2, Table 25-7). The other bits of leaf 7.0 the table names: EBX[10]
+ * INVPCID, ECX[5] WAITPKG, ECX[22] RDPID, ECX[31] PKS hidden; ECX[4]
+ * OSPKE = the guest's CR4.PKE (0 here: CR4 0xa0). */
+static void cpuid_filter_hides_pconfig(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_EPT);
+	uint32_t r[4] = { ~0u, ~0u, ~0u, ~0u };
+	vtx_cpuid_filter(&vm, 7, 0, r);
+	assert_int_equal(r[3] & (1u << 18), 0);
+	assert_int_equal(r[1] & (1u << 10), 0);
+	assert_int_equal(r[2] & ((1u << 4) | (1u << 5) | (1u << 22) | (1u << 31)), 0);
+	assert_int_equal(r[0], ~0u);
+	vm_del(&vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -995,6 +1017,7 @@ int main(void)
 		cmocka_unit_test(injected_fault_sets_rf),
 		cmocka_unit_test(segment_bases_in_32bit_code),
 		cmocka_unit_test(pg_cleared_with_pcide_faults),
+		cmocka_unit_test(cpuid_filter_hides_pconfig),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

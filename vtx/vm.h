@@ -132,6 +132,8 @@ uint64_t vtx_vm_cr4_allowed(const struct vtx_vm *vm);
 uint64_t vtx_guest_cr4(const struct vtx_vm *vm);
 /* exit_cpuid.c: CPUID as the guest sees it. */
 void vtx_cpuid(struct vtx_vm *vm, uint32_t leaf, uint32_t sub, uint32_t r[4]);
+/* What vtx_cpuid does to the host's answer r. */
+void vtx_cpuid_filter(struct vtx_vm *vm, uint32_t leaf, uint32_t sub, uint32_t r[4]);
 
 /* General-purpose register n as exit qualifications number them (Table 28-3): RSP lives in the VMCS. */
 uint64_t vtx_gpr_get(const struct vtx_gprs *g, unsigned n);
