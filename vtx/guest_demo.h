@@ -8,7 +8,7 @@
 #define GD_PT_A       0x5000
 #define GD_IDT        0x6000   /* the guests' IDT: #UD, #GP, #PF */
 #define GD_GDT        0x7000   /* the guests' GDT; pseudo-descriptors at +0x100 and +0x110 */
-#define GD_EXC_REC    0x8e00   /* #UD handler: count; #GP handler: error code, count */
+#define GD_EXC_REC    0x8e00   /* #UD handler: count; #GP handler: error code, count, RF pushed */
 #define GD_PF_REC     0x8f00   /* shadow guest's #PF handler: error code, CR2, count */
 #define GD_STACK_TOP  0x9000
 #define GD_CR3B       0x10000  /* tables the shadow guest builds: PML4 0x10000 ... PT 0x13000 */

@@ -50,10 +50,11 @@
 	mov %cr4, %rax
 	bts $13, %rax
 	mov %rax, %cr4
-	mov GD_EXC_REC + 16, %rax			/* count << 32 | error code */
+	mov GD_EXC_REC + 16, %rax			/* count << 32 | RF pushed | error code */
 	shl $32, %rax
 	or GD_EXC_REC + 8, %rax
-	movabs $(1 << 32), %rbx
+	or GD_EXC_REC + 24, %rax
+	movabs $(1 << 32 | 1 << 16), %rbx		/* a fault pushes RF = 1 (SDM vol. 3A 18.3.1.1) */
 	CHECK \gp_bit
 .endm
 
@@ -295,10 +296,13 @@ ud_handler:
 	incq GD_EXC_REC
 	addq $2, (%rsp)
 	iretq
-/* #GP: record the error code, count; skip the 3-byte MOV to CR4. */
+/* #GP: record the error code, RF of the RFLAGS pushed, count; skip the 3-byte MOV to CR4. */
 gp_handler:
 	pop %rax
 	mov %rax, GD_EXC_REC + 8
+	mov 16(%rsp), %rax
+	and $0x10000, %eax
+	mov %rax, GD_EXC_REC + 24
 	incq GD_EXC_REC + 16
 	addq $3, (%rsp)
 	iretq
