@@ -149,6 +149,16 @@ guest_demo_ept:
 	xor %ebx, %ebx
 	CHECK 14
 	EXCEPTIONS 15, 16				/* 15-16: #UD, #GP(0) in the guest's IDT */
+	movq $0, GD_PT_A + (GD_NP_LA >> 12) * 8		/* 18: a #PF of the guest's own (no exit in */
+	invlpg GD_NP_LA					/* EPT mode) whose delivery exits: its frame */
+	mov %rsp, %r13					/* goes to a page EPT has not mapped yet; the */
+	mov $GD_EPT_PF_STACK, %rsp			/* VMM maps it and re-injects the #PF, and CR2 */
+	mov $GD_NP_LA, %rdi				/* is still what the processor loaded */
+	mov (%rdi), %rax
+	mov %r13, %rsp
+	mov GD_PF_REC + 8, %rax
+	mov $GD_NP_LA, %ebx
+	CHECK 18
 	mov $1, %eax					/* 17: CPUID.1:ECX: VMX (5) hidden, OSXSAVE (27) */
 	xor %ecx, %ecx					/* is the guest's CR4.OSXSAVE: 0 */
 	cpuid
