@@ -990,6 +990,34 @@ static void cpuid_filter_hides_pconfig(void **state)
 	vm_del(&vm);
 }
 
+/* CR4 bits of features the guest is not offered (CPUID hides VMX, SMX and
+ * PKS) are reserved for it: its MOV to CR4 setting one must #GP. A bit
+ * clear in the CR4 guest/host mask is the guest's: MOV to CR4 loads it
+ * without a VM exit whenever the processor supports it in VMX operation
+ * (SDM vol. 3C 26.3 MOV to CR4, 25.6.6; IA32_VMX_CR4_FIXED1, 24.8), so on a
+ * processor with SMX or PKS the guest would set SMXE (bit 14) or PKS (bit
+ * 24) unseen. The VMM must own them in both modes, read shadow 0 (the
+ * guest's value), so the MOV exits and gets its #GP(0). With FIXED1 =
+ * Bochs' plus SMXE and PKS: EPT mode owns bits 13, 14, 24 and a MOV to CR4
+ * setting SMXE (0x60a0) is refused; shadow mode owns them too. */
+static void cr4_not_offered_owned(void **state)
+{
+	(void)state;
+	uint64_t not_offered = (1ull << 13) | (1ull << 14) | (1ull << 24);
+	for (int p = VTX_EPT; p <= VTX_SHADOW; p++) {
+		struct vtx_vm vm;
+		vm_new(&vm, (enum vtx_paging)p);
+		assert_int_equal(vmcs_read(CR4_GUEST_HOST_MASK) & not_offered, not_offered);
+		assert_int_equal(vmcs_read(CR4_READ_SHADOW) & not_offered, 0);
+		vm.cfg.cr4_fixed1 |= (1ull << 14) | (1ull << 24);
+		struct vtx_gprs g = { .rax = 0x60a0 };
+		assert_true(exit_now(&vm, &g, EXIT_REASON_CR_ACCESS, QUAL_MOV_TO(4, 0), 0, 3, 0, 0));
+		assert_int_equal(vmcs_read(VM_ENTRY_INTERRUPTION_INFORMATION), 0x80000b0d);
+		assert_int_equal(vmcs_read(GUEST_RIP), 0x1000);
+		vm_del(&vm);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1018,6 +1046,7 @@ int main(void)
 		cmocka_unit_test(segment_bases_in_32bit_code),
 		cmocka_unit_test(pg_cleared_with_pcide_faults),
 		cmocka_unit_test(cpuid_filter_hides_pconfig),
+		cmocka_unit_test(cr4_not_offered_owned),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -79,6 +79,11 @@ void vtx_vm_fini(struct vtx_vm *vm)
 #define SHADOW_CR4_OWNED (VMEM_CR4_PSE | VMEM_CR4_PAE | VMEM_CR4_PGE | VMEM_CR4_LA57 | VMEM_CR4_PCIDE | \
 			  VMEM_CR4_SMEP | VMEM_CR4_SMAP | VMEM_CR4_PKE | VMEM_CR4_PKS)
 #define CR4_SMXE (1ull << 14)
+/* CR4 bits of features not offered to the guest (CPUID.1:ECX[5] VMX, [6]
+ * SMX; PKS, which the engine does not model): reserved for it. Owned in both
+ * modes, or on a processor that supports one the guest's MOV to CR4 would
+ * set it without an exit (SDM vol. 3C 26.3, 25.6.6). */
+#define CR4_NOT_OFFERED (VTX_CR4_VMXE | CR4_SMXE | VMEM_CR4_PKS)
 
 uint64_t vtx_vm_cr0_mask(const struct vtx_vm *vm)
 {
@@ -87,13 +92,12 @@ uint64_t vtx_vm_cr0_mask(const struct vtx_vm *vm)
 
 uint64_t vtx_vm_cr4_mask(const struct vtx_vm *vm)
 {
-	return VTX_CR4_VMXE | (vm->cfg.paging == VTX_SHADOW ? SHADOW_CR4_OWNED : 0);
+	return CR4_NOT_OFFERED | (vm->cfg.paging == VTX_SHADOW ? SHADOW_CR4_OWNED : 0);
 }
 
-/* VMX and SMX are not offered (CPUID.1:ECX[5], [6]); PKS the engine does not model (shadow.h). */
 uint64_t vtx_vm_cr4_allowed(const struct vtx_vm *vm)
 {
-	return vm->cfg.cr4_fixed1 & ~(VTX_CR4_VMXE | CR4_SMXE | VMEM_CR4_PKS);
+	return vm->cfg.cr4_fixed1 & ~CR4_NOT_OFFERED;
 }
 
 /* The VMM owns the bits of mask: the guest reads them from the read shadow
@@ -121,7 +125,7 @@ void vtx_vm_load_paging(struct vtx_vm *vm)
 	vmcs_write(EXCEPTION_BITMAP, exception_bitmap(vm));
 	if (vm->cfg.paging == VTX_EPT) {
 		vmcs_write(EPT_POINTER, vmem_ept_eptp(vm->ept));
-		own_bits(CR4_GUEST_HOST_MASK, CR4_READ_SHADOW, m4, vmcs_read(GUEST_CR4) & ~VTX_CR4_VMXE);
+		own_bits(CR4_GUEST_HOST_MASK, CR4_READ_SHADOW, m4, vmcs_read(GUEST_CR4) & ~CR4_NOT_OFFERED);
 		return;
 	}
 	/* The processor runs the guest on the shadow root with the engine's

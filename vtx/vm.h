@@ -120,7 +120,9 @@ bool vtx_vm_fetch_mov_store(struct vtx_vm *vm, uint64_t rip, struct vtx_mov_stor
 /* The CR0/CR4 bits the VMM owns (guest/host masks, SDM vol. 3C 25.6.6):
  * shadow mode: those the shadow engine reads (PE, NW, CD, PG, WP; PSE, PAE,
  * PGE, LA57, PCIDE, SMEP, SMAP, PKE, PKS); both modes: CR4.VMXE, which VMX
- * operation fixes to 1 (24.8) but the guest, not offered VMX, sees as 0. */
+ * operation fixes to 1 (24.8) but the guest, not offered VMX, sees as 0,
+ * and the other CR4 bits of features not offered (SMXE, PKS): reserved for
+ * the guest, so its MOV setting one must exit and #GP. */
 #define VTX_CR4_VMXE (1ull << 13)
 uint64_t vtx_vm_cr0_mask(const struct vtx_vm *vm);
 uint64_t vtx_vm_cr4_mask(const struct vtx_vm *vm);
