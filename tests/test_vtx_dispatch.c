@@ -854,6 +854,170 @@ static void completed_store_is_the_fault(void **state)
 	vm_del(&vm);
 }
 
+/* EPT mode: #PF is not in the exception bitmap, so the guest's own #PF is
+ * delivered through its IDT (SDM vol. 3C 25.6.3) and the processor loaded
+ * CR2 with the faulting address when it raised it (vol. 3A 6.15, Interrupt
+ * 14). If that delivery then exits (an EPT violation reading IDT entry 14
+ * at GD_IDT + 0xe0, qualification 0x181, IDT-vectoring information
+ * 0x80000b0e: valid, error code, hardware exception, vector 14, 28.2.4),
+ * the VM exit does not touch CR2 (CR2 is not in the VMCS): the VMM
+ * re-injects the #PF and CR2 must still be the guest's 0x1c0123, not
+ * whatever the VMM last injected (0: it never injected a #PF). In shadow
+ * mode every #PF exits, so a #PF being delivered is the VMM's own
+ * injection and its CR2 is the one it injected (GD_NP_LA + 0x10). */
+static void reinjected_pf_keeps_cr2(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_EPT);
+	struct vtx_gprs g = { .rax = 0 };
+	vmx_soft.cr2 = 0x1c0123;
+	assert_true(exit_during(&vm, &g, EXIT_REASON_EPT_VIOLATION, 0x181, GD_IDT + 0xe0, 0, 0, 0, PF_EXIT_INFO));
+	assert_int_equal(vm.n.ept_mapped, 1);
+	assert_int_equal(vmcs_read(VM_ENTRY_INTERRUPTION_INFORMATION), 0x80000b0e);
+	assert_int_equal(vmx_soft.cr2, 0x1c0123);
+	vm_del(&vm);
+
+	vm_new(&vm, VTX_SHADOW);
+	assert_true(exit_now(&vm, &g, EXIT_REASON_EXCEPTION_NMI, GD_NP_LA + 0x10, 0, 0, PF_EXIT_INFO, 0x2));
+	assert_int_equal(vmx_soft.cr2, GD_NP_LA + 0x10);
+	assert_true(exit_during(&vm, &g, EXIT_REASON_EXCEPTION_NMI, GD_IDT + 0xe0, 0, 0, PF_EXIT_INFO, 0, PF_EXIT_INFO));
+	assert_int_equal(vmcs_read(VM_ENTRY_INTERRUPTION_INFORMATION), 0x80000b0e);
+	assert_int_equal(vmx_soft.cr2, GD_NP_LA + 0x10);
+	vm_del(&vm);
+}
+
+/* A fault the VMM injects must carry RF = 1 in the RFLAGS the guest's
+ * handler finds, as a fault raised by the processor does: "for any
+ * fault-class exception except a debug exception generated in response to
+ * an instruction breakpoint, the value pushed for RF is 1" (SDM vol. 3A
+ * 18.3.1.1), so the IRET back to the faulting instruction does not hit its
+ * instruction breakpoint again. VM entry pushes RFLAGS from the guest-state
+ * area and "the value pushed for the RF flag is not modified based on the
+ * type of event being delivered" (vol. 3C 27.6.1.1), and a VM exit caused
+ * by an instruction saves RF = 0 (28.3.3): the VMM sets RF. MOV to CR4
+ * setting VMXE (EPT mode, VMXE owned: exit), RFLAGS 0x2 -> #GP(0) injected,
+ * RFLAGS 0x10002. The #PF and #AC exits save RF = 1 already (28.3.3: the
+ * value the event would have pushed). */
+static void injected_fault_sets_rf(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_EPT);
+	struct vtx_gprs g = { .rax = 0x20a0 | VTX_CR4_VMXE };
+	vmcs_write(GUEST_RFLAGS, 0x2);
+	assert_true(exit_now(&vm, &g, EXIT_REASON_CR_ACCESS, QUAL_MOV_TO(4, 0), 0, 3, 0, 0));
+	assert_int_equal(vmcs_read(VM_ENTRY_INTERRUPTION_INFORMATION), 0x80000b0d);
+	assert_int_equal(vmcs_read(GUEST_RIP), 0x1000);
+	assert_int_equal(vmcs_read(GUEST_RFLAGS), 0x10002);
+	vm_del(&vm);
+}
+
+/* 32-bit code addresses memory through segments (SDM vol. 3A 3.7.4,
+ * Table 3-5): a memory operand whose base register is EBP (or ESP) is
+ * SS-relative, the others DS-relative; instructions are fetched at CS.base
+ * + EIP (3.4.2). Compatibility mode (EFER.LMA = 1, CS.L = 0, D = 1:
+ * 0xc09b) keeps segment bases (3.2.4: only 64-bit mode treats them as 0).
+ * - 89 45 08, mov %eax, 8(%ebp): ModR/M 45 = mod 01 reg 000 rm 101 ([EBP]
+ *   + disp8): with SS base 0x10000, DS base 0 and EBP 0x1000 it stores to
+ *   0x10000 + 0x1000 + 8 = 0x11008, not DS's 0x1008;
+ * - with CS base 0x10000, the MOV at EIP 0x1010 is the bytes at linear
+ *   0x11010 (89 07 there; at linear 0x1010 something else: 8b 07). */
+static void segment_bases_in_32bit_code(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_SHADOW);
+	struct vtx_mov_store m;
+	assert_int_equal(vtx_decode_mov_store((const uint8_t *)"\x89\x45\x08", 3, false, &m), 3);
+	vmcs_write(GUEST_SS_BASE, 0x10000);
+	vmcs_write(GUEST_DS_BASE, 0);
+	struct vtx_gprs g = { .rbp = 0x1000 };
+	assert_int_equal(vtx_mov_store_la(&m, &g), 0x11008);
+	assert_true(vtx_mov_store_is_fault(&m, &g, 0x11008));
+
+	vmcs_write(GUEST_CS_ACCESS_RIGHTS, 0xc09b);
+	vmcs_write(GUEST_CS_BASE, 0x10000);
+	memcpy(ram + 0x1010, "\x8b\x07", 2);
+	memcpy(ram + 0x11010, "\x89\x07", 2);
+	assert_true(vtx_vm_fetch_mov_store(&vm, 0x1010, &m));
+	assert_int_equal(m.len, 2);
+	vm_del(&vm);
+}
+
+/* MOV to CR0 clearing PG while CR4.PCIDE = 1 raises #GP(0) (SDM vol. 3A
+ * 4.10.1: "MOV to CR0 causes a general-protection exception if it would
+ * clear CR0.PG to 0 while CR4.PCIDE = 1"; vol. 2B MOV CR). In compatibility
+ * mode (CS 0xc09b, LMA = 1) clearing PG is otherwise the way out of IA-32e
+ * mode (vol. 3A 10.8.5.4), which the driver does not model (it stops the
+ * guest), but with PCIDE = 1 the architectural answer is the #GP: the guest
+ * gets it, RIP and registers unchanged. PCIDE is set first from 64-bit code
+ * with CR3[11:0] = 0 (0x200a0: PAE, PGE, PCIDE). */
+static void pg_cleared_with_pcide_faults(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_SHADOW);
+	struct vtx_gprs g = { .rax = 0x200a0, .rbx = 0x00010033 };
+	assert_true(exit_now(&vm, &g, EXIT_REASON_CR_ACCESS, QUAL_MOV_TO(4, 0), 0, 3, 0, 0));
+	assert_int_equal(vmem_shadow_regs(vm.sh)->cr4, 0x200a0);
+	vmcs_write(GUEST_CS_ACCESS_RIGHTS, 0xc09b);
+	vmem_regs before = *vmem_shadow_regs(vm.sh);
+	assert_true(exit_now(&vm, &g, EXIT_REASON_CR_ACCESS, QUAL_MOV_TO(0, 3), 0, 3, 0, 0));
+	assert_gp_injected(&vm, &before);
+	vm_del(&vm);
+}
+
+/* The CPUID filter on a host that has every feature (all ones), so the
+ * answer does not depend on the machine running the test. PCONFIG
+ * (CPUID.(EAX=07H,ECX=0):EDX[18]) must be hidden like INVPCID and WAITPKG:
+ * secondary control 27 "enable PCONFIG" is 0 (the driver sets only "enable
+ * EPT"), and then "any execution of PCONFIG causes #UD" (SDM vol. 3C
+ * 25.6.2, Table 25-7). The other bits of leaf 7.0 the table names: EBX[10]
+ * INVPCID, ECX[5] WAITPKG, ECX[22] RDPID, ECX[31] PKS hidden; ECX[4]
+ * OSPKE = the guest's CR4.PKE (0 here: CR4 0xa0). */
+static void cpuid_filter_hides_pconfig(void **state)
+{
+	(void)state;
+	struct vtx_vm vm;
+	vm_new(&vm, VTX_EPT);
+	uint32_t r[4] = { ~0u, ~0u, ~0u, ~0u };
+	vtx_cpuid_filter(&vm, 7, 0, r);
+	assert_int_equal(r[3] & (1u << 18), 0);
+	assert_int_equal(r[1] & (1u << 10), 0);
+	assert_int_equal(r[2] & ((1u << 4) | (1u << 5) | (1u << 22) | (1u << 31)), 0);
+	assert_int_equal(r[0], ~0u);
+	vm_del(&vm);
+}
+
+/* CR4 bits of features the guest is not offered (CPUID hides VMX, SMX and
+ * PKS) are reserved for it: its MOV to CR4 setting one must #GP. A bit
+ * clear in the CR4 guest/host mask is the guest's: MOV to CR4 loads it
+ * without a VM exit whenever the processor supports it in VMX operation
+ * (SDM vol. 3C 26.3 MOV to CR4, 25.6.6; IA32_VMX_CR4_FIXED1, 24.8), so on a
+ * processor with SMX or PKS the guest would set SMXE (bit 14) or PKS (bit
+ * 24) unseen. The VMM must own them in both modes, read shadow 0 (the
+ * guest's value), so the MOV exits and gets its #GP(0). With FIXED1 =
+ * Bochs' plus SMXE and PKS: EPT mode owns bits 13, 14, 24 and a MOV to CR4
+ * setting SMXE (0x60a0) is refused; shadow mode owns them too. */
+static void cr4_not_offered_owned(void **state)
+{
+	(void)state;
+	uint64_t not_offered = (1ull << 13) | (1ull << 14) | (1ull << 24);
+	for (int p = VTX_EPT; p <= VTX_SHADOW; p++) {
+		struct vtx_vm vm;
+		vm_new(&vm, (enum vtx_paging)p);
+		assert_int_equal(vmcs_read(CR4_GUEST_HOST_MASK) & not_offered, not_offered);
+		assert_int_equal(vmcs_read(CR4_READ_SHADOW) & not_offered, 0);
+		vm.cfg.cr4_fixed1 |= (1ull << 14) | (1ull << 24);
+		struct vtx_gprs g = { .rax = 0x60a0 };
+		assert_true(exit_now(&vm, &g, EXIT_REASON_CR_ACCESS, QUAL_MOV_TO(4, 0), 0, 3, 0, 0));
+		assert_int_equal(vmcs_read(VM_ENTRY_INTERRUPTION_INFORMATION), 0x80000b0d);
+		assert_int_equal(vmcs_read(GUEST_RIP), 0x1000);
+		vm_del(&vm);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -877,6 +1041,12 @@ int main(void)
 		cmocka_unit_test(exception_bitmap_only_what_the_vmm_needs),
 		cmocka_unit_test(cpuid_hides_what_is_not_virtualised),
 		cmocka_unit_test(decode_follows_code_segment),
+		cmocka_unit_test(reinjected_pf_keeps_cr2),
+		cmocka_unit_test(injected_fault_sets_rf),
+		cmocka_unit_test(segment_bases_in_32bit_code),
+		cmocka_unit_test(pg_cleared_with_pcide_faults),
+		cmocka_unit_test(cpuid_filter_hides_pconfig),
+		cmocka_unit_test(cr4_not_offered_owned),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

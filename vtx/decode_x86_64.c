@@ -35,7 +35,11 @@ unsigned vtx_decode_mov_store(const uint8_t *insn, size_t n, bool code64, struct
 uint64_t vtx_mov_store_la(const struct vtx_mov_store *m, const struct vtx_gprs *g)
 {
 	uint64_t ea = vtx_gpr_get(g, m->base) + (uint64_t)(int64_t)m->disp;
-	return m->code64 ? ea : (uint32_t)(vmcs_read(GUEST_DS_BASE) + (uint32_t)ea);
+	if (m->code64)
+		return ea;
+	/* A base of EBP makes the operand SS-relative (SDM vol. 3A 3.7.4, Table 3-5; ESP needs a SIB: refused). */
+	uint64_t base = vmcs_read(m->base == 5 ? GUEST_SS_BASE : GUEST_DS_BASE);
+	return (uint32_t)(base + (uint32_t)ea);
 }
 
 bool vtx_mov_store_is_fault(const struct vtx_mov_store *m, const struct vtx_gprs *g, uint64_t la)

@@ -100,7 +100,11 @@ static void reinject(struct vtx_vm *vm, const struct vtx_exit *e)
 	vmcs_write(VM_ENTRY_EXCEPTION_ERROR_CODE, has_err ? e->idt_err : 0);
 	if (type >= 4)
 		vmcs_write(VM_ENTRY_INSTRUCTION_LENGTH, e->instr_len);
-	if (type == 3 && vec == VECTOR_PF) /* the #PF being delivered keeps its CR2 */
+	/* A #PF being delivered is the VMM's own injection when #PF exits
+	 * (exception bitmap, PFEC mask/match 0: every #PF; SDM vol. 3C 25.6.3):
+	 * it keeps the CR2 injected. Otherwise the processor raised it and
+	 * loaded CR2 itself (vol. 3A 6.15, Interrupt 14); the exit left it alone. */
+	if (type == 3 && vec == VECTOR_PF && (vmcs_read(EXCEPTION_BITMAP) & (1u << VECTOR_PF)))
 		vmx_set_guest_cr2(vm ? vm->pending_cr2 : 0);
 	if (vm)
 		vm->n.reinjected++;

@@ -17,12 +17,14 @@ struct cpuid_rule {
 /* Hidden: VMX (no nested VMX: VMXON would exit and stop the guest), SMX;
  * RDTSCP and RDPID ("enable RDTSCP" is 0: #UD, vol. 3C 26.1.2), INVPCID
  * ("enable INVPCID" 0: #UD), WAITPKG ("enable user wait and pause" 0: #UD),
- * XSAVES/XRSTORS ("enable XSAVES/XRSTORS" 0: #UD), PKS (not modelled by the
+ * XSAVES/XRSTORS ("enable XSAVES/XRSTORS" 0: #UD), PCONFIG ("enable PCONFIG"
+ * 0: #UD, vol. 3C Table 25-7), PKS (not modelled by the
  * shadow engine; CR4.PKS is reserved for the guest). */
 static const struct cpuid_rule rules[] = {
 	{ 1, ~0u, 2, BIT(5) | BIT(6), BIT(27), CR4_OSXSAVE },
 	{ 7, 0, 1, BIT(10), 0, 0 },
 	{ 7, 0, 2, BIT(5) | BIT(22) | BIT(31), BIT(4), VMEM_CR4_PKE },
+	{ 7, 0, 3, BIT(18), 0, 0 },
 	{ 0xd, 1, 0, BIT(3), 0, 0 },
 	{ 0x80000001, ~0u, 3, BIT(27), 0, 0 },
 };
@@ -30,6 +32,11 @@ static const struct cpuid_rule rules[] = {
 void vtx_cpuid(struct vtx_vm *vm, uint32_t leaf, uint32_t sub, uint32_t r[4])
 {
 	cpuid(leaf, sub, r);
+	vtx_cpuid_filter(vm, leaf, sub, r);
+}
+
+void vtx_cpuid_filter(struct vtx_vm *vm, uint32_t leaf, uint32_t sub, uint32_t r[4])
+{
 	uint64_t cr4 = vtx_guest_cr4(vm);
 	for (unsigned i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
 		const struct cpuid_rule *c = &rules[i];

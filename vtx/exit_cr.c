@@ -49,8 +49,9 @@ static bool cr0_faults(const struct cr_state *s, uint64_t v)
 		return true; /* bits 63:32 are reserved (bits 31:0's reserved ones are ignored) */
 	if (((v & VMEM_CR0_PG) && !(v & VMEM_CR0_PE)) || ((v & CR0_NW) && !(v & CR0_CD)))
 		return true;
-	if (s->code64 && !(v & VMEM_CR0_PG))
-		return true; /* 64-bit mode cannot turn paging off */
+	/* Paging cannot be turned off in 64-bit mode, nor while CR4.PCIDE = 1 (vol. 3A 4.10.1). */
+	if (!(v & VMEM_CR0_PG) && (s->code64 || (s->cr4 & VMEM_CR4_PCIDE)))
+		return true;
 	/* Activating IA-32e mode (LME = 1) needs PAE (vol. 3A 10.8.5). */
 	if (!(s->cr0 & VMEM_CR0_PG) && (v & VMEM_CR0_PG) && (s->efer & VMEM_EFER_LME) && !(s->cr4 & VMEM_CR4_PAE))
 		return true;

@@ -50,10 +50,11 @@
 	mov %cr4, %rax
 	bts $13, %rax
 	mov %rax, %cr4
-	mov GD_EXC_REC + 16, %rax			/* count << 32 | error code */
+	mov GD_EXC_REC + 16, %rax			/* count << 32 | RF pushed | error code */
 	shl $32, %rax
 	or GD_EXC_REC + 8, %rax
-	movabs $(1 << 32), %rbx
+	or GD_EXC_REC + 24, %rax
+	movabs $(1 << 32 | 1 << 16), %rbx		/* a fault pushes RF = 1 (SDM vol. 3A 18.3.1.1) */
 	CHECK \gp_bit
 .endm
 
@@ -148,6 +149,16 @@ guest_demo_ept:
 	xor %ebx, %ebx
 	CHECK 14
 	EXCEPTIONS 15, 16				/* 15-16: #UD, #GP(0) in the guest's IDT */
+	movq $0, GD_PT_A + (GD_NP_LA >> 12) * 8		/* 18: a #PF of the guest's own (no exit in */
+	invlpg GD_NP_LA					/* EPT mode) whose delivery exits: its frame */
+	mov %rsp, %r13					/* goes to a page EPT has not mapped yet; the */
+	mov $GD_EPT_PF_STACK, %rsp			/* VMM maps it and re-injects the #PF, and CR2 */
+	mov $GD_NP_LA, %rdi				/* is still what the processor loaded */
+	mov (%rdi), %rax
+	mov %r13, %rsp
+	mov GD_PF_REC + 8, %rax
+	mov $GD_NP_LA, %ebx
+	CHECK 18
 	mov $1, %eax					/* 17: CPUID.1:ECX: VMX (5) hidden, OSXSAVE (27) */
 	xor %ecx, %ecx					/* is the guest's CR4.OSXSAVE: 0 */
 	cpuid
@@ -295,10 +306,13 @@ ud_handler:
 	incq GD_EXC_REC
 	addq $2, (%rsp)
 	iretq
-/* #GP: record the error code, count; skip the 3-byte MOV to CR4. */
+/* #GP: record the error code, RF of the RFLAGS pushed, count; skip the 3-byte MOV to CR4. */
 gp_handler:
 	pop %rax
 	mov %rax, GD_EXC_REC + 8
+	mov 16(%rsp), %rax
+	and $0x10000, %eax
+	mov %rax, GD_EXC_REC + 24
 	incq GD_EXC_REC + 16
 	addq $3, (%rsp)
 	iretq

@@ -79,6 +79,11 @@ void vtx_vm_fini(struct vtx_vm *vm)
 #define SHADOW_CR4_OWNED (VMEM_CR4_PSE | VMEM_CR4_PAE | VMEM_CR4_PGE | VMEM_CR4_LA57 | VMEM_CR4_PCIDE | \
 			  VMEM_CR4_SMEP | VMEM_CR4_SMAP | VMEM_CR4_PKE | VMEM_CR4_PKS)
 #define CR4_SMXE (1ull << 14)
+/* CR4 bits of features not offered to the guest (CPUID.1:ECX[5] VMX, [6]
+ * SMX; PKS, which the engine does not model): reserved for it. Owned in both
+ * modes, or on a processor that supports one the guest's MOV to CR4 would
+ * set it without an exit (SDM vol. 3C 26.3, 25.6.6). */
+#define CR4_NOT_OFFERED (VTX_CR4_VMXE | CR4_SMXE | VMEM_CR4_PKS)
 
 uint64_t vtx_vm_cr0_mask(const struct vtx_vm *vm)
 {
@@ -87,13 +92,12 @@ uint64_t vtx_vm_cr0_mask(const struct vtx_vm *vm)
 
 uint64_t vtx_vm_cr4_mask(const struct vtx_vm *vm)
 {
-	return VTX_CR4_VMXE | (vm->cfg.paging == VTX_SHADOW ? SHADOW_CR4_OWNED : 0);
+	return CR4_NOT_OFFERED | (vm->cfg.paging == VTX_SHADOW ? SHADOW_CR4_OWNED : 0);
 }
 
-/* VMX and SMX are not offered (CPUID.1:ECX[5], [6]); PKS the engine does not model (shadow.h). */
 uint64_t vtx_vm_cr4_allowed(const struct vtx_vm *vm)
 {
-	return vm->cfg.cr4_fixed1 & ~(VTX_CR4_VMXE | CR4_SMXE | VMEM_CR4_PKS);
+	return vm->cfg.cr4_fixed1 & ~CR4_NOT_OFFERED;
 }
 
 /* The VMM owns the bits of mask: the guest reads them from the read shadow
@@ -121,7 +125,7 @@ void vtx_vm_load_paging(struct vtx_vm *vm)
 	vmcs_write(EXCEPTION_BITMAP, exception_bitmap(vm));
 	if (vm->cfg.paging == VTX_EPT) {
 		vmcs_write(EPT_POINTER, vmem_ept_eptp(vm->ept));
-		own_bits(CR4_GUEST_HOST_MASK, CR4_READ_SHADOW, m4, vmcs_read(GUEST_CR4) & ~VTX_CR4_VMXE);
+		own_bits(CR4_GUEST_HOST_MASK, CR4_READ_SHADOW, m4, vmcs_read(GUEST_CR4) & ~CR4_NOT_OFFERED);
 		return;
 	}
 	/* The processor runs the guest on the shadow root with the engine's
@@ -201,17 +205,24 @@ bool vtx_vm_fetch_mov_store(struct vtx_vm *vm, uint64_t rip, struct vtx_mov_stor
 		rt_printf("vtx-main: 16-bit code at rip 0x%lx: its MOV is not decoded\n", rip);
 		return false;
 	}
+	/* Outside 64-bit mode the instruction is at CS.base + EIP (3.4.2, 3.2.4). */
+	uint64_t la = code64 ? rip : (uint32_t)(vmcs_read(GUEST_CS_BASE) + (uint32_t)rip);
 	uint8_t insn[15];
-	size_t n = 4096 - (rip & 0xfff);
+	size_t n = 4096 - (la & 0xfff);
 	if (n > sizeof(insn))
 		n = sizeof(insn);
-	return !vtx_vm_read_linear(vm, rip, insn, n) && vtx_decode_mov_store(insn, n, code64, out);
+	return !vtx_vm_read_linear(vm, la, insn, n) && vtx_decode_mov_store(insn, n, code64, out);
 }
 
 /* VM-entry interruption information: vector, type 3 (hardware exception),
- * deliver-error-code, valid (SDM vol. 3C 25.8.3, Table 25-17). */
+ * deliver-error-code, valid (SDM vol. 3C 25.8.3, Table 25-17). A fault
+ * pushes RF = 1 (vol. 3A 18.3.1.1), but VM entry pushes RFLAGS as the
+ * guest-state area has it (vol. 3C 27.6.1.1) and an instruction's exit saved
+ * RF = 0 (28.3.3): the VMM sets it. */
 void vtx_vm_inject(struct vtx_vm *vm, unsigned vector, bool has_err, uint32_t err, uint64_t cr2)
 {
+	if (vector < 32 && ((EXC_FAULT_CLASS >> vector) & 1))
+		vmcs_write(GUEST_RFLAGS, vmcs_read(GUEST_RFLAGS) | RFLAGS_RF);
 	uint32_t info = INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | (vector & 0xff);
 	if (has_err)
 		info |= INTR_INFO_DELIVER_ERR;

@@ -99,8 +99,9 @@ struct vtx_mov_store {
 };
 unsigned vtx_decode_mov_store(const uint8_t *insn, size_t n, bool code64, struct vtx_mov_store *out);
 /* The linear address the decoded MOV stores to (SDM vol. 3A 3.7.5): base
- * register + displacement, in 64-bit code (DS base ignored, 3.2.4) as 64
- * bits, else 32 bits plus the DS base, wrapping at 4 GiB. */
+ * register + displacement, in 64-bit code (segment bases ignored, 3.2.4) as
+ * 64 bits, else 32 bits plus the DS base (SS for an EBP base, 3.7.4),
+ * wrapping at 4 GiB. */
 uint64_t vtx_mov_store_la(const struct vtx_mov_store *m, const struct vtx_gprs *g);
 /* Whether the fault at linear address la was this MOV's own store: its first
  * byte (a store whose first page faults reports its start; one whose second
@@ -109,8 +110,9 @@ uint64_t vtx_mov_store_la(const struct vtx_mov_store *m, const struct vtx_gprs *
  * faulted (another vCPU rewrote it, or a different access faulted): the VMM
  * must not complete it. */
 bool vtx_mov_store_is_fault(const struct vtx_mov_store *m, const struct vtx_gprs *g, uint64_t la);
-/* The MOV store at guest-linear rip, read through the guest's paging (at
- * most 15 bytes, the longest instruction, not past rip's page) and decoded
+/* The MOV store at rip (64-bit code: the linear address; else CS.base +
+ * EIP), read through the guest's paging (at most 15 bytes, the longest
+ * instruction, not past its page) and decoded
  * as the code segment's mode reads it: 64-bit or 32-bit code; 16-bit code
  * (16-bit ModR/M and operands) is refused. */
 bool vtx_vm_fetch_mov_store(struct vtx_vm *vm, uint64_t rip, struct vtx_mov_store *out);
@@ -118,7 +120,9 @@ bool vtx_vm_fetch_mov_store(struct vtx_vm *vm, uint64_t rip, struct vtx_mov_stor
 /* The CR0/CR4 bits the VMM owns (guest/host masks, SDM vol. 3C 25.6.6):
  * shadow mode: those the shadow engine reads (PE, NW, CD, PG, WP; PSE, PAE,
  * PGE, LA57, PCIDE, SMEP, SMAP, PKE, PKS); both modes: CR4.VMXE, which VMX
- * operation fixes to 1 (24.8) but the guest, not offered VMX, sees as 0. */
+ * operation fixes to 1 (24.8) but the guest, not offered VMX, sees as 0,
+ * and the other CR4 bits of features not offered (SMXE, PKS): reserved for
+ * the guest, so its MOV setting one must exit and #GP. */
 #define VTX_CR4_VMXE (1ull << 13)
 uint64_t vtx_vm_cr0_mask(const struct vtx_vm *vm);
 uint64_t vtx_vm_cr4_mask(const struct vtx_vm *vm);
@@ -130,6 +134,8 @@ uint64_t vtx_vm_cr4_allowed(const struct vtx_vm *vm);
 uint64_t vtx_guest_cr4(const struct vtx_vm *vm);
 /* exit_cpuid.c: CPUID as the guest sees it. */
 void vtx_cpuid(struct vtx_vm *vm, uint32_t leaf, uint32_t sub, uint32_t r[4]);
+/* What vtx_cpuid does to the host's answer r. */
+void vtx_cpuid_filter(struct vtx_vm *vm, uint32_t leaf, uint32_t sub, uint32_t r[4]);
 
 /* General-purpose register n as exit qualifications number them (Table 28-3): RSP lives in the VMCS. */
 uint64_t vtx_gpr_get(const struct vtx_gprs *g, unsigned n);

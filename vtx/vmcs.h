@@ -140,6 +140,9 @@ enum vmcs_field {
 #define INTR_INFO_VECTOR(i)   ((i) & 0xff)
 #define INTR_INFO_TYPE(i)     (((i) >> 8) & 7)
 #define INTR_INFO_NMI_UNBLOCK (1u << 12) /* VM-exit interruption information: NMI unblocking due to IRET (28.2.2) */
+/* Fault-class exceptions (SDM vol. 3A 6.15, Table 6-1): all but #DB (fault
+ * or trap), NMI, #BP and #OF (traps), #DF and #MC (aborts). */
+#define EXC_FAULT_CLASS (~((1u << 1) | (1u << 2) | (1u << 3) | (1u << 4) | (1u << 8) | (1u << 18)))
 #define VECTOR_UD 6
 #define VECTOR_DF 8
 #define VECTOR_GP 13
