@@ -231,6 +231,28 @@ static bool pmls_ok(vmem_pml *const *pml, unsigned n)
 	return true;
 }
 
+/* Modes whose logs may not share a page (bit m of clash[mode]): a leaf has
+ * one W and one D. WP logs share W (a write's violation, SDM 29.3.3.2,
+ * reaches one log, which gives W back); EPT_D shares D with EPT_D and PML
+ * (D is set only when clear, 29.3.5: a harvest that clears it for one log
+ * hides the write from the other; PML clears it to log the next write,
+ * 29.3.6). PML logs share the vCPUs' PMLs, which fill every one. */
+static const uint8_t clash[4] = {
+	[VMEM_DIRTY_WP] = 1u << VMEM_DIRTY_WP,
+	[VMEM_DIRTY_EPT_D] = 1u << VMEM_DIRTY_EPT_D | 1u << VMEM_DIRTY_PML,
+	[VMEM_DIRTY_PML] = 1u << VMEM_DIRTY_EPT_D,
+};
+
+/* Whether another log of d's EPT, on, shares a page with d and a flag with mode. */
+static bool shares_flag(vmem_dirty *d, vmem_dirty_mode mode)
+{
+	for (struct vmi_ept_log *w = vmi_ept_logs(d->ept); w; w = w->next)
+		if (w != &d->watch && w->on && w->lo < d->watch.hi && d->watch.lo < w->hi &&
+		    ((clash[mode] >> __atomic_load_n(&log_of(w)->mode, __ATOMIC_RELAXED)) & 1))
+			return true;
+	return false;
+}
+
 /* The mode, with PML mode's n PMLs (n is 0 otherwise). */
 static vmem_err set_mode(vmem_dirty *d, vmem_dirty_mode mode, vmem_pml *const *pml, unsigned n, vmem_ept_flush *flush)
 {
@@ -239,6 +261,8 @@ static vmem_err set_mode(vmem_dirty *d, vmem_dirty_mode mode, vmem_pml *const *p
 		return VMEM_E_INVAL;
 	if ((mode == VMEM_DIRTY_EPT_D || mode == VMEM_DIRTY_PML) && !d->ad)
 		return VMEM_E_INVAL; /* dirty flags need EPTP bit 6 */
+	if (shares_flag(d, mode))
+		return VMEM_E_OVERLAP;
 	bool needs_split = mode == VMEM_DIRTY_EPT_D || mode == VMEM_DIRTY_PML;
 	/* The splits are the only step that can fail: first, so that failure
 	 * changes no mode (a split keeps the translations). */

@@ -1003,6 +1003,63 @@ static void test_pml_two_vcpus(void **s)
 	logged_end(&lg);
 }
 
+/* Logs of one EPT whose ranges share a page must not share a flag of its
+ * leaf (dirty.h): each leaf has one W and one D. Worked by hand, logs d1
+ * of [0, 2M) and d2 of [1M, 3M) (pages 0x100..0x1ff in both):
+ *   WP + WP        one W: the page's first write is one EPT violation
+ *                  (SDM 29.3.3.2), handed to one log, which gives W back;
+ *                  the other log never sees a fault for it
+ *   EPT_D + EPT_D  the processor sets D only when it is clear (SDM 29.3.5):
+ *                  d1's harvest clears it and reports the page; d2's finds
+ *                  D clear and the write is lost to it
+ *   EPT_D + PML    the PML log's harvest clears D to log the next write
+ *                  (SDM 29.3.6), and entering PML clears D: the EPT_D
+ *                  log loses the write either way
+ * So those pairs are refused (VMEM_E_OVERLAP, the mode unchanged), in
+ * either order; PML + PML (each write is in the vCPU's PML, which fills
+ * every log, dirty.h) and WP with EPT_D or PML (W and D apart) overlap
+ * fine; adjacent logs ([2M, 4M) beside d1) share no leaf: any pair. */
+static void test_overlapping_logs_share_no_flag(void **s)
+{
+	(void)s;
+	static const bool clash[4][4] = {
+		[VMEM_DIRTY_WP] = { [VMEM_DIRTY_WP] = true },
+		[VMEM_DIRTY_EPT_D] = { [VMEM_DIRTY_EPT_D] = true, [VMEM_DIRTY_PML] = true },
+		[VMEM_DIRTY_PML] = { [VMEM_DIRTY_EPT_D] = true },
+	};
+	uint64_t log[512], bm[NPAGES / 64];
+	vmem_pml pml = { log, 511 };
+	for (unsigned m1 = VMEM_DIRTY_WP; m1 <= VMEM_DIRTY_PML; m1++)
+		for (unsigned m2 = VMEM_DIRTY_WP; m2 <= VMEM_DIRTY_PML; m2++) {
+			vmem_ept *e = mk(true);
+			vmem_dirty *d1 = start(e, 0, M2, m1, &pml), *d2;
+			vmem_dirty_free(start(e, M2, M2, m2, &pml)); /* adjacent to d1 */
+			assert_int_equal(vmem_dirty_new(NULL, e, M2 / 2, M2, &d2), VMEM_OK);
+			assert_int_equal(vmem_dirty_set_mode(d2, (vmem_dirty_mode)m2, &pml, NULL),
+					 clash[m1][m2] ? VMEM_E_OVERLAP : VMEM_OK);
+			assert_int_equal(vmem_dirty_get_mode(d2), clash[m1][m2] ? VMEM_DIRTY_OFF : m2);
+			/* The other order: d2 on first (when it could be), then d1. */
+			if (clash[m1][m2]) {
+				assert_int_equal(vmem_dirty_set_mode(d1, VMEM_DIRTY_OFF, NULL, NULL), VMEM_OK);
+				assert_int_equal(vmem_dirty_set_mode(d2, (vmem_dirty_mode)m2, &pml, NULL), VMEM_OK);
+				assert_int_equal(vmem_dirty_set_mode(d1, (vmem_dirty_mode)m1, &pml, NULL), VMEM_E_OVERLAP);
+				assert_int_equal(vmem_dirty_get_mode(d1), VMEM_DIRTY_OFF);
+			}
+			if (m1 == VMEM_DIRTY_EPT_D && m2 == VMEM_DIRTY_EPT_D) {
+				/* Only d2 is on: a write of page 0x180 is d2's (its bit 0x80). */
+				unsigned lvl;
+				*leaf_of(e, 0x180000, &lvl) |= VMEM_EPT_A | VMEM_EPT_D; /* the processor's write */
+				assert_int_equal(vmem_dirty_harvest(d1, bm, NULL), VMEM_OK);
+				assert_int_equal(vmem_dirty_harvest(d2, bm, NULL), VMEM_OK);
+				for (unsigned i = 0; i < NPAGES / 2; i++)
+					assert_int_equal(bit(bm, i), i == 0x80);
+			}
+			vmem_dirty_free(d2);
+			vmem_dirty_free(d1);
+			vmem_ept_free(e);
+		}
+}
+
 /* Race: a writer (the processor, or the VMM's WP fault path) against a
  * harvester. The contract (dirty.h): a write racing with a harvest is
  * reported by it or by the next. So a write completed before harvest h
@@ -1211,6 +1268,7 @@ int main(void)
 		cmocka_unit_test(test_leaf_hook_fail_alloc),
 		cmocka_unit_test(test_pml_shared_by_two_logs),
 		cmocka_unit_test(test_pml_two_vcpus),
+		cmocka_unit_test(test_overlapping_logs_share_no_flag),
 		cmocka_unit_test(test_race_ept_d),
 		cmocka_unit_test(test_race_wp),
 		cmocka_unit_test(test_race_pml),
