@@ -1060,6 +1060,87 @@ static void test_overlapping_logs_share_no_flag(void **s)
 		}
 }
 
+/* A switch between logging modes while a vCPU writes (set_mode may run
+ * beside the guest, test_wp_fault_after_switch) keeps logging throughout:
+ * "pages dirtied so far stay in the bitmap" (dirty.h), and a write is
+ * reported by some harvest. The vCPU writes as the processor does: a
+ * leaf without W is an EPT violation (SDM 29.3.3.2) that the VMM hands to
+ * vmem_dirty_wp_fault before the write is retried; with W the write sets
+ * D if it is clear (SDM 29.3.5, EPT A/D on). Worked by hand, the switch
+ * that loses a write without this: EPT_D -> EPT_D collects D into the
+ * bitmap, then clears D to start the new mode; a write between the two
+ * passes sets D after the collect and loses it to the clear. Likewise
+ * EPT_D -> WP (a write before its page is armed, after the collect),
+ * WP -> EPT_D and WP -> WP (a page given W back by leaving WP is written
+ * before the new mode sees it). Each page of [0, 4M) is written once,
+ * one write per switch, while the log cycles EPT_D, EPT_D, WP, WP: the
+ * harvests together (and the one after the last write) report all 1024. */
+struct switcher {
+	vmem_ept *e;
+	vmem_dirty *d;
+	unsigned switches;
+	int done, bad;
+};
+
+static void *switch_writer(void *arg)
+{
+	struct switcher *w = arg;
+	for (unsigned p = 0; p < NPAGES && !w->bad; p++) {
+		unsigned lvl, seen = __atomic_load_n(&w->switches, __ATOMIC_SEQ_CST);
+		while (__atomic_load_n(&w->switches, __ATOMIC_SEQ_CST) == seen)
+			sched_yield(); /* one write per switch, at any point of the next */
+		uint64_t *l = leaf_of(w->e, (uint64_t)p << 12, &lvl);
+		for (;;) {
+			uint64_t v = __atomic_load_n(l, __ATOMIC_SEQ_CST);
+			bool handled;
+			if (!(v & VMEM_EPT_W)) {
+				if (vmem_dirty_wp_fault(w->d, (uint64_t)p << 12, &handled, NULL) || !handled)
+					__atomic_store_n(&w->bad, 1, __ATOMIC_SEQ_CST);
+				if (w->bad)
+					break;
+				continue;
+			}
+			if ((v & VMEM_EPT_D) ||
+			    __atomic_compare_exchange_n(l, &v, v | VMEM_EPT_A | VMEM_EPT_D, false, __ATOMIC_SEQ_CST,
+							__ATOMIC_SEQ_CST))
+				break;
+		}
+	}
+	__atomic_store_n(&w->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static void test_race_mode_switch(void **s)
+{
+	(void)s;
+	static const vmem_dirty_mode cycle[4] = { VMEM_DIRTY_EPT_D, VMEM_DIRTY_EPT_D, VMEM_DIRTY_WP, VMEM_DIRTY_WP };
+	struct switcher w = { 0 };
+	uint64_t bm[NPAGES / 64], all[NPAGES / 64] = { 0 };
+	w.e = mk(true);
+	assert_int_equal(vmem_ept_split(w.e, 0, 2 * M2, NULL), VMEM_OK); /* the writer's leaf pointers stay valid */
+	w.d = start(w.e, 0, 2 * M2, VMEM_DIRTY_EPT_D, NULL);
+	pthread_t t;
+	pthread_create(&t, NULL, switch_writer, &w);
+	for (unsigned k = 1; !__atomic_load_n(&w.done, __ATOMIC_SEQ_CST); k++) {
+		assert_int_equal(vmem_dirty_set_mode(w.d, cycle[k % 4], NULL, NULL), VMEM_OK);
+		__atomic_fetch_add(&w.switches, 1, __ATOMIC_SEQ_CST);
+		if (k % 16 == 0) {
+			assert_int_equal(vmem_dirty_harvest(w.d, bm, NULL), VMEM_OK);
+			for (unsigned i = 0; i < NPAGES / 64; i++)
+				all[i] |= bm[i];
+		}
+	}
+	pthread_join(t, NULL);
+	assert_int_equal(w.bad, 0);
+	assert_int_equal(vmem_dirty_harvest(w.d, bm, NULL), VMEM_OK);
+	unsigned lost = 0;
+	for (unsigned i = 0; i < NPAGES; i++)
+		lost += !bit(all, i) && !bit(bm, i);
+	assert_int_equal(lost, 0);
+	vmem_dirty_free(w.d);
+	vmem_ept_free(w.e);
+}
+
 /* Race: a writer (the processor, or the VMM's WP fault path) against a
  * harvester. The contract (dirty.h): a write racing with a harvest is
  * reported by it or by the next. So a write completed before harvest h
@@ -1275,6 +1356,7 @@ int main(void)
 		cmocka_unit_test(test_race_pml_drainer),
 		cmocka_unit_test(test_race_ept_d_walk),
 		cmocka_unit_test(test_race_pml_walk),
+		cmocka_unit_test(test_race_mode_switch),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
