@@ -231,6 +231,28 @@ static bool pmls_ok(vmem_pml *const *pml, unsigned n)
 	return true;
 }
 
+/* Modes whose logs may not share a page (bit m of clash[mode]): a leaf has
+ * one W and one D. WP logs share W (a write's violation, SDM 29.3.3.2,
+ * reaches one log, which gives W back); EPT_D shares D with EPT_D and PML
+ * (D is set only when clear, 29.3.5: a harvest that clears it for one log
+ * hides the write from the other; PML clears it to log the next write,
+ * 29.3.6). PML logs share the vCPUs' PMLs, which fill every one. */
+static const uint8_t clash[4] = {
+	[VMEM_DIRTY_WP] = 1u << VMEM_DIRTY_WP,
+	[VMEM_DIRTY_EPT_D] = 1u << VMEM_DIRTY_EPT_D | 1u << VMEM_DIRTY_PML,
+	[VMEM_DIRTY_PML] = 1u << VMEM_DIRTY_EPT_D,
+};
+
+/* Whether another log of d's EPT, on, shares a page with d and a flag with mode. */
+static bool shares_flag(vmem_dirty *d, vmem_dirty_mode mode)
+{
+	for (struct vmi_ept_log *w = vmi_ept_logs(d->ept); w; w = w->next)
+		if (w != &d->watch && w->on && w->lo < d->watch.hi && d->watch.lo < w->hi &&
+		    ((clash[mode] >> __atomic_load_n(&log_of(w)->mode, __ATOMIC_RELAXED)) & 1))
+			return true;
+	return false;
+}
+
 /* The mode, with PML mode's n PMLs (n is 0 otherwise). */
 static vmem_err set_mode(vmem_dirty *d, vmem_dirty_mode mode, vmem_pml *const *pml, unsigned n, vmem_ept_flush *flush)
 {
@@ -239,6 +261,8 @@ static vmem_err set_mode(vmem_dirty *d, vmem_dirty_mode mode, vmem_pml *const *p
 		return VMEM_E_INVAL;
 	if ((mode == VMEM_DIRTY_EPT_D || mode == VMEM_DIRTY_PML) && !d->ad)
 		return VMEM_E_INVAL; /* dirty flags need EPTP bit 6 */
+	if (shares_flag(d, mode))
+		return VMEM_E_OVERLAP;
 	bool needs_split = mode == VMEM_DIRTY_EPT_D || mode == VMEM_DIRTY_PML;
 	/* The splits are the only step that can fail: first, so that failure
 	 * changes no mode (a split keeps the translations). */
@@ -255,16 +279,28 @@ static vmem_err set_mode(vmem_dirty *d, vmem_dirty_mode mode, vmem_pml *const *p
 	}
 	struct leaf_arg a = { d, false };
 	lock(d);
+	vmem_dirty_mode old = d->mode;
+	/* vCPUs may write meanwhile: the new mode sees writes before the old
+	 * one stops. WP arms its pages first (a write then faults, and waits
+	 * for the lock). A D-flag mode after WP drops the D flags before the
+	 * armed pages open (a write since WP began faulted: it is in the
+	 * bitmap); after EPT_D or PML it collects them once the old mode
+	 * stopped (a D set after its collect or drain is a write of the log,
+	 * SDM 29.3.5). */
+	if (mode == VMEM_DIRTY_WP)
+		vmi_ept_foreach_leaf(d->ept, d->gpa, d->size, arm_leaf, &a);
+	if (needs_split && old == VMEM_DIRTY_WP && vmi_ept_harvest_d(d->ept, d->gpa, d->size, NULL))
+		a.changed = true;
 	/* Leave the old mode. */
-	if (d->mode == VMEM_DIRTY_WP)
+	if (old == VMEM_DIRTY_WP && mode != VMEM_DIRTY_WP)
 		vmi_ept_foreach_leaf(d->ept, d->gpa, d->size, open_leaf, NULL);
-	if (d->mode == VMEM_DIRTY_PML)
+	if (old == VMEM_DIRTY_PML)
 		vmem_dirty_pml_drain(d);
 	/* EPT_D: the writes so far are D flags; they stay, in the bitmap (nothing
 	 * else sets its bits in this mode). */
-	if (d->mode == VMEM_DIRTY_EPT_D && vmi_ept_harvest_d(d->ept, d->gpa, d->size, d->bitmap))
+	if (old == VMEM_DIRTY_EPT_D && vmi_ept_harvest_d(d->ept, d->gpa, d->size, d->bitmap))
 		a.changed = true;
-	if (d->mode != VMEM_DIRTY_OFF)
+	if (old != VMEM_DIRTY_OFF)
 		vmi_ept_hold_collapse(d->ept, false);
 	/* Enter the new one. */
 	__atomic_store_n(&d->mode, VMEM_DIRTY_OFF, __ATOMIC_RELAXED);
@@ -285,13 +321,10 @@ static vmem_err set_mode(vmem_dirty *d, vmem_dirty_mode mode, vmem_pml *const *p
 	d->watch.on = mode != VMEM_DIRTY_OFF;
 	if (mode != VMEM_DIRTY_OFF)
 		vmi_ept_hold_collapse(d->ept, true); /* keep 4K granularity while logging */
-	if (mode == VMEM_DIRTY_WP) {
-		vmi_ept_foreach_leaf(d->ept, d->gpa, d->size, arm_leaf, &a);
-	} else if (needs_split) {
-		/* Writes before logging started are not reported: clear D. */
-		if (vmi_ept_harvest_d(d->ept, d->gpa, d->size, NULL))
-			a.changed = true;
-	}
+	/* Writes before logging started are not reported: clear D. */
+	if (needs_split && old != VMEM_DIRTY_WP &&
+	    vmi_ept_harvest_d(d->ept, d->gpa, d->size, old == VMEM_DIRTY_OFF ? NULL : d->bitmap))
+		a.changed = true;
 	unlock(d);
 	if (a.changed)
 		note_flush(d, &fl);

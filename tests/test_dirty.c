@@ -1003,6 +1003,144 @@ static void test_pml_two_vcpus(void **s)
 	logged_end(&lg);
 }
 
+/* Logs of one EPT whose ranges share a page must not share a flag of its
+ * leaf (dirty.h): each leaf has one W and one D. Worked by hand, logs d1
+ * of [0, 2M) and d2 of [1M, 3M) (pages 0x100..0x1ff in both):
+ *   WP + WP        one W: the page's first write is one EPT violation
+ *                  (SDM 29.3.3.2), handed to one log, which gives W back;
+ *                  the other log never sees a fault for it
+ *   EPT_D + EPT_D  the processor sets D only when it is clear (SDM 29.3.5):
+ *                  d1's harvest clears it and reports the page; d2's finds
+ *                  D clear and the write is lost to it
+ *   EPT_D + PML    the PML log's harvest clears D to log the next write
+ *                  (SDM 29.3.6), and entering PML clears D: the EPT_D
+ *                  log loses the write either way
+ * So those pairs are refused (VMEM_E_OVERLAP, the mode unchanged), in
+ * either order; PML + PML (each write is in the vCPU's PML, which fills
+ * every log, dirty.h) and WP with EPT_D or PML (W and D apart) overlap
+ * fine; adjacent logs ([2M, 4M) beside d1) share no leaf: any pair. */
+static void test_overlapping_logs_share_no_flag(void **s)
+{
+	(void)s;
+	static const bool clash[4][4] = {
+		[VMEM_DIRTY_WP] = { [VMEM_DIRTY_WP] = true },
+		[VMEM_DIRTY_EPT_D] = { [VMEM_DIRTY_EPT_D] = true, [VMEM_DIRTY_PML] = true },
+		[VMEM_DIRTY_PML] = { [VMEM_DIRTY_EPT_D] = true },
+	};
+	uint64_t log[512], bm[NPAGES / 64];
+	vmem_pml pml = { log, 511 };
+	for (unsigned m1 = VMEM_DIRTY_WP; m1 <= VMEM_DIRTY_PML; m1++)
+		for (unsigned m2 = VMEM_DIRTY_WP; m2 <= VMEM_DIRTY_PML; m2++) {
+			vmem_ept *e = mk(true);
+			vmem_dirty *d1 = start(e, 0, M2, m1, &pml), *d2;
+			vmem_dirty_free(start(e, M2, M2, m2, &pml)); /* adjacent to d1 */
+			assert_int_equal(vmem_dirty_new(NULL, e, M2 / 2, M2, &d2), VMEM_OK);
+			assert_int_equal(vmem_dirty_set_mode(d2, (vmem_dirty_mode)m2, &pml, NULL),
+					 clash[m1][m2] ? VMEM_E_OVERLAP : VMEM_OK);
+			assert_int_equal(vmem_dirty_get_mode(d2), clash[m1][m2] ? VMEM_DIRTY_OFF : m2);
+			/* The other order: d2 on first (when it could be), then d1. */
+			if (clash[m1][m2]) {
+				assert_int_equal(vmem_dirty_set_mode(d1, VMEM_DIRTY_OFF, NULL, NULL), VMEM_OK);
+				assert_int_equal(vmem_dirty_set_mode(d2, (vmem_dirty_mode)m2, &pml, NULL), VMEM_OK);
+				assert_int_equal(vmem_dirty_set_mode(d1, (vmem_dirty_mode)m1, &pml, NULL), VMEM_E_OVERLAP);
+				assert_int_equal(vmem_dirty_get_mode(d1), VMEM_DIRTY_OFF);
+			}
+			if (m1 == VMEM_DIRTY_EPT_D && m2 == VMEM_DIRTY_EPT_D) {
+				/* Only d2 is on: a write of page 0x180 is d2's (its bit 0x80). */
+				unsigned lvl;
+				*leaf_of(e, 0x180000, &lvl) |= VMEM_EPT_A | VMEM_EPT_D; /* the processor's write */
+				assert_int_equal(vmem_dirty_harvest(d1, bm, NULL), VMEM_OK);
+				assert_int_equal(vmem_dirty_harvest(d2, bm, NULL), VMEM_OK);
+				for (unsigned i = 0; i < NPAGES / 2; i++)
+					assert_int_equal(bit(bm, i), i == 0x80);
+			}
+			vmem_dirty_free(d2);
+			vmem_dirty_free(d1);
+			vmem_ept_free(e);
+		}
+}
+
+/* A switch between logging modes while a vCPU writes (set_mode may run
+ * beside the guest, test_wp_fault_after_switch) keeps logging throughout:
+ * "pages dirtied so far stay in the bitmap" (dirty.h), and a write is
+ * reported by some harvest. The vCPU writes as the processor does: a
+ * leaf without W is an EPT violation (SDM 29.3.3.2) that the VMM hands to
+ * vmem_dirty_wp_fault before the write is retried; with W the write sets
+ * D if it is clear (SDM 29.3.5, EPT A/D on). Worked by hand, the switch
+ * that loses a write without this: EPT_D -> EPT_D collects D into the
+ * bitmap, then clears D to start the new mode; a write between the two
+ * passes sets D after the collect and loses it to the clear. Likewise
+ * EPT_D -> WP (a write before its page is armed, after the collect),
+ * WP -> EPT_D and WP -> WP (a page given W back by leaving WP is written
+ * before the new mode sees it). Each page of [0, 4M) is written once,
+ * one write per switch, while the log cycles EPT_D, EPT_D, WP, WP: the
+ * harvests together (and the one after the last write) report all 1024. */
+struct switcher {
+	vmem_ept *e;
+	vmem_dirty *d;
+	unsigned switches;
+	int done, bad;
+};
+
+static void *switch_writer(void *arg)
+{
+	struct switcher *w = arg;
+	for (unsigned p = 0; p < NPAGES && !w->bad; p++) {
+		unsigned lvl, seen = __atomic_load_n(&w->switches, __ATOMIC_SEQ_CST);
+		while (__atomic_load_n(&w->switches, __ATOMIC_SEQ_CST) == seen)
+			sched_yield(); /* one write per switch, at any point of the next */
+		uint64_t *l = leaf_of(w->e, (uint64_t)p << 12, &lvl);
+		for (;;) {
+			uint64_t v = __atomic_load_n(l, __ATOMIC_SEQ_CST);
+			bool handled;
+			if (!(v & VMEM_EPT_W)) {
+				if (vmem_dirty_wp_fault(w->d, (uint64_t)p << 12, &handled, NULL) || !handled)
+					__atomic_store_n(&w->bad, 1, __ATOMIC_SEQ_CST);
+				if (w->bad)
+					break;
+				continue;
+			}
+			if ((v & VMEM_EPT_D) ||
+			    __atomic_compare_exchange_n(l, &v, v | VMEM_EPT_A | VMEM_EPT_D, false, __ATOMIC_SEQ_CST,
+							__ATOMIC_SEQ_CST))
+				break;
+		}
+	}
+	__atomic_store_n(&w->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static void test_race_mode_switch(void **s)
+{
+	(void)s;
+	static const vmem_dirty_mode cycle[4] = { VMEM_DIRTY_EPT_D, VMEM_DIRTY_EPT_D, VMEM_DIRTY_WP, VMEM_DIRTY_WP };
+	struct switcher w = { 0 };
+	uint64_t bm[NPAGES / 64], all[NPAGES / 64] = { 0 };
+	w.e = mk(true);
+	assert_int_equal(vmem_ept_split(w.e, 0, 2 * M2, NULL), VMEM_OK); /* the writer's leaf pointers stay valid */
+	w.d = start(w.e, 0, 2 * M2, VMEM_DIRTY_EPT_D, NULL);
+	pthread_t t;
+	pthread_create(&t, NULL, switch_writer, &w);
+	for (unsigned k = 1; !__atomic_load_n(&w.done, __ATOMIC_SEQ_CST); k++) {
+		assert_int_equal(vmem_dirty_set_mode(w.d, cycle[k % 4], NULL, NULL), VMEM_OK);
+		__atomic_fetch_add(&w.switches, 1, __ATOMIC_SEQ_CST);
+		if (k % 16 == 0) {
+			assert_int_equal(vmem_dirty_harvest(w.d, bm, NULL), VMEM_OK);
+			for (unsigned i = 0; i < NPAGES / 64; i++)
+				all[i] |= bm[i];
+		}
+	}
+	pthread_join(t, NULL);
+	assert_int_equal(w.bad, 0);
+	assert_int_equal(vmem_dirty_harvest(w.d, bm, NULL), VMEM_OK);
+	unsigned lost = 0;
+	for (unsigned i = 0; i < NPAGES; i++)
+		lost += !bit(all, i) && !bit(bm, i);
+	assert_int_equal(lost, 0);
+	vmem_dirty_free(w.d);
+	vmem_ept_free(w.e);
+}
+
 /* Race: a writer (the processor, or the VMM's WP fault path) against a
  * harvester. The contract (dirty.h): a write racing with a harvest is
  * reported by it or by the next. So a write completed before harvest h
@@ -1211,12 +1349,14 @@ int main(void)
 		cmocka_unit_test(test_leaf_hook_fail_alloc),
 		cmocka_unit_test(test_pml_shared_by_two_logs),
 		cmocka_unit_test(test_pml_two_vcpus),
+		cmocka_unit_test(test_overlapping_logs_share_no_flag),
 		cmocka_unit_test(test_race_ept_d),
 		cmocka_unit_test(test_race_wp),
 		cmocka_unit_test(test_race_pml),
 		cmocka_unit_test(test_race_pml_drainer),
 		cmocka_unit_test(test_race_ept_d_walk),
 		cmocka_unit_test(test_race_pml_walk),
+		cmocka_unit_test(test_race_mode_switch),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

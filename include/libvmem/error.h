@@ -12,7 +12,7 @@ typedef enum vmem_err {
 	VMEM_OK = 0,
 	VMEM_E_NOMEM = -1,     /* the allocator hook returned NULL */
 	VMEM_E_INVAL = -2,     /* an argument is out of its documented range */
-	VMEM_E_OVERLAP = -3,   /* a new memory slot overlaps an existing one */
+	VMEM_E_OVERLAP = -3,   /* a new memory slot overlaps an existing one; dirty logs sharing a flag */
 	VMEM_E_NOENT = -4,     /* no slot / entry / object at that address */
 	VMEM_E_RANGE = -5,     /* an address is outside what was given */
 	VMEM_E_UNSUPPORTED = -6, /* valid request the library does not model (yet) */
