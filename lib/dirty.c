@@ -264,21 +264,24 @@ static vmem_err set_mode(vmem_dirty *d, vmem_dirty_mode mode, vmem_pml *const *p
 	if (shares_flag(d, mode))
 		return VMEM_E_OVERLAP;
 	bool needs_split = mode == VMEM_DIRTY_EPT_D || mode == VMEM_DIRTY_PML;
+	vmem_err e = VMEM_OK;
 	/* The splits are the only step that can fail: first, so that failure
-	 * changes no mode (a split keeps the translations). */
+	 * changes no mode (a split keeps the translations). Under the lock: a
+	 * WP fault splits tables too. */
+	lock(d);
 	if (needs_split) {
 		vmem_ept_flush sf;
-		vmem_err e = vmem_ept_split(d->ept, d->gpa, d->size, &sf);
-		if (e)
-			return e;
-		flush_add(&fl, &sf);
+		e = vmem_ept_split(d->ept, d->gpa, d->size, &sf);
+		if (!e)
+			flush_add(&fl, &sf);
 	} else if (mode == VMEM_DIRTY_WP) {
-		vmem_err e = split_edges(d, &fl);
-		if (e)
-			return e;
+		e = split_edges(d, &fl);
+	}
+	if (e) {
+		unlock(d);
+		return e;
 	}
 	struct leaf_arg a = { d, false };
-	lock(d);
 	vmem_dirty_mode old = d->mode;
 	/* vCPUs may write meanwhile: the new mode sees writes before the old
 	 * one stops. WP arms its pages first (a write then faults, and waits

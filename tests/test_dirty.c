@@ -8,6 +8,12 @@
 #include <string.h>
 #include <pthread.h>
 #include <sched.h>
+#include <semaphore.h>
+#if defined(__has_include) && __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
 #include <cmocka.h>
 #include <libvmem/dirty.h>
 #include <libvmem/ept.h>
@@ -1075,20 +1081,29 @@ static void test_overlapping_logs_share_no_flag(void **s)
  * before the new mode sees it). Each page of [0, 4M) is written once,
  * one write per switch, while the log cycles EPT_D, EPT_D, WP, WP: the
  * harvests together (and the one after the last write) report all 1024. */
+/* Pages apart that the writer writes: all, but under Valgrind (slow) a few. */
+#define SWITCH_STEP (RUNNING_ON_VALGRIND ? 64u : 1u)
 struct switcher {
 	vmem_ept *e;
 	vmem_dirty *d;
 	unsigned switches;
+	sem_t tick;  /* posted at each switch, for a vCPU that stopped waiting by yielding */
 	int done, bad;
 };
 
 static void *switch_writer(void *arg)
 {
 	struct switcher *w = arg;
-	for (unsigned p = 0; p < NPAGES && !w->bad; p++) {
+	for (unsigned p = 0; p < NPAGES && !w->bad; p += SWITCH_STEP) {
 		unsigned lvl, seen = __atomic_load_n(&w->switches, __ATOMIC_SEQ_CST);
-		while (__atomic_load_n(&w->switches, __ATOMIC_SEQ_CST) == seen)
-			sched_yield(); /* one write per switch, at any point of the next */
+		/* One write per switch, at any point of the next (yielding: a
+		 * preemption lands it there; under Valgrind, which runs one thread
+		 * at a time, the writer blocks at once). */
+		for (unsigned n = 0; __atomic_load_n(&w->switches, __ATOMIC_SEQ_CST) == seen; n++)
+			if (n < (RUNNING_ON_VALGRIND ? 0u : 64u))
+				sched_yield();
+			else
+				sem_wait(&w->tick);
 		uint64_t *l = leaf_of(w->e, (uint64_t)p << 12, &lvl);
 		for (;;) {
 			uint64_t v = __atomic_load_n(l, __ATOMIC_SEQ_CST);
@@ -1119,11 +1134,13 @@ static void test_race_mode_switch(void **s)
 	w.e = mk(true);
 	assert_int_equal(vmem_ept_split(w.e, 0, 2 * M2, NULL), VMEM_OK); /* the writer's leaf pointers stay valid */
 	w.d = start(w.e, 0, 2 * M2, VMEM_DIRTY_EPT_D, NULL);
+	sem_init(&w.tick, 0, 0);
 	pthread_t t;
 	pthread_create(&t, NULL, switch_writer, &w);
 	for (unsigned k = 1; !__atomic_load_n(&w.done, __ATOMIC_SEQ_CST); k++) {
 		assert_int_equal(vmem_dirty_set_mode(w.d, cycle[k % 4], NULL, NULL), VMEM_OK);
 		__atomic_fetch_add(&w.switches, 1, __ATOMIC_SEQ_CST);
+		sem_post(&w.tick);
 		if (k % 16 == 0) {
 			assert_int_equal(vmem_dirty_harvest(w.d, bm, NULL), VMEM_OK);
 			for (unsigned i = 0; i < NPAGES / 64; i++)
@@ -1131,14 +1148,100 @@ static void test_race_mode_switch(void **s)
 		}
 	}
 	pthread_join(t, NULL);
+	sem_destroy(&w.tick);
 	assert_int_equal(w.bad, 0);
 	assert_int_equal(vmem_dirty_harvest(w.d, bm, NULL), VMEM_OK);
 	unsigned lost = 0;
-	for (unsigned i = 0; i < NPAGES; i++)
+	for (unsigned i = 0; i < NPAGES; i += SWITCH_STEP)
 		lost += !bit(all, i) && !bit(bm, i);
 	assert_int_equal(lost, 0);
 	vmem_dirty_free(w.d);
 	vmem_ept_free(w.e);
+}
+
+/* set_mode and a WP fault of the same log may run at once (a vCPU's
+ * violation while another thread switches the mode, test_wp_fault_after_
+ * switch): both change the EPT's tables when a large leaf is armed, the
+ * fault splitting it down to the written page (dirty.h) and set_mode
+ * splitting the range for EPT_D mode (a large leaf's one D flag stands for
+ * all its pages, SDM 29.3.5). Tables changed by two threads at once lose
+ * one's change (a table installed over the other's, a leaf counted twice),
+ * so the two must exclude each other. Worked by hand: [0, 4M) is two 2M
+ * leaves, armed by WP mode; a vCPU writes pages 7 and 0x207 while the
+ * log switches to EPT_D: afterwards the range is 1024 4K leaves, no 2M
+ * leaf, under the root, one PDPT, one PD and two page tables (5 pages),
+ * as after the switch alone; each round then maps [0, 4M) again, whole 2M
+ * leaves once logging is off. */
+#define FAULT_SPLIT_ROUNDS (RUNNING_ON_VALGRIND ? 50u : 3000u)
+struct fault_split {
+	vmem_ept *e;
+	vmem_dirty *d;
+	sem_t go, done; /* a round: the vCPU faults / has faulted */
+	int stop, bad;
+};
+
+static void *fault_writer(void *arg)
+{
+	struct fault_split *f = arg;
+	static const uint64_t page[2] = { 0x7000, 0x207000 };
+	for (unsigned round = 1; round <= FAULT_SPLIT_ROUNDS; round++) {
+		sem_wait(&f->go);
+		if (__atomic_load_n(&f->stop, __ATOMIC_SEQ_CST))
+			break; /* the test stopped early */
+		for (unsigned i = round % 41; i; i--) /* lands the fault anywhere in set_mode's split */
+			__builtin_ia32_pause();
+		for (unsigned k = 0; k < 2 && !f->bad; k++) {
+			unsigned lvl;
+			bool handled;
+			while (!(__atomic_load_n(leaf_of(f->e, page[k], &lvl), __ATOMIC_SEQ_CST) & VMEM_EPT_W))
+				if (vmem_dirty_wp_fault(f->d, page[k], &handled, NULL) || !handled) {
+					__atomic_store_n(&f->bad, 1, __ATOMIC_SEQ_CST);
+					break;
+				}
+		}
+		sem_post(&f->done);
+	}
+	return NULL;
+}
+
+static void test_race_fault_split_set_mode(void **s)
+{
+	(void)s;
+	struct fault_split f = { 0 };
+	f.e = mk(true);
+	assert_int_equal(vmem_dirty_new(NULL, f.e, 0, 2 * M2, &f.d), VMEM_OK);
+	sem_init(&f.go, 0, 0);
+	sem_init(&f.done, 0, 0);
+	pthread_t t;
+	pthread_create(&t, NULL, fault_writer, &f);
+	unsigned round;
+	for (round = 1; round <= FAULT_SPLIT_ROUNDS && !f.bad; round++) {
+		vmem_ept_stats st;
+		vmem_ept_get_stats(f.e, &st);
+		if (st.leaves_2m != 2)
+			break;
+		assert_int_equal(vmem_dirty_set_mode(f.d, VMEM_DIRTY_WP, NULL, NULL), VMEM_OK);
+		sem_post(&f.go);
+		assert_int_equal(vmem_dirty_set_mode(f.d, VMEM_DIRTY_EPT_D, NULL, NULL), VMEM_OK);
+		sem_wait(&f.done);
+		vmem_ept_get_stats(f.e, &st);
+		if (st.leaves_2m || st.leaves_4k != NPAGES || st.table_pages != 5)
+			break;
+		assert_int_equal(vmem_dirty_set_mode(f.d, VMEM_DIRTY_OFF, NULL, NULL), VMEM_OK);
+		assert_int_equal(vmem_ept_map(f.e, 0, 0, 2 * M2, RW, VMEM_MT_WB, false, NULL), VMEM_OK);
+		vmem_ept_flush_done(f.e);
+	}
+	if (round <= FAULT_SPLIT_ROUNDS) {
+		__atomic_store_n(&f.stop, 1, __ATOMIC_SEQ_CST); /* the vCPU stops */
+		sem_post(&f.go);
+	}
+	pthread_join(t, NULL);
+	sem_destroy(&f.go);
+	sem_destroy(&f.done);
+	assert_int_equal(f.bad, 0);
+	assert_int_equal(round, FAULT_SPLIT_ROUNDS + 1); /* the tables stayed whole every round */
+	vmem_dirty_free(f.d);
+	vmem_ept_free(f.e);
 }
 
 /* Race: a writer (the processor, or the VMM's WP fault path) against a
@@ -1357,6 +1460,7 @@ int main(void)
 		cmocka_unit_test(test_race_ept_d_walk),
 		cmocka_unit_test(test_race_pml_walk),
 		cmocka_unit_test(test_race_mode_switch),
+		cmocka_unit_test(test_race_fault_split_set_mode),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
