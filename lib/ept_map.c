@@ -73,21 +73,33 @@ static void node_destroy(const vmem_ept *ept, struct ept_node *n)
 	vmi_free(ept->alloc, n, sizeof(*n));
 }
 
-static struct ept_node *node_create(const vmem_ept *ept, unsigned level)
+/* Host-physical addresses below 2^MAXPHYADDR: an entry's bits 51:M are reserved (SDM 29.3.3.1). */
+static uint64_t pa_limit(const vmem_ept *ept)
+{
+	return ept->cfg.maxphyaddr ? 1ull << ept->cfg.maxphyaddr : EPT_PA_LIMIT;
+}
+
+/* A table page: NULL with *err VMEM_E_NOMEM, or VMEM_E_RANGE when page_phys
+ * puts it where no entry can point (bits 51:M reserved, SDM 29.3.3.1; bits
+ * 11:0 are the entry's rights and type, 29.3.2). */
+static struct ept_node *node_create(const vmem_ept *ept, unsigned level, vmem_err *err)
 {
 	struct ept_node *n = vmi_zalloc(ept->alloc, sizeof(*n));
+	*err = VMEM_E_NOMEM;
 	if (!n)
 		return NULL;
 	n->level = level;
 	n->pt = ept->alloc->alloc_page(ept->alloc->ctx);
 	if (n->pt && level > 1)
 		n->child = vmi_zalloc(ept->alloc, EPT_ENTRIES * sizeof(*n->child));
-	if (!n->pt || (level > 1 && !n->child)) {
-		node_destroy(ept, n);
-		return NULL;
+	if (n->pt && (level == 1 || n->child)) {
+		n->phys = page_phys(ept, n->pt); /* alloc_page returns a zeroed page (alloc.h) */
+		if (!(n->phys & 0xfff) && n->phys < pa_limit(ept))
+			return n;
+		*err = VMEM_E_RANGE;
 	}
-	n->phys = page_phys(ept, n->pt); /* alloc_page returns a zeroed page (alloc.h) */
-	return n;
+	node_destroy(ept, n);
+	return NULL;
 }
 
 /* Whether a log that is on watches some of [lo, hi). */
@@ -432,10 +444,11 @@ static vmem_err run_op(vmem_ept *ept, struct ept_ctx *c, uint64_t gpa, uint64_t 
 	range_op(ept, ept->root, top, 0, gpa, gpa + size, c);
 	for (unsigned l = 1; l < top; l++)
 		for (unsigned k = 0; k < c->need[l]; k++) {
-			struct ept_node *n = node_create(ept, l);
+			vmem_err err;
+			struct ept_node *n = node_create(ept, l, &err);
 			if (!n) {
 				pool_release(ept, c);
-				return VMEM_E_NOMEM;
+				return err;
 			}
 			n->next = c->pool[l];
 			c->pool[l] = n;
@@ -680,10 +693,11 @@ vmem_err vmem_ept_new(const vmem_allocator *alloc, const vmem_ept_config *cfg, v
 	ept->alloc = alloc;
 	ept->cfg = *cfg;
 	ept->nonleaf = VMEM_EPT_R | VMEM_EPT_W | VMEM_EPT_X | (cfg->mbec ? VMEM_EPT_XU : 0);
-	ept->root = node_create(ept, cfg->levels);
+	vmem_err err;
+	ept->root = node_create(ept, cfg->levels, &err);
 	if (!ept->root) {
 		vmi_free(alloc, ept, sizeof(*ept));
-		return VMEM_E_NOMEM;
+		return err;
 	}
 	ept->st.table_pages = 1;
 	*out = ept;
@@ -734,7 +748,7 @@ vmem_err vmem_ept_grant(vmem_ept *ept, uint64_t hpa, uint64_t size)
 	if (!ept || !size || ((hpa | size) & 0xfff) || hpa + size < hpa)
 		return VMEM_E_INVAL;
 	uint64_t lo = hpa, hi = hpa + size;
-	if (hi > (ept->cfg.maxphyaddr ? 1ull << ept->cfg.maxphyaddr : EPT_PA_LIMIT))
+	if (hi > pa_limit(ept))
 		return VMEM_E_RANGE; /* not a host-physical address: reserved bits 51:M (SDM 29.3.3.1), or lost */
 	/* Merge with every grant it touches, then insert the union. */
 	unsigned keep = 0;

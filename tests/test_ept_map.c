@@ -477,6 +477,14 @@ static void test_remap_identical_keeps_ad(void **s)
  * A grant reaching 2^52 would let map write an entry whose address is the
  * HPA modulo 2^52 (host memory never granted) or set SVE: refused. The
  * last 4K below 2^52 is a valid host-physical page. */
+/* A hosted page's address below 2^40, for an EPT with MAXPHYADDR 40 (the
+ * library reads its tables through their host pointers, never this). */
+static uint64_t below_2_40(void *ctx, const void *page)
+{
+	(void)ctx;
+	return (uint64_t)(uintptr_t)page & ((1ull << 40) - 1) & ~0xfffull;
+}
+
 static void test_grant_beyond_52_bits(void **s)
 {
 	(void)s;
@@ -499,7 +507,10 @@ static void test_grant_beyond_52_bits(void **s)
 	 * EPT misconfiguration, SDM 29.3.3.1): memory at or above 2^40 is no
 	 * host memory to grant. MAXPHYADDR outside 32..52 is refused. */
 	cfg.maxphyaddr = 40;
-	assert_int_equal(vmem_ept_new(NULL, &cfg, &e), VMEM_OK);
+	struct failalloc fa;
+	fa_init(&fa);
+	fa.a.page_phys = below_2_40; /* tables, too, are below 2^40 (test_table_phys_refused) */
+	assert_int_equal(vmem_ept_new(&fa.a, &cfg, &e), VMEM_OK);
 	assert_int_equal(vmem_ept_grant(e, 1ull << 40, K4), VMEM_E_RANGE);
 	assert_int_equal(vmem_ept_grant(e, (1ull << 40) - K4, 2 * K4), VMEM_E_RANGE);
 	assert_int_equal(vmem_ept_map(e, 0, 1ull << 40, K4, VMEM_EPT_R, VMEM_MT_WB, false, NULL), VMEM_E_RANGE);
@@ -685,6 +696,86 @@ static void test_failure_injection_every_op(void **s)
 	assert_int_equal(fa.live, 0);
 }
 
+/* A table page's physical address (the allocator's page_phys, alloc.h) is
+ * what the entries above it and the EPTP hold: bits 51:12 of an entry are
+ * the next table's address and bits 51:M (M = MAXPHYADDR) are reserved,
+ * an EPT misconfiguration when set (SDM vol. 3C 29.3.2, Tables 29-1..29-6;
+ * 29.3.3.1); the EPTP's bits 63:M must be 0 or VM entry fails (25.6.11,
+ * 27.2.1.1). So a page at or above 2^M, or one not 4 KiB aligned (its low
+ * bits would land in the entry's rights and memory type), is no table: the
+ * operation that asked for it fails with VMEM_E_RANGE (an address outside
+ * what a table may be at, as vmem_ept_grant refuses such memory), frees
+ * what it took and leaves the tables as they were. With MAXPHYADDR 48:
+ *   page + 2^48    (the hosted pages are below 2^47: at or above 2^48)
+ *   page | 0x800   (not aligned)
+ *   2^48 exactly   (the first address with bit 48 set)
+ * each returned by the k-th page_phys call, k = 1, 2, ... of a map that
+ * needs tables (as test_failure_injection's), and by the first call of
+ * vmem_ept_new (the root). */
+struct physalloc {
+	struct failalloc fa; /* first: the allocator's ctx is the physalloc */
+	long phys_calls, bad_at;
+	unsigned kind;
+};
+
+static uint64_t pa_phys(void *ctx, const void *page)
+{
+	struct physalloc *p = ctx;
+	uint64_t good = (uint64_t)(uintptr_t)page;
+	if (++p->phys_calls != p->bad_at)
+		return good;
+	return p->kind == 0 ? good + (1ull << 48) : p->kind == 1 ? good | 0x800 : 1ull << 48;
+}
+
+static void test_table_phys_refused(void **s)
+{
+	(void)s;
+	for (unsigned kind = 0; kind < 3; kind++) {
+		struct physalloc pa;
+		fa_init(&pa.fa);
+		pa.fa.a.page_phys = pa_phys;
+		pa.kind = kind;
+		pa.phys_calls = 0;
+		pa.bad_at = 1;
+		vmem_ept_config cfg = { .levels = 4, .ad = true, .gbpages = true, .eptp_mt = VMEM_MT_WB, .maxphyaddr = 48 };
+		vmem_ept *e = NULL;
+		assert_int_equal(vmem_ept_new(&pa.fa.a, &cfg, &e), VMEM_E_RANGE);
+		assert_null(e);
+		assert_int_equal(pa.fa.live, 0);
+		pa.bad_at = 0;
+		assert_int_equal(vmem_ept_new(&pa.fa.a, &cfg, &e), VMEM_OK);
+		assert_int_equal(vmem_ept_grant(e, 0, 1ull << 40), VMEM_OK);
+		assert_int_equal(vmem_ept_map(e, 6 * M2, 6 * M2, M2, VMEM_EPT_R, VMEM_MT_WB, false, NULL), VMEM_OK);
+		uint64_t eptp = vmem_ept_eptp(e), hpa, leaf;
+		long k;
+		for (k = 1;; k++) {
+			vmem_ept_stats before, after;
+			uint64_t h = tables_hash(e);
+			long live = pa.fa.live;
+			vmem_ept_get_stats(e, &before);
+			pa.phys_calls = 0;
+			pa.bad_at = k;
+			vmem_err rc = vmem_ept_map(e, 5 * M2 + 3 * K4, G + 5 * M2 + 3 * K4, 2 * M2 + 5 * K4, RWX, VMEM_MT_WB,
+						   false, NULL);
+			pa.bad_at = 0;
+			if (rc == VMEM_OK)
+				break;
+			assert_int_equal(rc, VMEM_E_RANGE);
+			assert_int_equal(pa.fa.live, live);
+			assert_true(tables_hash(e) == h);
+			vmem_ept_get_stats(e, &after);
+			assert_memory_equal(&after, &before, sizeof(after));
+			assert_int_equal(raw_lookup(eptp, 4, 5 * M2 + 3 * K4, &hpa, &leaf), 0);
+			assert_true(k < 16);
+		}
+		assert_true(k > 2); /* the map made tables: each one's address was refused in turn */
+		assert_int_equal(raw_lookup(eptp, 4, 5 * M2 + 3 * K4, &hpa, &leaf), 1);
+		assert_int_equal(hpa, G + 5 * M2 + 3 * K4);
+		vmem_ept_free(e);
+		assert_int_equal(pa.fa.live, 0);
+	}
+}
+
 /* Dirty logging holds 4K granularity (no collapse while it runs): a map
  * during EPT_D logging must not make a large leaf either. A processor
  * write sets D in the leaf that translates it (SDM vol. 3C 29.3.5); in a
@@ -812,6 +903,7 @@ int main(void)
 		cmocka_unit_test(test_map_while_logging_keeps_4k),
 		cmocka_unit_test(test_protect_same_rights_no_split),
 		cmocka_unit_test(test_map_same_inside_large_no_split),
+		cmocka_unit_test(test_table_phys_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
