@@ -30,6 +30,7 @@ struct vmem_ept {
 	vmem_ept_stats st;
 	unsigned collapse_holds;   /* dirty logging keeps 4K granularity: no collapse, no new large leaf */
 	struct vmi_ept_log *logs;  /* the dirty logs of this EPT (ept_map_int.h) */
+	int logs_lock;             /* vmi_ept_logs_lock */
 };
 
 /* One operation on a range; also the dry run that counts the tables it needs. */
@@ -546,6 +547,11 @@ void vmi_ept_log_del(vmem_ept *ept, struct vmi_ept_log *log)
 struct vmi_ept_log *vmi_ept_logs(const vmem_ept *ept)
 {
 	return __atomic_load_n(&ept->logs, __ATOMIC_ACQUIRE);
+}
+
+int *vmi_ept_logs_lock(vmem_ept *ept)
+{
+	return &ept->logs_lock;
 }
 
 void vmi_ept_hold_collapse(vmem_ept *ept, bool hold)

@@ -32,6 +32,9 @@ void vmi_ept_log_add(vmem_ept *ept, struct vmi_ept_log *log);
 void vmi_ept_log_del(vmem_ept *ept, struct vmi_ept_log *log);
 /* The logs added, newest first. */
 struct vmi_ept_log *vmi_ept_logs(const vmem_ept *ept);
+/* The lock (a spinlock word, 0 free) under which the logs of the EPT
+ * harvest and change mode one at a time (lib/dirty.c). */
+int *vmi_ept_logs_lock(vmem_ept *ept);
 
 /* Call fn on every present leaf entry overlapping [gpa, gpa+size), in order;
  * stop at the first non-zero return and return it. */
