@@ -202,7 +202,12 @@ static void split_fill(struct ept_node *t, uint64_t leaf)
 }
 
 /* If table n (under parent entry idx, region at ebase) is 512 leaves that one
- * large leaf can express, replace it by that leaf (SDM 29.3.2: 2M/1G leaves). */
+ * large leaf can express, replace it by that leaf (SDM 29.3.2: 2M/1G leaves).
+ * Its A and D are those the leaves had when read: one a processor sets in
+ * them later, up to the INVEPT (through a cached entry pointing at the
+ * table, SDM 29.4.3.1), stays in the released table. No dirty log loses a
+ * write so (none is on: collapse_holds); carrying them would need each
+ * leaf taken away (not present) before the INVEPT. */
 static void try_collapse(vmem_ept *ept, struct ept_node *parent, unsigned idx, uint64_t ebase,
 			 struct ept_ctx *c)
 {
@@ -399,17 +404,24 @@ descend:
 		if (!ch) {
 			ch = pool_take(c, L - 1);
 			if (is_leaf) {
-				split_fill(ch, e);
+				/* The table replaces the leaf by compare-and-swap, refilled
+				 * from the leaf as it is now if that failed: an A or D flag a
+				 * processor set meanwhile (SDM 29.3.5) goes into the 512
+				 * leaves (as KVM's tdp_mmu_split_huge_page retries its link). */
+				do
+					split_fill(ch, e);
+				while (!__atomic_compare_exchange_n(&n->pt[i], &e, ch->phys | ept->nonleaf, false,
+								    __ATOMIC_RELEASE, __ATOMIC_RELAXED));
 				count_leaf(ept, L, -1);
 				count_leaf(ept, L - 1, (int)EPT_ENTRIES);
 				/* Same translations at a new page size: flush (SDM 29.4.3.1 / 4.10.4.2). */
 				note_change(c, ebase, ebase + esz);
 			} else {
 				n->present++;
+				store_entry(&n->pt[i], ch->phys | ept->nonleaf);
 			}
 			ept->st.table_pages++;
 			n->child[i] = ch;
-			store_entry(&n->pt[i], ch->phys | ept->nonleaf);
 		}
 		range_op(ept, ch, L - 1, ebase, elo, ehi, c);
 		if (ch->present == 0) {

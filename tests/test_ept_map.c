@@ -1,4 +1,5 @@
 /* EPT tables a VMM keeps: map/unmap/protect, large leaves, split, collapse, refusals, failure injection. */
+#define _POSIX_C_SOURCE 200809L /* pthread barriers */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -6,6 +7,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__has_include) && __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
 #include <cmocka.h>
 #include <libvmem/dirty.h>
 #include <libvmem/ept.h>
@@ -624,6 +630,91 @@ static void test_protect_keeps_racing_dirty(void **s)
 	vmem_ept_free(e);
 }
 
+/* A split replaces a large leaf by a table of 512 leaves with the same
+ * translations, A and D included (a 2M leaf's D stands for each of its
+ * pages, SDM vol. 3C 29.3.5). A processor may set A or D in the large leaf
+ * at any moment, by a locked read-modify-write, until the leaf is gone
+ * (29.3.5): a split that builds the table from the leaf as read and then
+ * stores the table's entry over the leaf drops a D set in between, and the
+ * written page reads clean ever after (a VMM's working-set or dirty scan
+ * misses the write). The processor here: a walk of the raw tables, D set
+ * by compare-and-swap on the leaf it reaches, walked again if the entry
+ * changed meanwhile. Each round: [0, 2M) one 2M leaf, A and D clear; the
+ * processor writes page 0x1ff while the tables are split; after both, the
+ * 4K leaf of page 0x1ff must have D, wherever the write landed. */
+#define SPLIT_ROUNDS (RUNNING_ON_VALGRIND ? 20u : 4000u)
+struct split_race {
+	uint64_t eptp;
+	pthread_barrier_t start, end;
+	unsigned ready, round;
+	int stop;
+};
+
+static void *split_race_writer(void *arg)
+{
+	struct split_race *r = arg;
+	for (;;) {
+		pthread_barrier_wait(&r->start);
+		if (__atomic_load_n(&r->stop, __ATOMIC_SEQ_CST))
+			return NULL;
+		__atomic_fetch_add(&r->ready, 1, __ATOMIC_SEQ_CST); /* start with the split (not under Valgrind) */
+		while (!RUNNING_ON_VALGRIND && __atomic_load_n(&r->ready, __ATOMIC_SEQ_CST) % 2)
+			__builtin_ia32_pause();
+		for (unsigned i = (r->round * 7) % 600; i; i--) /* anywhere in the split */
+			__builtin_ia32_pause();
+		for (;;) {
+			uint64_t table = r->eptp & ~0xfffull, *p = NULL, v = 0;
+			for (unsigned L = 4; L >= 1; L--) {
+				p = &((uint64_t *)(uintptr_t)table)[(0x1ff000ull >> (12 + 9 * (L - 1))) & 511];
+				v = __atomic_load_n(p, __ATOMIC_SEQ_CST);
+				if (L == 1 || (v & VMEM_EPT_PS))
+					break;
+				table = v & 0x000ffffffffff000ull;
+			}
+			if ((v & VMEM_EPT_D) || __atomic_compare_exchange_n(p, &v, v | VMEM_EPT_A | VMEM_EPT_D, false,
+									   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+				break;
+		}
+		pthread_barrier_wait(&r->end);
+	}
+}
+
+static void test_split_keeps_racing_dirty(void **s)
+{
+	(void)s;
+	vmem_ept *e = mk(NULL, true);
+	struct split_race r = { 0 };
+	r.eptp = vmem_ept_eptp(e);
+	pthread_barrier_init(&r.start, NULL, 2);
+	pthread_barrier_init(&r.end, NULL, 2);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, split_race_writer, &r), 0);
+	unsigned lost = 0;
+	for (r.round = 0; r.round < SPLIT_ROUNDS && !lost; r.round++) {
+		uint64_t hpa, leaf = 0;
+		assert_int_equal(vmem_ept_map(e, 0, 0, M2, RWX, VMEM_MT_WB, false, NULL), VMEM_OK);
+		vmem_ept_flush_done(e);
+		assert_int_equal(raw_lookup(r.eptp, 4, 0x1ff000, &hpa, &leaf), 2);
+		assert_int_equal(leaf & (VMEM_EPT_A | VMEM_EPT_D), 0);
+		pthread_barrier_wait(&r.start);
+		__atomic_fetch_add(&r.ready, 1, __ATOMIC_SEQ_CST);
+		while (!RUNNING_ON_VALGRIND && __atomic_load_n(&r.ready, __ATOMIC_SEQ_CST) % 2)
+			__builtin_ia32_pause();
+		assert_int_equal(vmem_ept_split(e, 0, M2, NULL), VMEM_OK);
+		pthread_barrier_wait(&r.end);
+		assert_int_equal(raw_lookup(r.eptp, 4, 0x1ff000, &hpa, &leaf), 1);
+		lost += !(leaf & VMEM_EPT_D);
+		assert_int_equal(vmem_ept_unmap(e, 0, M2, NULL), VMEM_OK);
+	}
+	__atomic_store_n(&r.stop, 1, __ATOMIC_SEQ_CST);
+	pthread_barrier_wait(&r.start);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	pthread_barrier_destroy(&r.start);
+	pthread_barrier_destroy(&r.end);
+	assert_int_equal(lost, 0);
+	vmem_ept_free(e);
+}
+
 /* The raw tables as one value: a hash of every table page's physical
  * address and 512 entries, in vmem_ept_foreach_table's order. */
 static int hash_table(void *arg, void *page, uint64_t phys)
@@ -904,6 +995,7 @@ int main(void)
 		cmocka_unit_test(test_protect_same_rights_no_split),
 		cmocka_unit_test(test_map_same_inside_large_no_split),
 		cmocka_unit_test(test_table_phys_refused),
+		cmocka_unit_test(test_split_keeps_racing_dirty),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -104,7 +104,8 @@ vmem_err vmem_ept_protect(vmem_ept *ept, uint64_t gpa, uint64_t size, uint64_t p
 void vmem_ept_flush_done(vmem_ept *ept);
 
 /* Split every large leaf in [gpa, gpa+size) into 4K leaves (the same
- * translations). All or nothing, as map. */
+ * translations, each with the large leaf's A and D flags, also ones a
+ * processor sets while it is split). All or nothing, as map. */
 vmem_err vmem_ept_split(vmem_ept *ept, uint64_t gpa, uint64_t size, vmem_ept_flush *flush);
 
 /* Software look-up of one GPA (no A/D, no permission check): the leaf entry
