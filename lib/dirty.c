@@ -184,24 +184,24 @@ static void note_flush(const vmem_dirty *d, vmem_ept_flush *fl)
 
 /* WP mode takes W from whole leaves: a large leaf that crosses an edge of
  * the range is split first (down to 4K at the edge), so that no page outside
- * the range loses write access. */
+ * the range loses write access. Both edges in one split: all or nothing. */
 static vmem_err split_edges(vmem_dirty *d, vmem_ept_flush *fl)
 {
-	uint64_t edge[2] = { d->gpa, d->gpa + d->size - 4096 }, leaf;
+	uint64_t edge[2] = { d->gpa, d->gpa + d->size - 4096 }, split[2], leaf;
+	unsigned n = 0;
 	for (unsigned k = 0; k < 2; k++) {
 		unsigned level;
 		if (vmem_ept_lookup(d->ept, edge[k], &leaf, &level) || level == 1)
 			continue;
 		uint64_t sz = 1ull << (12 + 9 * (level - 1)), base = edge[k] & ~(sz - 1);
-		if (base >= d->gpa && base + sz <= d->gpa + d->size)
-			continue;
-		vmem_ept_flush sf;
-		vmem_err e = vmem_ept_split(d->ept, edge[k], 4096, &sf);
-		if (e)
-			return e;
-		flush_add(fl, &sf);
+		if (base < d->gpa || base + sz > d->gpa + d->size)
+			split[n++] = edge[k];
 	}
-	return VMEM_OK;
+	vmem_ept_flush sf;
+	vmem_err e = n ? vmi_ept_split_pages(d->ept, split, n, &sf) : VMEM_OK;
+	if (n && !e)
+		flush_add(fl, &sf);
+	return e;
 }
 
 /* Empty the PML p: each GPA it holds goes into the bitmap of every log of

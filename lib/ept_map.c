@@ -445,16 +445,23 @@ static void pool_release(vmem_ept *ept, struct ept_ctx *c)
 		}
 }
 
-/* Dry run, preallocate exactly what it counted, then apply: nothing can fail midway. */
-static vmem_err run_op(vmem_ept *ept, struct ept_ctx *c, uint64_t gpa, uint64_t size, vmem_ept_flush *flush)
+/* Dry run, preallocate exactly what it counted, then apply: nothing can
+ * fail midway. The nr ranges [gpa[k], gpa[k] + size[k]) in turn, each dry
+ * run on the tables as they are (splits only for nr > 1: one range's
+ * split then needs no more tables than counted, maybe fewer). */
+static vmem_err run_op_n(vmem_ept *ept, struct ept_ctx *c, const uint64_t *gpa, const uint64_t *size,
+			 unsigned nr, vmem_ept_flush *flush)
 {
 	unsigned top = ept->cfg.levels;
-	if (!size || ((gpa | size) & 0xfff) || gpa + size < gpa)
-		return VMEM_E_INVAL;
-	if (gpa + size > (1ull << (12 + 9 * top)))
-		return VMEM_E_RANGE; /* beyond what this EPT translates */
+	for (unsigned k = 0; k < nr; k++) {
+		if (!size[k] || ((gpa[k] | size[k]) & 0xfff) || gpa[k] + size[k] < gpa[k])
+			return VMEM_E_INVAL;
+		if (gpa[k] + size[k] > (1ull << (12 + 9 * top)))
+			return VMEM_E_RANGE; /* beyond what this EPT translates */
+	}
 	c->dry = true;
-	range_op(ept, ept->root, top, 0, gpa, gpa + size, c);
+	for (unsigned k = 0; k < nr; k++)
+		range_op(ept, ept->root, top, 0, gpa[k], gpa[k] + size[k], c);
 	for (unsigned l = 1; l < top; l++)
 		for (unsigned k = 0; k < c->need[l]; k++) {
 			vmem_err err;
@@ -467,11 +474,17 @@ static vmem_err run_op(vmem_ept *ept, struct ept_ctx *c, uint64_t gpa, uint64_t 
 			c->pool[l] = n;
 		}
 	c->dry = false;
-	range_op(ept, ept->root, top, 0, gpa, gpa + size, c);
+	for (unsigned k = 0; k < nr; k++)
+		range_op(ept, ept->root, top, 0, gpa[k], gpa[k] + size[k], c);
 	pool_release(ept, c); /* collapses may leave some unused */
 	if (flush)
 		*flush = c->fl;
 	return VMEM_OK;
+}
+
+static vmem_err run_op(vmem_ept *ept, struct ept_ctx *c, uint64_t gpa, uint64_t size, vmem_ept_flush *flush)
+{
+	return run_op_n(ept, c, &gpa, &size, 1, flush);
 }
 
 static bool granted(const vmem_ept *ept, uint64_t hpa, uint64_t size)
@@ -525,6 +538,19 @@ vmem_err vmem_ept_protect(vmem_ept *ept, uint64_t gpa, uint64_t size, uint64_t p
 	ctx_init(&c, OP_PROTECT);
 	c.perm = perm;
 	return run_op(ept, &c, gpa, size, flush);
+}
+
+vmem_err vmi_ept_split_pages(vmem_ept *ept, const uint64_t *gpa, unsigned n, vmem_ept_flush *flush)
+{
+	const uint64_t size[2] = { 4096, 4096 };
+	if (!ept || n > 2)
+		return VMEM_E_INVAL;
+	struct ept_ctx c;
+	ctx_init(&c, OP_SPLIT);
+	ept->collapse_holds++; /* the split tables are uniform by construction */
+	vmem_err e = run_op_n(ept, &c, gpa, size, n, flush);
+	ept->collapse_holds--;
+	return e;
 }
 
 vmem_err vmem_ept_split(vmem_ept *ept, uint64_t gpa, uint64_t size, vmem_ept_flush *flush)

@@ -406,6 +406,52 @@ static void test_fail_alloc(void **s)
 	}
 }
 
+/* WP mode splits the large leaves that cross an edge of its range (so that
+ * no page outside loses W): [1M, 3M) over the 2M leaves [0, 2M) and
+ * [2M, 4M) splits both, each needing a page table. A failed allocation
+ * for the second must leave the first as it was too (dirty.h: all or
+ * nothing; a split changes the page size, which asks for an INVEPT, SDM
+ * 29.4.3.1, that an error result cannot report): two 2M leaves, no 4K
+ * leaf, nothing leaked; then it succeeds with 2 x 512 4K leaves. */
+static void test_wp_fail_alloc_second_edge(void **s)
+{
+	(void)s;
+	failalloc_init(&fa);
+	vmem_ept_config cfg = { .levels = 4, .ad = true, .gbpages = true, .eptp_mt = VMEM_MT_WB };
+	vmem_ept *e;
+	vmem_dirty *d;
+	assert_int_equal(vmem_ept_new(&fa.a, &cfg, &e), VMEM_OK);
+	assert_int_equal(vmem_ept_grant(e, 0, 1ull << 30), VMEM_OK);
+	assert_int_equal(vmem_ept_map(e, 0, 0, 2 * M2, RW, VMEM_MT_WB, false, NULL), VMEM_OK);
+	assert_int_equal(vmem_dirty_new(&fa.a, e, M2 / 2, M2, &d), VMEM_OK);
+	vmem_ept_stats before, st;
+	vmem_ept_get_stats(e, &before);
+	assert_int_equal(before.leaves_2m, 2);
+	long live = fa.live, k;
+	for (k = 0;; k++) {
+		failalloc_fail_in(&fa, k);
+		vmem_err err = vmem_dirty_set_mode(d, VMEM_DIRTY_WP, NULL, NULL);
+		if (err == VMEM_OK)
+			break;
+		assert_int_equal(err, VMEM_E_NOMEM);
+		assert_int_equal(vmem_dirty_get_mode(d), VMEM_DIRTY_OFF);
+		vmem_ept_get_stats(e, &st);
+		assert_memory_equal(&st, &before, sizeof(st));
+		assert_int_equal(fa.live, live);
+		assert_true(k < 16);
+	}
+	failalloc_never(&fa);
+	assert_true(k >= 2); /* two tables: the second one's failure was exercised */
+	vmem_ept_get_stats(e, &st);
+	assert_int_equal(st.leaves_4k, 2 * 512);
+	assert_int_equal(st.leaves_2m, 0);
+	vmem_dirty_free(d);
+	vmem_ept_flush_done(e);
+	vmem_ept_free(e);
+	assert_int_equal(fa.live, 0);
+	assert_int_equal(fa.bad_frees, 0);
+}
+
 /* Switching modes keeps what was dirtied (dirty.h: "Pages dirtied so far
  * stay in the bitmap"). In EPT_D mode a write so far is a D flag the
  * processor set on the leaf (SDM 29.3.5): leaving the mode must collect it,
@@ -1549,6 +1595,7 @@ int main(void)
 		cmocka_unit_test(test_pml_through_ept_walk),
 		cmocka_unit_test(test_unaligned_range),
 		cmocka_unit_test(test_fail_alloc),
+		cmocka_unit_test(test_wp_fail_alloc_second_edge),
 		cmocka_unit_test(test_ept_d_switch_keeps_dirty),
 		cmocka_unit_test(test_wp_range_inside_large_leaf),
 		cmocka_unit_test(test_map_while_logging),
