@@ -19,17 +19,20 @@ struct vmem_dirty {
 	int lock;           /* WP mode: a fault's open and a harvest's re-arm of a page are atomic */
 };
 
-static void lock(vmem_dirty *d)
+static void spin_lock(int *l)
 {
-	while (__atomic_exchange_n(&d->lock, 1, __ATOMIC_ACQUIRE))
-		while (__atomic_load_n(&d->lock, __ATOMIC_RELAXED))
+	while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE))
+		while (__atomic_load_n(l, __ATOMIC_RELAXED))
 			__builtin_ia32_pause();
 }
 
-static void unlock(vmem_dirty *d)
+static void spin_unlock(int *l)
 {
-	__atomic_store_n(&d->lock, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(l, 0, __ATOMIC_RELEASE);
 }
+
+static void lock(vmem_dirty *d) { spin_lock(&d->lock); }
+static void unlock(vmem_dirty *d) { spin_unlock(&d->lock); }
 
 #define PAGE_IDX(d, g) (((g) - (d)->gpa) >> 12)
 
@@ -181,24 +184,24 @@ static void note_flush(const vmem_dirty *d, vmem_ept_flush *fl)
 
 /* WP mode takes W from whole leaves: a large leaf that crosses an edge of
  * the range is split first (down to 4K at the edge), so that no page outside
- * the range loses write access. */
+ * the range loses write access. Both edges in one split: all or nothing. */
 static vmem_err split_edges(vmem_dirty *d, vmem_ept_flush *fl)
 {
-	uint64_t edge[2] = { d->gpa, d->gpa + d->size - 4096 }, leaf;
+	uint64_t edge[2] = { d->gpa, d->gpa + d->size - 4096 }, split[2], leaf;
+	unsigned n = 0;
 	for (unsigned k = 0; k < 2; k++) {
 		unsigned level;
 		if (vmem_ept_lookup(d->ept, edge[k], &leaf, &level) || level == 1)
 			continue;
 		uint64_t sz = 1ull << (12 + 9 * (level - 1)), base = edge[k] & ~(sz - 1);
-		if (base >= d->gpa && base + sz <= d->gpa + d->size)
-			continue;
-		vmem_ept_flush sf;
-		vmem_err e = vmem_ept_split(d->ept, edge[k], 4096, &sf);
-		if (e)
-			return e;
-		flush_add(fl, &sf);
+		if (base < d->gpa || base + sz > d->gpa + d->size)
+			split[n++] = edge[k];
 	}
-	return VMEM_OK;
+	vmem_ept_flush sf;
+	vmem_err e = n ? vmi_ept_split_pages(d->ept, split, n, &sf) : VMEM_OK;
+	if (n && !e)
+		flush_add(fl, &sf);
+	return e;
 }
 
 /* Empty the PML p: each GPA it holds goes into the bitmap of every log of
@@ -243,15 +246,30 @@ static const uint8_t clash[4] = {
 	[VMEM_DIRTY_PML] = 1u << VMEM_DIRTY_EPT_D,
 };
 
-/* Whether another log of d's EPT, on, shares a page with d and a flag with mode. */
-static bool shares_flag(vmem_dirty *d, vmem_dirty_mode mode)
+/* Whether another log of d's EPT, on, shares a page with d in a mode of
+ * modes (bit m: mode m). */
+static bool shares(vmem_dirty *d, unsigned modes)
 {
 	for (struct vmi_ept_log *w = vmi_ept_logs(d->ept); w; w = w->next)
 		if (w != &d->watch && w->on && w->lo < d->watch.hi && d->watch.lo < w->hi &&
-		    ((clash[mode] >> __atomic_load_n(&log_of(w)->mode, __ATOMIC_RELAXED)) & 1))
+		    ((modes >> __atomic_load_n(&log_of(w)->mode, __ATOMIC_RELAXED)) & 1))
 			return true;
 	return false;
 }
+
+/* Logs of an EPT that share pages but no flag (a WP log with an EPT_D or
+ * PML one) each write the leaves' flags: W and the armed mark, D. A
+ * harvest's re-arm stores a leaf whole where no processor writes it (A
+ * and D set, dirty_rearm.c), and another log's harvest or mode switch
+ * writing the same leaf between its read and its store would get its own
+ * change undone: D set again (no next write sets it, SDM 29.3.5, so the
+ * PML or EPT_D log never sees one) or W back without the mark (no next
+ * write faults, 29.3.3.2: the WP log never sees one). So the harvests and
+ * mode switches of an EPT's logs run one at a time (the EPT's logs lock,
+ * taken before a log's own), and a harvest whose pages another log shares
+ * clears by locked operations only (a WP fault, under its log's lock
+ * alone, may open a leaf meanwhile). */
+#define ANY_MODE (1u << VMEM_DIRTY_WP | 1u << VMEM_DIRTY_EPT_D | 1u << VMEM_DIRTY_PML)
 
 /* The mode, with PML mode's n PMLs (n is 0 otherwise). */
 static vmem_err set_mode(vmem_dirty *d, vmem_dirty_mode mode, vmem_pml *const *pml, unsigned n, vmem_ept_flush *flush)
@@ -261,8 +279,12 @@ static vmem_err set_mode(vmem_dirty *d, vmem_dirty_mode mode, vmem_pml *const *p
 		return VMEM_E_INVAL;
 	if ((mode == VMEM_DIRTY_EPT_D || mode == VMEM_DIRTY_PML) && !d->ad)
 		return VMEM_E_INVAL; /* dirty flags need EPTP bit 6 */
-	if (shares_flag(d, mode))
+	int *logs_lock = vmi_ept_logs_lock(d->ept);
+	spin_lock(logs_lock);
+	if (shares(d, clash[mode])) {
+		spin_unlock(logs_lock);
 		return VMEM_E_OVERLAP;
+	}
 	bool needs_split = mode == VMEM_DIRTY_EPT_D || mode == VMEM_DIRTY_PML;
 	vmem_err e = VMEM_OK;
 	/* The splits are the only step that can fail: first, so that failure
@@ -279,6 +301,7 @@ static vmem_err set_mode(vmem_dirty *d, vmem_dirty_mode mode, vmem_pml *const *p
 	}
 	if (e) {
 		unlock(d);
+		spin_unlock(logs_lock);
 		return e;
 	}
 	struct leaf_arg a = { d, false };
@@ -329,6 +352,7 @@ static vmem_err set_mode(vmem_dirty *d, vmem_dirty_mode mode, vmem_pml *const *p
 	    vmi_ept_harvest_d(d->ept, d->gpa, d->size, old == VMEM_DIRTY_OFF ? NULL : d->bitmap))
 		a.changed = true;
 	unlock(d);
+	spin_unlock(logs_lock);
 	if (a.changed)
 		note_flush(d, &fl);
 	if (flush)
@@ -473,6 +497,8 @@ vmem_err vmem_dirty_harvest(vmem_dirty *d, uint64_t *out, vmem_ept_flush *flush)
 		return VMEM_E_INVAL;
 	vmem_ept_flush fl = { 0, 0, 0 };
 	struct leaf_arg a = { d, false };
+	int *logs_lock = vmi_ept_logs_lock(d->ept);
+	spin_lock(logs_lock); /* one harvest or mode switch of the EPT's logs at a time (shares) */
 	bool scan = d->mode == VMEM_DIRTY_EPT_D;
 	if (scan) {
 		/* Clear D on every leaf and report it if it was set (atomic: a racing
@@ -488,7 +514,8 @@ vmem_err vmem_dirty_harvest(vmem_dirty *d, uint64_t *out, vmem_ept_flush *flush)
 	/* Take what faults or the PML logged; re-arm those pages. */
 	bool wp = d->mode == VMEM_DIRTY_WP;
 	struct vmi_rearm r;
-	vmi_rearm_init(&r, d->ept, wp ? VMEM_EPT_W : VMEM_EPT_D); /* WP: take write access away again; PML: log the next write */
+	/* WP: take write access away again; PML: log the next write. */
+	vmi_rearm_init(&r, d->ept, wp ? VMEM_EPT_W : VMEM_EPT_D, !shares(d, ANY_MODE));
 	if (wp)
 		lock(d);
 	take_bitmap(d, out, &r);
@@ -496,6 +523,7 @@ vmem_err vmem_dirty_harvest(vmem_dirty *d, uint64_t *out, vmem_ept_flush *flush)
 		a.changed = true;
 	if (wp)
 		unlock(d);
+	spin_unlock(logs_lock);
 	if (a.changed)
 		note_flush(d, &fl);
 	if (flush)

@@ -28,13 +28,15 @@ struct vmi_rearm {
 	uint64_t bit;      /* the flag cleared: W (WP mode) or D (PML mode) */
 	uint64_t set;      /* the flag set with it: VMI_EPT_WP_ARMED (WP mode) or 0 */
 	bool changed;      /* some leaf had it */
+	bool plain;        /* no other log writes these leaves: one with A and D may be stored whole */
 	unsigned cur;      /* the batch being filled; cur + 2 (mod 3) is a stage older, cur + 1 two */
 	struct vmi_rearm_batch *fill; /* &b[cur] */
 	struct vmi_rearm_batch b[3];
 };
 
-/* bit: VMEM_EPT_W (the leaf is marked armed as W goes) or VMEM_EPT_D. */
-void vmi_rearm_init(struct vmi_rearm *r, vmem_ept *ept, uint64_t bit);
+/* bit: VMEM_EPT_W (the leaf is marked armed as W goes) or VMEM_EPT_D;
+ * plain: no other log of the EPT is on over these pages. */
+void vmi_rearm_init(struct vmi_rearm *r, vmem_ept *ept, uint64_t bit, bool plain);
 /* The full batch starts the pipeline; each older one moves a stage on. */
 void vmi_rearm_advance(struct vmi_rearm *r);
 

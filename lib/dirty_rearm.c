@@ -19,9 +19,10 @@ static int clear_leaf(void *arg, uint64_t *e, uint64_t gpa, unsigned level)
 	return 0;
 }
 
-void vmi_rearm_init(struct vmi_rearm *r, vmem_ept *ept, uint64_t bit)
+void vmi_rearm_init(struct vmi_rearm *r, vmem_ept *ept, uint64_t bit, bool plain)
 {
 	r->ept = ept;
+	r->plain = plain;
 	r->bit = bit;
 	r->set = bit == VMEM_EPT_W ? VMI_EPT_WP_ARMED : 0;
 	r->changed = false;
@@ -67,8 +68,11 @@ static void batch_locate(struct vmi_rearm_batch *b)
  * this entry and a plain store of it without the flag loses nothing (as
  * KVM's tdp_mmu_clear_spte_bits, when an entry has no "volatile" bits);
  * the library's own writers of leaves are excluded during a harvest
- * (d->lock in WP mode; the EPT is not changed meanwhile, dirty.h).
- * Otherwise a locked clear: an A or D set meanwhile is not lost. WP mode
+ * (d->lock in WP mode; the EPT is not changed meanwhile, dirty.h), but
+ * for another log's over the same pages (r->plain false): a WP log's
+ * fault or re-arm (W and the mark) beside a PML log's re-arm (D), each
+ * under its own log's lock. Otherwise a locked clear, of this log's bits
+ * alone: an A or D set meanwhile, or the other log's bits, are not lost. WP mode
  * sets the armed mark (set) as W goes: a leaf without W (the VMM made it
  * read-only after its first write) is not the log's to open again. */
 static inline __attribute__((always_inline)) bool batch_clear_bit(struct vmi_rearm *r, struct vmi_rearm_batch *b, uint64_t bit,
@@ -88,7 +92,7 @@ static inline __attribute__((always_inline)) bool batch_clear_bit(struct vmi_rea
 			uint64_t *e = e0 + __builtin_ctzll(m), v = __atomic_load_n(e, __ATOMIC_RELAXED);
 			if (!(v & VMEM_EPT_PERM_MASK) || !(v & bit))
 				continue;
-			if ((v & ad) == ad) {
+			if ((v & ad) == ad && r->plain) {
 				__atomic_store_n(e, (v & ~bit) | set, __ATOMIC_RELAXED);
 				changed = true;
 			} else if (set) {

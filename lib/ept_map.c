@@ -30,6 +30,7 @@ struct vmem_ept {
 	vmem_ept_stats st;
 	unsigned collapse_holds;   /* dirty logging keeps 4K granularity: no collapse, no new large leaf */
 	struct vmi_ept_log *logs;  /* the dirty logs of this EPT (ept_map_int.h) */
+	int logs_lock;             /* vmi_ept_logs_lock */
 };
 
 /* One operation on a range; also the dry run that counts the tables it needs. */
@@ -73,21 +74,33 @@ static void node_destroy(const vmem_ept *ept, struct ept_node *n)
 	vmi_free(ept->alloc, n, sizeof(*n));
 }
 
-static struct ept_node *node_create(const vmem_ept *ept, unsigned level)
+/* Host-physical addresses below 2^MAXPHYADDR: an entry's bits 51:M are reserved (SDM 29.3.3.1). */
+static uint64_t pa_limit(const vmem_ept *ept)
+{
+	return ept->cfg.maxphyaddr ? 1ull << ept->cfg.maxphyaddr : EPT_PA_LIMIT;
+}
+
+/* A table page: NULL with *err VMEM_E_NOMEM, or VMEM_E_RANGE when page_phys
+ * puts it where no entry can point (bits 51:M reserved, SDM 29.3.3.1; bits
+ * 11:0 are the entry's rights and type, 29.3.2). */
+static struct ept_node *node_create(const vmem_ept *ept, unsigned level, vmem_err *err)
 {
 	struct ept_node *n = vmi_zalloc(ept->alloc, sizeof(*n));
+	*err = VMEM_E_NOMEM;
 	if (!n)
 		return NULL;
 	n->level = level;
 	n->pt = ept->alloc->alloc_page(ept->alloc->ctx);
 	if (n->pt && level > 1)
 		n->child = vmi_zalloc(ept->alloc, EPT_ENTRIES * sizeof(*n->child));
-	if (!n->pt || (level > 1 && !n->child)) {
-		node_destroy(ept, n);
-		return NULL;
+	if (n->pt && (level == 1 || n->child)) {
+		n->phys = page_phys(ept, n->pt); /* alloc_page returns a zeroed page (alloc.h) */
+		if (!(n->phys & 0xfff) && n->phys < pa_limit(ept))
+			return n;
+		*err = VMEM_E_RANGE;
 	}
-	n->phys = page_phys(ept, n->pt); /* alloc_page returns a zeroed page (alloc.h) */
-	return n;
+	node_destroy(ept, n);
+	return NULL;
 }
 
 /* Whether a log that is on watches some of [lo, hi). */
@@ -189,7 +202,12 @@ static void split_fill(struct ept_node *t, uint64_t leaf)
 }
 
 /* If table n (under parent entry idx, region at ebase) is 512 leaves that one
- * large leaf can express, replace it by that leaf (SDM 29.3.2: 2M/1G leaves). */
+ * large leaf can express, replace it by that leaf (SDM 29.3.2: 2M/1G leaves).
+ * Its A and D are those the leaves had when read: one a processor sets in
+ * them later, up to the INVEPT (through a cached entry pointing at the
+ * table, SDM 29.4.3.1), stays in the released table. No dirty log loses a
+ * write so (none is on: collapse_holds); carrying them would need each
+ * leaf taken away (not present) before the INVEPT. */
 static void try_collapse(vmem_ept *ept, struct ept_node *parent, unsigned idx, uint64_t ebase,
 			 struct ept_ctx *c)
 {
@@ -386,17 +404,24 @@ descend:
 		if (!ch) {
 			ch = pool_take(c, L - 1);
 			if (is_leaf) {
-				split_fill(ch, e);
+				/* The table replaces the leaf by compare-and-swap, refilled
+				 * from the leaf as it is now if that failed: an A or D flag a
+				 * processor set meanwhile (SDM 29.3.5) goes into the 512
+				 * leaves (as KVM's tdp_mmu_split_huge_page retries its link). */
+				do
+					split_fill(ch, e);
+				while (!__atomic_compare_exchange_n(&n->pt[i], &e, ch->phys | ept->nonleaf, false,
+								    __ATOMIC_RELEASE, __ATOMIC_RELAXED));
 				count_leaf(ept, L, -1);
 				count_leaf(ept, L - 1, (int)EPT_ENTRIES);
 				/* Same translations at a new page size: flush (SDM 29.4.3.1 / 4.10.4.2). */
 				note_change(c, ebase, ebase + esz);
 			} else {
 				n->present++;
+				store_entry(&n->pt[i], ch->phys | ept->nonleaf);
 			}
 			ept->st.table_pages++;
 			n->child[i] = ch;
-			store_entry(&n->pt[i], ch->phys | ept->nonleaf);
 		}
 		range_op(ept, ch, L - 1, ebase, elo, ehi, c);
 		if (ch->present == 0) {
@@ -420,32 +445,46 @@ static void pool_release(vmem_ept *ept, struct ept_ctx *c)
 		}
 }
 
-/* Dry run, preallocate exactly what it counted, then apply: nothing can fail midway. */
-static vmem_err run_op(vmem_ept *ept, struct ept_ctx *c, uint64_t gpa, uint64_t size, vmem_ept_flush *flush)
+/* Dry run, preallocate exactly what it counted, then apply: nothing can
+ * fail midway. The nr ranges [gpa[k], gpa[k] + size[k]) in turn, each dry
+ * run on the tables as they are (splits only for nr > 1: one range's
+ * split then needs no more tables than counted, maybe fewer). */
+static vmem_err run_op_n(vmem_ept *ept, struct ept_ctx *c, const uint64_t *gpa, const uint64_t *size,
+			 unsigned nr, vmem_ept_flush *flush)
 {
 	unsigned top = ept->cfg.levels;
-	if (!size || ((gpa | size) & 0xfff) || gpa + size < gpa)
-		return VMEM_E_INVAL;
-	if (gpa + size > (1ull << (12 + 9 * top)))
-		return VMEM_E_RANGE; /* beyond what this EPT translates */
+	for (unsigned k = 0; k < nr; k++) {
+		if (!size[k] || ((gpa[k] | size[k]) & 0xfff) || gpa[k] + size[k] < gpa[k])
+			return VMEM_E_INVAL;
+		if (gpa[k] + size[k] > (1ull << (12 + 9 * top)))
+			return VMEM_E_RANGE; /* beyond what this EPT translates */
+	}
 	c->dry = true;
-	range_op(ept, ept->root, top, 0, gpa, gpa + size, c);
+	for (unsigned k = 0; k < nr; k++)
+		range_op(ept, ept->root, top, 0, gpa[k], gpa[k] + size[k], c);
 	for (unsigned l = 1; l < top; l++)
 		for (unsigned k = 0; k < c->need[l]; k++) {
-			struct ept_node *n = node_create(ept, l);
+			vmem_err err;
+			struct ept_node *n = node_create(ept, l, &err);
 			if (!n) {
 				pool_release(ept, c);
-				return VMEM_E_NOMEM;
+				return err;
 			}
 			n->next = c->pool[l];
 			c->pool[l] = n;
 		}
 	c->dry = false;
-	range_op(ept, ept->root, top, 0, gpa, gpa + size, c);
+	for (unsigned k = 0; k < nr; k++)
+		range_op(ept, ept->root, top, 0, gpa[k], gpa[k] + size[k], c);
 	pool_release(ept, c); /* collapses may leave some unused */
 	if (flush)
 		*flush = c->fl;
 	return VMEM_OK;
+}
+
+static vmem_err run_op(vmem_ept *ept, struct ept_ctx *c, uint64_t gpa, uint64_t size, vmem_ept_flush *flush)
+{
+	return run_op_n(ept, c, &gpa, &size, 1, flush);
 }
 
 static bool granted(const vmem_ept *ept, uint64_t hpa, uint64_t size)
@@ -501,6 +540,19 @@ vmem_err vmem_ept_protect(vmem_ept *ept, uint64_t gpa, uint64_t size, uint64_t p
 	return run_op(ept, &c, gpa, size, flush);
 }
 
+vmem_err vmi_ept_split_pages(vmem_ept *ept, const uint64_t *gpa, unsigned n, vmem_ept_flush *flush)
+{
+	const uint64_t size[2] = { 4096, 4096 };
+	if (!ept || n > 2)
+		return VMEM_E_INVAL;
+	struct ept_ctx c;
+	ctx_init(&c, OP_SPLIT);
+	ept->collapse_holds++; /* the split tables are uniform by construction */
+	vmem_err e = run_op_n(ept, &c, gpa, size, n, flush);
+	ept->collapse_holds--;
+	return e;
+}
+
 vmem_err vmem_ept_split(vmem_ept *ept, uint64_t gpa, uint64_t size, vmem_ept_flush *flush)
 {
 	if (!ept)
@@ -533,6 +585,11 @@ void vmi_ept_log_del(vmem_ept *ept, struct vmi_ept_log *log)
 struct vmi_ept_log *vmi_ept_logs(const vmem_ept *ept)
 {
 	return __atomic_load_n(&ept->logs, __ATOMIC_ACQUIRE);
+}
+
+int *vmi_ept_logs_lock(vmem_ept *ept)
+{
+	return &ept->logs_lock;
 }
 
 void vmi_ept_hold_collapse(vmem_ept *ept, bool hold)
@@ -680,10 +737,11 @@ vmem_err vmem_ept_new(const vmem_allocator *alloc, const vmem_ept_config *cfg, v
 	ept->alloc = alloc;
 	ept->cfg = *cfg;
 	ept->nonleaf = VMEM_EPT_R | VMEM_EPT_W | VMEM_EPT_X | (cfg->mbec ? VMEM_EPT_XU : 0);
-	ept->root = node_create(ept, cfg->levels);
+	vmem_err err;
+	ept->root = node_create(ept, cfg->levels, &err);
 	if (!ept->root) {
 		vmi_free(alloc, ept, sizeof(*ept));
-		return VMEM_E_NOMEM;
+		return err;
 	}
 	ept->st.table_pages = 1;
 	*out = ept;
@@ -734,7 +792,7 @@ vmem_err vmem_ept_grant(vmem_ept *ept, uint64_t hpa, uint64_t size)
 	if (!ept || !size || ((hpa | size) & 0xfff) || hpa + size < hpa)
 		return VMEM_E_INVAL;
 	uint64_t lo = hpa, hi = hpa + size;
-	if (hi > (ept->cfg.maxphyaddr ? 1ull << ept->cfg.maxphyaddr : EPT_PA_LIMIT))
+	if (hi > pa_limit(ept))
 		return VMEM_E_RANGE; /* not a host-physical address: reserved bits 51:M (SDM 29.3.3.1), or lost */
 	/* Merge with every grant it touches, then insert the union. */
 	unsigned keep = 0;

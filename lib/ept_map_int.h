@@ -32,6 +32,9 @@ void vmi_ept_log_add(vmem_ept *ept, struct vmi_ept_log *log);
 void vmi_ept_log_del(vmem_ept *ept, struct vmi_ept_log *log);
 /* The logs added, newest first. */
 struct vmi_ept_log *vmi_ept_logs(const vmem_ept *ept);
+/* The lock (a spinlock word, 0 free) under which the logs of the EPT
+ * harvest and change mode one at a time (lib/dirty.c). */
+int *vmi_ept_logs_lock(vmem_ept *ept);
 
 /* Call fn on every present leaf entry overlapping [gpa, gpa+size), in order;
  * stop at the first non-zero return and return it. */
@@ -48,6 +51,8 @@ bool vmi_ept_harvest_d(vmem_ept *ept, uint64_t gpa, uint64_t size, uint64_t *out
  * the tables stay as they are. */
 void vmi_ept_leaf_nodes(vmem_ept *ept, const uint64_t *gpa, unsigned n, const void **node);
 uint64_t *vmi_ept_node_table(const void *node);
+/* vmem_ept_split of the 4K pages gpa[0..n) (n <= 2) at once: all or nothing. */
+vmem_err vmi_ept_split_pages(vmem_ept *ept, const uint64_t *gpa, unsigned n, vmem_ept_flush *flush);
 /* While held, uniform tables are not collapsed into large leaves and maps make 4K leaves only. */
 void vmi_ept_hold_collapse(vmem_ept *ept, bool hold);
 #endif

@@ -406,6 +406,52 @@ static void test_fail_alloc(void **s)
 	}
 }
 
+/* WP mode splits the large leaves that cross an edge of its range (so that
+ * no page outside loses W): [1M, 3M) over the 2M leaves [0, 2M) and
+ * [2M, 4M) splits both, each needing a page table. A failed allocation
+ * for the second must leave the first as it was too (dirty.h: all or
+ * nothing; a split changes the page size, which asks for an INVEPT, SDM
+ * 29.4.3.1, that an error result cannot report): two 2M leaves, no 4K
+ * leaf, nothing leaked; then it succeeds with 2 x 512 4K leaves. */
+static void test_wp_fail_alloc_second_edge(void **s)
+{
+	(void)s;
+	failalloc_init(&fa);
+	vmem_ept_config cfg = { .levels = 4, .ad = true, .gbpages = true, .eptp_mt = VMEM_MT_WB };
+	vmem_ept *e;
+	vmem_dirty *d;
+	assert_int_equal(vmem_ept_new(&fa.a, &cfg, &e), VMEM_OK);
+	assert_int_equal(vmem_ept_grant(e, 0, 1ull << 30), VMEM_OK);
+	assert_int_equal(vmem_ept_map(e, 0, 0, 2 * M2, RW, VMEM_MT_WB, false, NULL), VMEM_OK);
+	assert_int_equal(vmem_dirty_new(&fa.a, e, M2 / 2, M2, &d), VMEM_OK);
+	vmem_ept_stats before, st;
+	vmem_ept_get_stats(e, &before);
+	assert_int_equal(before.leaves_2m, 2);
+	long live = fa.live, k;
+	for (k = 0;; k++) {
+		failalloc_fail_in(&fa, k);
+		vmem_err err = vmem_dirty_set_mode(d, VMEM_DIRTY_WP, NULL, NULL);
+		if (err == VMEM_OK)
+			break;
+		assert_int_equal(err, VMEM_E_NOMEM);
+		assert_int_equal(vmem_dirty_get_mode(d), VMEM_DIRTY_OFF);
+		vmem_ept_get_stats(e, &st);
+		assert_memory_equal(&st, &before, sizeof(st));
+		assert_int_equal(fa.live, live);
+		assert_true(k < 16);
+	}
+	failalloc_never(&fa);
+	assert_true(k >= 2); /* two tables: the second one's failure was exercised */
+	vmem_ept_get_stats(e, &st);
+	assert_int_equal(st.leaves_4k, 2 * 512);
+	assert_int_equal(st.leaves_2m, 0);
+	vmem_dirty_free(d);
+	vmem_ept_flush_done(e);
+	vmem_ept_free(e);
+	assert_int_equal(fa.live, 0);
+	assert_int_equal(fa.bad_frees, 0);
+}
+
 /* Switching modes keeps what was dirtied (dirty.h: "Pages dirtied so far
  * stay in the bitmap"). In EPT_D mode a write so far is a D flag the
  * processor set on the leaf (SDM 29.3.5): leaving the mode must collect it,
@@ -1244,6 +1290,117 @@ static void test_race_fault_split_set_mode(void **s)
 	vmem_ept_free(f.e);
 }
 
+/* A WP log and a PML log over the same pages of one EPT (allowed: W and D
+ * apart, dirty.h) harvested at the same time by two threads. A page
+ * written since the last harvests (the WP log's fault gave it W back; the
+ * processor's write set A and D and logged its GPA, SDM 29.3.6) is
+ * re-armed by both: the WP harvest takes W again (so that the next write
+ * is an EPT violation, 29.3.3.2), the PML harvest clears D (so that the
+ * next write sets it and logs the page again: D is set only when clear,
+ * 29.3.5). Worked by hand, after both harvests each such leaf must be
+ * W = 0, armed, D = 0, whatever their order. A harvest that writes the
+ * leaf whole from a value read before the other one's change puts the
+ * other's flag back: W set and not armed (the WP log never sees a write
+ * to the page again) or D set (the PML log never does). Each round writes
+ * every page of [0, 16M) (4096 4K leaves) and harvests both logs at once
+ * (released together by a barrier: blocking, also under Valgrind).
+ * Likewise a WP fault beside the PML log's harvest: the WP log harvested
+ * alone first (W taken, D still set), then one thread writes every page
+ * again, each write a violation its fault opens (W back, not armed,
+ * "now ... writable", dirty.h), while the other clears D: after both,
+ * W = 1, not armed, D = 0. */
+#define TWO_LOG_PAGES 4096u
+#define TWO_LOG_ROUNDS (RUNNING_ON_VALGRIND ? 3u : 300u)
+struct two_logs {
+	vmem_dirty *d[2]; /* WP, PML */
+	uint64_t bm[2][TWO_LOG_PAGES / 64];
+	pthread_barrier_t start, end;
+	int stop;
+	unsigned ready; /* harvesters at the start line (2 per round) */
+	bool faults;    /* the WP log's thread opens every page (its faults) instead of harvesting */
+};
+
+static void *two_log_harvester(void *arg)
+{
+	struct two_logs *t = ((struct two_logs **)arg)[0];
+	unsigned k = (unsigned)(((uintptr_t *)arg)[1]);
+	for (;;) {
+		pthread_barrier_wait(&t->start);
+		if (__atomic_load_n(&t->stop, __ATOMIC_SEQ_CST))
+			return NULL;
+		/* Both start within a few cycles: a barrier's wake-ups are further
+		 * apart than a harvest lasts (not under Valgrind: one thread at a time). */
+		__atomic_fetch_add(&t->ready, 1, __ATOMIC_SEQ_CST);
+		while (!RUNNING_ON_VALGRIND && __atomic_load_n(&t->ready, __ATOMIC_SEQ_CST) % 2)
+			__builtin_ia32_pause();
+		if (k == 0 && t->faults) {
+			for (uint64_t p = 0; p < TWO_LOG_PAGES; p++) {
+				bool handled;
+				if (vmem_dirty_wp_fault(t->d[0], p << 12, &handled, NULL) || !handled)
+					t->bm[1][0] = 0; /* reported as page 0 missing */
+			}
+		} else if (vmem_dirty_harvest(t->d[k], t->bm[k], NULL)) {
+			t->bm[k][0] = 0;
+		}
+		pthread_barrier_wait(&t->end);
+	}
+}
+
+static void test_race_wp_pml_harvests(void **s)
+{
+	(void)s;
+	vmem_ept *e = mk(true);
+	uint64_t log[512];
+	vmem_pml pml = { log, 0 };
+	struct two_logs t = { 0 };
+	const uint64_t size = (uint64_t)TWO_LOG_PAGES << 12;
+	assert_int_equal(vmem_ept_map(e, 0, 0, size, RW, VMEM_MT_WB, false, NULL), VMEM_OK);
+	assert_int_equal(vmem_ept_split(e, 0, size, NULL), VMEM_OK); /* leaf pointers stay valid */
+	t.d[0] = start(e, 0, size, VMEM_DIRTY_WP, NULL);
+	t.d[1] = start(e, 0, size, VMEM_DIRTY_PML, &pml);
+	pthread_barrier_init(&t.start, NULL, 3);
+	pthread_barrier_init(&t.end, NULL, 3);
+	pthread_t th[2];
+	void *arg[2][2] = { { &t, (void *)0 }, { &t, (void *)1 } };
+	for (unsigned k = 0; k < 2; k++)
+		pthread_create(&th[k], NULL, two_log_harvester, arg[k]);
+	unsigned lost = 0, round;
+	for (round = 0; round < 2 * TWO_LOG_ROUNDS && !lost; round++) {
+		t.faults = round >= TWO_LOG_ROUNDS;
+		for (uint64_t p = 0; p < TWO_LOG_PAGES; p++) {
+			unsigned lvl;
+			bool handled;
+			uint64_t *l = leaf_of(e, p << 12, &lvl);
+			assert_int_equal(vmem_dirty_wp_fault(t.d[0], p << 12, &handled, NULL), VMEM_OK);
+			assert_true(handled && (*l & VMEM_EPT_W));
+			*l |= VMEM_EPT_A;
+			while (!hw_write_pml(e, &pml, p << 12))
+				vmem_dirty_pml_drain_from(t.d[1], &pml); /* the log-full exit */
+		}
+		if (t.faults)
+			assert_int_equal(vmem_dirty_harvest(t.d[0], t.bm[0], NULL), VMEM_OK);
+		pthread_barrier_wait(&t.start);
+		pthread_barrier_wait(&t.end);
+		for (uint64_t p = 0; p < TWO_LOG_PAGES; p++) {
+			unsigned lvl;
+			uint64_t v = *leaf_of(e, p << 12, &lvl);
+			lost += (v & (VMEM_EPT_W | (1ull << 52) | VMEM_EPT_D)) != (t.faults ? VMEM_EPT_W : 1ull << 52);
+			for (unsigned k = 0; k < 2; k++)
+				lost += !((t.bm[k][p / 64] >> (p % 64)) & 1);
+		}
+	}
+	__atomic_store_n(&t.stop, 1, __ATOMIC_SEQ_CST);
+	pthread_barrier_wait(&t.start);
+	for (unsigned k = 0; k < 2; k++)
+		pthread_join(th[k], NULL);
+	pthread_barrier_destroy(&t.start);
+	pthread_barrier_destroy(&t.end);
+	assert_int_equal(lost, 0);
+	vmem_dirty_free(t.d[1]);
+	vmem_dirty_free(t.d[0]);
+	vmem_ept_free(e);
+}
+
 /* Race: a writer (the processor, or the VMM's WP fault path) against a
  * harvester. The contract (dirty.h): a write racing with a harvest is
  * reported by it or by the next. So a write completed before harvest h
@@ -1438,6 +1595,7 @@ int main(void)
 		cmocka_unit_test(test_pml_through_ept_walk),
 		cmocka_unit_test(test_unaligned_range),
 		cmocka_unit_test(test_fail_alloc),
+		cmocka_unit_test(test_wp_fail_alloc_second_edge),
 		cmocka_unit_test(test_ept_d_switch_keeps_dirty),
 		cmocka_unit_test(test_wp_range_inside_large_leaf),
 		cmocka_unit_test(test_map_while_logging),
@@ -1461,6 +1619,7 @@ int main(void)
 		cmocka_unit_test(test_race_pml_walk),
 		cmocka_unit_test(test_race_mode_switch),
 		cmocka_unit_test(test_race_fault_split_set_mode),
+		cmocka_unit_test(test_race_wp_pml_harvests),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

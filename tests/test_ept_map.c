@@ -1,4 +1,5 @@
 /* EPT tables a VMM keeps: map/unmap/protect, large leaves, split, collapse, refusals, failure injection. */
+#define _POSIX_C_SOURCE 200809L /* pthread barriers */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -6,6 +7,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__has_include) && __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
 #include <cmocka.h>
 #include <libvmem/dirty.h>
 #include <libvmem/ept.h>
@@ -477,6 +483,14 @@ static void test_remap_identical_keeps_ad(void **s)
  * A grant reaching 2^52 would let map write an entry whose address is the
  * HPA modulo 2^52 (host memory never granted) or set SVE: refused. The
  * last 4K below 2^52 is a valid host-physical page. */
+/* A hosted page's address below 2^40, for an EPT with MAXPHYADDR 40 (the
+ * library reads its tables through their host pointers, never this). */
+static uint64_t below_2_40(void *ctx, const void *page)
+{
+	(void)ctx;
+	return (uint64_t)(uintptr_t)page & ((1ull << 40) - 1) & ~0xfffull;
+}
+
 static void test_grant_beyond_52_bits(void **s)
 {
 	(void)s;
@@ -499,7 +513,10 @@ static void test_grant_beyond_52_bits(void **s)
 	 * EPT misconfiguration, SDM 29.3.3.1): memory at or above 2^40 is no
 	 * host memory to grant. MAXPHYADDR outside 32..52 is refused. */
 	cfg.maxphyaddr = 40;
-	assert_int_equal(vmem_ept_new(NULL, &cfg, &e), VMEM_OK);
+	struct failalloc fa;
+	fa_init(&fa);
+	fa.a.page_phys = below_2_40; /* tables, too, are below 2^40 (test_table_phys_refused) */
+	assert_int_equal(vmem_ept_new(&fa.a, &cfg, &e), VMEM_OK);
 	assert_int_equal(vmem_ept_grant(e, 1ull << 40, K4), VMEM_E_RANGE);
 	assert_int_equal(vmem_ept_grant(e, (1ull << 40) - K4, 2 * K4), VMEM_E_RANGE);
 	assert_int_equal(vmem_ept_map(e, 0, 1ull << 40, K4, VMEM_EPT_R, VMEM_MT_WB, false, NULL), VMEM_E_RANGE);
@@ -613,6 +630,91 @@ static void test_protect_keeps_racing_dirty(void **s)
 	vmem_ept_free(e);
 }
 
+/* A split replaces a large leaf by a table of 512 leaves with the same
+ * translations, A and D included (a 2M leaf's D stands for each of its
+ * pages, SDM vol. 3C 29.3.5). A processor may set A or D in the large leaf
+ * at any moment, by a locked read-modify-write, until the leaf is gone
+ * (29.3.5): a split that builds the table from the leaf as read and then
+ * stores the table's entry over the leaf drops a D set in between, and the
+ * written page reads clean ever after (a VMM's working-set or dirty scan
+ * misses the write). The processor here: a walk of the raw tables, D set
+ * by compare-and-swap on the leaf it reaches, walked again if the entry
+ * changed meanwhile. Each round: [0, 2M) one 2M leaf, A and D clear; the
+ * processor writes page 0x1ff while the tables are split; after both, the
+ * 4K leaf of page 0x1ff must have D, wherever the write landed. */
+#define SPLIT_ROUNDS (RUNNING_ON_VALGRIND ? 20u : 4000u)
+struct split_race {
+	uint64_t eptp;
+	pthread_barrier_t start, end;
+	unsigned ready, round;
+	int stop;
+};
+
+static void *split_race_writer(void *arg)
+{
+	struct split_race *r = arg;
+	for (;;) {
+		pthread_barrier_wait(&r->start);
+		if (__atomic_load_n(&r->stop, __ATOMIC_SEQ_CST))
+			return NULL;
+		__atomic_fetch_add(&r->ready, 1, __ATOMIC_SEQ_CST); /* start with the split (not under Valgrind) */
+		while (!RUNNING_ON_VALGRIND && __atomic_load_n(&r->ready, __ATOMIC_SEQ_CST) % 2)
+			__builtin_ia32_pause();
+		for (unsigned i = (r->round * 7) % 600; i; i--) /* anywhere in the split */
+			__builtin_ia32_pause();
+		for (;;) {
+			uint64_t table = r->eptp & ~0xfffull, *p = NULL, v = 0;
+			for (unsigned L = 4; L >= 1; L--) {
+				p = &((uint64_t *)(uintptr_t)table)[(0x1ff000ull >> (12 + 9 * (L - 1))) & 511];
+				v = __atomic_load_n(p, __ATOMIC_SEQ_CST);
+				if (L == 1 || (v & VMEM_EPT_PS))
+					break;
+				table = v & 0x000ffffffffff000ull;
+			}
+			if ((v & VMEM_EPT_D) || __atomic_compare_exchange_n(p, &v, v | VMEM_EPT_A | VMEM_EPT_D, false,
+									   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+				break;
+		}
+		pthread_barrier_wait(&r->end);
+	}
+}
+
+static void test_split_keeps_racing_dirty(void **s)
+{
+	(void)s;
+	vmem_ept *e = mk(NULL, true);
+	struct split_race r = { 0 };
+	r.eptp = vmem_ept_eptp(e);
+	pthread_barrier_init(&r.start, NULL, 2);
+	pthread_barrier_init(&r.end, NULL, 2);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, split_race_writer, &r), 0);
+	unsigned lost = 0;
+	for (r.round = 0; r.round < SPLIT_ROUNDS && !lost; r.round++) {
+		uint64_t hpa, leaf = 0;
+		assert_int_equal(vmem_ept_map(e, 0, 0, M2, RWX, VMEM_MT_WB, false, NULL), VMEM_OK);
+		vmem_ept_flush_done(e);
+		assert_int_equal(raw_lookup(r.eptp, 4, 0x1ff000, &hpa, &leaf), 2);
+		assert_int_equal(leaf & (VMEM_EPT_A | VMEM_EPT_D), 0);
+		pthread_barrier_wait(&r.start);
+		__atomic_fetch_add(&r.ready, 1, __ATOMIC_SEQ_CST);
+		while (!RUNNING_ON_VALGRIND && __atomic_load_n(&r.ready, __ATOMIC_SEQ_CST) % 2)
+			__builtin_ia32_pause();
+		assert_int_equal(vmem_ept_split(e, 0, M2, NULL), VMEM_OK);
+		pthread_barrier_wait(&r.end);
+		assert_int_equal(raw_lookup(r.eptp, 4, 0x1ff000, &hpa, &leaf), 1);
+		lost += !(leaf & VMEM_EPT_D);
+		assert_int_equal(vmem_ept_unmap(e, 0, M2, NULL), VMEM_OK);
+	}
+	__atomic_store_n(&r.stop, 1, __ATOMIC_SEQ_CST);
+	pthread_barrier_wait(&r.start);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	pthread_barrier_destroy(&r.start);
+	pthread_barrier_destroy(&r.end);
+	assert_int_equal(lost, 0);
+	vmem_ept_free(e);
+}
+
 /* The raw tables as one value: a hash of every table page's physical
  * address and 512 entries, in vmem_ept_foreach_table's order. */
 static int hash_table(void *arg, void *page, uint64_t phys)
@@ -683,6 +785,86 @@ static void test_failure_injection_every_op(void **s)
 	assert_int_equal(st.leaves_1g, 1); /* [3G, 4G) collapsed back; holes at 1G - 4K, 1G, 2G - 4K, 2G keep the rest apart */
 	vmem_ept_free(e);
 	assert_int_equal(fa.live, 0);
+}
+
+/* A table page's physical address (the allocator's page_phys, alloc.h) is
+ * what the entries above it and the EPTP hold: bits 51:12 of an entry are
+ * the next table's address and bits 51:M (M = MAXPHYADDR) are reserved,
+ * an EPT misconfiguration when set (SDM vol. 3C 29.3.2, Tables 29-1..29-6;
+ * 29.3.3.1); the EPTP's bits 63:M must be 0 or VM entry fails (25.6.11,
+ * 27.2.1.1). So a page at or above 2^M, or one not 4 KiB aligned (its low
+ * bits would land in the entry's rights and memory type), is no table: the
+ * operation that asked for it fails with VMEM_E_RANGE (an address outside
+ * what a table may be at, as vmem_ept_grant refuses such memory), frees
+ * what it took and leaves the tables as they were. With MAXPHYADDR 48:
+ *   page + 2^48    (the hosted pages are below 2^47: at or above 2^48)
+ *   page | 0x800   (not aligned)
+ *   2^48 exactly   (the first address with bit 48 set)
+ * each returned by the k-th page_phys call, k = 1, 2, ... of a map that
+ * needs tables (as test_failure_injection's), and by the first call of
+ * vmem_ept_new (the root). */
+struct physalloc {
+	struct failalloc fa; /* first: the allocator's ctx is the physalloc */
+	long phys_calls, bad_at;
+	unsigned kind;
+};
+
+static uint64_t pa_phys(void *ctx, const void *page)
+{
+	struct physalloc *p = ctx;
+	uint64_t good = (uint64_t)(uintptr_t)page;
+	if (++p->phys_calls != p->bad_at)
+		return good;
+	return p->kind == 0 ? good + (1ull << 48) : p->kind == 1 ? good | 0x800 : 1ull << 48;
+}
+
+static void test_table_phys_refused(void **s)
+{
+	(void)s;
+	for (unsigned kind = 0; kind < 3; kind++) {
+		struct physalloc pa;
+		fa_init(&pa.fa);
+		pa.fa.a.page_phys = pa_phys;
+		pa.kind = kind;
+		pa.phys_calls = 0;
+		pa.bad_at = 1;
+		vmem_ept_config cfg = { .levels = 4, .ad = true, .gbpages = true, .eptp_mt = VMEM_MT_WB, .maxphyaddr = 48 };
+		vmem_ept *e = NULL;
+		assert_int_equal(vmem_ept_new(&pa.fa.a, &cfg, &e), VMEM_E_RANGE);
+		assert_null(e);
+		assert_int_equal(pa.fa.live, 0);
+		pa.bad_at = 0;
+		assert_int_equal(vmem_ept_new(&pa.fa.a, &cfg, &e), VMEM_OK);
+		assert_int_equal(vmem_ept_grant(e, 0, 1ull << 40), VMEM_OK);
+		assert_int_equal(vmem_ept_map(e, 6 * M2, 6 * M2, M2, VMEM_EPT_R, VMEM_MT_WB, false, NULL), VMEM_OK);
+		uint64_t eptp = vmem_ept_eptp(e), hpa, leaf;
+		long k;
+		for (k = 1;; k++) {
+			vmem_ept_stats before, after;
+			uint64_t h = tables_hash(e);
+			long live = pa.fa.live;
+			vmem_ept_get_stats(e, &before);
+			pa.phys_calls = 0;
+			pa.bad_at = k;
+			vmem_err rc = vmem_ept_map(e, 5 * M2 + 3 * K4, G + 5 * M2 + 3 * K4, 2 * M2 + 5 * K4, RWX, VMEM_MT_WB,
+						   false, NULL);
+			pa.bad_at = 0;
+			if (rc == VMEM_OK)
+				break;
+			assert_int_equal(rc, VMEM_E_RANGE);
+			assert_int_equal(pa.fa.live, live);
+			assert_true(tables_hash(e) == h);
+			vmem_ept_get_stats(e, &after);
+			assert_memory_equal(&after, &before, sizeof(after));
+			assert_int_equal(raw_lookup(eptp, 4, 5 * M2 + 3 * K4, &hpa, &leaf), 0);
+			assert_true(k < 16);
+		}
+		assert_true(k > 2); /* the map made tables: each one's address was refused in turn */
+		assert_int_equal(raw_lookup(eptp, 4, 5 * M2 + 3 * K4, &hpa, &leaf), 1);
+		assert_int_equal(hpa, G + 5 * M2 + 3 * K4);
+		vmem_ept_free(e);
+		assert_int_equal(pa.fa.live, 0);
+	}
 }
 
 /* Dirty logging holds 4K granularity (no collapse while it runs): a map
@@ -812,6 +994,8 @@ int main(void)
 		cmocka_unit_test(test_map_while_logging_keeps_4k),
 		cmocka_unit_test(test_protect_same_rights_no_split),
 		cmocka_unit_test(test_map_same_inside_large_no_split),
+		cmocka_unit_test(test_table_phys_refused),
+		cmocka_unit_test(test_split_keeps_racing_dirty),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,7 +26,10 @@ typedef struct vmem_allocator {
 	/* Optional: the host-physical address of a page from alloc_page, as
 	 * hardware will see it in an EPT or shadow entry (a kernel's virt_to_phys).
 	 * NULL: the page's virtual address is taken as its physical address (the
-	 * hosted model, where host-physical memory is modelled by a vmem_gmem). */
+	 * hosted model, where host-physical memory is modelled by a vmem_gmem).
+	 * An EPT refuses a page whose address is not 4 KiB aligned or reaches
+	 * 2^MAXPHYADDR (vmem_ept_config): the call fails with VMEM_E_RANGE,
+	 * as it does with VMEM_E_NOMEM. */
 	uint64_t (*page_phys)(void *ctx, const void *page);
 } vmem_allocator;
 

@@ -68,7 +68,8 @@ void vmem_dirty_free(vmem_dirty *d);
 
 /* Switch the mode at run time (OFF ends logging). Pages dirtied so far stay
  * in the bitmap. Switching needs table changes: *flush says what to
- * invalidate. All or nothing (VMEM_E_NOMEM leaves the mode as it was).
+ * invalidate. All or nothing (VMEM_E_NOMEM or VMEM_E_RANGE, vmem_ept_new,
+ * leaves the mode as it was).
  * PML mode needs a pml with a log page (one vCPU's: vmem_dirty_set_mode_pml
  * with n = 1); EPT_D and PML need EPT A/D. Logs of an EPT that share a
  * page share its leaf's one W and one D flag: VMEM_E_OVERLAP (nothing
@@ -76,7 +77,9 @@ void vmem_dirty_free(vmem_dirty *d);
  * the same flag in: two WP logs (W), an EPT_D log with an EPT_D or PML log
  * (D: a harvest clearing it for one hides the write from the other). PML
  * logs may overlap (each write is in a vCPU's PML, which fills all), and
- * a WP log an EPT_D or PML one. */
+ * a WP log an EPT_D or PML one. The logs of one EPT may harvest and switch
+ * modes from different threads at once: they take turns (one lock per
+ * EPT), so that overlapping logs never undo each other's flags. */
 vmem_err vmem_dirty_set_mode(vmem_dirty *d, vmem_dirty_mode mode, vmem_pml *pml,
 			     vmem_ept_flush *flush);
 /* PML mode with the PMLs of n vCPUs (n >= 1), pml[0..n), each with a log

@@ -61,7 +61,10 @@ typedef struct vmem_ept_flush {
 #define VMEM_EPT_FLUSH_TABLES_FREED (1u << 1)
 
 /* Create empty EPT tables (one zeroed root page). VMEM_E_INVAL for an
- * unsupported configuration. The allocator's page_phys gives entries' addresses. */
+ * unsupported configuration. The allocator's page_phys gives entries' addresses:
+ * a table page it puts at or above 2^maxphyaddr, or off 4 KiB, is refused
+ * (VMEM_E_RANGE, here and from every call that makes tables: all or
+ * nothing, as VMEM_E_NOMEM). */
 vmem_err vmem_ept_new(const vmem_allocator *alloc, const vmem_ept_config *cfg, vmem_ept **out);
 /* Free every table page. The caller has stopped every vCPU using it. */
 void vmem_ept_free(vmem_ept *ept);
@@ -85,7 +88,8 @@ vmem_err vmem_ept_grant(vmem_ept *ept, uint64_t hpa, uint64_t size);
  * on VMEM_E_NOMEM the tables are exactly as before and nothing leaked.
  * Errors: VMEM_E_INVAL (alignment, size 0, bad perm: W without R, execute-only
  * without the capability; bad memory type), VMEM_E_RANGE (GPA beyond the EPT's
- * reach, or HPA not granted). *flush (may be NULL) says what must be invalidated. */
+ * reach, HPA not granted, or a table page page_phys placed out of reach).
+ * *flush (may be NULL) says what must be invalidated. */
 vmem_err vmem_ept_map(vmem_ept *ept, uint64_t gpa, uint64_t hpa, uint64_t size,
 		      uint64_t perm, unsigned mt, bool ipat, vmem_ept_flush *flush);
 /* Remove every translation in [gpa, gpa+size). All or nothing, as map. */
@@ -100,7 +104,8 @@ vmem_err vmem_ept_protect(vmem_ept *ept, uint64_t gpa, uint64_t size, uint64_t p
 void vmem_ept_flush_done(vmem_ept *ept);
 
 /* Split every large leaf in [gpa, gpa+size) into 4K leaves (the same
- * translations). All or nothing, as map. */
+ * translations, each with the large leaf's A and D flags, also ones a
+ * processor sets while it is split). All or nothing, as map. */
 vmem_err vmem_ept_split(vmem_ept *ept, uint64_t gpa, uint64_t size, vmem_ept_flush *flush);
 
 /* Software look-up of one GPA (no A/D, no permission check): the leaf entry
