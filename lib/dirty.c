@@ -210,7 +210,8 @@ static vmem_err split_edges(vmem_dirty *d, vmem_ept_flush *fl)
  * after the index wrapped, SDM 29.3.6). */
 static void pml_empty(vmem_ept *ept, vmem_pml *p)
 {
-	unsigned first = p->index > 511 ? 0 : p->index + 1u;
+	/* Two drains of one PML may run at once (its vCPU out of guest mode): atomic index. */
+	unsigned idx = __atomic_load_n(&p->index, __ATOMIC_RELAXED), first = idx > 511 ? 0 : idx + 1u;
 	for (struct vmi_ept_log *w = vmi_ept_logs(ept); w; w = w->next) {
 		vmem_dirty *o = log_of(w);
 		if (__atomic_load_n(&o->mode, __ATOMIC_RELAXED) != VMEM_DIRTY_PML)
@@ -221,7 +222,7 @@ static void pml_empty(vmem_ept *ept, vmem_pml *p)
 				bit_set(o->bitmap, PAGE_IDX(o, g));
 		}
 	}
-	p->index = 511;
+	__atomic_store_n(&p->index, 511, __ATOMIC_RELAXED);
 }
 
 static bool pmls_ok(vmem_pml *const *pml, unsigned n)

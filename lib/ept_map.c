@@ -55,6 +55,9 @@ static void ctx_init(struct ept_ctx *c, enum ept_op op)
 static inline uint64_t level_size(unsigned level) { return 1ull << (12 + 9 * (level - 1)); }
 static inline bool present(uint64_t e) { return e & VMEM_EPT_PERM_MASK; }
 static inline void store_entry(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+/* Entries in use change under us: a processor sets A and D (SDM 29.3.5), a
+ * dirty log its flags. Read them whole, as an atomic (a plain MOV on x86). */
+static inline uint64_t load_entry(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 
 static uint64_t page_phys(const vmem_ept *ept, const void *page)
 {
@@ -145,7 +148,7 @@ static void zombify(vmem_ept *ept, struct ept_node *n, uint64_t base, struct ept
 	for (unsigned i = 0; i < EPT_ENTRIES; i++) {
 		if (n->child && n->child[i]) {
 			zombify(ept, n->child[i], base + i * esz, c, gone);
-		} else if (present(n->pt[i])) {
+		} else if (present(load_entry(&n->pt[i]))) {
 			count_leaf(ept, n->level, -1); /* the leaves go with the table */
 			if (gone)
 				set_leaf(ept, &n->pt[i], 0, 0, base + i * esz, esz);
@@ -216,13 +219,13 @@ static void try_collapse(vmem_ept *ept, struct ept_node *parent, unsigned idx, u
 		return;
 	if (!n || n->present != EPT_ENTRIES || !leaf_allowed(ept, parent->level))
 		return;
-	uint64_t step = level_size(n->level), e0 = n->pt[0];
+	uint64_t step = level_size(n->level), e0 = load_entry(&n->pt[0]);
 	uint64_t base = e0 & EPT_ADDR_MASK & ~(step - 1);
 	if (base & (level_size(parent->level) - 1))
 		return;
 	uint64_t attr = e0 & EPT_LEAF_ATTR & ~VMEM_EPT_PS, ad = 0;
 	for (unsigned i = 0; i < EPT_ENTRIES; i++) {
-		uint64_t e = n->pt[i];
+		uint64_t e = load_entry(&n->pt[i]);
 		if (n->child && n->child[i])
 			return; /* an entry that is a table: nothing to merge at this level */
 		if ((e & EPT_LEAF_ATTR & ~VMEM_EPT_PS) != attr || (e & EPT_ADDR_MASK & ~(step - 1)) != base + i * step)
@@ -254,7 +257,7 @@ static void map_4k_run(vmem_ept *ept, struct ept_node *n, uint64_t base, uint64_
 	unsigned added = 0;
 	bool changed = false, w = watched(ept, lo, hi);
 	for (unsigned i = first; i <= last; i++, ne += 4096) {
-		uint64_t e = n->pt[i];
+		uint64_t e = load_entry(&n->pt[i]);
 		if (same_translation(e, ne))
 			continue;
 		changed |= present(e);
@@ -281,7 +284,7 @@ static unsigned map_large_run(vmem_ept *ept, struct ept_node *n, unsigned L, uin
 	uint64_t ne = (c->hpa0 + (base + ((uint64_t)i << sh) - c->gpa0)) | c->attr | VMEM_EPT_PS;
 	unsigned first = i;
 	for (; i <= last; i++, ne += 1ull << sh) {
-		if (n->pt[i] || n->child[i])
+		if (load_entry(&n->pt[i]) || n->child[i])
 			break;
 		store_entry(&n->pt[i], ne);
 	}
@@ -321,7 +324,7 @@ static void range_op(vmem_ept *ept, struct ept_node *n, unsigned L, uint64_t bas
 		uint64_t ebase = base + i * esz, elo = lo > ebase ? lo : ebase;
 		uint64_t ehi = hi < ebase + esz ? hi : ebase + esz;
 		bool full = elo == ebase && ehi == ebase + esz;
-		uint64_t e = n ? n->pt[i] : 0;
+		uint64_t e = n ? load_entry(&n->pt[i]) : 0;
 		struct ept_node *ch = n && n->child ? n->child[i] : NULL;
 		bool is_leaf = present(e) && !ch;
 		/* Dry run below a table not yet made: for map it starts empty; for
@@ -608,7 +611,7 @@ static int leaves_in(struct ept_node *n, unsigned L, uint64_t base, uint64_t lo,
 	for (unsigned i = first; i <= last; i++) {
 		uint64_t ebase = base + i * esz;
 		int rc;
-		if (!present(n->pt[i]))
+		if (!present(load_entry(&n->pt[i])))
 			continue;
 		if (n->child && n->child[i])
 			rc = leaves_in(n->child[i], L - 1, ebase, lo > ebase ? lo : ebase,
@@ -696,7 +699,7 @@ static bool harvest_in(struct ept_node *n, unsigned L, uint64_t base, uint64_t l
 		return harvest_pt(n->pt, first, last, base, org, out);
 	for (unsigned i = first; i <= last; i++) {
 		uint64_t ebase = base + i * esz;
-		if (!present(n->pt[i]))
+		if (!present(load_entry(&n->pt[i])))
 			continue;
 		if (n->child[i])
 			any |= harvest_in(n->child[i], L - 1, ebase, lo > ebase ? lo : ebase,
@@ -833,7 +836,7 @@ static struct ept_node *walk_down(const vmem_ept *ept, uint64_t gpa, unsigned lo
 	unsigned L = ept->cfg.levels;
 	for (; L > low; L--) {
 		unsigned i = (unsigned)(gpa >> (12 + 9 * (L - 1))) & 511;
-		if (!present(n->pt[i]) || !n->child || !n->child[i])
+		if (!present(load_entry(&n->pt[i])) || !n->child || !n->child[i])
 			break;
 		n = n->child[i];
 	}
@@ -854,7 +857,7 @@ vmem_err vmem_ept_lookup(const vmem_ept *ept, uint64_t gpa, uint64_t *leaf, unsi
 		return VMEM_E_RANGE;
 	unsigned L;
 	const struct ept_node *n = walk_stop(ept, gpa, &L);
-	uint64_t e = n->pt[(gpa >> (12 + 9 * (L - 1))) & 511];
+	uint64_t e = load_entry(&n->pt[(gpa >> (12 + 9 * (L - 1))) & 511]);
 	if (!present(e))
 		return VMEM_E_NOENT;
 	if (leaf)
@@ -885,7 +888,7 @@ void vmi_ept_leaf_nodes(vmem_ept *ept, const uint64_t *gpa, unsigned n, const vo
 			pd_known = true;
 		}
 		unsigned i = (unsigned)(g >> 21) & 511;
-		if (pd && present(pd->pt[i]) && pd->child && pd->child[i]) {
+		if (pd && present(load_entry(&pd->pt[i])) && pd->child && pd->child[i]) {
 			node[k] = pd->child[i];
 			__builtin_prefetch(node[k]);
 		}

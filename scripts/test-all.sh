@@ -7,6 +7,11 @@ cd "$ROOT"
 JOBS=${JOBS:-2}
 GCC_DIR=${GCC_DIR:-build-ci-gcc}
 CLANG_DIR=${CLANG_DIR:-build-ci-clang}
+TSAN_DIR=${TSAN_DIR:-build-ci-tsan}
+# The tests that run the library from several threads at once (dirty logs
+# beside vCPU writes and faults, EPT splits beside processor A/D writes).
+TSAN_TESTS='^(test_dirty|test_ept_map)$'
+
 # Labels left out of the default run; run them with e.g. `ctest -L matrix-full`.
 LONG='^(long|matrix-full|bench-long|fuzz-long)$'
 
@@ -54,6 +59,23 @@ if [ $clang_ok = 1 ]; then
   fi
 else
   summary+=("clang+sanitizers: BUILD FAILED"); status=1
+fi
+
+step "clang: ThreadSanitizer over the tests that start threads (VMEM_TSAN=ON, VMEM_ASM=OFF)"
+tsan_ok=1
+CC=clang cmake -S . -B "$TSAN_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVMEM_WERROR=ON \
+  -DVMEM_TSAN=ON -DVMEM_ASM=OFF -DVMEM_BENCH=OFF || tsan_ok=0
+[ $tsan_ok = 1 ] && { cmake --build "$TSAN_DIR" -j"$JOBS" --target test_dirty test_ept_map || tsan_ok=0; }
+if [ $tsan_ok = 1 ]; then
+  # halt_on_error: the first data race fails the test (exit code 66).
+  if (cd "$TSAN_DIR" && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+      ctest -j"$JOBS" -R "$TSAN_TESTS" --output-on-failure); then
+    summary+=("clang+tsan: passed")
+  else
+    summary+=("clang+tsan: TESTS FAILED"); status=1
+  fi
+else
+  summary+=("clang+tsan: BUILD FAILED"); status=1
 fi
 
 echo

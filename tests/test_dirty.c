@@ -31,13 +31,14 @@ static uint64_t *leaf_of(vmem_ept *e, uint64_t gpa, unsigned *level)
 	uint64_t t = vmem_ept_eptp(e) & ~0xfffull;
 	for (unsigned L = 4; L >= 1; L--) {
 		uint64_t *p = &((uint64_t *)(uintptr_t)t)[(gpa >> (12 + 9 * (L - 1))) & 511];
-		if (!(*p & 7))
+		uint64_t v = __atomic_load_n(p, __ATOMIC_SEQ_CST); /* the library may change it meanwhile */
+		if (!(v & 7))
 			return NULL;
-		if (L == 1 || (*p & VMEM_EPT_PS)) {
+		if (L == 1 || (v & VMEM_EPT_PS)) {
 			*level = L;
 			return p;
 		}
-		t = *p & 0x000ffffffffff000ull;
+		t = v & 0x000ffffffffff000ull;
 	}
 	return NULL;
 }
