@@ -373,9 +373,13 @@ static void build(struct sscen *s)
 		base = (uint32_t)(s->target - s->offset);
 	}
 	s->desc = desc_make(base, raw, type, sflag, dpl, p, avl, l, db, g);
+	if (s->op >= OP_JMP) {
+		d_add(&s->d, ", to a HLT");
+		return;
+	}
 	d_add(&s->d, ", ");
 	d_num(&s->d, s->size);
-	d_add(&s->d, s->op >= OP_JMP ? " (HLT)" : (s->op >= OP_W1 ? "-byte write" : "-byte read"));
+	d_add(&s->d, s->op >= OP_W1 ? "-byte write" : "-byte read");
 }
 
 static const enum vmcs_field seg_sel[] = { GUEST_ES_SELECTOR, GUEST_CS_SELECTOR, GUEST_SS_SELECTOR,
