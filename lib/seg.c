@@ -14,6 +14,12 @@
 /* CS: any code segment; the conforming ones. */
 #define LOAD_CODE      0xFF00u
 #define LOAD_CONFORM   0xF000u
+/* Far JMP/CALL to a system descriptor: the ones a transfer goes through (not
+ * modelled: VMEM_E_UNSUPPORTED); any other type is #GP(selector) (SDM vol. 2
+ * JMP, CALL; Table 3-2). Protected mode: available 16/32-bit TSS, 16/32-bit
+ * call gate, task gate; IA-32e mode: the 64-bit call gate only. */
+#define FAR_SYS_PROT   0x1232u
+#define FAR_SYS_IA32E  0x1000u
 /* Use-time (SDM 5.5): readable (data, or code with R), writable (data with W), expand-down. */
 #define USE_READ       0xCCFFu
 #define USE_WRITE      0x00CCu
@@ -366,11 +372,11 @@ vmem_err vmem_seg_load_cs(const vmem_seg_env *env, uint16_t sel, uint64_t desc,
 		return VMEM_OK;
 	unsigned idx = SEG_IDX(c.s, c.type);
 	if (!BIT(LOAD_CODE, idx)) {
-		if (c.s) {
+		if (c.s || !BIT(is_ia32e(env) ? FAR_SYS_IA32E : FAR_SYS_PROT, c.type)) {
 			set_fault(res, VMEM_SEG_VEC_GP, code);
 			return VMEM_OK;
 		}
-		return VMEM_E_UNSUPPORTED; /* call gate, task gate, TSS: not modelled (or #GP if illegal) */
+		return VMEM_E_UNSUPPORTED; /* call gate, task gate, available TSS: not modelled */
 	}
 	bool bad = is_ia32e(env) && c.l && c.db; /* SDM vol. 2 JMP: L = D = 1 is reserved in IA-32e mode */
 	if (BIT(LOAD_CONFORM, idx))

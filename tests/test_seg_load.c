@@ -345,6 +345,54 @@ static void cs_more(void **state)
 	assert_int_equal(vmem_seg_load_cs(NULL, 0x2000, 0, 0x10, &c, &res), VMEM_E_INVAL);
 }
 
+/* Far JMP/CALL to a system descriptor that is neither a gate nor an available
+ * TSS. SDM vol. 2 JMP and CALL, protected/IA-32e mode: "IF IA32_EFER.LMA = 0
+ * THEN IF segment type is not a conforming or nonconforming code segment, call
+ * gate, task gate, or TSS THEN #GP(segment selector) ... ELSE IF segment type is
+ * not a conforming or nonconforming code segment or 64-bit call gate THEN
+ * #GP(segment selector)"; a busy TSS: TASK-STATE-SEGMENT: "IF ... TSS
+ * descriptor indicates TSS not available THEN #GP(TSS selector)", before the
+ * present check. So, by Table 3-2: protected mode, types 0, 8, 0xA, 0xD
+ * (reserved), 2 (LDT), 3 and 0xB (busy TSS) -> #GP(sel), present or not, any
+ * DPL; IA-32e mode: every system type but 0xC (64-bit call gate) -> #GP(sel).
+ * Gates and available TSSs stay VMEM_E_UNSUPPORTED (a transfer through them is
+ * not modelled). Bochs 2.7 answers #GP(sel) for the protected-mode ones too
+ * (tests/corpus/bochs-seg-v1.jsonl, e.g. bochs-seg-227: type 8; -266: type 3
+ * not present). */
+static void cs_system_types(void **state)
+{
+	(void)state;
+	static const struct { uint8_t mode; unsigned type; bool gp; } t[] = {
+		{ P, 0x0, true }, { P, 0x1, false }, { P, 0x2, true }, { P, 0x3, true },
+		{ P, 0x4, false }, { P, 0x5, false }, { P, 0x8, true }, { P, 0x9, false },
+		{ P, 0xA, true }, { P, 0xB, true }, { P, 0xC, false }, { P, 0xD, true },
+		{ L, 0x2, true }, { L, 0x3, true }, { L, 0x4, true }, { L, 0x5, true },
+		{ L, 0x9, true }, { L, 0xB, true }, { L, 0xC, false }, { C, 0x1, true },
+		{ C, 0x9, true }, { C, 0xC, false },
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		for (unsigned p = 0; p < 2; p++) {
+			vmem_seg_env env = env_for(t[i].mode, 0);
+			vmem_seg_cache c = { .selector = 0x55 };
+			vmem_seg_result res;
+			uint64_t desc = 0x0000000000000067ull | (uint64_t)t[i].type << 40 | (uint64_t)p << 47;
+			vmem_err err = vmem_seg_load_cs(&env, 0x0023, desc, 0, &c, &res);
+			if (!t[i].gp) {
+				assert_int_equal(err, VMEM_E_UNSUPPORTED);
+				continue;
+			}
+			if (err != VMEM_OK || res.status != VMEM_SEG_FAULT || res.vector != GP || res.error_code != 0x20)
+				print_error("mode %u type %#x P %u: err %d status %u vec %u code %#x\n", t[i].mode,
+					    t[i].type, p, err, res.status, res.vector, res.error_code);
+			assert_int_equal(err, VMEM_OK);
+			assert_int_equal(res.status, VMEM_SEG_FAULT);
+			assert_int_equal(res.vector, GP);
+			assert_int_equal(res.error_code, 0x20);
+			assert_int_equal(c.selector, 0x55);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -356,6 +404,7 @@ int main(void)
 		cmocka_unit_test(load_inval),
 		cmocka_unit_test(cs_table),
 		cmocka_unit_test(cs_more),
+		cmocka_unit_test(cs_system_types),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

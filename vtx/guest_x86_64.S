@@ -60,5 +60,64 @@ guest_m32_write_hlt:
 	hlt
 guest_m32_fetch:
 	jmp *%edi
+/* The segmentation oracle (oracle_seg.c): EAX = the selector, EDI (RDI) =
+ * the offset (64-bit SS accesses: RBP, its default segment), EBX (ECX: the
+ * high half of an 8-byte write in 32-bit code) = what a write stores, ESI =
+ * a far pointer. Each stub: any preparation, the segment-register load, one
+ * access through that register, anything after, HLT. seg_stubs lists the
+ * load, access and HLT addresses of each (32-bit: ES SS DS FS GS x r1 r2 r4
+ * r8 w1 w2 w4 w8, then far JMP and far CALL; then 64-bit, the same 40). */
+	.globl seg_stubs
+.macro SEGSTUB name, prep, load, access, post
+	\prep
+\name\()_load:
+	\load
+\name\()_acc:
+	\access
+	\post
+\name\()_hlt:
+	hlt
+	.subsection 1
+	.quad \name\()_load, \name\()_acc, \name\()_hlt
+	.subsection 0
+.endm
+.macro SEGOPS32 s
+	SEGSTUB s32_\s\()_r1, , "mov %eax, %\s", "movzbl %\s:(%edi), %eax"
+	SEGSTUB s32_\s\()_r2, , "mov %eax, %\s", "movzwl %\s:(%edi), %eax"
+	SEGSTUB s32_\s\()_r4, , "mov %eax, %\s", "mov %\s:(%edi), %eax"
+	SEGSTUB s32_\s\()_r8, , "mov %eax, %\s", "movq %\s:(%edi), %mm0", "movd %mm0, %eax; psrlq $32, %mm0; movd %mm0, %edx"
+	SEGSTUB s32_\s\()_w1, , "mov %eax, %\s", "mov %bl, %\s:(%edi)"
+	SEGSTUB s32_\s\()_w2, , "mov %eax, %\s", "mov %bx, %\s:(%edi)"
+	SEGSTUB s32_\s\()_w4, , "mov %eax, %\s", "mov %ebx, %\s:(%edi)"
+	SEGSTUB s32_\s\()_w8, "movd %ebx, %mm0; movd %ecx, %mm1; punpckldq %mm1, %mm0", "mov %eax, %\s", "movq %mm0, %\s:(%edi)"
+.endm
+.macro SEGOPS64 s, m
+	SEGSTUB s64_\s\()_r1, , "mov %eax, %\s", "movzbl \m, %eax"
+	SEGSTUB s64_\s\()_r2, , "mov %eax, %\s", "movzwl \m, %eax"
+	SEGSTUB s64_\s\()_r4, , "mov %eax, %\s", "mov \m, %eax"
+	SEGSTUB s64_\s\()_r8, , "mov %eax, %\s", "mov \m, %rax"
+	SEGSTUB s64_\s\()_w1, , "mov %eax, %\s", "mov %bl, \m"
+	SEGSTUB s64_\s\()_w2, , "mov %eax, %\s", "mov %bx, \m"
+	SEGSTUB s64_\s\()_w4, , "mov %eax, %\s", "mov %ebx, \m"
+	SEGSTUB s64_\s\()_w8, , "mov %eax, %\s", "mov %rbx, \m"
+.endm
+	.subsection 1
+	.p2align 3
+seg_stubs:
+	.subsection 0
+	.code32
+	SEGOPS32 es
+	SEGOPS32 ss
+	SEGOPS32 ds
+	SEGOPS32 fs
+	SEGOPS32 gs
+	SEGSTUB s32_cs_jmp, , "ljmp *(%esi)", , 
+	SEGSTUB s32_cs_call, , "lcall *(%esi)", ,
 	.code64
+	/* 64-bit mode ignores ES, DS and SS overrides (SDM vol. 3A 3.2.4): SS through RBP. */
+	SEGOPS64 es, (%rdi)
+	SEGOPS64 ss, (%rbp)
+	SEGOPS64 ds, (%rdi)
+	SEGOPS64 fs, %fs:(%rdi)
+	SEGOPS64 gs, %gs:(%rdi)
 guest_code_end:

@@ -1,4 +1,4 @@
-/* main.c: the image's C entry: runtime setup, VMX bring-up, a smoke-test guest, the demo guests (EPT and shadow paging through libvmem), then the EPT oracle scenarios. */
+/* main.c: the image's C entry: runtime setup, VMX bring-up, a smoke-test guest, the demo guests (EPT and shadow paging through libvmem), then the EPT, guest-mode and segmentation oracle scenarios. */
 #include "rt.h"
 #include "vtx.h"
 #include "vm.h"
@@ -52,5 +52,6 @@ void vtx_main(void)
 	rt_puts(vtx_demo(&c) ? "VTX-MAIN-OK\n" : "VTX-MAIN-FAIL\n");
 	oracle_run(&c);
 	oracle_modes_run(&c);
+	oracle_seg_run(&c);
 	rt_puts("VTX-ORACLE-DONE\n");
 }

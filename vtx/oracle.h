@@ -9,6 +9,8 @@
 void oracle_run(const struct vtx_caps *c);
 /* The guest-mode scenarios (oracle_modes.c): 32-bit, PAE, CPL 3, SMEP/SMAP/PKU. */
 void oracle_modes_run(const struct vtx_caps *c);
+/* The segmentation scenarios (oracle_seg.c): loads and accesses in 32-bit protected and 64-bit mode. */
+void oracle_seg_run(const struct vtx_caps *c);
 
 /* The memory words a vector lists: host-physical address, value before the
  * access, value after (oracle_emit prints the changed ones as mem_after). */

@@ -17,6 +17,8 @@
 
 /* xorshift64*, one stream for the whole run (seed VTX_SEED). */
 uint64_t oracle_rnd(void);
+/* Restart the stream (an oracle that must not depend on the ones before it). */
+void oracle_rnd_seed(uint64_t seed);
 unsigned oracle_rnd_below(unsigned n);
 bool oracle_chance(unsigned percent);
 /* A GPA in [2^39, 2^40): EPT PML4E 1, apart from the control region. */

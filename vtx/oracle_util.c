@@ -19,6 +19,11 @@ uint64_t oracle_rnd(void)
 	return rng * 0x2545F4914F6CDD1Dull;
 }
 
+void oracle_rnd_seed(uint64_t seed)
+{
+	rng = seed * 0x9E3779B97F4A7C15ull + 1;
+}
+
 unsigned oracle_rnd_below(unsigned n)
 {
 	return (unsigned)(oracle_rnd() % n);

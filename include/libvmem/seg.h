@@ -129,7 +129,9 @@ typedef struct vmem_seg_result {
 			      * locate: the descriptor's linear address */
 	uint64_t desc;       /* OK: load: the descriptor with its accessed bit set;
 			      * if it differs from the one given the processor
-			      * writes it back to the table (SDM 3.4.5.1) */
+			      * writes it back to the table (SDM 3.4.5.1); 0 for
+			      * a null selector, which names no descriptor: nothing
+			      * is read or written */
 	uint16_t error_code; /* FAULT: 0, or selector & 0xFFFC (| 1 with env->ext) */
 	uint8_t status;      /* vmem_seg_status */
 	uint8_t vector;      /* FAULT: VMEM_SEG_VEC_* */
@@ -171,7 +173,10 @@ vmem_err vmem_seg_load(const vmem_seg_env *env, vmem_sreg sreg, uint16_t selecto
  * "CALL"; vol. 3A 5.8.1). Real and virtual-8086 mode: base = selector << 4
  * (v86 also sets limit 0xFFFF), #GP(0) if ip passes the limit. Otherwise:
  *  - null selector: #GP(0); index beyond the table: #GP(sel);
- *  - not a code segment: #GP(sel) (a gate or TSS: VMEM_E_UNSUPPORTED);
+ *  - not a code segment: #GP(sel), except for a descriptor the transfer
+ *    would go through, which is not modelled: VMEM_E_UNSUPPORTED for a call
+ *    gate, task gate or available TSS (IA-32e mode: a 64-bit call gate; its
+ *    other system types, and an LDT, busy TSS or reserved type, are #GP(sel));
  *  - in IA-32e mode, L = 1 with D = 1: #GP(sel);
  *  - conforming: DPL > CPL -> #GP(sel); non-conforming: RPL > CPL or
  *    DPL != CPL -> #GP(sel);
