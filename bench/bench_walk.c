@@ -79,6 +79,8 @@ __attribute__((noinline)) uint64_t loop_batch(const bench_env *env, const uint64
 					      size_t chunk);
 __attribute__((noinline)) uint64_t loop_base(const bench_env *env, const uint64_t *la, size_t n,
 					     unsigned access, unsigned flags);
+__attribute__((noinline)) uint64_t loop_floor(const uint8_t *host, const uint64_t *const *pde, const uint64_t *la,
+					      size_t n);
 
 uint64_t loop_lib(const bench_env *env, const uint64_t *la, size_t n, unsigned access,
 		  unsigned flags)
@@ -116,6 +118,33 @@ uint64_t loop_base(const bench_env *env, const uint64_t *la, size_t n, unsigned 
 	for (size_t i = 0; i < n; i++) {
 		bl_walk(&env->mem, &env->cpu, la[i], access, flags, &r);
 		sum += r.gpa ^ r.status;
+	}
+	return sum;
+}
+
+/* The memory floor of a batch case: for each address, the PDE its walk
+ * reads and the PTE that PDE points at (the PTE's address made from the
+ * PDE's value, as any walker must), with no other walk logic: each PDE is
+ * read and its PTE line prefetched FLOOR_AHEAD addresses before the PTE is
+ * read (as the batch prefetches a group ahead). The PML4E and PDPTE (a few
+ * lines, always in L1) are left out. No walker that reads these entries
+ * once per walk can beat it on this machine in the same minutes. host: the
+ * host address of guest-physical 0 (ptspace.h). */
+#define FLOOR_AHEAD 64
+uint64_t loop_floor(const uint8_t *host, const uint64_t *const *pde, const uint64_t *la, size_t n)
+{
+	const uint64_t *pte[FLOOR_AHEAD];
+	uint64_t sum = 0;
+
+	for (size_t i = 0; i < n + FLOOR_AHEAD; i++) {
+		if (i >= FLOOR_AHEAD)
+			sum += *(const volatile uint64_t *)pte[i % FLOOR_AHEAD];
+		if (i < n) {
+			uint64_t e = *(const volatile uint64_t *)pde[i];
+			pte[i % FLOOR_AHEAD] = (const uint64_t *)(const void *)(host + (e & PT_ADDR) +
+										((la[i] >> 9) & 0xff8));
+			__builtin_prefetch(pte[i % FLOOR_AHEAD]);
+		}
 	}
 	return sum;
 }
@@ -223,6 +252,8 @@ typedef struct row {
 	double ad_lib, ad_base; /* adset only: median of (as is) / (NO_AD) per rep */
 	double l1_ns;           /* median over the reps of one dependent L1 load */
 	double lib_l1;          /* median over the reps of libvmem's walk / that load */
+	double floor_ns;        /* batch cases: median of the memory floor (loop_floor) */
+	double floor_ratio;     /* batch cases: median over the reps of libvmem / floor */
 } row;
 
 static double time_once(int lib, const bcase *c, unsigned flags, const bench_env *env,
@@ -269,6 +300,29 @@ static int run_case(const bcase *c, row *out)
 	}
 	gen_addresses(c, la, n);
 	unsigned bad = verify(c, env, la, n, res);
+	/* Batch cases: the PDE each walk reads, for the floor. */
+	const uint64_t **pde = NULL;
+	double *fl = NULL, *flr = NULL;
+	bool floor_on = c->mode == MODE_BATCH && spaces[c->space].page_size == 4096 && on[P_LIB];
+	if (floor_on) {
+		pde = malloc(n * sizeof(*pde));
+		fl = calloc(opt.reps, sizeof(double));
+		flr = calloc(opt.reps, sizeof(double));
+		if (!pde || !fl || !flr) {
+			fprintf(stderr, "bench: out of memory\n");
+			exit(2);
+		}
+		for (size_t i = 0; i < n; i++) {
+			pde[i] = pt_entry(&built[c->space], la[i], 2);
+			/* The PTE the floor finds from the PDE is the walk's. */
+			const uint64_t *p1 = pt_entry(&built[c->space], la[i], 1);
+			if (!pde[i] || !p1 ||
+			    (const uint8_t *)p1 != built[c->space].buf + (*pde[i] & PT_ADDR) + ((la[i] >> 9) & 0xff8)) {
+				fprintf(stderr, "%s: no PTE for %#" PRIx64 "\n", c->name, la[i]);
+				exit(2);
+			}
+		}
+	}
 	for (unsigned w = 0; w < opt.warmup; w++) {
 		for (unsigned p = 0; p < P_MAX; p++)
 			if (on[p])
@@ -283,6 +337,12 @@ static int run_case(const bcase *c, row *out)
 			if (on[p])
 				t[p][r] = time_once(p % 2 == 0, c, p >= 2 ? VMEM_WALK_NO_AD : c->flags,
 						    env, la, n, res);
+		}
+		if (floor_on) {
+			double t0 = now_ns();
+			bench_sink += loop_floor(built[c->space].buf, pde, la, n);
+			fl[r] = (now_ns() - t0) / (double)n;
+			flr[r] = t[P_LIB][r] / fl[r];
 		}
 		/* The machine's unit in the same repetition: one dependent L1 load. */
 		l1[r] = calib_l1_ns(1u << 20);
@@ -299,6 +359,11 @@ static int run_case(const bcase *c, row *out)
 	out->base_ns = median(t[P_BASE], opt.reps);
 	out->l1_ns = median(l1, opt.reps);
 	out->lib_l1 = median(in_l1, opt.reps);
+	out->floor_ns = floor_on ? median(fl, opt.reps) : 0;
+	out->floor_ratio = floor_on ? median(flr, opt.reps) : 0;
+	free(flr);
+	free(fl);
+	free(pde);
 	for (unsigned p = 0; p < P_MAX; p++)
 		free(t[p]);
 	free(in_l1);
@@ -322,6 +387,14 @@ static void print_table(const row *rows, unsigned n)
 		       r->lib_ns, r->lib_ns > 0 ? 1e3 / r->lib_ns : 0.0, r->base_ns,
 		       r->base_ns > 0 ? 1e3 / r->base_ns : 0.0,
 		       r->ratio, r->l1_ns, r->lib_l1);
+	}
+	/* Batch cases against the memory floor, timed in the same repetitions. */
+	for (unsigned i = 0; i < n; i++) {
+		if (rows[i].floor_ns > 0)
+			printf("\nmemory floor of `%s` (its walks' PDE and PTE loads alone, each PTE found from its PDE "
+			       "and prefetched %d addresses ahead): %.2f ns = %.1f M/s; libvmem %.2fx the floor (median of paired passes)\n",
+			       rows[i].c->name, FLOOR_AHEAD, rows[i].floor_ns, 1e3 / rows[i].floor_ns,
+			       rows[i].floor_ratio);
 	}
 	/* A/D already set against side-effect-free, timed in the same repetitions. */
 	for (unsigned i = 0; i < n; i++) {
