@@ -36,11 +36,11 @@ if(EXISTS ${PROJECT_SOURCE_DIR}/vtx/CMakeLists.txt)
   set_tests_properties(oracle_bochs_seg PROPERTIES LABELS "oracle;unit"
     SKIP_RETURN_CODE 77 FIXTURES_REQUIRED bochs_run)
 endif()
-# The checker itself: KDS1 recognised, an altered linear address and error code caught (needs no Bochs).
+# The checker itself: KDS1, KDS2 and KDS3 recognised, an altered linear address and error code caught (needs no Bochs).
 add_test(NAME seg_oracle_check_sample
   COMMAND seg_oracle_check ${CMAKE_CURRENT_SOURCE_DIR}/data/bochs-seg-sample.jsonl)
 set_tests_properties(seg_oracle_check_sample PROPERTIES LABELS "oracle;unit" WILL_FAIL FALSE
-  PASS_REGULAR_EXPRESSION "altered: linear \\+ 1.*Bochs 0x[0-9a-f]+, libvmem .*altered: TI flipped.*KDS1 1 .*3 passed, 2 failed")
+  PASS_REGULAR_EXPRESSION "altered: linear \\+ 1.*Bochs 0x[0-9a-f]+, libvmem .*altered: TI flipped.*KDS1 1 .*KDS2 1 .*KDS3 1 .*5 passed, 2 failed")
 if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/corpus/bochs-seg-v1.jsonl)
   add_test(NAME corpus_bochs_seg_v1
     COMMAND seg_oracle_check ${CMAKE_CURRENT_SOURCE_DIR}/corpus/bochs-seg-v1.jsonl)

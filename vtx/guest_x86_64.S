@@ -81,15 +81,19 @@ guest_m32_fetch:
 	.quad \name\()_load, \name\()_acc, \name\()_hlt
 	.subsection 0
 .endm
+/* The 8 accesses of 32-bit code through memory operand m (prefix p: the stubs' names). */
+.macro SEGOPSM p, s, m
+	SEGSTUB \p\()_\s\()_r1, , "mov %eax, %\s", "movzbl \m, %eax"
+	SEGSTUB \p\()_\s\()_r2, , "mov %eax, %\s", "movzwl \m, %eax"
+	SEGSTUB \p\()_\s\()_r4, , "mov %eax, %\s", "mov \m, %eax"
+	SEGSTUB \p\()_\s\()_r8, , "mov %eax, %\s", "movq \m, %mm0", "movd %mm0, %eax; psrlq $32, %mm0; movd %mm0, %edx"
+	SEGSTUB \p\()_\s\()_w1, , "mov %eax, %\s", "mov %bl, \m"
+	SEGSTUB \p\()_\s\()_w2, , "mov %eax, %\s", "mov %bx, \m"
+	SEGSTUB \p\()_\s\()_w4, , "mov %eax, %\s", "mov %ebx, \m"
+	SEGSTUB \p\()_\s\()_w8, "movd %ebx, %mm0; movd %ecx, %mm1; punpckldq %mm1, %mm0", "mov %eax, %\s", "movq %mm0, \m"
+.endm
 .macro SEGOPS32 s
-	SEGSTUB s32_\s\()_r1, , "mov %eax, %\s", "movzbl %\s:(%edi), %eax"
-	SEGSTUB s32_\s\()_r2, , "mov %eax, %\s", "movzwl %\s:(%edi), %eax"
-	SEGSTUB s32_\s\()_r4, , "mov %eax, %\s", "mov %\s:(%edi), %eax"
-	SEGSTUB s32_\s\()_r8, , "mov %eax, %\s", "movq %\s:(%edi), %mm0", "movd %mm0, %eax; psrlq $32, %mm0; movd %mm0, %edx"
-	SEGSTUB s32_\s\()_w1, , "mov %eax, %\s", "mov %bl, %\s:(%edi)"
-	SEGSTUB s32_\s\()_w2, , "mov %eax, %\s", "mov %bx, %\s:(%edi)"
-	SEGSTUB s32_\s\()_w4, , "mov %eax, %\s", "mov %ebx, %\s:(%edi)"
-	SEGSTUB s32_\s\()_w8, "movd %ebx, %mm0; movd %ecx, %mm1; punpckldq %mm1, %mm0", "mov %eax, %\s", "movq %mm0, %\s:(%edi)"
+	SEGOPSM s32, \s, %\s:(%edi)
 .endm
 .macro SEGOPS64 s, m
 	SEGSTUB s64_\s\()_r1, , "mov %eax, %\s", "movzbl \m, %eax"
@@ -120,4 +124,66 @@ seg_stubs:
 	SEGOPS64 ds, (%rdi)
 	SEGOPS64 fs, %fs:(%rdi)
 	SEGOPS64 gs, %gs:(%rdi)
+/* The second set (rows 82-125 of seg_stubs, then seg_loads): 16-bit
+ * addressing in 32-bit code (the access at SEG16_DISP(%di): the effective
+ * address is (DI + disp) mod 2^16, SDM vol. 1 3.7.5), and far JMP/CALL in
+ * 64-bit mode through m16:32 and (REX.W) m16:64 pointers. */
+.macro SEGOPS16 s
+	SEGOPSM s16, \s, %\s:0x7ff0(%di)
+.endm
+	.code32
+	SEGOPS16 es
+	SEGOPS16 ss
+	SEGOPS16 ds
+	SEGOPS16 fs
+	SEGOPS16 gs
+	.code64
+	SEGSTUB s64_cs_jmp, , "ljmp *(%rsi)", ,
+	SEGSTUB s64_cs_call, , "lcall *(%rsi)", ,
+	SEGSTUB s64_cs_jmpq, , "rex.W ljmp *(%rsi)", ,
+	SEGSTUB s64_cs_callq, , "rex.W lcall *(%rsi)", ,
+/* Loads by POP and by LDS/LES/LSS/LFS/LGS (seg_loads): the load, then a jump
+ * (RDX) to the access of the MOV stub of the same register and operation,
+ * whose fault RIP and HLT identify the phases. The 32-bit ones first set
+ * MM0 for an 8-byte write (the MOV stub does that before its load). POP reads
+ * the selector at ESP/RSP through SS; LxS reads the far pointer at ESI
+ * (m16:32) and puts its offset in EDI (64-bit SS: EBP, the SS stubs' base). */
+	.globl seg_loads
+.macro SEGLOAD name, prep, load, jump
+\name:
+	\prep
+\name\()_ld:
+	\load
+	\jump
+	.subsection 1
+	.quad \name, \name\()_ld
+	.subsection 0
+.endm
+.macro SEGLOAD32 name, load
+	SEGLOAD \name, "movd %ebx, %mm0; movd %ecx, %mm1; punpckldq %mm1, %mm0", "\load", "jmp *%edx"
+.endm
+.macro SEGLOAD64 name, load
+	SEGLOAD \name, , "\load", "jmp *%rdx"
+.endm
+	.subsection 1
+	.p2align 3
+seg_loads:
+	.subsection 0
+	.code32
+	SEGLOAD32 l32_pop_es, "pop %es"
+	SEGLOAD32 l32_pop_ss, "pop %ss"
+	SEGLOAD32 l32_pop_ds, "pop %ds"
+	SEGLOAD32 l32_pop_fs, "pop %fs"
+	SEGLOAD32 l32_pop_gs, "pop %gs"
+	SEGLOAD32 l32_les, "les (%esi), %edi"
+	SEGLOAD32 l32_lss, "lss (%esi), %edi"
+	SEGLOAD32 l32_lds, "lds (%esi), %edi"
+	SEGLOAD32 l32_lfs, "lfs (%esi), %edi"
+	SEGLOAD32 l32_lgs, "lgs (%esi), %edi"
+	.code64
+	SEGLOAD64 l64_pop_fs, "pop %fs"
+	SEGLOAD64 l64_pop_gs, "pop %gs"
+	SEGLOAD64 l64_lss, "lss (%rsi), %ebp"
+	SEGLOAD64 l64_lfs, "lfs (%rsi), %edi"
+	SEGLOAD64 l64_lgs, "lgs (%rsi), %edi"
 guest_code_end:
