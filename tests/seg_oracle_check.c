@@ -24,18 +24,20 @@
  *       and takes libvmem's answer, the SDM's.
  */
 /*
- * KDS2  An access through an expand-up data segment (or readable code) with
- *       base 0 and limit 0xFFFFFFFF, outside 64-bit mode, whose first byte is
- *       within the limit and whose last is not (offset > 0xFFFFFFFF - (size
- *       - 1)): "a doubleword at an offset greater than the (effective-limit
- *       - 3)" raises #GP(0), #SS(0) through SS (SDM vol. 3A 5.3). Bochs
- *       2.7's read_virtual_checks/write_virtual_checks (cpu/access.cc) mark
- *       such a segment SegAccessROK4G/WOK4G and skip the limit check, and
- *       the linear address wraps mod 2^32. Seen on POP with ESP = 0xFFFFFFFD..
- *       0xFFFFFFFF (the flat SS VM entry loads): Bochs page-faults at the
- *       wrapped linear address instead of #SS(0). The check requires exactly
- *       that shape (libvmem's fault a limit fault, Bochs' a #PF with CR2 a
- *       byte of the access mod 2^32) and takes libvmem's answer, the SDM's.
+ * KDS2  Not a departure: the SDM leaves it to the implementation. An access
+ *       through an expand-up data segment (or readable code) with base 0 and
+ *       limit 0xFFFFFFFF, outside 64-bit mode, whose first byte is within the
+ *       limit and whose last is not: SDM vol. 3A 5.3 lists it as #GP(0)
+ *       (#SS(0) through SS), "When the effective limit is FFFFFFFFH (4
+ *       GBytes), these accesses may or may not cause the indicated
+ *       exceptions. Behavior is implementation-specific". libvmem reports the
+ *       fault (seg.h); Bochs 2.7's read_virtual_checks/write_virtual_checks
+ *       (cpu/access.cc) mark such a segment SegAccessROK4G/WOK4G and skip
+ *       the limit check, and the linear address wraps mod 2^32. Seen on POP
+ *       with ESP = 0xFFFFFFFD..0xFFFFFFFF (the flat SS VM entry loads): Bochs
+ *       page-faults at the wrapped linear address instead of #SS(0). The
+ *       check requires exactly that shape (libvmem's fault a limit fault,
+ *       Bochs' a #PF with CR2 a byte of the access mod 2^32).
  */
 /*
  * KDS3  POP to a segment register reads the operand size from the stack:

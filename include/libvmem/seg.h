@@ -201,6 +201,9 @@ vmem_err vmem_seg_load_cs(const vmem_seg_env *env, uint16_t selector, uint64_t d
  * within the limit: expand-up [0, limit], expand-down [limit + 1, 0xFFFF]
  * with B = 0 or [limit + 1, 0xFFFFFFFF] with B = 1, else #GP(0);
  * linear = (base + offset) mod 2^32. Every fault through SS is #SS(0).
+ * With an effective limit of 0xFFFFFFFF, an access whose last byte passes
+ * it may or may not fault on a processor (SDM 5.3: implementation-specific,
+ * and Bochs wraps): libvmem always reports the fault.
  * 64-bit mode: no limit, type or null checks; the base is 0 for CS, DS, ES
  * and SS; linear = (base + offset) mod 2^64 and its first and last byte must
  * be canonical (48-bit, or 57-bit with env->la57) else #GP(0) (#SS(0) for SS).
