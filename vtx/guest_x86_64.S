@@ -140,8 +140,9 @@ seg_stubs:
 	.code64
 	SEGSTUB s64_cs_jmp, , "ljmp *(%rsi)", ,
 	SEGSTUB s64_cs_call, , "lcall *(%rsi)", ,
-	SEGSTUB s64_cs_jmpq, , "rex.W ljmp *(%rsi)", ,
-	SEGSTUB s64_cs_callq, , "rex.W lcall *(%rsi)", ,
+	/* REX.W (0x48) as a byte: the m16:64 form; clang's assembler has no rex.W mnemonic. */
+	SEGSTUB s64_cs_jmpq, , ".byte 0x48; ljmp *(%rsi)", ,
+	SEGSTUB s64_cs_callq, , ".byte 0x48; lcall *(%rsi)", ,
 /* Loads by POP and by LDS/LES/LSS/LFS/LGS (seg_loads): the load, then a jump
  * (RDX) to the access of the MOV stub of the same register and operation,
  * whose fault RIP and HLT identify the phases. The 32-bit ones first set
