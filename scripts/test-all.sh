@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build libvmem twice and run every test that is not long: gcc (-Werror, memcheck included), then clang with ASan+UBSan.
+# Build libvmem three ways and run every test that is not long: gcc (-Werror, memcheck included), clang with ASan+UBSan, clang with TSan (the threaded tests).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,57 +25,55 @@ summary=()
 
 step() { echo; echo "==== $* ($(($(date +%s) - start)) s)"; }
 
-step "gcc: configure and build (VMEM_WERROR=ON)"
-gcc_ok=1
-CC=gcc cmake -S . -B "$GCC_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVMEM_WERROR=ON || gcc_ok=0
-[ $gcc_ok = 1 ] && { cmake --build "$GCC_DIR" -j"$JOBS" || gcc_ok=0; }
-if [ $gcc_ok = 1 ]; then
-  step "gcc: ctest (all labels but long ones, memcheck included)"
-  if (cd "$GCC_DIR" && ctest -j"$JOBS" -LE "$LONG" --output-on-failure); then
-    summary+=("gcc: passed")
-  else
-    summary+=("gcc: TESTS FAILED"); status=1
+# build NAME CC DIR [cmake options...] [--target T...]: configure (RelWithDebInfo,
+# -Werror) and build; on failure the summary says NAME: BUILD FAILED.
+build() {
+  local name=$1 cc=$2 dir=$3 opts=() targets=()
+  shift 3
+  while [ $# -gt 0 ] && [ "$1" != --target ]; do opts+=("$1"); shift; done
+  [ $# -gt 0 ] && { shift; targets=(--target "$@"); }
+  if CC=$cc cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVMEM_WERROR=ON "${opts[@]}" &&
+     cmake --build "$dir" -j"$JOBS" "${targets[@]}"; then
+    return 0
   fi
-else
-  summary+=("gcc: BUILD FAILED"); status=1
+  summary+=("$name: BUILD FAILED"); status=1
+  return 1
+}
+
+# tests NAME DIR [VAR=value...] -- [ctest options...]: run ctest in DIR with
+# those variables; the summary says NAME: passed, or TESTS FAILED.
+tests() {
+  local name=$1 dir=$2 vars=()
+  shift 2
+  while [ "$1" != -- ]; do vars+=("$1"); shift; done
+  shift
+  if (cd "$dir" && env "${vars[@]}" ctest -j"$JOBS" --output-on-failure "$@"); then
+    summary+=("$name: passed")
+  else
+    summary+=("$name: TESTS FAILED"); status=1
+  fi
+}
+
+step "gcc: configure and build (VMEM_WERROR=ON)"
+if build gcc gcc "$GCC_DIR"; then
+  step "gcc: ctest (all labels but long ones, memcheck included)"
+  tests gcc "$GCC_DIR" -- -LE "$LONG"
 fi
 
 # The clang build takes the C forms of vmem_walk's window path and of vmem_nested_walk's
 # common case (VMEM_ASM=OFF), so that ASan/UBSan check them; the gcc build runs the
 # assembly forms (lib/walk.c, lib/nested_x86_64.c), under memcheck too.
 step "clang: configure and build (VMEM_WERROR=ON, VMEM_SANITIZE=ON, VMEM_ASM=OFF, libFuzzer targets)"
-clang_ok=1
-CC=clang cmake -S . -B "$CLANG_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVMEM_WERROR=ON \
-  -DVMEM_SANITIZE=ON -DVMEM_ASM=OFF -DVMEM_BENCH=OFF -DVMEM_FUZZ=ON || clang_ok=0
-[ $clang_ok = 1 ] && { cmake --build "$CLANG_DIR" -j"$JOBS" || clang_ok=0; }
-if [ $clang_ok = 1 ]; then
+if build clang+sanitizers clang "$CLANG_DIR" -DVMEM_SANITIZE=ON -DVMEM_ASM=OFF -DVMEM_BENCH=OFF -DVMEM_FUZZ=ON; then
   step "clang: ctest -L unit under ASan+UBSan"
-  if (cd "$CLANG_DIR" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-      ctest -j"$JOBS" -L '^unit$' --output-on-failure); then
-    summary+=("clang+sanitizers: passed")
-  else
-    summary+=("clang+sanitizers: TESTS FAILED"); status=1
-  fi
-else
-  summary+=("clang+sanitizers: BUILD FAILED"); status=1
+  tests clang+sanitizers "$CLANG_DIR" ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 -- -L '^unit$'
 fi
 
 step "clang: ThreadSanitizer over the tests that start threads (VMEM_TSAN=ON, VMEM_ASM=OFF)"
-tsan_ok=1
-CC=clang cmake -S . -B "$TSAN_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVMEM_WERROR=ON \
-  -DVMEM_TSAN=ON -DVMEM_ASM=OFF -DVMEM_BENCH=OFF || tsan_ok=0
-[ $tsan_ok = 1 ] && { cmake --build "$TSAN_DIR" -j"$JOBS" --target test_dirty test_ept_map || tsan_ok=0; }
-if [ $tsan_ok = 1 ]; then
+if build clang+tsan clang "$TSAN_DIR" -DVMEM_TSAN=ON -DVMEM_ASM=OFF -DVMEM_BENCH=OFF --target test_dirty test_ept_map; then
   # halt_on_error: the first data race fails the test (exit code 66).
-  if (cd "$TSAN_DIR" && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-      ctest -j"$JOBS" -R "$TSAN_TESTS" --output-on-failure); then
-    summary+=("clang+tsan: passed")
-  else
-    summary+=("clang+tsan: TESTS FAILED"); status=1
-  fi
-else
-  summary+=("clang+tsan: BUILD FAILED"); status=1
+  tests clang+tsan "$TSAN_DIR" TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 -- -R "$TSAN_TESTS"
 fi
 
 echo
