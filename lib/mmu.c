@@ -122,11 +122,14 @@ static void fast_build(struct vmem_mmu *m, const vmem_regs *r, vmem_mode mode,
 	m->wpfn = m->root >> 12;
 	m->wroot = m->root;
 	m->wframe = frame4k;
+	for (unsigned i = 0; i < 16; i++) /* W from R/W, U from U/S, X from XD (walk.c: win_result) */
+		m->wperm[i] = (uint64_t)((i >> 2) & 1) << 48 | (uint64_t)((i >> 3) & 1) << 49 | (uint64_t)(i & 1) << 50;
 	for (unsigned k = 0; k < WIN_KEYS; k++) {
 		const struct mmu_facc *f = &m->facc[(k >> 1) | (k & 1) << 5];
 		bool ok = long_mode && ((m->acc_ok >> (k >> 1)) & 1) && !(f->want & FACC_GEN);
 		m->wtop[k] = ok ? m->top : 0;
 		m->wasm[k] = ok && m->top == 4 && m->bmi2 ? 4 : 0;
+		m->wclim[k] = m->wasm[k] ? m->canon_lim : 0;
 		m->wtest[k] = f->mask | f->bad;
 		m->wwant[k] = f->mask & ~f->want;
 		m->wtail[k] = ((7ull << 48) ^ ((m->wwant[k] & (VMEM_PTE_RW | VMEM_PTE_US)) << 47)) | (1ull << 40);

@@ -52,6 +52,8 @@ struct mmu_facc {
 #define MMU_OFF_WTEST 96
 #define MMU_OFF_WWANT 608
 #define MMU_OFF_WTAIL 1120
+#define MMU_OFF_WCLIM 1632
+#define MMU_OFF_WPERM 2144
 
 struct vmem_mmu {
 	/* Hot: read on every fast walk. */
@@ -61,6 +63,8 @@ struct vmem_mmu {
 	uint64_t wroot;         /* root (its bits above the window fail the walk) */
 	uint64_t wframe;        /* bits M-1:12 */
 	uint64_t wtest[WIN_KEYS], wwant[WIN_KEYS], wtail[WIN_KEYS];
+	uint64_t wclim[WIN_KEYS]; /* canon_lim where wasm[k] is 4, else 0: one compare for both */
+	uint64_t wperm[16];       /* by XD, R/W, U/S of `any` in bits 0, 2, 3: the perms byte of the tail, before wtail */
 	uint8_t wtop[WIN_KEYS]; /* 4 or 5: the window fast path applies to k; 0: it does not */
 	uint64_t wpfn;          /* root >> 12 (the C window walk) */
 	uint32_t fast_ok;       /* bit acc: IA-32e paging and a valid access (fast path may try) */

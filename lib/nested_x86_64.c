@@ -40,7 +40,7 @@
  * guest entry / table; rbp the EPT entry / page; rbx scratch. */
 
 /* vmem_mmu */
-#define NX_M_ROOT 3816
+#define NX_M_ROOT 4456
 /* vmem_ept_mmu */
 #define NX_E_TOP 0
 #define NX_E_AD 1

@@ -618,17 +618,24 @@ vmi_walk_slow(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc, unsig
 /* vmem_walk's 4-level window path, in x86-64 assembly (System V ABI): the
  * C below (the #else) with each entry's address made off the chain of
  * loads, as win_at does (the C keeps SHLD/ROL indexes: compiled, the
- * off-chain form costs more than it gains), 70 instructions for a 4K page,
- * 7 per level; every other case, and a CPU without BMI2 (m->wasm), jumps
- * to the C functions above with the registers as their arguments.
+ * off-chain form costs more than it gains), 69 instructions for a 4K page,
+ * 8 per level. The chain from one entry load to the next is the load and
+ * one AND: the flip and the OR into `any` work on a copy (a MOV the
+ * processor renames away), off the chain. One compare against wclim[k]
+ * tests both that the address is canonical and that this path applies to
+ * k (wasm: 4-level paging, the window's rights test, BMI2); the tail's
+ * perms come from a 16-entry table (wperm) instead of shifts and adds.
+ * Every other case jumps to the C functions above with the registers as
+ * their arguments.
  * rdi m, rsi gm, rdx la, ecx acc, r8d flags -> k, r9 res, 8(%rsp) tr;
- * rax the next table's offset in the window, then the entry; rcx the
- * entry's host address less that offset (WALK_OFFSET); r11 any. */
+ * rax the next table's offset in the window, then the entry; r10 the
+ * entry flipped; rcx the entry's host address less that offset
+ * (WALK_OFFSET); r11 any. */
 _Static_assert(offsetof(struct vmem_mmu, wtest) == MMU_OFF_WTEST && offsetof(struct vmem_mmu, wwant) == MMU_OFF_WWANT &&
 	       offsetof(struct vmem_mmu, wtail) == MMU_OFF_WTAIL && offsetof(struct vmem_mmu, wroot) == MMU_OFF_WROOT &&
-	       offsetof(struct vmem_mmu, wframe) == MMU_OFF_WFRAME && offsetof(struct vmem_mmu, wasm) == MMU_OFF_WASM &&
-	       offsetof(struct vmem_mmu, canon_add) == MMU_OFF_CANON_ADD &&
-	       offsetof(struct vmem_mmu, canon_lim) == MMU_OFF_CANON_LIM, "vmem_mmu window layout");
+	       offsetof(struct vmem_mmu, wframe) == MMU_OFF_WFRAME && offsetof(struct vmem_mmu, wclim) == MMU_OFF_WCLIM &&
+	       offsetof(struct vmem_mmu, wperm) == MMU_OFF_WPERM &&
+	       offsetof(struct vmem_mmu, canon_add) == MMU_OFF_CANON_ADD, "vmem_mmu window layout");
 _Static_assert(offsetof(struct vmem_gmem, win.whost) == GM_OFF_WHOST &&
 	       offsetof(struct vmem_gmem, win.whi) == GM_OFF_WHI &&
 	       offsetof(struct vmem_gmem, win.wmaskb) == GM_OFF_WMASKB &&
@@ -651,9 +658,10 @@ _Static_assert(WIN_FLIP == 0x27 && VMEM_PTE_D == 0x40 && MMU_ACC_INDEXES == 32, 
 #define WALK_LEVEL(sh)                                                 \
 	WALK_OFFSET(sh)                                                 \
 	"	movq (%rcx,%rax), %rax\n"                               \
-	"	xorq $0x27, %rax\n"                                     \
-	"	orq %rax, %r11\n"                                       \
-	"	andq " WALK_N(GM_OFF_WMASKB) "(%rsi), %rax\n"
+	"	movq %rax, %r10\n"                                      \
+	"	andq " WALK_N(GM_OFF_WMASKB) "(%rsi), %rax\n"           \
+	"	xorq $0x27, %r10\n"                                     \
+	"	orq %r10, %r11\n"
 __asm__(
 	"	.text\n"
 	"	.globl vmem_walk\n"
@@ -677,10 +685,8 @@ __asm__(
 	"	leal (%r8,%rcx,2), %r8d\n"
 	"	movq " WALK_N(MMU_OFF_CANON_ADD) "(%rdi), %rax\n" /* canonical (SDM 3.3.7.1) */
 	"	addq %rdx, %rax\n"
-	"	cmpq " WALK_N(MMU_OFF_CANON_LIM) "(%rdi), %rax\n"
+	"	cmpq " WALK_N(MMU_OFF_WCLIM) "(%rdi,%r8,8), %rax\n" /* 0 where the 4-level window path does not apply */
 	"	jae 2f\n"
-	"	cmpb $4, " WALK_N(MMU_OFF_WASM) "(%rdi,%r8)\n" /* the 4-level window path applies */
-	"	jne 2f\n"
 	"	movq " WALK_N(MMU_OFF_WROOT) "(%rdi), %r11\n"  /* any = the root */
 	"	movq %r11, %rax\n"
 	"	andq " WALK_N(GM_OFF_WMASKB) "(%rsi), %rax\n"
@@ -688,11 +694,12 @@ __asm__(
 	WALK_LEVEL(27)                                     /* PDPTE */
 	WALK_OFFSET(18)                                    /* PDE */
 	"	movq (%rcx,%rax), %rax\n"
-	"	xorq $0x27, %rax\n"
-	"	testb $0x80, %al\n"                       /* PS: a 2-MByte page (SDM 4.5) */
-	"	jne 5f\n"
-	"	orq %rax, %r11\n"
+	"	movq %rax, %r10\n"
 	"	andq " WALK_N(GM_OFF_WMASKB) "(%rsi), %rax\n"
+	"	xorq $0x27, %r10\n"
+	"	testb $0x80, %r10b\n"                     /* PS: a 2-MByte page (SDM 4.5) */
+	"	jne 5f\n"
+	"	orq %r10, %r11\n"
 	WALK_OFFSET(9)                                     /* PTE */
 	"	movq (%rcx,%rax), %rax\n"
 	"	testq %r11, " WALK_N(GM_OFF_WHI) "(%rsi)\n"   /* every table in the window, no PS */
@@ -709,11 +716,9 @@ __asm__(
 	"	orq %rdx, %rax\n"
 	"	movq %rax, (%r9)\n"                       /* gpa */
 	"	movq $4096, 8(%r9)\n"                     /* page_size */
-	"	movq %r11, %rax\n"                        /* the tail (win_result) */
-	"	andl $6, %r11d\n"
-	"	shrq $63, %rax\n"
-	"	leaq (%r11,%rax,8), %rax\n"
-	"	shlq $47, %rax\n"
+	"	rorxq $63, %r11, %rax\n"                  /* the tail (win_result): XD, R/W, U/S to bits 0, 2, 3 */
+	"	andl $13, %eax\n"
+	"	movq " WALK_N(MMU_OFF_WPERM) "(%rdi,%rax,8), %rax\n"
 	"	xorq " WALK_N(MMU_OFF_WTAIL) "(%rdi,%r8,8), %rax\n"
 	"	movq %rax, 24(%r9)\n"
 	"	xorl %eax, %eax\n"
@@ -724,7 +729,7 @@ __asm__(
 	"	jmp vmi_walk_miss\n"
 	"4:	xorl %ecx, %ecx\n"
 	"	jmp vmi_walk_miss\n"
-	"5:	movq %rax, 16(%r9)\n"                     /* the flipped PDE, parked in res->entry */
+	"5:	movq %r10, 16(%r9)\n"                     /* the flipped PDE, parked in res->entry */
 	"	movq %r11, %rcx\n"
 	"	jmp vmi_walk_pde2m\n"
 	"	.cfi_endproc\n"
