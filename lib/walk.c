@@ -841,25 +841,59 @@ static vmem_err batch_redo(const vmem_mmu *m, vmem_gmem *gm, const uint64_t *la,
  * later, reads the PTE and judges the walk (win_result). Lanes that fail
  * (non-canonical, tables outside the window, large pages, faults, A/D to
  * set) get the single walk, in order, after their group. */
+/* The batch's cache of upper levels, as the processor's paging-structure
+ * caches keep them (SDM 4.10.3): what a walk found above the PDE (the page
+ * directory's offset in the window, and the flipped entries ORed) for the
+ * 1-GByte region la >> 30, which alone picks the PML5E, PML4E and PDPTE.
+ * It lives for one vmem_walk_batch call: a lane whose leaf test fails is
+ * redone by the full walk, and an entry that walk changes (an A flag set)
+ * only makes later lanes of that region fail the test and be redone too. */
+#define UC_SLOTS 64
+struct ucache {
+	struct {
+		uint64_t key, t, any, pad;
+	} e[UC_SLOTS];
+};
+
+static inline void ucache_init(struct ucache *uc)
+{
+	for (unsigned i = 0; i < UC_SLOTS; i++)
+		uc->e[i].key = ~0ull; /* no la >> 30 */
+}
+
 static inline __attribute__((always_inline)) void
 wbatch_first(const struct vmem_mmu *m, const vmem_gmem *gm, const uint64_t *la, struct bgroup *g,
-	     const int top)
+	     struct ucache *uc, const int top)
 {
 	const struct win_view v = win_view(&gm->win);
 	const uint64_t ca = m->canon_add, cl = m->canon_lim, root = m->wroot;
 	const unsigned n = g->n;
 	for (unsigned j = 0; j < n; j++) {
-		uint64_t a = la[j];
+		uint64_t a = la[j], key = a >> 30, any, t, pte;
+		__typeof__(&uc->e[0]) e = &uc->e[key & (UC_SLOTS - 1)];
+		if (vmi_likely(e->key == key)) {
+			t = e->t;
+			any = e->any;
+		} else {
+			any = root;
+			t = root & v.wmaskb;
+#pragma GCC unroll 5
+			for (int level = top; level > 2; level--) {
+				pte = win_entry_flipped(win_at(v, a, t, level));
+				any |= pte;
+				t = pte & v.wmaskb;
+			}
+			e->key = key;
+			e->t = t;
+			e->any = any;
+		}
 		/* A non-canonical address walks too (inside the window), with
 		 * bit 0 of `any` (P, flipped: the root's is 0) set, so that its
 		 * leaf test fails and vmem_walk reports it. */
-		uint64_t any = root + (a + ca >= cl), t = root & v.wmaskb, pte;
-#pragma GCC unroll 5
-		for (int level = top; level > 1; level--) {
-			pte = win_entry_flipped(win_at(v, a, t, level));
-			any |= pte;
-			t = pte & v.wmaskb;
-		}
+		any |= a + ca >= cl;
+		pte = win_entry_flipped(win_at(v, a, t, 2));
+		any |= pte;
+		t = pte & v.wmaskb;
 		const uint64_t *p = win_at(v, a, t, 1);
 		__builtin_prefetch(p);
 		g->off[j] = (uint64_t)((const uint8_t *)p - v.whost);
@@ -892,8 +926,11 @@ batch_pipe(const vmem_mmu *m, vmem_gmem *gm, const struct gm_region *r, const ui
 {
 	struct bgroup grp[2];
 	struct bgroup *cur = &grp[0], *prev = NULL;
+	struct ucache uc;
 	unsigned fk = acc | (flags & VMEM_WALK_NO_AD) << 5;
 	size_t k = 2 * (size_t)acc + (flags & VMEM_WALK_NO_AD);
+	if (win)
+		ucache_init(&uc);
 	const uint8_t *host = win ? NULL : r->host;
 	uint64_t base = win ? 0 : r->gpa, size = win ? 0 : r->size;
 	for (size_t first = 0;; first += BATCH_LANES) {
@@ -901,7 +938,7 @@ batch_pipe(const vmem_mmu *m, vmem_gmem *gm, const struct gm_region *r, const ui
 			cur->n = n - first < BATCH_LANES ? (unsigned)(n - first) : BATCH_LANES;
 			cur->first = first;
 			if (win)
-				wbatch_first(m, gm, la + first, cur, top);
+				wbatch_first(m, gm, la + first, cur, &uc, top);
 			else
 				batch_first(m, host, base, size, la + first, cur->n, fk, res + first, cur, top);
 		}

@@ -83,7 +83,13 @@ vmem_err vmem_walk(const vmem_mmu *mmu, vmem_gmem *gm, uint64_t la,
 		   vmem_walk_result *res, vmem_walk_trace *trace);
 
 /* Translate n addresses with the same access; walks are interleaved so that
- * their cache misses overlap. Each res[i] is what vmem_walk would give. */
+ * their cache misses overlap. Each res[i] is what vmem_walk would give, and
+ * the A/D flags written are those of the n walks in order. Like the
+ * processor's paging-structure caches (SDM 4.10.3), one call may read the
+ * entries above a PDE once for all its addresses in the same 1-GByte
+ * region: if another thread changes such an entry while the call runs,
+ * later addresses may be answered from the value read before the change
+ * (an entry this call's own walks change, an A flag, is read again). */
 vmem_err vmem_walk_batch(const vmem_mmu *mmu, vmem_gmem *gm, const uint64_t *la,
 			 size_t n, unsigned access, unsigned flags,
 			 vmem_walk_result *res);
