@@ -425,10 +425,11 @@ win_result(const struct vmem_mmu *m, const vmem_gmem *gm, uint64_t addr, uint64_
 	res->entry = leaf;
 	res->gpa = (leaf & m->wframe & (level > 1 ? ~(size - 1) : ~0ull)) | (addr & (size - 1));
 	res->page_size = size;
-	/* perms W, U from bits 1, 2 of `any`, X from bit 63 (the XD OR), each
+	/* perms W, U from bits 1, 2 of `any`, X from bit 63 (the XD OR), by
+	 * the table wperm (`any` rotated left by 1: bits 2, 3 and 0), each
 	 * inverted and corrected for wwant by wtail; error code 0, status OK,
 	 * info 0: one 8-byte store. */
-	uint64_t tail = (((any & 6) + ((any >> 63) << 3)) << 47) ^ m->wtail[k];
+	uint64_t tail = m->wperm[((any << 1) | (any >> 63)) & 13] ^ m->wtail[k];
 	if (level > 1)
 		tail ^= (uint64_t)(level ^ 1) << 40;
 	_Static_assert(offsetof(vmem_walk_result, status) == offsetof(vmem_walk_result, error_code) + 4 &&
@@ -875,7 +876,12 @@ wbatch_first(const struct vmem_mmu *m, const vmem_gmem *gm, const uint64_t *la, 
 			t = e->t;
 			any = e->any;
 		} else {
-			any = root;
+			/* A non-canonical address walks too (inside the window),
+			 * with bit 0 of `any` (P, flipped: the root's is 0) set, so
+			 * that its leaf test fails and vmem_walk reports it. The
+			 * whole region is (non-)canonical as la is: bits 63:47 (or
+			 * 63:56) are in the key. */
+			any = root + (a + ca >= cl);
 			t = root & v.wmaskb;
 #pragma GCC unroll 5
 			for (int level = top; level > 2; level--) {
@@ -887,10 +893,6 @@ wbatch_first(const struct vmem_mmu *m, const vmem_gmem *gm, const uint64_t *la, 
 			e->t = t;
 			e->any = any;
 		}
-		/* A non-canonical address walks too (inside the window), with
-		 * bit 0 of `any` (P, flipped: the root's is 0) set, so that its
-		 * leaf test fails and vmem_walk reports it. */
-		any |= a + ca >= cl;
 		pte = win_entry_flipped(win_at(v, a, t, 2));
 		any |= pte;
 		t = pte & v.wmaskb;
