@@ -20,6 +20,7 @@
 #include <libvmem/walk.h>
 
 #include "bench_rng.h"
+#include "calib.h"
 
 #define KIB (1ull << 10)
 #define MIB (1ull << 20)
@@ -1247,6 +1248,7 @@ int main(int argc, char **argv)
 	bench_harvest_pml();
 	bench_tlb();
 
+	calib_machine_print();
 	printf("| case | unit | libvmem | plain loop | libvmem / plain | libvmem ns per entry/walk/page | notes |\n");
 	printf("|---|---|---:|---:|---:|---:|---|\n");
 	for (unsigned i = 0; i < nrows; i++) {

@@ -378,6 +378,7 @@ static int run_case(const bcase *c, row *out)
 
 static void print_table(const row *rows, unsigned n)
 {
+	calib_machine_print();
 	printf("| case | libvmem ns/walk | libvmem M walks/s | baseline ns/walk | baseline M walks/s "
 	       "| libvmem / baseline time (median of pairs) | L1 load ns | libvmem walk in L1 loads |\n");
 	printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <time.h>
 
@@ -87,4 +88,30 @@ void calib_print(void)
 	printf("| working set | ns per dependent load |\n|---:|---:|\n");
 	for (unsigned i = 0; i < sizeof(kib) / sizeof(kib[0]); i++)
 		printf("| %zu KiB | %.1f |\n", kib[i], chase_ns(kib[i] * 1024));
+}
+
+void calib_machine_print(void)
+{
+	char line[256], name[128] = "unknown";
+	int family = -1, model = -1;
+	FILE *f = fopen("/proc/cpuinfo", "r");
+	while (f && fgets(line, sizeof(line), f)) {
+		char *v = strchr(line, ':');
+		if (!v)
+			continue;
+		v += 1 + (v[1] == ' ');
+		v[strcspn(v, "\n")] = 0;
+		if (!strncmp(line, "model name", 10) && !strcmp(name, "unknown"))
+			snprintf(name, sizeof(name), "%s", v);
+		else if (!strncmp(line, "cpu family", 10) && family < 0)
+			family = atoi(v);
+		else if (!strncmp(line, "model\t", 6) && model < 0)
+			model = atoi(v);
+		else if (line[0] == '\n' || !strncmp(line, "processor", 9))
+			if (family >= 0 && model >= 0)
+				break;
+	}
+	if (f)
+		fclose(f);
+	printf("machine: %s, family %d model %d\n\n", name, family, model);
 }

@@ -13,4 +13,11 @@ void calib_print(void);
  * machines with different clocks compare. */
 double calib_l1_ns(size_t steps);
 
+/* Print one line naming the processor (Linux /proc/cpuinfo: model name,
+ * family, model), so that a table says which machine it was timed on:
+ * the targets' reference is a Zen 4 (family 25), and the same
+ * code is slower per clock on older cores (on family 23, PEXT alone is
+ * microcoded, tens of cycles). */
+void calib_machine_print(void);
+
 #endif
