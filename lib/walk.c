@@ -619,7 +619,7 @@ vmi_walk_slow(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc, unsig
 /* vmem_walk's 4-level window path, in x86-64 assembly (System V ABI): the
  * C below (the #else) with each entry's address made off the chain of
  * loads, as win_at does (the C keeps SHLD/ROL indexes: compiled, the
- * off-chain form costs more than it gains), 69 instructions for a 4K page,
+ * off-chain form costs more than it gains), 68 instructions for a 4K page,
  * 8 per level. The chain from one entry load to the next is the load and
  * one AND: the flip and the OR into `any` work on a copy (a MOV the
  * processor renames away), off the chain. One compare against wclim[k]
@@ -688,10 +688,14 @@ __asm__(
 	"	addq %rdx, %rax\n"
 	"	cmpq " WALK_N(MMU_OFF_WCLIM) "(%rdi,%r8,8), %rax\n" /* 0 where the 4-level window path does not apply */
 	"	jae 2f\n"
-	"	movq " WALK_N(MMU_OFF_WROOT) "(%rdi), %r11\n"  /* any = the root */
-	"	movq %r11, %rax\n"
+	"	movq " WALK_N(MMU_OFF_WROOT) "(%rdi), %rax\n"  /* the root's offset in the window */
 	"	andq " WALK_N(GM_OFF_WMASKB) "(%rsi), %rax\n"
-	WALK_LEVEL(36)                                     /* PML4E */
+	WALK_OFFSET(36)                                    /* PML4E: any = it, flipped, and the root */
+	"	movq (%rcx,%rax), %rax\n"
+	"	movq %rax, %r11\n"
+	"	andq " WALK_N(GM_OFF_WMASKB) "(%rsi), %rax\n"
+	"	xorq $0x27, %r11\n"
+	"	orq " WALK_N(MMU_OFF_WROOT) "(%rdi), %r11\n"
 	WALK_LEVEL(27)                                     /* PDPTE */
 	WALK_OFFSET(18)                                    /* PDE */
 	"	movq (%rcx,%rax), %rax\n"
