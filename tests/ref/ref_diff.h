@@ -39,7 +39,7 @@ bool diff_env_store(diff_env *env, uint64_t gpa, unsigned size, uint64_t val);
 /* What one comparison covers. */
 #define DIFF_NO_AD     (1u << 0) /* walk with VMEM_WALK_NO_AD (and ref with set_ad = false) */
 #define DIFF_NO_TRACE  (1u << 1) /* walk without a trace (the library's fast path needs that) */
-#define DIFF_BATCH     (1u << 2) /* library side through vmem_walk_batch (n = 1; no trace) */
+#define DIFF_BATCH     (1u << 2) /* library side through vmem_walk_batch (three lanes of the address; no trace) */
 #define DIFF_LOAD_PDPTES (1u << 3) /* PAE: PDPTEs loaded from memory at CR3 (vmem_mmu_load_pdptes /
 				      * ref_pae_load_pdptes) instead of cpu->pdpte; a #GP on both sides agrees */
 #define DIFF_SET_REGS  (1u << 4) /* build the MMU from other registers, then vmem_mmu_set_regs */
