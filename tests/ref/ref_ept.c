@@ -179,6 +179,10 @@ void ref_ept_walk(const ref_ept_cpu *c, const ref_ept_mem *mem, uint64_t gpa,
 	memset(o, 0, sizeof(*o));
 	o->gpa = gpa;
 	unsigned levels = walk_levels(c);
+	if (levels != 4 && levels != 5) {
+		o->status = REF_EPT_INVAL;                    /* 26.2.1.1: any other page-walk length fails VM entry: no walk */
+		return;
+	}
 	if (gpa & bits(63, levels == 5 ? 57 : 48)) {
 		o->status = REF_EPT_INVAL;                    /* 29.3.2: 4 levels translate 47:0, 5 levels 56:0 */
 		return;

@@ -49,7 +49,7 @@ typedef enum ref_ept_status {
 	REF_EPT_VIOLATION = 1,
 	REF_EPT_MISCONFIG = 2,
 	REF_EPT_BAD_HPA = 3, /* an EPT entry is not in memory: hpa says where */
-	REF_EPT_INVAL = 4    /* gpa has bits above what the page-walk length translates */
+	REF_EPT_INVAL = 4    /* no walk: gpa has bits above what the page-walk length translates, or the EPTP's length is not 4 or 5 */
 } ref_ept_status;
 
 typedef struct ref_ept_result {
