@@ -22,6 +22,9 @@ if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/access_matrix.c)
   target_link_libraries(access_matrix_nobmi2 PRIVATE vmem_ref)
 endif()
 
+# vmem_walk_batch lane by lane against the reference (tests/test_walk_batch.c, a unit test of the glob).
+target_link_libraries(test_walk_batch PRIVATE vmem_ref)
+
 # Random differential walks over every mode: fixed seed under "unit", a long run under "long".
 if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/walk_random.c)
   vmem_add_unit_test(walk_random ${CMAKE_CURRENT_LIST_DIR}/walk_random.c)

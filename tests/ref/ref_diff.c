@@ -415,9 +415,10 @@ bool diff_run(diff_env *env, const ref_cpu *cpu, const ref_access *acc, unsigned
 		lres = lb[0];
 		lb[0].entry = lb[1].entry;
 		lb[0].info &= (uint8_t)~VMEM_WINFO_AD_SET; /* the first walk wrote the flags */
-		lanes_agree = !memcmp(&lb[0], &lb[1], sizeof(lb[0])) && !memcmp(&lb[1], &lb[2], sizeof(lb[1]));
-		lb1 = memcmp(&lb[0], &lb[1], sizeof(lb[0])) ? lb[0] : lb[1];
-		lb2 = memcmp(&lb[0], &lb[1], sizeof(lb[0])) ? lb[1] : lb[2];
+		bool first_differs = memcmp(&lb[0], &lb[1], sizeof(lb[0])) != 0;
+		lanes_agree = !first_differs && !memcmp(&lb[1], &lb[2], sizeof(lb[1]));
+		lb1 = first_differs ? lb[0] : lb[1];
+		lb2 = first_differs ? lb[1] : lb[2];
 		flags |= DIFF_NO_TRACE;
 	} else {
 		lerr = vmem_walk(mmu, gm, acc->la, access_flags(acc), wflags, &lres,
