@@ -9,6 +9,7 @@
 #include "bench_env.h"
 #include "bench_rng.h"
 #include "calib.h"
+#include "floor.h"
 #include "faults.h"
 
 #define GIB (1ull << 30)
@@ -79,9 +80,6 @@ __attribute__((noinline)) uint64_t loop_batch(const bench_env *env, const uint64
 					      size_t chunk);
 __attribute__((noinline)) uint64_t loop_base(const bench_env *env, const uint64_t *la, size_t n,
 					     unsigned access, unsigned flags);
-__attribute__((noinline)) uint64_t loop_floor(const uint8_t *host, const uint64_t *const *pde, const uint64_t *la,
-					      size_t n);
-
 uint64_t loop_lib(const bench_env *env, const uint64_t *la, size_t n, unsigned access,
 		  unsigned flags)
 {
@@ -118,33 +116,6 @@ uint64_t loop_base(const bench_env *env, const uint64_t *la, size_t n, unsigned 
 	for (size_t i = 0; i < n; i++) {
 		bl_walk(&env->mem, &env->cpu, la[i], access, flags, &r);
 		sum += r.gpa ^ r.status;
-	}
-	return sum;
-}
-
-/* The memory floor of a batch case: for each address, the PDE its walk
- * reads and the PTE that PDE points at (the PTE's address made from the
- * PDE's value, as any walker must), with no other walk logic: each PDE is
- * read and its PTE line prefetched FLOOR_AHEAD addresses before the PTE is
- * read (as the batch prefetches a group ahead). The PML4E and PDPTE (a few
- * lines, always in L1) are left out. No walker that reads these entries
- * once per walk can beat it on this machine in the same minutes. host: the
- * host address of guest-physical 0 (ptspace.h). */
-#define FLOOR_AHEAD 64
-uint64_t loop_floor(const uint8_t *host, const uint64_t *const *pde, const uint64_t *la, size_t n)
-{
-	const uint64_t *pte[FLOOR_AHEAD];
-	uint64_t sum = 0;
-
-	for (size_t i = 0; i < n + FLOOR_AHEAD; i++) {
-		if (i >= FLOOR_AHEAD)
-			sum += *(const volatile uint64_t *)pte[i % FLOOR_AHEAD];
-		if (i < n) {
-			uint64_t e = *(const volatile uint64_t *)pde[i];
-			pte[i % FLOOR_AHEAD] = (const uint64_t *)(const void *)(host + (e & PT_ADDR) +
-										((la[i] >> 9) & 0xff8));
-			__builtin_prefetch(pte[i % FLOOR_AHEAD]);
-		}
 	}
 	return sum;
 }
@@ -252,8 +223,11 @@ typedef struct row {
 	double ad_lib, ad_base; /* adset only: median of (as is) / (NO_AD) per rep */
 	double l1_ns;           /* median over the reps of one dependent L1 load */
 	double lib_l1;          /* median over the reps of libvmem's walk / that load */
-	double floor_ns;        /* batch cases: median of the memory floor (loop_floor) */
-	double floor_ratio;     /* batch cases: median over the reps of libvmem / floor */
+	double cyc_ns;          /* median over the reps of one dependent add (a cycle) */
+	double lib_cyc;         /* median over the reps of libvmem's walk / that add */
+	int floor_kind;         /* 0 none, 1 loop_floor (batch), 2 loop_chain (single 4-level 4K) */
+	double floor_ns[FLOOR_OPS_KINDS]; /* median of the floor with floor_ops[i] ALU operations */
+	double floor_ratio;     /* median over the reps of libvmem / the floor with none */
 } row;
 
 static double time_once(int lib, const bcase *c, unsigned flags, const bench_env *env,
@@ -282,9 +256,10 @@ static int run_case(const bcase *c, row *out)
 	double *t[P_MAX], *tr = calloc(opt.reps, sizeof(double));
 	double *ad_l = calloc(opt.reps, sizeof(double)), *ad_b = calloc(opt.reps, sizeof(double));
 	double *l1 = calloc(opt.reps, sizeof(double)), *in_l1 = calloc(opt.reps, sizeof(double));
+	double *cy = calloc(opt.reps, sizeof(double)), *in_cy = calloc(opt.reps, sizeof(double));
 	const bench_env *env = get_env(c->space);
 	int on[P_MAX];
-	bool fail = !la || !res || !tr || !ad_l || !ad_b || !l1 || !in_l1;
+	bool fail = !la || !res || !tr || !ad_l || !ad_b || !l1 || !in_l1 || !cy || !in_cy;
 
 	on[P_LIB] = !opt.only_walker || !strcmp(opt.only_walker, "lib");
 	on[P_BASE] = !opt.only_walker || !strcmp(opt.only_walker, "base");
@@ -300,27 +275,38 @@ static int run_case(const bcase *c, row *out)
 	}
 	gen_addresses(c, la, n);
 	unsigned bad = verify(c, env, la, n, res);
-	/* Batch cases: the PDE each walk reads, for the floor. */
-	const uint64_t **pde = NULL;
-	double *fl = NULL, *flr = NULL;
-	bool floor_on = c->mode == MODE_BATCH && spaces[c->space].page_size == 4096 && on[P_LIB];
-	if (floor_on) {
-		pde = malloc(n * sizeof(*pde));
-		fl = calloc(opt.reps, sizeof(double));
-		flr = calloc(opt.reps, sizeof(double));
-		if (!pde || !fl || !flr) {
-			fprintf(stderr, "bench: out of memory\n");
-			exit(2);
-		}
-		for (size_t i = 0; i < n; i++) {
-			pde[i] = pt_entry(&built[c->space], la[i], 2);
-			/* The PTE the floor finds from the PDE is the walk's. */
-			const uint64_t *p1 = pt_entry(&built[c->space], la[i], 1);
-			if (!pde[i] || !p1 ||
-			    (const uint8_t *)p1 != built[c->space].buf + (*pde[i] & PT_ADDR) + ((la[i] >> 9) & 0xff8)) {
-				fprintf(stderr, "%s: no PTE for %#" PRIx64 "\n", c->name, la[i]);
-				exit(2);
+	/* The floor: batch cases (4K pages) read each walk's PDE and PTE
+	 * (loop_floor), single walks of 4-level 4K cases the four entries
+	 * (loop_chain); each also with floor_ops[] independent ALU operations. */
+	const struct space_def *sd = &spaces[c->space];
+	const pt_space *ps = &built[c->space];
+	int fkind = !on[P_LIB] || sd->page_size != 4096 ? 0 : c->mode == MODE_BATCH ? 1 : sd->levels == 4 ? 2 : 0;
+	const uint64_t **pde = fkind == 1 ? malloc(n * sizeof(*pde)) : NULL;
+	double *fl[FLOOR_OPS_KINDS], *flr = calloc(opt.reps, sizeof(double));
+	fail = !flr || (fkind == 1 && !pde);
+	for (unsigned f = 0; f < FLOOR_OPS_KINDS; f++)
+		fail |= !(fl[f] = calloc(opt.reps, sizeof(double)));
+	if (fail) {
+		fprintf(stderr, "bench: out of memory\n");
+		exit(2);
+	}
+	for (size_t i = 0; fkind && i < n; i++) {
+		/* The PTE the floor finds from the entries above is the walk's. */
+		const uint64_t *p1 = pt_entry(ps, la[i], 1), *p2 = pt_entry(ps, la[i], 2);
+		const uint8_t *found = NULL;
+		if (fkind == 1 && p2) {
+			pde[i] = p2;
+			found = ps->buf + (*p2 & PT_ADDR) + ((la[i] >> 9) & 0xff8);
+		} else if (fkind == 2) {
+			uint64_t e = ps->cr3;
+			for (int sh = 39; sh >= 12; sh -= 9) {
+				found = ps->buf + (e & PT_ADDR) + ((la[i] >> (sh - 3)) & 0xff8);
+				e = sh > 12 ? *(const uint64_t *)(const void *)found : e;
 			}
+		}
+		if (!p1 || (const uint8_t *)p1 != found) {
+			fprintf(stderr, "%s: no PTE for %#" PRIx64 "\n", c->name, la[i]);
+			exit(2);
 		}
 	}
 	for (unsigned w = 0; w < opt.warmup; w++) {
@@ -338,15 +324,21 @@ static int run_case(const bcase *c, row *out)
 				t[p][r] = time_once(p % 2 == 0, c, p >= 2 ? VMEM_WALK_NO_AD : c->flags,
 						    env, la, n, res);
 		}
-		if (floor_on) {
+		for (unsigned f = 0; fkind && f < FLOOR_OPS_KINDS; f++) {
+			if (!floor_ops_ok(f))
+				continue;
 			double t0 = now_ns();
-			bench_sink += loop_floor(built[c->space].buf, pde, la, n);
-			fl[r] = (now_ns() - t0) / (double)n;
-			flr[r] = t[P_LIB][r] / fl[r];
+			bench_sink += fkind == 1 ? loop_floor(f, ps->buf, pde, la, n)
+						 : loop_chain(f, ps->buf, ps->cr3, la, n);
+			fl[f][r] = (now_ns() - t0) / (double)n;
 		}
-		/* The machine's unit in the same repetition: one dependent L1 load. */
+		flr[r] = fkind ? t[P_LIB][r] / fl[0][r] : 0;
+		/* The machine's units in the same repetition: one dependent L1
+		 * load, one dependent add (a cycle). */
 		l1[r] = calib_l1_ns(1u << 20);
 		in_l1[r] = t[P_LIB][r] / l1[r];
+		cy[r] = calib_cycle_ns(1u << 22);
+		in_cy[r] = t[P_LIB][r] / cy[r];
 		tr[r] = t[P_BASE][r] > 0 ? t[P_LIB][r] / t[P_BASE][r] : 0;
 		ad_l[r] = t[P_LIB_NOAD][r] > 0 ? t[P_LIB][r] / t[P_LIB_NOAD][r] : 0;
 		ad_b[r] = t[P_BASE_NOAD][r] > 0 ? t[P_BASE][r] / t[P_BASE_NOAD][r] : 0;
@@ -359,11 +351,18 @@ static int run_case(const bcase *c, row *out)
 	out->base_ns = median(t[P_BASE], opt.reps);
 	out->l1_ns = median(l1, opt.reps);
 	out->lib_l1 = median(in_l1, opt.reps);
-	out->floor_ns = floor_on ? median(fl, opt.reps) : 0;
-	out->floor_ratio = floor_on ? median(flr, opt.reps) : 0;
+	out->cyc_ns = median(cy, opt.reps);
+	out->lib_cyc = median(in_cy, opt.reps);
+	out->floor_kind = fkind;
+	for (unsigned f = 0; f < FLOOR_OPS_KINDS; f++) {
+		out->floor_ns[f] = fkind && floor_ops_ok(f) ? median(fl[f], opt.reps) : 0;
+		free(fl[f]);
+	}
+	out->floor_ratio = fkind ? median(flr, opt.reps) : 0;
 	free(flr);
-	free(fl);
 	free(pde);
+	free(in_cy);
+	free(cy);
 	for (unsigned p = 0; p < P_MAX; p++)
 		free(t[p]);
 	free(in_l1);
@@ -380,22 +379,33 @@ static void print_table(const row *rows, unsigned n)
 {
 	calib_machine_print();
 	printf("| case | libvmem ns/walk | libvmem M walks/s | baseline ns/walk | baseline M walks/s "
-	       "| libvmem / baseline time (median of pairs) | L1 load ns | libvmem walk in L1 loads |\n");
-	printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+	       "| libvmem / baseline time (median of pairs) | L1 load ns | libvmem walk in L1 loads "
+	       "| libvmem cycles/walk |\n");
+	printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
 	for (unsigned i = 0; i < n; i++) {
 		const row *r = &rows[i];
-		printf("| %s `%s` | %.2f | %.1f | %.2f | %.1f | %.2f | %.2f | %.2f |\n", r->c->desc, r->c->name,
-		       r->lib_ns, r->lib_ns > 0 ? 1e3 / r->lib_ns : 0.0, r->base_ns,
-		       r->base_ns > 0 ? 1e3 / r->base_ns : 0.0,
-		       r->ratio, r->l1_ns, r->lib_l1);
+		printf("| %s `%s` | %.2f | %.1f | %.2f | %.1f | %.2f | %.2f | %.2f | %.1f |\n", r->c->desc,
+		       r->c->name, r->lib_ns, r->lib_ns > 0 ? 1e3 / r->lib_ns : 0.0, r->base_ns,
+		       r->base_ns > 0 ? 1e3 / r->base_ns : 0.0, r->ratio, r->l1_ns, r->lib_l1, r->lib_cyc);
 	}
-	/* Batch cases against the memory floor, timed in the same repetitions. */
+	/* Against the memory floors, timed in the same repetitions. */
 	for (unsigned i = 0; i < n; i++) {
-		if (rows[i].floor_ns > 0)
+		const row *r = &rows[i];
+		if (!r->floor_kind)
+			continue;
+		if (r->floor_kind == 1)
 			printf("\nmemory floor of `%s` (its walks' PDE and PTE loads alone, each PTE found from its PDE "
-			       "and prefetched %d addresses ahead): %.2f ns = %.1f M/s; libvmem %.2fx the floor (median of paired passes)\n",
-			       rows[i].c->name, FLOOR_AHEAD, rows[i].floor_ns, 1e3 / rows[i].floor_ns,
-			       rows[i].floor_ratio);
+			       "and prefetched %d addresses ahead)", r->c->name, FLOOR_AHEAD);
+		else
+			printf("\nfloor of `%s` (its walks' four dependent entry loads alone, each entry found from the "
+			       "one above)", r->c->name);
+		printf(": %.2f ns = %.1f M/s; libvmem %.2fx the floor (median of paired passes)\n", r->floor_ns[0],
+		       1e3 / r->floor_ns[0], r->floor_ratio);
+		for (unsigned f = 1; f < FLOOR_OPS_KINDS; f++)
+			if (r->floor_ns[f] > 0)
+				printf("  the floor + %u independent ALU operations a walk: %.2f ns = %.1f M/s "
+				       "(%.1f cycles)\n", floor_ops[f], r->floor_ns[f], 1e3 / r->floor_ns[f],
+				       r->cyc_ns > 0 ? r->floor_ns[f] / r->cyc_ns : 0.0);
 	}
 	/* A/D already set against side-effect-free, timed in the same repetitions. */
 	for (unsigned i = 0; i < n; i++) {

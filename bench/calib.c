@@ -81,6 +81,29 @@ double calib_l1_ns(size_t steps)
 	return cycle_time(ring, N, steps);
 }
 
+double calib_cycle_ns(size_t steps)
+{
+	uint64_t x = 0;
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (size_t i = 0; i < steps / 8; i++) {
+#if defined(__x86_64__) && defined(__GNUC__)
+		__asm__ volatile("addq $1, %0\n\taddq $1, %0\n\taddq $1, %0\n\taddq $1, %0\n\t"
+				 "addq $1, %0\n\taddq $1, %0\n\taddq $1, %0\n\taddq $1, %0"
+				 : "+r"(x));
+#else
+		for (int k = 0; k < 8; k++) {
+			x += 1;
+			__asm__ volatile("" : "+r"(x)); /* one dependent add each */
+		}
+#endif
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	__asm__ volatile("" : : "r"(x));
+	return ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / (double)(steps / 8 * 8);
+}
+
 void calib_print(void)
 {
 	static const size_t kib[] = { 16, 256, 2048, 16384, 131072, 262144 };
@@ -113,5 +136,7 @@ void calib_machine_print(void)
 	}
 	if (f)
 		fclose(f);
-	printf("machine: %s, family %d model %d\n\n", name, family, model);
+	double c = calib_cycle_ns(1u << 26);
+	printf("machine: %s, family %d model %d, core clock %.2f GHz (a chain of dependent adds)\n\n", name, family,
+	       model, c > 0 ? 1 / c : 0.0);
 }

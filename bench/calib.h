@@ -13,6 +13,13 @@ void calib_print(void);
  * machines with different clocks compare. */
 double calib_l1_ns(size_t steps);
 
+/* ns per step of a chain of `steps` dependent 64-bit additions: one core
+ * clock cycle on every x86 core (an ADD's latency is 1), so that walk times
+ * can also be given in cycles, which compare cores of different clocks
+ * better than ns (a walk that is not waiting on memory is bounded by how
+ * many operations the core issues a cycle). */
+double calib_cycle_ns(size_t steps);
+
 /* Print one line naming the processor (Linux /proc/cpuinfo: model name,
  * family, model), so that a table says which machine it was timed on:
  * the targets' reference is a Zen 4 (family 25), and the same
