@@ -87,7 +87,7 @@ uint64_t loop_lib(const bench_env *env, const uint64_t *la, size_t n, unsigned a
 	vmem_walk_result r;
 
 	for (size_t i = 0; i < n; i++) {
-		vmem_walk(env->mmu, env->gm, la[i], access, flags, &r, NULL);
+		vmem_walk(env->mmu, env->gm, la[i], access, flags, &r);
 		sum += r.gpa ^ r.status;
 	}
 	return sum;
@@ -195,7 +195,7 @@ static unsigned verify(const bcase *c, const bench_env *env, const uint64_t *la,
 			err = VMEM_OK;
 			for (size_t j = 0; j < m && !err; j++)
 				err = vmem_walk(env->mmu, env->gm, la[i + j], c->access, c->flags,
-						&res[j], NULL);
+						&res[j]);
 		}
 		if (err) {
 			fprintf(stderr, "%s: walk failed: %s\n", c->name, vmem_strerror(err));

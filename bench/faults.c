@@ -132,7 +132,7 @@ static unsigned batch_diff(const pt_space *s, unsigned n, uint64_t rng, bool nxe
 		memset(rs, 0xa5, m * sizeof(*rs));
 		vmem_err eb_err = vmem_walk_batch(eb.mmu, eb.gm, la, m, acc, fl, rb), es_err = VMEM_OK;
 		for (unsigned i = 0; i < m && !es_err; i++)
-			es_err = vmem_walk(es.mmu, es.gm, la[i], acc, fl, &rs[i], NULL);
+			es_err = vmem_walk(es.mmu, es.gm, la[i], acc, fl, &rs[i]);
 		if (eb_err != es_err || memcmp(rb, rs, m * sizeof(*rb)) != 0) {
 			fprintf(stderr, "faults: vmem_walk_batch differs from vmem_walk (%u addresses, access %#x, flags %#x)\n",
 				m, acc, fl);
@@ -184,7 +184,7 @@ static unsigned run_one(unsigned levels, bool nxe, bool wp, unsigned n, uint64_t
 		unsigned fl = (rng_next(&rng) & 3) == 0 ? VMEM_WALK_NO_AD : 0;
 		vmem_walk_result lr;
 		bl_result br;
-		vmem_err err = vmem_walk(env.mmu, env.gm, la, acc, fl, &lr, NULL);
+		vmem_err err = vmem_walk(env.mmu, env.gm, la, acc, fl, &lr);
 		bl_walk(&env.mem, &env.cpu, la, acc, fl, &br);
 		if (err) {
 			fprintf(stderr, "faults: vmem_walk(%#" PRIx64 ") failed: %s\n",

@@ -87,7 +87,7 @@ static void expect(vmem_mmu *mmu, vmem_gmem *gm, const char *what, uint64_t la, 
 		   unsigned status, uint64_t gpa_or_ec, uint64_t page_size)
 {
 	vmem_walk_result r;
-	vmem_err e = vmem_walk(mmu, gm, la, acc, 0, &r, NULL);
+	vmem_err e = vmem_walk(mmu, gm, la, acc, 0, &r);
 	CHECK(e == VMEM_OK, "vmem_walk: %s", vmem_strerror(e));
 	show(what, la, &r);
 	CHECK(r.status == status, "status %s, expected %s", status_name(r.status), status_name(status));
@@ -167,7 +167,7 @@ int main(void)
 	vmem_walk_result r;
 	vmem_walk_trace tr;
 	uint64_t la = la_kern + 0x20;
-	vmem_walk(mmu, gm, la, VMEM_ACC_READ, VMEM_WALK_NO_AD, &r, &tr);
+	vmem_walk_traced(mmu, gm, la, VMEM_ACC_READ, VMEM_WALK_NO_AD, &r, &tr);
 	CHECK(tr.n == 4, "trace has %u entries", tr.n);
 	uint64_t *pte = entry_at(&g, tr.e[tr.n - 1].gpa);
 	printf("  trace:");
@@ -178,20 +178,20 @@ int main(void)
 	CHECK((*pte & (VMEM_PTE_A | VMEM_PTE_D)) == VMEM_PTE_A, "pte %#" PRIx64, *pte);
 	*pte &= ~VMEM_PTE_A; /* as a guest OS clears A to age its pages */
 	printf("  cleared A:               pte = %#" PRIx64 "\n", *pte);
-	vmem_walk(mmu, gm, la, VMEM_ACC_READ, VMEM_WALK_NO_AD, &r, NULL);
+	vmem_walk(mmu, gm, la, VMEM_ACC_READ, VMEM_WALK_NO_AD, &r);
 	printf("  read with VMEM_WALK_NO_AD: pte = %#" PRIx64 " (no side effects)\n", *pte);
 	CHECK(*pte == (0x106000 | VMEM_PTE_P | VMEM_PTE_RW), "pte %#" PRIx64, *pte);
-	vmem_walk(mmu, gm, la, VMEM_ACC_READ, 0, &r, NULL);
+	vmem_walk(mmu, gm, la, VMEM_ACC_READ, 0, &r);
 	printf("  read:                    pte = %#" PRIx64 " (A set)\n", *pte);
 	CHECK(*pte == (0x106000 | VMEM_PTE_P | VMEM_PTE_RW | VMEM_PTE_A), "pte %#" PRIx64, *pte);
 	CHECK(r.info & VMEM_WINFO_AD_SET, "info %#x", r.info);
-	vmem_walk(mmu, gm, la, VMEM_ACC_WRITE, 0, &r, NULL);
+	vmem_walk(mmu, gm, la, VMEM_ACC_WRITE, 0, &r);
 	printf("  write:                   pte = %#" PRIx64 " (A and D set)\n", *pte);
 	CHECK(*pte == (0x106000 | VMEM_PTE_P | VMEM_PTE_RW | VMEM_PTE_A | VMEM_PTE_D),
 	      "pte %#" PRIx64, *pte);
 	/* A fault sets nothing: a user write to the supervisor page leaves D of a fresh PTE clear. */
 	*pte &= ~(VMEM_PTE_A | VMEM_PTE_D);
-	vmem_walk(mmu, gm, la, VMEM_ACC_USER | VMEM_ACC_WRITE, 0, &r, NULL);
+	vmem_walk(mmu, gm, la, VMEM_ACC_USER | VMEM_ACC_WRITE, 0, &r);
 	printf("  faulting user write:     pte = %#" PRIx64 " (unchanged)\n", *pte);
 	CHECK(r.status == VMEM_WALK_PF && *pte == (0x106000 | VMEM_PTE_P | VMEM_PTE_RW),
 	      "pte %#" PRIx64, *pte);

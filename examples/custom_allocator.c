@@ -111,7 +111,7 @@ static vmem_err session(const vmem_allocator *a, void *ram, int verbose)
 	}
 	if (!e) {
 		vmem_walk_result r;
-		e = vmem_walk(mmu, gm, 0x50123, VMEM_ACC_READ, 0, &r, NULL);
+		e = vmem_walk(mmu, gm, 0x50123, VMEM_ACC_READ, 0, &r);
 		if (verbose)
 			printf("  vmem_walk(0x50123): gpa %#" PRIx64 " (walks allocate nothing)\n", r.gpa);
 	}

@@ -68,7 +68,7 @@ static void dump_walk(vmem_mmu *mmu, vmem_gmem *gm, uint64_t la, int *bad)
 {
 	vmem_walk_result r;
 	vmem_walk_trace tr;
-	vmem_err e = vmem_walk(mmu, gm, la, VMEM_ACC_READ, VMEM_WALK_NO_AD, &r, &tr);
+	vmem_err e = vmem_walk_traced(mmu, gm, la, VMEM_ACC_READ, VMEM_WALK_NO_AD, &r, &tr);
 	printf("la %#018" PRIx64 ":\n", la);
 	if (e) {
 		printf("  error: %s\n", vmem_strerror(e));

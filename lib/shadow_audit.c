@@ -93,7 +93,7 @@ static bool check_leaf(struct audit *a, const struct sh_root *rt, const struct s
 		return fail(a, "shadow leaf with reserved or unexpected bits", la, s);
 	if (rt->mmu_mode != VMEM_MODE_NONE && rt->mmu_mode < VMEM_MODE_4LEVEL && (la >> 32))
 		return fail(a, "shadow leaf above 4 GiB for a 32-bit guest", la, s);
-	if (vmem_walk(sh->scratch, sh->gm, la, VMEM_ACC_READ, VMEM_WALK_NO_AD, &w, &tr) ||
+	if (vmem_walk_traced(sh->scratch, sh->gm, la, VMEM_ACC_READ, VMEM_WALK_NO_AD, &w, &tr) ||
 	    w.status != VMEM_WALK_OK)
 		return fail(a, "shadow leaf where the guest walk does not translate", la, s);
 	bool paging = rt->mmu_mode != VMEM_MODE_NONE;

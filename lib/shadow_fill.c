@@ -119,7 +119,7 @@ vmem_err vmem_shadow_fault(vmem_shadow *sh, uint64_t la, unsigned acc, vmem_shad
 	 * follow the right guest tables (kept so by write protection), so the
 	 * walk needs no trace; a trace only to create pages. */
 	struct sh_page *pt = existing_pt(sh, r, la);
-	e = vmem_walk(r->mmu, sh->gm, la, acc, 0, &w, pt ? NULL : &tr);
+	e = vmem_walk_traced(r->mmu, sh->gm, la, acc, 0, &w, pt ? NULL : &tr);
 	if (e)
 		return e;
 	sh->st.faults++;

@@ -128,7 +128,7 @@ vmem_err vv_redo_walk(const vmem_vector *v, vv_outcome *o)
 		vv_fail(o, VMEM_VCHECK_ERROR, "loading the PAE PDPTEs failed", e);
 		e = VMEM_OK;
 	} else if (!e) {
-		e = vmem_walk(mmu, m.gm, v->access.addr, access_flags(v), 0, &res, &o->trace);
+		e = vmem_walk_traced(mmu, m.gm, v->access.addr, access_flags(v), 0, &res, &o->trace);
 		if (e == VMEM_E_NOMEM) {
 			/* fall through to cleanup */
 		} else if (e) {

@@ -17,7 +17,7 @@ VMI_WALK_ENTRY vmem_err vmi_walk_miss(const vmem_mmu *m, vmem_gmem *gm, uint64_t
 VMI_WALK_ENTRY vmem_err vmi_walk_pde2m(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, uint64_t any, unsigned k,
 				       vmem_walk_result *res);
 VMI_WALK_ENTRY vmem_err vmi_walk_slow(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc,
-				      unsigned flags, vmem_walk_result *res, vmem_walk_trace *tr);
+				      unsigned flags, vmem_walk_result *res);
 #else
 #define WALK_ASM 0
 #define VMI_WALK_ENTRY static __attribute__((noinline))
@@ -608,12 +608,12 @@ vmi_walk_pde2m(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, uint64_t any, unsi
 	return walk_miss4(m, gm, la, k, res, why);
 }
 
-/* Argument errors, traces: the general entry (same arguments as vmem_walk). */
+/* Argument errors: the general entry (same arguments as vmem_walk). */
 VMI_WALK_ENTRY vmem_err
 vmi_walk_slow(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc, unsigned flags,
-	      vmem_walk_result *res, vmem_walk_trace *tr)
+	      vmem_walk_result *res)
 {
-	return walk_slow(m, gm, la, acc, flags, res, tr);
+	return walk_slow(m, gm, la, acc, flags, res, NULL);
 }
 
 /* vmem_walk's 4-level window path, in x86-64 assembly (System V ABI): the
@@ -628,7 +628,7 @@ vmi_walk_slow(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc, unsig
  * perms come from a 16-entry table (wperm) instead of shifts and adds.
  * Every other case jumps to the C functions above with the registers as
  * their arguments.
- * rdi m, rsi gm, rdx la, ecx acc, r8d flags -> k, r9 res, 8(%rsp) tr;
+ * rdi m, rsi gm, rdx la, ecx acc, r8d flags -> k, r9 res;
  * rax the next table's offset in the window, then the entry; r10 the
  * entry flipped; rcx the entry's host address less that offset
  * (WALK_OFFSET); r11 any. */
@@ -673,8 +673,6 @@ __asm__(
 #ifdef __CET__
 	"	endbr64\n"                                /* -fcf-protection: a valid indirect-branch target */
 #endif
-	"	cmpq $0, 8(%rsp)\n"                       /* a trace: the general entry */
-	"	jne 1f\n"
 	"	movq %rdi, %rax\n"                        /* m * gm * res != 0: none is NULL */
 	"	imulq %rsi, %rax\n"
 	"	imulq %r9, %rax\n"
@@ -743,20 +741,30 @@ __asm__(
 #undef WALK_OFFSET
 #else
 vmem_err vmem_walk(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc,
-		   unsigned flags, vmem_walk_result *res, vmem_walk_trace *tr)
+		   unsigned flags, vmem_walk_result *res)
 {
 	/* The product of the pointers is nonzero only if none is NULL (valid
 	 * pointers whose product is 0 modulo 2^64 just take the slow path). */
-	if (vmi_likely(!tr && ((uintptr_t)m * (uintptr_t)gm * (uintptr_t)res) != 0 && acc < MMU_ACC_INDEXES)) {
+	if (vmi_likely(((uintptr_t)m * (uintptr_t)gm * (uintptr_t)res) != 0 && acc < MMU_ACC_INDEXES)) {
 		unsigned k = 2 * acc + (flags & VMEM_WALK_NO_AD);
 		/* Canonical (SDM 3.3.7.1): otherwise #GP, which the slow path reports. */
 		if (vmi_likely(la + m->canon_add < m->canon_lim && m->wtop[k] == 4))
 			return walk_win(m, gm, la, k, res, 4);
 		return vmi_walk_key(m, gm, la, acc, k, res);
 	}
-	return walk_slow(m, gm, la, acc, flags, res, tr);
+	return walk_slow(m, gm, la, acc, flags, res, NULL);
 }
 #endif
+
+/* A traced walk is the full walk (walk_slow records each entry); without a
+ * trace, vmem_walk's fast paths give the same answer. */
+vmem_err vmem_walk_traced(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc,
+			  unsigned flags, vmem_walk_result *res, vmem_walk_trace *tr)
+{
+	if (!tr)
+		return vmem_walk(m, gm, la, acc, flags, res);
+	return walk_slow(m, gm, la, acc, flags, res, tr);
+}
 
 vmem_err vmi_walk_nested(const struct vmem_mmu *m, struct nx_walk *nx, uint64_t la,
 			 unsigned acc, unsigned flags, vmem_walk_result *res, vmem_walk_trace *tr)
@@ -834,7 +842,7 @@ static vmem_err batch_redo(const vmem_mmu *m, vmem_gmem *gm, const uint64_t *la,
 {
 	for (; slow; slow &= slow - 1) {
 		size_t i = first + (unsigned)__builtin_ctzll(slow);
-		vmem_err e = vmem_walk(m, gm, la[i], acc, flags, &res[i], NULL);
+		vmem_err e = vmem_walk(m, gm, la[i], acc, flags, &res[i]);
 		if (e)
 			return e;
 	}
@@ -996,7 +1004,7 @@ vmem_err vmem_walk_batch(const vmem_mmu *m, vmem_gmem *gm, const uint64_t *la, s
 		return m->ftop == 4 ? batch_pipe(m, gm, r, la, n, acc, flags, res, 4, false)
 				    : batch_pipe(m, gm, r, la, n, acc, flags, res, 5, false);
 	for (size_t i = 0; i < n; i++) {
-		vmem_err e = vmem_walk(m, gm, la[i], acc, flags, &res[i], NULL);
+		vmem_err e = vmem_walk(m, gm, la[i], acc, flags, &res[i]);
 		if (e)
 			return e;
 	}

@@ -191,7 +191,7 @@ static bool host_walk(struct run *r, uint64_t la, unsigned acc, vmem_walk_result
 		vmem_gmem_free(host);
 		return failf(r, "host tables");
 	}
-	vmem_err e = vmem_walk(mmu, host, la, acc, 0, w, NULL);
+	vmem_err e = vmem_walk(mmu, host, la, acc, 0, w);
 	vmem_mmu_free(mmu);
 	vmem_gmem_free(host);
 	return e ? failf(r, "host walk error %d", e) : true;

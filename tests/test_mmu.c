@@ -248,7 +248,7 @@ static void put64(struct env *e, uint64_t gpa, uint64_t v)
 static void check_translation(vmem_mmu *m, struct env *e, uint64_t want_gpa)
 {
 	vmem_walk_result res;
-	assert_int_equal(vmem_walk(m, e->gm, LA_4L, VMEM_ACC_READ, VMEM_WALK_NO_AD, &res, NULL), VMEM_OK);
+	assert_int_equal(vmem_walk(m, e->gm, LA_4L, VMEM_ACC_READ, VMEM_WALK_NO_AD, &res), VMEM_OK);
 	assert_int_equal(res.status, VMEM_WALK_OK);
 	assert_true(res.gpa == want_gpa);
 }

@@ -236,7 +236,7 @@ static void test_walk_present_baseline(void **state)
 	struct walk_env *e = *state;
 	put64(e, 0x4000 + 8 * 4, 0x5000 | 7);
 	vmem_walk_result res;
-	assert_int_equal(vmem_walk(e->mmu, e->gm, LA_TEST, VMEM_ACC_READ, VMEM_WALK_NO_AD, &res, NULL), VMEM_OK);
+	assert_int_equal(vmem_walk(e->mmu, e->gm, LA_TEST, VMEM_ACC_READ, VMEM_WALK_NO_AD, &res), VMEM_OK);
 	assert_int_equal(res.status, VMEM_WALK_OK);
 	assert_true(res.gpa == 0x5123);
 	assert_int_equal(res.level, 1);
@@ -253,7 +253,7 @@ static void test_walk_reports_swap_pte(void **state)
 
 	vmem_walk_result res;
 	vmem_walk_trace tr;
-	assert_int_equal(vmem_walk(e->mmu, e->gm, LA_TEST, VMEM_ACC_READ, 0, &res, &tr), VMEM_OK);
+	assert_int_equal(vmem_walk_traced(e->mmu, e->gm, LA_TEST, VMEM_ACC_READ, 0, &res, &tr), VMEM_OK);
 	assert_int_equal(res.status, VMEM_WALK_PF);
 	assert_int_equal(res.level, 1);
 	assert_int_equal(res.error_code, 0); /* not present, read, supervisor */
@@ -269,7 +269,7 @@ static void test_walk_reports_swap_pte(void **state)
 	assert_true(get64(e, 0x4020) == sw);
 
 	/* User write: W and U in the error code, still a swap report. */
-	assert_int_equal(vmem_walk(e->mmu, e->gm, LA_TEST, VMEM_ACC_WRITE | VMEM_ACC_USER, 0, &res, NULL),
+	assert_int_equal(vmem_walk(e->mmu, e->gm, LA_TEST, VMEM_ACC_WRITE | VMEM_ACC_USER, 0, &res),
 			 VMEM_OK);
 	assert_int_equal(res.status, VMEM_WALK_PF);
 	assert_int_equal(res.error_code, VMEM_PFEC_W | VMEM_PFEC_U);
@@ -285,7 +285,7 @@ static void test_walk_swap_in_pde(void **state)
 	assert_int_equal(vmem_swap_encode(loc, &sw), VMEM_OK);
 	put64(e, 0x3000 + 8 * 3, sw);
 	vmem_walk_result res;
-	assert_int_equal(vmem_walk(e->mmu, e->gm, LA_TEST, VMEM_ACC_FETCH, 0, &res, NULL), VMEM_OK);
+	assert_int_equal(vmem_walk(e->mmu, e->gm, LA_TEST, VMEM_ACC_FETCH, 0, &res), VMEM_OK);
 	assert_int_equal(res.status, VMEM_WALK_PF);
 	assert_int_equal(res.level, 2);
 	assert_true(res.info & VMEM_WINFO_SWAP);
@@ -305,7 +305,7 @@ static void test_walk_not_swap(void **state)
 	for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
 		put64(e, 0x4000 + 8 * 4, vals[i]);
 		vmem_walk_result res;
-		assert_int_equal(vmem_walk(e->mmu, e->gm, LA_TEST, VMEM_ACC_READ, 0, &res, NULL), VMEM_OK);
+		assert_int_equal(vmem_walk(e->mmu, e->gm, LA_TEST, VMEM_ACC_READ, 0, &res), VMEM_OK);
 		assert_int_equal(res.status, VMEM_WALK_PF);
 		assert_int_equal(res.level, 1);
 		assert_true(res.entry == vals[i]);
@@ -335,7 +335,7 @@ static void test_walk_pae_pdpte_swap(void **state)
 	pd[2] = sw;
 	vmem_mmu_set_pdptes(mmu, pd);
 	vmem_walk_result res;
-	assert_int_equal(vmem_walk(mmu, gm, 0x80001000ull, VMEM_ACC_READ, 0, &res, NULL), VMEM_OK);
+	assert_int_equal(vmem_walk(mmu, gm, 0x80001000ull, VMEM_ACC_READ, 0, &res), VMEM_OK);
 	assert_int_equal(res.status, VMEM_WALK_PF);
 	assert_int_equal(res.level, 3);
 	assert_true(res.info & VMEM_WINFO_SWAP);
@@ -384,7 +384,7 @@ static void test_walk_32bit_no_swap(void **state)
 	} cases[] = { { 0x00402000, 1, 0xfffbd200u }, { 0x00c00000, 2, 0x200u } };
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		vmem_walk_result res;
-		assert_int_equal(vmem_walk(mmu, gm, cases[i].la, VMEM_ACC_READ, 0, &res, NULL), VMEM_OK);
+		assert_int_equal(vmem_walk(mmu, gm, cases[i].la, VMEM_ACC_READ, 0, &res), VMEM_OK);
 		assert_int_equal(res.status, VMEM_WALK_PF);
 		assert_int_equal(res.level, cases[i].level);
 		assert_true(res.entry == cases[i].entry);

@@ -304,7 +304,7 @@ static void check_guest(unsigned levels, uint64_t base)
 			memcpy(g.ram, start, RAM_SIZE);
 			memset(rs, 0, LANES * sizeof(*rs));
 			for (unsigned i = 0; i < LANES; i++)
-				assert_int_equal(vmem_walk(g.mmu, g.gm, la[i], accs[a], wf, &rs[i], NULL), VMEM_OK);
+				assert_int_equal(vmem_walk(g.mmu, g.gm, la[i], accs[a], wf, &rs[i]), VMEM_OK);
 			for (unsigned i = 0; i < LANES; i++) {
 				if (rs[i].status == VMEM_WALK_OK)
 					seen_ok[rs[i].level]++;

@@ -57,7 +57,7 @@ static void set_cpu(struct fx *f, uint64_t cr0, uint64_t cr3, uint64_t cr4, uint
 static vmem_walk_result walk(struct fx *f, uint64_t la, unsigned acc)
 {
 	vmem_walk_result res;
-	assert_int_equal(vmem_walk(f->mmu, f->gm, la, acc, 0, &res, NULL), VMEM_OK);
+	assert_int_equal(vmem_walk(f->mmu, f->gm, la, acc, 0, &res), VMEM_OK);
 	return res;
 }
 
@@ -95,7 +95,7 @@ static void test_no_side_effects(void **state)
 	set_cpu(f, 0x80010001, 0x1000, 0x20, 0x500, 48, true, 0);
 	vmem_walk_result r;
 	vmem_walk_trace t;
-	assert_int_equal(vmem_walk(f->mmu, f->gm, 0x401abc, VMEM_ACC_WRITE, VMEM_WALK_NO_AD, &r, &t), VMEM_OK);
+	assert_int_equal(vmem_walk_traced(f->mmu, f->gm, 0x401abc, VMEM_ACC_WRITE, VMEM_WALK_NO_AD, &r, &t), VMEM_OK);
 	assert_int_equal(r.status, VMEM_WALK_OK);
 	assert_int_equal(r.gpa, 0x5abc);
 	assert_int_equal(get64(f, 0x1000), 0x2007);
@@ -157,7 +157,7 @@ static void test_32bit_4k(void **state)
 	assert_int_equal(r.error_code, 0x4);
 	assert_int_equal(r.level, 2);
 	/* Linear addresses are 32 bits here. */
-	assert_int_equal(vmem_walk(f->mmu, f->gm, 0x100000000ull, 0, 0, &r, NULL), VMEM_E_INVAL);
+	assert_int_equal(vmem_walk(f->mmu, f->gm, 0x100000000ull, 0, 0, &r), VMEM_E_INVAL);
 }
 
 /* 32-bit paging, 4 MiB page, PSE-36 high address bits and their reserved part. */
@@ -523,7 +523,7 @@ static void test_pae_pdpte_registers_and_no_keys(void **state)
 	put64(f, 0x1000, 0);
 	vmem_walk_result r;
 	vmem_walk_trace t;
-	assert_int_equal(vmem_walk(f->mmu, f->gm, 0x123, VMEM_ACC_WRITE | VMEM_ACC_USER, 0, &r, &t), VMEM_OK);
+	assert_int_equal(vmem_walk_traced(f->mmu, f->gm, 0x123, VMEM_ACC_WRITE | VMEM_ACC_USER, 0, &r, &t), VMEM_OK);
 	assert_int_equal(r.status, VMEM_WALK_OK);
 	assert_int_equal(r.gpa, 0x4123);
 	assert_int_equal(t.e[0].value, 0x2001);

@@ -62,7 +62,7 @@ static void test_half_mmio_half_unbacked(void **state)
 	assert_int_equal(vmem_gmem_add_mmio(gm, a.base, a.size, dev_cb, &a), VMEM_OK);
 	vmem_mmu *m = long_mode(0x1000);
 	vmem_walk_result res;
-	assert_int_equal(vmem_walk(m, gm, 0, VMEM_ACC_READ, 0, &res, NULL), VMEM_OK);
+	assert_int_equal(vmem_walk(m, gm, 0, VMEM_ACC_READ, 0, &res), VMEM_OK);
 	assert_int_equal(res.status, VMEM_WALK_BAD_GPA);
 	assert_true(res.gpa == 0x1000);
 	assert_int_equal(a.outside, 0);
@@ -70,7 +70,7 @@ static void test_half_mmio_half_unbacked(void **state)
 	/* Unlisted memory reading as zero: the entry is the device's half, zero above. */
 	vmem_gmem_set_miss(gm, VMEM_GMEM_MISS_ZERO);
 	vmem_walk_trace tr;
-	assert_int_equal(vmem_walk(m, gm, 0, VMEM_ACC_READ, 0, &res, &tr), VMEM_OK);
+	assert_int_equal(vmem_walk_traced(m, gm, 0, VMEM_ACC_READ, 0, &res, &tr), VMEM_OK);
 	assert_int_equal(a.outside, 0);
 	assert_true(a.calls > 0);
 	assert_int_equal(tr.n, 1); /* bit 0 of 0x11223344 clear: not present */
@@ -91,7 +91,7 @@ static void test_two_devices_one_entry(void **state)
 	vmem_mmu *m = long_mode(0x1000);
 	vmem_walk_result res;
 	vmem_walk_trace tr;
-	assert_int_equal(vmem_walk(m, gm, 0, VMEM_ACC_READ, 0, &res, &tr), VMEM_OK);
+	assert_int_equal(vmem_walk_traced(m, gm, 0, VMEM_ACC_READ, 0, &res, &tr), VMEM_OK);
 	assert_int_equal(a.outside + b.outside, 0);
 	assert_true(b.calls > 0);
 	assert_int_equal(tr.n, 1);

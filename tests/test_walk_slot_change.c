@@ -38,7 +38,7 @@ static void expect(const vmem_mmu *m, vmem_gmem *gm, uint64_t frame)
 	vmem_walk_result r[3];
 	uint64_t la[3] = { LA, LA + 8, LA + 0xff8 };
 	for (int round = 0; round < 2; round++) { /* the second one takes the hinted paths */
-		assert_int_equal(vmem_walk(m, gm, LA, VMEM_ACC_READ, 0, &r[0], NULL), VMEM_OK);
+		assert_int_equal(vmem_walk(m, gm, LA, VMEM_ACC_READ, 0, &r[0]), VMEM_OK);
 		if (frame) {
 			assert_int_equal(r[0].status, VMEM_WALK_OK);
 			assert_true(r[0].gpa == frame);

@@ -56,7 +56,7 @@ static vmem_walk_result walk(struct fx *f, uint64_t la, unsigned acc)
 {
 	vmem_walk_result res;
 	memset(&res, 0xa5, sizeof(res));
-	assert_int_equal(vmem_walk(f->mmu, f->gm, la, acc, 0, &res, NULL), VMEM_OK);
+	assert_int_equal(vmem_walk(f->mmu, f->gm, la, acc, 0, &res), VMEM_OK);
 	return res;
 }
 

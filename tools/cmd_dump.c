@@ -108,7 +108,7 @@ static void leaf(dumper *d, uint64_t la, uint64_t entry, unsigned level)
 {
 	vmem_walk_result res;
 	vmem_err e = vmem_walk(d->mmu, d->gm, la, VMEM_ACC_READ | VMEM_ACC_AC, VMEM_WALK_NO_AD,
-			       &res, NULL);
+			       &res);
 	if (e || res.status != VMEM_WALK_OK) {
 		bool prot = !e && res.status == VMEM_WALK_PF && !(res.error_code & VMEM_PFEC_RSVD);
 		if (!prot) {

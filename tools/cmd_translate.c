@@ -41,7 +41,7 @@ static void translate_one(const vmem_mmu *mmu, vmem_gmem *gm, uint64_t la, unsig
 	vmem_walk_result res;
 	vmem_walk_trace tr;
 	memset(&tr, 0, sizeof(tr));
-	vmem_err e = vmem_walk(mmu, gm, la, acc, VMEM_WALK_NO_AD, &res, &tr);
+	vmem_err e = vmem_walk_traced(mmu, gm, la, acc, VMEM_WALK_NO_AD, &res, &tr);
 	printf("0x%llx: ", (unsigned long long)la);
 	if (e) {
 		printf("refused: %s\n", vmem_strerror(e));

@@ -169,7 +169,7 @@ vmem_err vtx_vm_translate(struct vtx_vm *vm, uint64_t la, uint64_t *gpa)
 	if (err)
 		return err;
 	vmem_walk_result w;
-	err = vmem_walk(vm->mmu, vm->gmem, la, VMEM_ACC_READ, VMEM_WALK_NO_AD, &w, NULL);
+	err = vmem_walk(vm->mmu, vm->gmem, la, VMEM_ACC_READ, VMEM_WALK_NO_AD, &w);
 	if (err)
 		return err;
 	if (w.status != VMEM_WALK_OK)

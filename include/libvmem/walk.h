@@ -75,12 +75,19 @@ typedef struct vmem_walk_trace {
 /* Translate one linear address (SDM vol. 3A ch. 4). Accessed and dirty flags
  * are set only if the translation succeeds, each with a compare-and-swap: an
  * entry changed under the walk restarts it. Returns VMEM_OK with *res filled
- * (faults are results, not errors), VMEM_E_INVAL for bad access flags or an
- * address above 4 GiB in a 32-bit mode, VMEM_E_RETRY if concurrent writers
- * kept winning. trace may be NULL. */
+ * (faults are results, not errors), VMEM_E_INVAL for a NULL argument, bad
+ * access flags or an address above 4 GiB in a 32-bit mode, VMEM_E_RETRY if
+ * concurrent writers kept winning. Six arguments, all in registers on
+ * x86-64 and AArch64: the fault path's call. */
 vmem_err vmem_walk(const vmem_mmu *mmu, vmem_gmem *gm, uint64_t la,
-		   unsigned access, unsigned flags,
-		   vmem_walk_result *res, vmem_walk_trace *trace);
+		   unsigned access, unsigned flags, vmem_walk_result *res);
+
+/* vmem_walk that also records every entry it read in *trace (for
+ * debuggers, `vmem translate`, test vectors); trace may be NULL, which is
+ * vmem_walk. The same answer and the same A/D updates as vmem_walk. */
+vmem_err vmem_walk_traced(const vmem_mmu *mmu, vmem_gmem *gm, uint64_t la,
+			  unsigned access, unsigned flags,
+			  vmem_walk_result *res, vmem_walk_trace *trace);
 
 /* Translate n addresses with the same access; walks are interleaved so that
  * their cache misses overlap. Each res[i] is what vmem_walk would give, and

@@ -30,7 +30,7 @@ int main(void)
 	    vmem_mmu_new(NULL, &regs, &mmu))
 		return 1;
 	vmem_walk_result r;
-	vmem_err e = vmem_walk(mmu, gm, 0x40abcdef, VMEM_ACC_WRITE, 0, &r, NULL);
+	vmem_err e = vmem_walk(mmu, gm, 0x40abcdef, VMEM_ACC_WRITE, 0, &r);
 	printf("consumer: %s, la 0x40abcdef -> gpa %#" PRIx64 ", page size %#" PRIx64 "\n",
 	       vmem_strerror(e), r.gpa, r.page_size);
 	int ok = e == VMEM_OK && r.status == VMEM_WALK_OK && r.gpa == 0x40abcdef &&

@@ -64,7 +64,7 @@ int ksq_ref_run(const ksq_seq *q, unsigned char *pool, ksq_out *out, char *why, 
 		unsigned acc = op->type == KSQ_WRITE64 ? VMEM_ACC_WRITE : acc_flags(op->type);
 		vmem_walk_result w;
 		vmem_walk_trace tr;
-		e = vmem_walk(mmu, gm, op->a, acc, 0, &w, &tr);
+		e = vmem_walk_traced(mmu, gm, op->a, acc, 0, &w, &tr);
 		for (unsigned k = 0; !e && k < tr.n && k < 4; k++)
 			o->path[o->npath++] = tr.e[k].gpa;
 		if (e) {

@@ -110,7 +110,7 @@ static void access(model *m, const ksq_op *op, ksq_out *o)
 		if (e)
 			return err(o, "host registers", e);
 		vmem_walk_result w;
-		e = vmem_walk(m->hmmu, m->host, la, acc, 0, &w, NULL);
+		e = vmem_walk(m->hmmu, m->host, la, acc, 0, &w);
 		if (e)
 			return err(o, "walk of the shadow", e);
 		if (w.status == VMEM_WALK_OK) {

@@ -106,7 +106,7 @@ static void lib_walk(const kvm_case *c, unsigned char *const orig[], unsigned ch
 	if (!la->err)
 		la->err = vmem_mmu_new(NULL, &r, &mmu);
 	if (!la->err)
-		la->err = vmem_walk(mmu, gm, c->la, lib_access(c), 0, &la->res, NULL);
+		la->err = vmem_walk(mmu, gm, c->la, lib_access(c), 0, &la->res);
 	if (!la->err)
 		kvm_diff_pages(c, orig, copy, &la->chg);
 	vmem_mmu_free(mmu);

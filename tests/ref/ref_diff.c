@@ -421,8 +421,8 @@ bool diff_run(diff_env *env, const ref_cpu *cpu, const ref_access *acc, unsigned
 		lb2 = first_differs ? lb[1] : lb[2];
 		flags |= DIFF_NO_TRACE;
 	} else {
-		lerr = vmem_walk(mmu, gm, acc->la, access_flags(acc), wflags, &lres,
-				 (flags & DIFF_NO_TRACE) ? NULL : &ltr);
+		lerr = vmem_walk_traced(mmu, gm, acc->la, access_flags(acc), wflags, &lres,
+				       (flags & DIFF_NO_TRACE) ? NULL : &ltr);
 	}
 
 	ref_result rres;
