@@ -619,7 +619,7 @@ vmi_walk_slow(const vmem_mmu *m, vmem_gmem *gm, uint64_t la, unsigned acc, unsig
 /* vmem_walk's 4-level window path, in x86-64 assembly (System V ABI): the
  * C below (the #else) with each entry's address made off the chain of
  * loads, as win_at does (the C keeps SHLD/ROL indexes: compiled, the
- * off-chain form costs more than it gains), 68 instructions for a 4K page,
+ * off-chain form costs more than it gains), 66 instructions for a 4K page,
  * 8 per level. The chain from one entry load to the next is the load and
  * one AND: the flip and the OR into `any` work on a copy (a MOV the
  * processor renames away), off the chain. One compare against wclim[k]
