@@ -283,7 +283,7 @@ static int run_case(const bcase *c, row *out)
 	int fkind = !on[P_LIB] || sd->page_size != 4096 ? 0 : c->mode == MODE_BATCH ? 1 : sd->levels == 4 ? 2 : 0;
 	const uint64_t **pde = fkind == 1 ? malloc(n * sizeof(*pde)) : NULL;
 	double *fl[FLOOR_OPS_KINDS], *flr = calloc(opt.reps, sizeof(double));
-	fail = !flr || (fkind == 1 && !pde);
+	fail = !flr || (fkind == 1 && !pde); /* the buffers above were checked already */
 	for (unsigned f = 0; f < FLOOR_OPS_KINDS; f++)
 		fail |= !(fl[f] = calloc(opt.reps, sizeof(double)));
 	if (fail) {
@@ -294,7 +294,9 @@ static int run_case(const bcase *c, row *out)
 		/* The PTE the floor finds from the entries above is the walk's. */
 		const uint64_t *p1 = pt_entry(ps, la[i], 1), *p2 = pt_entry(ps, la[i], 2);
 		const uint8_t *found = NULL;
-		if (fkind == 1 && p2) {
+		if (!p1) {
+			/* no PTE: the chain below would follow a missing table */
+		} else if (fkind == 1) {
 			pde[i] = p2;
 			found = ps->buf + (*p2 & PT_ADDR) + ((la[i] >> 9) & 0xff8);
 		} else if (fkind == 2) {
